@@ -1,0 +1,92 @@
+//! Builds the bundled plugins in `plugins/` for `wasm32-wasip2` and embeds them.
+//!
+//! The plugins are their own Cargo workspace, built by a nested `cargo build` into
+//! `target/weft-plugins` (a separate target directory, so the outer build's lock is not
+//! contended). The built-in ones are embedded through `$OUT_DIR/builtins.rs`; the directory of
+//! every built plugin (test-only ones included) is exported to the crate as
+//! `WEFT_PLUGIN_DIR`, which the integration tests use.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Plugins embedded in the binary as built-ins: (crate directory and wasm name, version).
+const BUILTINS: &[&str] = &["approval", "interaction", "transform", "echo", "fail", "sleep"];
+const TARGET: &str = "wasm32-wasip2";
+
+fn main() {
+    let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
+    let out_dir = PathBuf::from(env::var("OUT_DIR").unwrap());
+    println!("cargo:rerun-if-changed=plugins");
+    println!("cargo:rerun-if-changed=wit");
+
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    ensure_target(&rustc);
+
+    // `target/<profile>/build/weft-*/out` → `target/weft-plugins`.
+    let target_dir = out_dir
+        .ancestors()
+        .nth(4)
+        .map(|t| t.join("weft-plugins"))
+        .unwrap_or_else(|| out_dir.join("weft-plugins"));
+    let mut build = Command::new(&cargo);
+    build
+        .args(["build", "--release", "--target", TARGET, "--manifest-path"])
+        .arg(root.join("plugins/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target_dir);
+    // The outer build's settings describe the host crate, not the plugins.
+    for (key, _) in env::vars() {
+        if key.starts_with("CARGO_") && key != "CARGO_HOME" || key == "RUSTFLAGS" || key == "RUSTC_WRAPPER" {
+            build.env_remove(key);
+        }
+    }
+    let status = build.status().expect("cannot run cargo to build the bundled plugins");
+    if !status.success() {
+        panic!("building the bundled plugins in plugins/ failed (see the errors above)");
+    }
+
+    let wasm_dir = target_dir.join(TARGET).join("release");
+    let version = plugin_version(&root.join("plugins/Cargo.toml"));
+    let mut code = String::from("/// (name, version, component bytes) of each built-in plugin.\n");
+    code.push_str("const BUILTINS: &[(&str, &str, &[u8])] = &[\n");
+    for name in BUILTINS {
+        let path = wasm_dir.join(format!("{name}.wasm"));
+        assert!(path.exists(), "the plugin build did not produce {}", path.display());
+        code.push_str(&format!("    ({name:?}, {version:?}, include_bytes!({:?})),\n", path.display().to_string()));
+    }
+    code.push_str("];\n");
+    std::fs::write(out_dir.join("builtins.rs"), code).unwrap();
+    println!("cargo:rustc-env=WEFT_PLUGIN_DIR={}", wasm_dir.display());
+}
+
+/// Installs the wasm32-wasip2 target with rustup if it is missing, or stops with the command.
+fn ensure_target(rustc: &str) {
+    let sysroot = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    let installed = sysroot.is_some_and(|s| Path::new(&s).join("lib/rustlib").join(TARGET).exists());
+    if installed {
+        return;
+    }
+    let added = Command::new("rustup")
+        .args(["target", "add", TARGET])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !added {
+        panic!("the {TARGET} target is missing and could not be installed; run: rustup target add {TARGET}");
+    }
+}
+
+/// The bundled plugins' version: `[workspace.package] version` in plugins/Cargo.toml.
+fn plugin_version(manifest: &Path) -> String {
+    let text = std::fs::read_to_string(manifest).unwrap();
+    let doc: toml::Table = text.parse().expect("plugins/Cargo.toml is valid TOML");
+    doc["workspace"]["package"]["version"]
+        .as_str()
+        .expect("plugins/Cargo.toml sets [workspace.package] version")
+        .to_owned()
+}

@@ -1,0 +1,263 @@
+//! `approval`: waits until enough people approve, or enough deny (Keyfactor's approval step).
+//!
+//! Input (all optional):
+//!
+//! ```json
+//! {"approvers": ["alice", "bob", "group:pki-admins"], "min_approvals": 1, "deny_limit": 1,
+//!  "self_approval": true, "expires_in": "2d", "on_expiry": "fail",
+//!  "prompt": "Approve this request?"}
+//! ```
+//!
+//! `approvers` empty means anyone may answer. `expires_in` is whole seconds or a duration such
+//! as `"30s"`, `"5m"`, `"2h"`, `"1d"`; `on_expiry` is `fail`, `approve` or `reject`.
+//!
+//! The step suspends with an `ApprovalStatus` form of `Approved` (boolean; `"True"`/`"False"`
+//! strings are accepted too) and `Comment` (string, optional). Each person counts once. When
+//! `min_approvals` people have approved the step completes; when `deny_limit` people have
+//! denied it the run is rejected; otherwise it keeps waiting. The output (or rejection) is:
+//!
+//! ```json
+//! {"approved": true, "approvals": [{"by": "alice", "at": "2026-11-22T10:00:00Z", "comment": ""}],
+//!  "denials": [], "min_approvals": 1, "deny_limit": 1, "expired": false}
+//! ```
+
+use serde::{Deserialize, Serialize};
+use weft_plugin_sdk::{
+    export_step, json, parse_input, Answer, Context, Field, FieldType, Interaction, Outcome,
+    ResumeEvent, Step, Value,
+};
+
+const SIGNAL: &str = "ApprovalStatus";
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    #[serde(default)]
+    approvers: Vec<String>,
+    #[serde(default = "one")]
+    min_approvals: u32,
+    #[serde(default = "one")]
+    deny_limit: u32,
+    #[serde(default = "yes")]
+    self_approval: bool,
+    #[serde(default, deserialize_with = "weft_plugin_sdk::seconds")]
+    expires_in: Option<u64>,
+    #[serde(default)]
+    on_expiry: OnExpiry,
+    #[serde(default = "default_prompt")]
+    prompt: String,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_prompt() -> String {
+    "Approve this request?".into()
+}
+
+#[derive(Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum OnExpiry {
+    #[default]
+    Fail,
+    Approve,
+    Reject,
+}
+
+impl Config {
+    fn validate(&self) -> Result<(), String> {
+        if self.min_approvals == 0 {
+            return Err("min_approvals must be at least 1".into());
+        }
+        if self.deny_limit == 0 {
+            return Err("deny_limit must be at least 1".into());
+        }
+        // With a group among the approvers, how many people may answer is the host's to know.
+        let people = self.approvers.len();
+        if people > 0 && !self.has_groups() && self.min_approvals as usize > people {
+            return Err(format!(
+                "min_approvals is {} but only {people} approvers are listed, so the step could never be approved",
+                self.min_approvals
+            ));
+        }
+        Ok(())
+    }
+
+    fn has_groups(&self) -> bool {
+        self.approvers.iter().any(|a| a.starts_with("group:"))
+    }
+}
+
+/// What the step remembers while it waits.
+#[derive(Serialize, Deserialize)]
+struct State {
+    config: Config,
+    approvals: Vec<Vote>,
+    denials: Vec<Vote>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Vote {
+    by: String,
+    at: String,
+    comment: String,
+}
+
+impl State {
+    fn request(self) -> Outcome {
+        Outcome::Suspend(Interaction {
+            prompt: self.config.prompt.clone(),
+            fields: form().into(),
+            assignees: self.config.approvers.clone(),
+            signal_types: vec![SIGNAL.into()],
+            expires_in: self.config.expires_in,
+            state: json!(self),
+        })
+    }
+
+    fn record(&self, approved: bool, expired: bool) -> Value {
+        json!({
+            "approved": approved,
+            "approvals": self.approvals,
+            "denials": self.denials,
+            "min_approvals": self.config.min_approvals,
+            "deny_limit": self.config.deny_limit,
+            "expired": expired,
+        })
+    }
+
+    /// Checks and counts one answer; `Err` is the reason it is refused.
+    fn count(&mut self, ctx: &Context, answer: Answer) -> Result<(), String> {
+        if answer.signal_type != SIGNAL {
+            return Err(format!(
+                "this step accepts {SIGNAL} signals, not {}",
+                answer.signal_type
+            ));
+        }
+        let [approved_field, comment_field] = form();
+        let approved = answer.data.get("Approved").unwrap_or(&Value::Null);
+        let approved = approved_field.coerce(approved)? == Value::Bool(true);
+        let comment = match answer.data.get("Comment") {
+            None | Some(Value::Null) => String::new(),
+            Some(comment) => comment_field
+                .coerce(comment)?
+                .as_str()
+                .unwrap_or_default()
+                .into(),
+        };
+        let who = answer.answered_by;
+        let approvers = &self.config.approvers;
+        if !approvers.is_empty() && !self.config.has_groups() && !approvers.contains(&who) {
+            return Err(format!(
+                "{who} is not one of the approvers: {}",
+                approvers.join(", ")
+            ));
+        }
+        if !self.config.self_approval && who == ctx.started_by {
+            return Err(format!(
+                "{who} started this run and may not approve it (self_approval is false)"
+            ));
+        }
+        if self
+            .approvals
+            .iter()
+            .chain(&self.denials)
+            .any(|v| v.by == who)
+        {
+            return Err(format!(
+                "{who} has already answered; each approver counts once"
+            ));
+        }
+        let vote = Vote {
+            by: who,
+            at: answer.answered_at,
+            comment,
+        };
+        if approved {
+            self.approvals.push(vote);
+        } else {
+            self.denials.push(vote);
+        }
+        Ok(())
+    }
+}
+
+/// The form a person fills in, as Keyfactor's ApprovalStatus signal carries it.
+fn form() -> [Field; 2] {
+    [
+        Field {
+            name: "Approved".into(),
+            field_type: FieldType::Boolean,
+            description: "Whether you approve".into(),
+            required: true,
+            choices: Vec::new(),
+            default: None,
+        },
+        Field {
+            name: "Comment".into(),
+            field_type: FieldType::String,
+            description: "Why (optional)".into(),
+            required: false,
+            choices: Vec::new(),
+            default: Some(json!("")),
+        },
+    ]
+}
+
+struct Approval;
+
+impl Step for Approval {
+    fn run(_ctx: &Context, input: Value) -> Outcome {
+        let config: Config = match parse_input(input) {
+            Ok(config) => config,
+            Err(outcome) => return outcome,
+        };
+        if let Err(problem) = config.validate() {
+            return Outcome::fail(format!("invalid input: {problem}"));
+        }
+        State {
+            config,
+            approvals: Vec::new(),
+            denials: Vec::new(),
+        }
+        .request()
+    }
+
+    fn resume(ctx: &Context, state: Value, event: ResumeEvent) -> Outcome {
+        let mut state: State = match serde_json::from_value(state) {
+            Ok(state) => state,
+            Err(e) => return Outcome::fail(format!("invalid approval state: {e}")),
+        };
+        let config = &state.config;
+        match event {
+            ResumeEvent::Expired => match config.on_expiry {
+                OnExpiry::Fail => Outcome::fail(format!(
+                    "the approval expired with {} of {} approvals; set on_expiry to approve or reject to decide automatically",
+                    state.approvals.len(),
+                    config.min_approvals
+                )),
+                OnExpiry::Approve => Outcome::Complete(state.record(true, true)),
+                OnExpiry::Reject => Outcome::Reject(state.record(false, true)),
+            },
+            ResumeEvent::Answer(answer) => {
+                if let Err(problem) = state.count(ctx, answer) {
+                    return Outcome::InvalidAnswer(problem);
+                }
+                if state.approvals.len() >= state.config.min_approvals as usize {
+                    Outcome::Complete(state.record(true, false))
+                } else if state.denials.len() >= state.config.deny_limit as usize {
+                    Outcome::Reject(state.record(false, false))
+                } else {
+                    state.request()
+                }
+            }
+        }
+    }
+}
+
+export_step!(Approval);

@@ -1,0 +1,45 @@
+//! `fail`: fails on purpose, to exercise retries and failure handling.
+//!
+//! Input: `{"message": string, "retryable": bool, "until_attempt": u32}`, all optional
+//! (`message` defaults to "failed on purpose", `retryable` to false). If `until_attempt` is set
+//! and this is attempt `until_attempt` or later, the step completes with `{"attempt": n}`;
+//! otherwise it fails with `message`, retryable as asked.
+
+use serde::Deserialize;
+use weft_plugin_sdk::{export_step, json, parse_input, Context, Outcome, Step, Value};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Input {
+    #[serde(default = "default_message")]
+    message: String,
+    #[serde(default)]
+    retryable: bool,
+    until_attempt: Option<u32>,
+}
+
+fn default_message() -> String {
+    "failed on purpose".into()
+}
+
+struct Fail;
+
+impl Step for Fail {
+    fn run(ctx: &Context, input: Value) -> Outcome {
+        let input: Input = match parse_input(input) {
+            Ok(input) => input,
+            Err(outcome) => return outcome,
+        };
+        match input.until_attempt {
+            Some(until) if ctx.attempt >= until => {
+                Outcome::Complete(json!({"attempt": ctx.attempt}))
+            }
+            _ => Outcome::Fail {
+                message: input.message,
+                retryable: input.retryable,
+            },
+        }
+    }
+}
+
+export_step!(Fail);

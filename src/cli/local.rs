@@ -1,0 +1,296 @@
+//! Commands that work on a local database file, with an engine in this process.
+
+use super::show;
+use super::{AnswerArgs, CancelArgs, DbArgs, RunArgs, ValidateArgs};
+use crate::engine::{AnswerError, Engine, Event, StartError};
+use crate::names::RunId;
+use crate::plugins::PluginHost;
+use crate::run::{RunRecord, RunState};
+use crate::store::Store;
+use crate::workflow;
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{Map, Value};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// The database file: `--db`, `$WEFT_DB`, or `weft.redb` in the user's data directory.
+fn db_path(db: &DbArgs) -> Result<PathBuf> {
+    if let Some(path) = &db.db {
+        return Ok(path.clone());
+    }
+    let dirs = directories::ProjectDirs::from("dev", "weft", "weft")
+        .ok_or_else(|| anyhow!("cannot find a data directory for this user; pass --db FILE"))?;
+    Ok(dirs.data_dir().join("weft.redb"))
+}
+
+fn open_store(db: &DbArgs) -> Result<Store> {
+    Store::open(&db_path(db)?)
+}
+
+fn open_engine(db: &DbArgs) -> Result<Engine> {
+    let store = open_store(db)?;
+    Ok(Engine::new(PluginHost::new(store)?))
+}
+
+/// The process exit code for a run: 0 completed, 2 waiting, 1 failed, rejected or canceled.
+fn exit_code(run: &RunRecord) -> ExitCode {
+    match run.state {
+        RunState::Completed => ExitCode::SUCCESS,
+        RunState::Waiting | RunState::Pending | RunState::Running => ExitCode::from(2),
+        RunState::Failed | RunState::Rejected | RunState::Canceled => ExitCode::FAILURE,
+    }
+}
+
+fn read_definition(file: &Path) -> Result<workflow::Definition> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    workflow::parse(&text).map_err(|problems| anyhow!("{}:\n{}", file.display(), indent(&problems.to_string())))
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
+}
+
+fn start_error(file: &Path, e: StartError) -> anyhow::Error {
+    match e {
+        StartError::Invalid(problems) => anyhow!("{}:\n{}", file.display(), indent(&problems.to_string())),
+        StartError::Internal(e) => e,
+    }
+}
+
+/// Parses `NAME=VALUE` inputs. Values stay strings; the engine converts them to the declared
+/// type.
+fn parse_inputs(inputs: &[String]) -> Result<Map<String, Value>> {
+    inputs
+        .iter()
+        .map(|pair| {
+            let (name, value) = pair
+                .split_once('=')
+                .ok_or_else(|| anyhow!("--input {pair:?}: expected NAME=VALUE"))?;
+            Ok((name.trim().to_owned(), Value::String(value.to_owned())))
+        })
+        .collect()
+}
+
+/// An answer given on the command line: `Step.SignalType` and its JSON data.
+struct GivenAnswer {
+    step: String,
+    signal: String,
+    data: Value,
+}
+
+fn parse_signal_key(key: &str) -> Result<(String, String)> {
+    key.split_once('.')
+        .filter(|(s, t)| !s.is_empty() && !t.is_empty())
+        .map(|(s, t)| (s.to_owned(), t.to_owned()))
+        .ok_or_else(|| anyhow!("{key:?} is not a signal key: expected Step.SignalType, such as RequireApproval1.ApprovalStatus"))
+}
+
+fn parse_data(text: &str, key: &str) -> Result<Value> {
+    let data: Value = serde_json::from_str(text).with_context(|| format!("{key}: the answer is not valid JSON"))?;
+    if !data.is_object() {
+        bail!("{key}: the answer must be a JSON object, such as {{\"Approved\":true}}");
+    }
+    Ok(data)
+}
+
+fn parse_answer(text: &str) -> Result<GivenAnswer> {
+    let (key, data) = text
+        .split_once('=')
+        .ok_or_else(|| anyhow!("--answer {text:?}: expected Step.SignalType=JSON"))?;
+    let (step, signal) = parse_signal_key(key)?;
+    Ok(GivenAnswer {
+        step,
+        signal,
+        data: parse_data(data, key)?,
+    })
+}
+
+/// Prints each step of `run` as it starts and ends, until the task is aborted.
+fn print_progress(mut events: tokio::sync::broadcast::Receiver<Event>, run: RunId) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Ok(event) = events.recv().await {
+            if let Some(line) = show::progress_line(&event, run) {
+                eprintln!("{line}");
+            }
+        }
+    })
+}
+
+/// `weft run FILE`.
+pub async fn run(args: RunArgs) -> Result<ExitCode> {
+    let definition = read_definition(&args.file)?;
+    let inputs = parse_inputs(&args.inputs)?;
+    let mut answers = args.answers.iter().map(|a| parse_answer(a)).collect::<Result<Vec<_>>>()?;
+    let who = args.identity.name();
+    let engine = open_engine(&args.db)?;
+    let workflow = engine.register(definition).await.map_err(|e| start_error(&args.file, e))?;
+    let events = engine.subscribe();
+    let id = engine
+        .start(&workflow, inputs, &who)
+        .await
+        .map_err(|e| start_error(&args.file, e))?;
+    eprintln!("run {id} of {} v{} started", workflow.definition.id, workflow.definition.version);
+    let printer = print_progress(events, id);
+    let mut run = engine.settled(id).await?;
+    let interactive = std::io::stdin().is_terminal();
+    while run.state == RunState::Waiting {
+        let waiting: Vec<String> = run.waiting_steps().map(|s| s.name.to_string()).collect();
+        if let Some(pos) = answers.iter().position(|a| waiting.contains(&a.step)) {
+            let a = answers.remove(pos);
+            match engine.answer(id, &a.step, &a.signal, a.data, &who).await {
+                Ok(_) => {}
+                Err(e @ AnswerError::Internal(_)) => return Err(e.into()),
+                Err(e) => {
+                    eprintln!("answer {}.{} refused: {e}", a.step, a.signal);
+                    continue;
+                }
+            }
+        } else if interactive {
+            show::prompt_and_answer(&engine, &run, &who).await?;
+        } else {
+            break;
+        }
+        run = engine.settled(id).await?;
+    }
+    printer.abort();
+    for a in &answers {
+        eprintln!("note: --answer {}.{} was not used: that step never waited", a.step, a.signal);
+    }
+    finish_output(&run, args.json, &args.db)
+}
+
+fn finish_output(run: &RunRecord, json: bool, db: &DbArgs) -> Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(run)?);
+    } else {
+        println!("{}", show::summary(run));
+        if run.state == RunState::Waiting {
+            let db = db_path(db)?;
+            for line in show::how_to_answer(run, &db) {
+                println!("{line}");
+            }
+        }
+    }
+    Ok(exit_code(run))
+}
+
+/// `weft answer RUN Step.Signal JSON`.
+pub async fn answer(args: AnswerArgs) -> Result<ExitCode> {
+    let id: RunId = args.run.parse().map_err(|e: String| anyhow!(e))?;
+    let (step, signal) = parse_signal_key(&args.signal)?;
+    let data = parse_data(&args.data, &args.signal)?;
+    let engine = open_engine(&args.db)?;
+    engine.fire_due_timers().await?;
+    let events = engine.subscribe();
+    let printer = print_progress(events, id);
+    engine.answer(id, &step, &signal, data, &args.identity.name()).await?;
+    let run = engine.settled(id).await?;
+    printer.abort();
+    finish_output(&run, args.json, &args.db)
+}
+
+/// `weft resume`: continue interrupted runs and fire due timers, then wait for them.
+pub async fn resume(db: DbArgs) -> Result<ExitCode> {
+    let engine = open_engine(&db)?;
+    let active = engine.store().active_runs()?;
+    let fired = engine.fire_due_timers().await?;
+    let resumed = engine.recover().await?;
+    for id in active {
+        let run = engine.settled(id).await?;
+        println!("{}", show::one_line(&run));
+    }
+    eprintln!("resumed {resumed} run(s), fired {fired} timer(s)");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weft cancel RUN`.
+pub async fn cancel(args: CancelArgs) -> Result<ExitCode> {
+    let id: RunId = args.run.parse().map_err(|e: String| anyhow!(e))?;
+    let engine = open_engine(&args.db)?;
+    let run = engine.cancel(id, &args.identity.name()).await?;
+    println!("{}", show::summary(&run));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weft runs list`.
+pub fn list_runs(db: DbArgs, state: Option<String>, json: bool) -> Result<ExitCode> {
+    let state: Option<RunState> = state.map(|s| s.parse()).transpose().map_err(|e: String| anyhow!(e))?;
+    let store = open_store(&db)?;
+    let runs: Vec<RunRecord> = store
+        .runs()?
+        .into_iter()
+        .filter(|r| state.is_none_or(|s| r.state == s))
+        .collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&runs)?);
+    } else if runs.is_empty() {
+        println!("no runs");
+    } else {
+        for run in &runs {
+            println!("{}", show::one_line(run));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weft runs show RUN`.
+pub fn show_run(db: DbArgs, run: &str, json: bool, logs: bool) -> Result<ExitCode> {
+    let id: RunId = run.parse().map_err(|e: String| anyhow!(e))?;
+    let store = open_store(&db)?;
+    let run = store.run(id)?.ok_or_else(|| anyhow!("no run {id} in {}", store.path().display()))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&run)?);
+    } else {
+        println!("{}", show::summary(&run));
+        if run.state == RunState::Waiting {
+            for line in show::how_to_answer(&run, store.path()) {
+                println!("{line}");
+            }
+        }
+        if logs {
+            println!("log:");
+            for line in store.logs(id, None, usize::MAX)? {
+                println!("{}", show::log_line(&line));
+            }
+        }
+    }
+    Ok(exit_code(&run))
+}
+
+/// `weft plugin add FILE --name N --version V`.
+pub async fn add_plugin(db: DbArgs, file: PathBuf, name: String, version: String) -> Result<ExitCode> {
+    let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+    let host = PluginHost::new(open_store(&db)?)?;
+    let meta = host
+        .add(&name, &version, bytes)
+        .await
+        .map_err(|e| anyhow!("{}: {e}", file.display()))?;
+    println!("{}@{} {} ({} world, {} bytes)", meta.name, meta.version, meta.digest, meta.world, meta.size);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weft plugin list`.
+pub fn list_plugins(db: DbArgs) -> Result<ExitCode> {
+    let host = PluginHost::new(open_store(&db)?)?;
+    for meta in host.list()? {
+        println!("{}@{}\t{}\t{}\t{} bytes", meta.name, meta.version, meta.world, meta.digest, meta.size);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weft validate FILE`.
+pub async fn validate(args: ValidateArgs) -> Result<ExitCode> {
+    let definition = read_definition(&args.file)?;
+    let host = PluginHost::new(open_store(&args.db)?)?;
+    let workflow = workflow::Workflow::validate(definition, &|r| host.resolve(r).map(drop))
+        .map_err(|p| anyhow!("{}:\n{}", args.file.display(), indent(&p.to_string())))?;
+    println!(
+        "{}: {} v{} is valid ({} steps)",
+        args.file.display(),
+        workflow.definition.id,
+        workflow.definition.version,
+        workflow.steps.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,191 @@
+//! The `weft` command line: parses arguments and calls the engine. Commands that touch runs
+//! work on a local database file (`--db`), so everything here works without a server.
+
+mod local;
+mod show;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "weft", version, about = "A WebAssembly-extensible workflow runner")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a workflow file locally, answering interactions from --answer or the terminal.
+    Run(RunArgs),
+    /// Answer a waiting step of a run (Keyfactor signal `Step.SignalType`) and continue it.
+    Answer(AnswerArgs),
+    /// Continue runs that were running when the last process stopped, and fire due timers.
+    Resume(DbArgs),
+    /// Cancel a run that has not finished.
+    Cancel(CancelArgs),
+    /// Read runs.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// Manage plugins in the local database.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+    /// Check a workflow definition without running it.
+    Validate(ValidateArgs),
+}
+
+#[derive(Args)]
+struct DbArgs {
+    /// The database file [default: weft.redb in the user's data directory].
+    #[arg(long, env = "WEFT_DB", global = true)]
+    db: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct Identity {
+    /// Who answers or acts [default: the operating-system user].
+    #[arg(long = "as", value_name = "NAME")]
+    user: Option<String>,
+}
+
+impl Identity {
+    fn name(&self) -> String {
+        self.user.clone().unwrap_or_else(whoami::username)
+    }
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The workflow definition (YAML or JSON).
+    file: PathBuf,
+    /// A workflow input, NAME=VALUE; repeat for several.
+    #[arg(short, long = "input", value_name = "NAME=VALUE")]
+    inputs: Vec<String>,
+    /// An answer, Step.SignalType=JSON, applied when that step waits; repeat for several.
+    #[arg(short, long = "answer", value_name = "STEP.SIGNAL=JSON")]
+    answers: Vec<String>,
+    #[command(flatten)]
+    identity: Identity,
+    /// Print the run record as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+#[derive(Args)]
+struct AnswerArgs {
+    run: String,
+    /// `Step.SignalType`, such as RequireApproval1.ApprovalStatus.
+    signal: String,
+    /// The answer's data, a JSON object such as '{"Approved":true}'.
+    data: String,
+    #[command(flatten)]
+    identity: Identity,
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+#[derive(Args)]
+struct CancelArgs {
+    run: String,
+    #[command(flatten)]
+    identity: Identity,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+#[derive(Subcommand)]
+enum RunsCommand {
+    /// List runs, newest first.
+    List {
+        /// Only runs in this state (waiting, completed, ...).
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Show one run: state, steps, outputs, error, and what it waits for.
+    Show {
+        run: String,
+        #[arg(long)]
+        json: bool,
+        /// Also print the run's log.
+        #[arg(long)]
+        logs: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Validate, compile and store a plugin component.
+    Add {
+        file: PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        version: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// List built-in and stored plugins.
+    List {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Args)]
+struct ValidateArgs {
+    file: PathBuf,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+/// Entry point of the `weft` binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run(args) => local::run(args).await,
+        Command::Answer(args) => local::answer(args).await,
+        Command::Resume(db) => local::resume(db).await,
+        Command::Cancel(args) => local::cancel(args).await,
+        Command::Runs(RunsCommand::List { state, json, db }) => local::list_runs(db, state, json),
+        Command::Runs(RunsCommand::Show { run, json, logs, db }) => local::show_run(db, &run, json, logs),
+        Command::Plugin(PluginCommand::Add { file, name, version, db }) => {
+            local::add_plugin(db, file, name, version).await
+        }
+        Command::Plugin(PluginCommand::List { db }) => local::list_plugins(db),
+        Command::Validate(args) => local::validate(args).await,
+    }
+}

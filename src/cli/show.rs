@@ -1,0 +1,234 @@
+//! How runs look on a terminal: progress lines, summaries, and the interactive prompt.
+
+use crate::engine::{AnswerError, Engine, Event};
+use crate::names::RunId;
+use crate::run::{rfc3339, Field, FieldType, LogLine, RunRecord, StepState};
+use crate::workflow::coerce;
+use anyhow::Result;
+use serde_json::{Map, Value};
+use std::io::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+/// One line for a progress event of `run`, or none for other runs' events.
+pub fn progress_line(event: &Event, run: RunId) -> Option<String> {
+    match event {
+        Event::StepStarted { run: r, step, attempt } if *r == run => Some(if *attempt > 1 {
+            format!("  ▶ {step} started (attempt {attempt})")
+        } else {
+            format!("  ▶ {step} started")
+        }),
+        Event::StepFinished {
+            run: r,
+            step,
+            state,
+            elapsed,
+            detail,
+        } if *r == run => {
+            let took = duration(*elapsed);
+            Some(match (state, detail) {
+                (StepState::Completed, _) => format!("  ✔ {step} completed in {took}"),
+                (StepState::Waiting, Some(d)) => format!("  ⏸ {step} {d}"),
+                (StepState::Skipped, Some(d)) => format!("  ↷ {step} skipped: {d}"),
+                (StepState::Pending, Some(d)) => format!("  ↻ {step} {d}"),
+                (_, Some(d)) => format!("  ✘ {step} {}: {d}", state_name(*state)),
+                (_, None) => format!("  • {step} {}", state_name(*state)),
+            })
+        }
+        _ => None,
+    }
+}
+
+fn state_name(state: StepState) -> String {
+    serde_json::to_value(state)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn duration(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{:.1}ms", d.as_secs_f64() * 1000.0)
+    } else {
+        format!("{:.2}s", d.as_secs_f64())
+    }
+}
+
+/// A one-line description: id, workflow, state, start time.
+pub fn one_line(run: &RunRecord) -> String {
+    format!(
+        "{}  {:<9}  {} v{}  started {} by {}",
+        run.id,
+        run.state.as_str(),
+        run.workflow.id,
+        run.workflow.version,
+        rfc3339(run.created_at),
+        run.started_by
+    )
+}
+
+/// Several lines: state, steps, outputs and error.
+pub fn summary(run: &RunRecord) -> String {
+    let mut out = format!("run {}: {}\n", run.id, run.state.as_str());
+    out.push_str(&format!(
+        "workflow {} v{}, started by {} at {}\n",
+        run.workflow.id,
+        run.workflow.version,
+        run.started_by,
+        rfc3339(run.created_at)
+    ));
+    out.push_str("steps:\n");
+    for step in &run.steps {
+        let mut line = format!("  {:<24} {:<9}", step.name.as_str(), state_name(step.state));
+        if step.attempt > 1 {
+            line.push_str(&format!(" attempts: {}", step.attempt));
+        }
+        for a in &step.answers {
+            line.push_str(&format!(" answered by {}", a.answered_by));
+        }
+        if let Some(e) = &step.error {
+            line.push_str(&format!(" error: {e}"));
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    if let Some(outputs) = &run.outputs {
+        out.push_str(&format!("outputs: {}\n", serde_json::to_string_pretty(outputs).unwrap_or_default()));
+    }
+    if let Some(error) = &run.error {
+        out.push_str(&format!("error: {error}\n"));
+    }
+    out.trim_end().to_owned()
+}
+
+/// What the run waits for and the command that answers it.
+pub fn how_to_answer(run: &RunRecord, db: &Path) -> Vec<String> {
+    let mut lines = Vec::new();
+    for step in run.waiting_steps() {
+        let Some(waiting) = &step.waiting else { continue };
+        lines.push(format!("{} waits: {}", step.name, waiting.prompt));
+        if let Some(at) = waiting.expires_at {
+            lines.push(format!("  expires at {}", rfc3339(at)));
+        }
+        if !waiting.assignees.is_empty() {
+            lines.push(format!("  assignees: {}", waiting.assignees.join(", ")));
+        }
+        for field in &waiting.fields {
+            lines.push(format!("  {}", describe_field(field)));
+        }
+        for signal in &waiting.signal_types {
+            lines.push(format!(
+                "  answer with: weft answer {} {}.{} '{}' --db {}",
+                run.id,
+                step.name,
+                signal,
+                example(&waiting.fields),
+                db.display()
+            ));
+        }
+    }
+    lines
+}
+
+fn describe_field(field: &Field) -> String {
+    let mut text = format!(
+        "{} ({}{})",
+        field.name,
+        type_label(field.field_type),
+        if field.required { ", required" } else { "" }
+    );
+    if !field.description.is_empty() {
+        text.push_str(&format!(": {}", field.description));
+    }
+    if !field.choices.is_empty() {
+        let choices: Vec<String> = field.choices.iter().map(Value::to_string).collect();
+        text.push_str(&format!(" one of {}", choices.join(", ")));
+    }
+    if let Some(d) = &field.default {
+        text.push_str(&format!(" [default {d}]"));
+    }
+    text
+}
+
+fn type_label(t: FieldType) -> String {
+    serde_json::to_value(t)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// An example answer for a form: each required field with a value of its type.
+fn example(fields: &[Field]) -> String {
+    let data: Map<String, Value> = fields
+        .iter()
+        .filter(|f| f.required)
+        .map(|f| {
+            let value = f.choices.first().cloned().unwrap_or(match f.field_type {
+                FieldType::Boolean => Value::Bool(true),
+                FieldType::Number | FieldType::Integer => Value::from(1),
+                FieldType::Json => Value::Object(Map::new()),
+                FieldType::DateTime => Value::from("2026-01-01T00:00:00Z"),
+                FieldType::String | FieldType::SecureString => Value::from("..."),
+            });
+            (f.name.clone(), value)
+        })
+        .collect();
+    Value::Object(data).to_string()
+}
+
+pub fn log_line(line: &LogLine) -> String {
+    let step = line.step.as_ref().map(|s| format!(" [{s}]")).unwrap_or_default();
+    format!("  {} {:<5}{} {}", rfc3339(line.at), line.level, step, line.message)
+}
+
+/// Asks at the terminal for every field of the first waiting step, and answers it. A refused
+/// answer is shown and asked again.
+pub async fn prompt_and_answer(engine: &Engine, run: &RunRecord, who: &str) -> Result<()> {
+    let Some(step) = run.waiting_steps().next() else { return Ok(()) };
+    let Some(waiting) = step.waiting.clone() else { return Ok(()) };
+    let signal = waiting.signal_types.first().cloned().unwrap_or_default();
+    eprintln!("\n{} asks: {}", step.name, waiting.prompt);
+    loop {
+        let mut data = Map::new();
+        for field in &waiting.fields {
+            if let Some(value) = ask(field).await? {
+                data.insert(field.name.clone(), value);
+            }
+        }
+        match engine.answer(run.id, step.name.as_str(), &signal, Value::Object(data), who).await {
+            Ok(_) => return Ok(()),
+            Err(e @ AnswerError::Internal(_)) => return Err(e.into()),
+            Err(e) => eprintln!("answer refused: {e}; please answer again"),
+        }
+    }
+}
+
+/// Reads one field; empty input leaves it out (its default applies).
+async fn ask(field: &Field) -> Result<Option<Value>> {
+    loop {
+        eprint!("  {}: ", describe_field(field));
+        std::io::stderr().flush()?;
+        let line = tokio::task::spawn_blocking(|| {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).map(|n| (n, line))
+        })
+        .await??;
+        let (read, line) = line;
+        if read == 0 {
+            anyhow::bail!("standard input closed while answering {}", field.name);
+        }
+        let text = line.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        let text = match (field.field_type, text.to_ascii_lowercase().as_str()) {
+            (FieldType::Boolean, "y" | "yes") => "true".to_owned(),
+            (FieldType::Boolean, "n" | "no") => "false".to_owned(),
+            _ => text.to_owned(),
+        };
+        match coerce(field.field_type, &Value::String(text)) {
+            Ok(value) => return Ok(Some(value)),
+            Err(e) => eprintln!("  {}: {e}", field.name),
+        }
+    }
+}

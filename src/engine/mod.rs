@@ -1,0 +1,522 @@
+//! The engine: starts runs, calls step plugins, pauses for people, retries, fires timers and
+//! recovers after a crash.
+//!
+//! A run changes only under its own lock, and every change is committed to the store before
+//! anything acts on it: a step is marked running (durably) before its plugin is called, and a
+//! plugin's outcome is committed before the steps after it start. A run in memory is a cache
+//! of its committed record; runs that wait or have finished are dropped from memory, so a
+//! hundred thousand waiting runs cost no instances and little RAM.
+//!
+//! Plugin calls run on their own tasks without the run lock, so independent steps of a DAG
+//! and many runs proceed at once. Answers are the exception: `resume` is called under the
+//! run's lock so two answers to one step are applied one after the other.
+//!
+//! This module decides what happens; [`crate::store`] keeps it and [`crate::plugins`] runs
+//! the WASM.
+
+mod timers;
+mod transition;
+
+pub use transition::expression_context;
+
+use crate::names::{Digest, RunId, StepName};
+use crate::plugins::{CallContext, Limits, Outcome, PluginHost, ResumeEvent};
+use crate::run::{now, AnswerRecord, RunRecord, RunState, StepRecord, StepState, WorkflowRef};
+use crate::store::{Store, Write};
+use crate::workflow::{Definition, Problems, Workflow};
+use anyhow::{anyhow, Result};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{broadcast, Notify};
+use transition::Transition;
+use weft_template::{Syntax, Templates};
+
+/// Something that happened to a run, published after it was committed.
+#[derive(Clone, Debug)]
+pub enum Event {
+    StepStarted {
+        run: RunId,
+        step: StepName,
+        attempt: u32,
+    },
+    StepFinished {
+        run: RunId,
+        step: StepName,
+        /// `Pending` means the attempt failed and a retry is scheduled.
+        state: StepState,
+        elapsed: Duration,
+        detail: Option<String>,
+    },
+    RunChanged {
+        run: RunId,
+        state: RunState,
+    },
+}
+
+/// Why an answer was refused. Nothing was changed.
+#[derive(Debug, thiserror::Error)]
+pub enum AnswerError {
+    #[error("no run {0}")]
+    UnknownRun(RunId),
+    #[error("{0}")]
+    UnknownStep(String),
+    /// The step (or run) is not waiting; the message names what is.
+    #[error("{0}")]
+    NotWaiting(String),
+    /// The step does not accept this signal type.
+    #[error("{0}")]
+    UnknownSignal(String),
+    /// The plugin refused the answer (wrong type, missing field, not allowed, repeated).
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// Why a run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Invalid(Problems),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+type RunHandle = Arc<tokio::sync::Mutex<RunRecord>>;
+
+/// The engine; cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    plugins: PluginHost,
+    templates: Templates,
+    workflows: Mutex<HashMap<Digest, Arc<Workflow>>>,
+    live: Mutex<HashMap<RunId, RunHandle>>,
+    events: broadcast::Sender<Event>,
+    timers_changed: Notify,
+}
+
+impl Engine {
+    /// Creates the engine and starts its timer task (call inside a tokio runtime).
+    pub fn new(plugins: PluginHost) -> Engine {
+        let (events, _) = broadcast::channel(4096);
+        let engine = Engine {
+            inner: Arc::new(Inner {
+                store: plugins.store().clone(),
+                plugins,
+                templates: Templates::new(Syntax::Braces),
+                workflows: Mutex::new(HashMap::new()),
+                live: Mutex::new(HashMap::new()),
+                events,
+                timers_changed: Notify::new(),
+            }),
+        };
+        tokio::spawn(timers::run(engine.clone()));
+        engine
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn plugins(&self) -> &PluginHost {
+        &self.inner.plugins
+    }
+
+    /// Events of every run, from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
+    /// Validates a definition and stores it as (id, version). Storing the same version again
+    /// with other content replaces the version's definition; runs keep the one they started
+    /// with (they are pinned by digest).
+    pub async fn register(&self, definition: Definition) -> Result<Arc<Workflow>, StartError> {
+        let plugins = &self.inner.plugins;
+        let workflow = Workflow::validate(definition, &|r| plugins.resolve(r).map(drop)).map_err(StartError::Invalid)?;
+        let json = serde_json::to_vec(&workflow.definition).map_err(anyhow::Error::from)?;
+        self.inner
+            .store
+            .commit(vec![Write::Workflow {
+                id: workflow.definition.id.clone(),
+                version: workflow.definition.version,
+                digest: workflow.digest.clone(),
+                json,
+            }])
+            .await?;
+        let workflow = Arc::new(workflow);
+        self.inner
+            .workflows
+            .lock()
+            .expect("workflow cache lock")
+            .insert(workflow.digest.clone(), workflow.clone());
+        Ok(workflow)
+    }
+
+    /// A stored workflow by id, at `version` or its latest.
+    pub fn workflow(&self, id: &str, version: Option<u64>) -> Result<Option<Arc<Workflow>>> {
+        match self.inner.store.workflow_version(id, version)? {
+            Some((_, digest)) => self.workflow_by_digest(&digest).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn workflow_by_digest(&self, digest: &Digest) -> Result<Arc<Workflow>> {
+        if let Some(found) = self.inner.workflows.lock().expect("workflow cache lock").get(digest) {
+            return Ok(found.clone());
+        }
+        let json = self
+            .inner
+            .store
+            .definition(digest)?
+            .ok_or_else(|| anyhow!("the definition {digest} is missing from the store"))?;
+        let definition: Definition = serde_json::from_slice(&json)?;
+        // Plugins were checked when the definition was stored; runs use pinned digests.
+        let workflow = Workflow::validate(definition, &|_| Ok(()))
+            .map_err(|p| anyhow!("stored definition {digest} no longer validates: {p}"))?;
+        let workflow = Arc::new(workflow);
+        self.inner
+            .workflows
+            .lock()
+            .expect("workflow cache lock")
+            .insert(digest.clone(), workflow.clone());
+        Ok(workflow)
+    }
+
+    /// Starts a run: checks inputs, pins plugin digests, commits the run and begins it.
+    pub async fn start(
+        &self,
+        workflow: &Arc<Workflow>,
+        inputs: Map<String, Value>,
+        started_by: &str,
+    ) -> Result<RunId, StartError> {
+        let inputs = workflow.bind_inputs(inputs).map_err(StartError::Invalid)?;
+        let mut problems = Vec::new();
+        let mut steps = Vec::new();
+        for (i, step) in workflow.steps.iter().enumerate() {
+            match self.inner.plugins.resolve(&step.plugin) {
+                Ok(digest) => steps.push(new_step(step.name.clone(), digest)),
+                Err(message) => problems.push(crate::workflow::Problem {
+                    path: format!("steps[{i}].plugin"),
+                    message,
+                }),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(StartError::Invalid(Problems(problems)));
+        }
+        let mut run = RunRecord {
+            id: RunId::new(),
+            workflow: WorkflowRef {
+                id: workflow.definition.id.clone(),
+                version: workflow.definition.version,
+                digest: workflow.digest.clone(),
+            },
+            state: RunState::Pending,
+            inputs,
+            started_by: started_by.to_owned(),
+            created_at: now(),
+            ended_at: None,
+            steps,
+            outputs: None,
+            error: None,
+            restarted_from: None,
+            next_log_seq: 0,
+        };
+        let mut tx = Transition::default();
+        tx.log(&mut run, "info", None, format!("run started by {started_by}"));
+        let id = run.id;
+        let handle: RunHandle = Arc::new(tokio::sync::Mutex::new(run));
+        let mut guard = handle.clone().lock_owned().await;
+        self.inner.live.lock().expect("live runs lock").insert(id, handle);
+        transition::advance(&mut guard, workflow, &self.inner.templates, &mut tx);
+        self.commit(&mut guard, tx).await?;
+        Ok(id)
+    }
+
+    /// The run as last committed.
+    pub async fn run(&self, id: RunId) -> Result<Option<RunRecord>> {
+        let live = self.inner.live.lock().expect("live runs lock").get(&id).cloned();
+        match live {
+            Some(handle) => Ok(Some(handle.lock().await.clone())),
+            None => self.inner.store.run(id),
+        }
+    }
+
+    /// Waits until the run is neither pending nor running, and returns it.
+    pub async fn settled(&self, id: RunId) -> Result<RunRecord> {
+        let mut events = self.subscribe();
+        loop {
+            let run = self.run(id).await?.ok_or_else(|| anyhow!("no run {id}"))?;
+            if !matches!(run.state, RunState::Pending | RunState::Running) {
+                return Ok(run);
+            }
+            loop {
+                match events.recv().await {
+                    Ok(Event::RunChanged { run, .. }) if run == id => break,
+                    Ok(_) => continue,
+                    Err(broadcast::error::RecvError::Lagged(_)) => break,
+                    Err(broadcast::error::RecvError::Closed) => return Err(anyhow!("the engine stopped")),
+                }
+            }
+        }
+    }
+
+    /// Answers a waiting step with the signal `signal_type` (`Step.SignalType`).
+    pub async fn answer(
+        &self,
+        id: RunId,
+        step_name: &str,
+        signal_type: &str,
+        data: Value,
+        answered_by: &str,
+    ) -> Result<RunRecord, AnswerError> {
+        let handle = self.handle(id).await?.ok_or(AnswerError::UnknownRun(id))?;
+        let mut run = handle.clone().lock_owned().await;
+        let Some(i) = run.steps.iter().position(|s| s.name.as_str() == step_name) else {
+            let names: Vec<&str> = run.steps.iter().map(|s| s.name.as_str()).collect();
+            return Err(AnswerError::UnknownStep(format!(
+                "run {id} has no step {step_name}; its steps are {}",
+                names.join(", ")
+            )));
+        };
+        let step = &run.steps[i];
+        let Some(waiting) = step.waiting.as_ref().filter(|_| step.state == StepState::Waiting) else {
+            let current: Vec<String> = run.waiting_steps().map(|s| s.name.to_string()).collect();
+            let now_waiting = if current.is_empty() {
+                format!("no step is waiting (the run is {})", run.state.as_str())
+            } else {
+                format!("waiting now: {}", current.join(", "))
+            };
+            return Err(AnswerError::NotWaiting(format!(
+                "step {step_name} is {}, not waiting; {now_waiting}",
+                serde_json::to_value(step.state).unwrap_or_default().as_str().unwrap_or("?"),
+            )));
+        };
+        if !waiting.signal_types.iter().any(|s| s == signal_type) {
+            return Err(AnswerError::UnknownSignal(format!(
+                "step {step_name} does not accept signal type {signal_type:?}; it accepts {}",
+                waiting
+                    .signal_types
+                    .iter()
+                    .map(|s| format!("{step_name}.{s}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        let workflow = self.workflow_by_digest(&run.workflow.digest)?;
+        let answered_at = now();
+        let event = ResumeEvent::Answer {
+            signal_type: signal_type.to_owned(),
+            answered_by: answered_by.to_owned(),
+            answered_at,
+            data,
+        };
+        let report = self
+            .inner
+            .plugins
+            .resume(&step.plugin, &call_context(&run, i), &waiting.state, event, limits(&workflow, i))
+            .await;
+        if let Outcome::InvalidAnswer(message) = report.outcome {
+            return Err(AnswerError::Invalid(message));
+        }
+        let mut tx = Transition::default();
+        let name = run.steps[i].name.clone();
+        run.steps[i].answers.push(AnswerRecord {
+            signal_type: signal_type.to_owned(),
+            answered_by: answered_by.to_owned(),
+            answered_at,
+        });
+        tx.log(&mut run, "info", Some(&name), format!("{answered_by} answered {name}.{signal_type}"));
+        tx.plugin_logs(&mut run, &name, report.logs);
+        let expiry = transition::pending_timer(id, &run.steps[i]);
+        let still_waiting = matches!(report.outcome, Outcome::Suspend(_));
+        if let (Some(timer), false) = (expiry, still_waiting) {
+            tx.writes.push(Write::DeleteTimer(timer));
+        }
+        transition::apply_outcome(&mut run, &workflow, i, report.outcome, report.elapsed, &mut tx);
+        transition::advance(&mut run, &workflow, &self.inner.templates, &mut tx);
+        self.commit(&mut run, tx).await?;
+        Ok(run.clone())
+    }
+
+    /// Cancels a run that has not finished. Side effects already done are not undone.
+    pub async fn cancel(&self, id: RunId, by: &str) -> Result<RunRecord, AnswerError> {
+        let handle = self.handle(id).await?.ok_or(AnswerError::UnknownRun(id))?;
+        let mut run = handle.clone().lock_owned().await;
+        if run.state.is_finished() {
+            return Err(AnswerError::NotWaiting(format!(
+                "run {id} has already finished ({}); only pending, running or waiting runs can be canceled",
+                run.state.as_str()
+            )));
+        }
+        let mut tx = Transition::default();
+        transition::finish(&mut run, RunState::Canceled, Some(format!("canceled by {by}")), &mut tx);
+        self.commit(&mut run, tx).await?;
+        Ok(run.clone())
+    }
+
+    /// Continues runs that were pending or running when the last process stopped. A step
+    /// that was mid-call is called again (at-least-once). Returns how many runs resumed.
+    pub async fn recover(&self) -> Result<usize> {
+        let ids = self.inner.store.active_runs()?;
+        for &id in &ids {
+            let Some(handle) = self.handle(id).await? else { continue };
+            let mut run = handle.clone().lock_owned().await;
+            let workflow = self.workflow_by_digest(&run.workflow.digest)?;
+            let mut tx = Transition::default();
+            for i in 0..run.steps.len() {
+                if run.steps[i].state == StepState::Running {
+                    run.steps[i].state = StepState::Pending;
+                    let name = run.steps[i].name.clone();
+                    tx.log(
+                        &mut run,
+                        "warn",
+                        Some(&name),
+                        "was running when the last process stopped; calling it again".into(),
+                    );
+                }
+            }
+            transition::advance(&mut run, &workflow, &self.inner.templates, &mut tx);
+            self.commit(&mut run, tx).await?;
+        }
+        self.inner.timers_changed.notify_one();
+        Ok(ids.len())
+    }
+
+    /// Fires timers that fell due while no process ran.
+    pub async fn fire_due_timers(&self) -> Result<usize> {
+        timers::fire_due(self).await
+    }
+
+    /// The in-memory handle of a run, loading it from the store if needed.
+    async fn handle(&self, id: RunId) -> Result<Option<RunHandle>> {
+        if let Some(h) = self.inner.live.lock().expect("live runs lock").get(&id) {
+            return Ok(Some(h.clone()));
+        }
+        let Some(record) = self.inner.store.run(id)? else {
+            return Ok(None);
+        };
+        let mut live = self.inner.live.lock().expect("live runs lock");
+        // Another task may have loaded it meanwhile; theirs wins, so there is one copy.
+        Ok(Some(
+            live.entry(id)
+                .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(record)))
+                .clone(),
+        ))
+    }
+
+    /// Commits a transition, then acts on it: publishes events and starts the steps it
+    /// marked running. On a failed commit the in-memory run is reloaded from the store.
+    async fn commit(&self, run: &mut tokio::sync::OwnedMutexGuard<RunRecord>, mut tx: Transition) -> Result<()> {
+        if tx.dirty || !tx.to_start.is_empty() {
+            tx.writes.push(Write::run(run)?);
+        }
+        let timers_touched = tx
+            .writes
+            .iter()
+            .any(|w| matches!(w, Write::Timer(_) | Write::DeleteTimer(_)));
+        if let Err(e) = self.inner.store.commit(std::mem::take(&mut tx.writes)).await {
+            if let Ok(Some(stored)) = self.inner.store.run(run.id) {
+                **run = stored;
+            }
+            return Err(e);
+        }
+        if timers_touched {
+            self.inner.timers_changed.notify_one();
+        }
+        for event in tx.events {
+            let _ = self.inner.events.send(event);
+        }
+        let workflow = self.workflow_by_digest(&run.workflow.digest)?;
+        for (i, input) in tx.to_start {
+            self.spawn_call(run, &workflow, i, input);
+        }
+        if !matches!(run.state, RunState::Pending | RunState::Running) {
+            self.evict(run);
+        }
+        Ok(())
+    }
+
+    /// Calls step `i`'s plugin on its own task, then records the result. A plain (not
+    /// async) function, so the task's `Send` check does not cycle through `commit`.
+    fn spawn_call(&self, run: &RunRecord, workflow: &Workflow, i: usize, input: Value) {
+        let engine = self.clone();
+        let ctx = call_context(run, i);
+        let plugin = run.steps[i].plugin.clone();
+        let limits = limits(workflow, i);
+        let id = run.id;
+        tokio::spawn(async move {
+            let report = engine.inner.plugins.run(&plugin, &ctx, &input, limits).await;
+            if let Err(e) = engine.step_returned(id, i, ctx.attempt, report).await {
+                tracing::error!("run {id}: cannot record the result of step {}: {e:#}", ctx.step);
+            }
+        });
+    }
+
+    /// Records a finished plugin call and moves the run on.
+    async fn step_returned(&self, id: RunId, i: usize, attempt: u32, report: crate::plugins::CallReport) -> Result<()> {
+        let handle = self.handle(id).await?.ok_or_else(|| anyhow!("run {id} vanished"))?;
+        let mut run = handle.clone().lock_owned().await;
+        let step = &run.steps[i];
+        if run.state.is_finished() || step.state != StepState::Running || step.attempt != attempt {
+            // Canceled meanwhile, or a stale attempt: the result is not wanted.
+            return Ok(());
+        }
+        let workflow = self.workflow_by_digest(&run.workflow.digest)?;
+        let mut tx = Transition::default();
+        let name = step.name.clone();
+        tx.plugin_logs(&mut run, &name, report.logs);
+        transition::apply_outcome(&mut run, &workflow, i, report.outcome, report.elapsed, &mut tx);
+        transition::advance(&mut run, &workflow, &self.inner.templates, &mut tx);
+        self.commit(&mut run, tx).await
+    }
+
+    /// Drops a run from memory when no one else holds it; the store has it.
+    fn evict(&self, run: &tokio::sync::OwnedMutexGuard<RunRecord>) {
+        let mut live = self.inner.live.lock().expect("live runs lock");
+        if let Some(handle) = live.get(&run.id) {
+            // The map and the guard hold one reference each; anyone else is about to use it.
+            if Arc::strong_count(handle) <= 2 {
+                live.remove(&run.id);
+            }
+        }
+    }
+}
+
+fn new_step(name: StepName, plugin: Digest) -> StepRecord {
+    StepRecord {
+        name,
+        plugin,
+        state: StepState::Pending,
+        attempt: 0,
+        started_at: None,
+        ended_at: None,
+        output: None,
+        error: None,
+        retry_at: None,
+        waiting: None,
+        answers: Vec::new(),
+        busy_ms: 0,
+    }
+}
+
+fn call_context(run: &RunRecord, i: usize) -> CallContext {
+    CallContext {
+        run_id: run.id.to_string(),
+        workflow: run.workflow.id.clone(),
+        step: run.steps[i].name.to_string(),
+        attempt: run.steps[i].attempt.max(1),
+        started_by: run.started_by.clone(),
+    }
+}
+
+fn limits(workflow: &Workflow, i: usize) -> Limits {
+    Limits::with_deadline(workflow.steps[i].timeout)
+}

@@ -1,0 +1,17 @@
+//! Weft: a WebAssembly-extensible workflow runner with durable runs and human approvals.
+//!
+//! The crate is split along its real boundaries:
+//! - [`workflow`] parses and validates definitions (the only place that checks them);
+//! - [`run`] holds the run record, the one document the engine changes and the store keeps;
+//! - [`store`] persists everything in one redb file, with group commit;
+//! - [`plugins`] hosts untrusted WASM components under deadlines and memory caps;
+//! - [`engine`] schedules steps, pauses for people, retries and fires timers;
+//! - [`cli`] is the `weft` command line.
+
+pub mod cli;
+pub mod engine;
+pub mod names;
+pub mod plugins;
+pub mod run;
+pub mod store;
+pub mod workflow;

@@ -1,0 +1,226 @@
+//! The run record: everything about one run of one workflow version, kept as one document.
+//!
+//! The engine changes a run only by editing its record and committing it; the store keeps it
+//! as is. Keeping a run's steps inside its record makes every transition one write and lets a
+//! restarted process pick a run up from exactly what was committed.
+
+use crate::names::{Digest, RunId, StepName};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+/// Where a run is in its life. `Waiting` ⇄ `Running` may alternate; the last four are final.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    Pending,
+    Running,
+    Waiting,
+    Completed,
+    Failed,
+    Canceled,
+    Rejected,
+}
+
+impl RunState {
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            RunState::Completed | RunState::Failed | RunState::Canceled | RunState::Rejected
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Pending => "pending",
+            RunState::Running => "running",
+            RunState::Waiting => "waiting",
+            RunState::Completed => "completed",
+            RunState::Failed => "failed",
+            RunState::Canceled => "canceled",
+            RunState::Rejected => "rejected",
+        }
+    }
+}
+
+impl std::str::FromStr for RunState {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        serde_json::from_value(Value::String(text.to_ascii_lowercase())).map_err(|_| {
+            format!("unknown run state {text:?}: use pending, running, waiting, completed, failed, canceled or rejected")
+        })
+    }
+}
+
+/// Where a step is in its run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepState {
+    Pending,
+    Running,
+    Waiting,
+    Completed,
+    Failed,
+    Skipped,
+    Canceled,
+}
+
+impl StepState {
+    /// Whether steps that need this one may go on.
+    pub fn lets_dependents_run(self) -> bool {
+        matches!(self, StepState::Completed | StepState::Skipped)
+    }
+}
+
+/// The workflow version a run is pinned to.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct WorkflowRef {
+    pub id: String,
+    pub version: u64,
+    /// Digest of the definition's canonical JSON; the definition itself is kept by digest.
+    pub digest: Digest,
+}
+
+/// One run of one workflow version.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub id: RunId,
+    pub workflow: WorkflowRef,
+    pub state: RunState,
+    pub inputs: Value,
+    pub started_by: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub ended_at: Option<OffsetDateTime>,
+    pub steps: Vec<StepRecord>,
+    #[serde(default)]
+    pub outputs: Option<Value>,
+    #[serde(default)]
+    pub error: Option<String>,
+    /// The run this one restarts, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarted_from: Option<RunId>,
+    /// Sequence number of the next log line.
+    #[serde(default)]
+    pub next_log_seq: u64,
+}
+
+impl RunRecord {
+    pub fn step(&self, name: &str) -> Option<&StepRecord> {
+        self.steps.iter().find(|s| s.name.as_str() == name)
+    }
+
+    /// Steps currently waiting for a person.
+    pub fn waiting_steps(&self) -> impl Iterator<Item = &StepRecord> {
+        self.steps.iter().filter(|s| s.state == StepState::Waiting)
+    }
+}
+
+/// One step of a run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub name: StepName,
+    /// The plugin digest resolved when the run started; the run never changes plugin.
+    pub plugin: Digest,
+    pub state: StepState,
+    /// Attempts made so far (1 after the first call).
+    pub attempt: u32,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub started_at: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub ended_at: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub output: Option<Value>,
+    #[serde(default)]
+    pub error: Option<String>,
+    /// When the next attempt is due, while a retry waits out its backoff.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub retry_at: Option<OffsetDateTime>,
+    /// What the step waits for, while it waits.
+    #[serde(default)]
+    pub waiting: Option<Waiting>,
+    /// Answers accepted so far, oldest first.
+    #[serde(default)]
+    pub answers: Vec<AnswerRecord>,
+    /// Time spent inside plugin calls, over all attempts.
+    #[serde(default)]
+    pub busy_ms: u64,
+}
+
+/// The interaction a suspended step waits on, and the plugin's own state to resume with.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Waiting {
+    pub prompt: String,
+    pub fields: Vec<Field>,
+    pub assignees: Vec<String>,
+    pub signal_types: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    /// The plugin's state, handed back to `resume` unchanged.
+    pub state: Value,
+}
+
+/// One field of an interaction form.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Field {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub field_type: FieldType,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub choices: Vec<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<Value>,
+}
+
+/// The type of a form field or workflow input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FieldType {
+    #[default]
+    String,
+    SecureString,
+    Boolean,
+    Number,
+    Integer,
+    DateTime,
+    Json,
+}
+
+/// An answer the step accepted.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AnswerRecord {
+    pub signal_type: String,
+    pub answered_by: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub answered_at: OffsetDateTime,
+}
+
+/// A line of a run's log: a plugin's `log` call or an engine event.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LogLine {
+    pub seq: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub level: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<StepName>,
+    pub message: String,
+}
+
+/// The current time, in UTC.
+pub fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+/// Formats a time as RFC 3339, as every API and plugin sees it.
+pub fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .expect("UTC times always format")
+}

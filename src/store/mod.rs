@@ -1,0 +1,386 @@
+//! Persistence: one redb file holds plugins, compiled artifacts, workflow definitions, runs,
+//! logs and timers.
+//!
+//! All writes go through one writer thread that batches whatever is queued into a single
+//! durable transaction (group commit): a busy engine pays one fsync per batch, not per step,
+//! and a caller's `commit` returns only once its writes are on disk. Reads open their own
+//! snapshot and never wait for the writer.
+//!
+//! This module knows nothing of scheduling or WASM; it stores documents the other modules
+//! hand it.
+
+mod tables;
+
+use crate::names::{Digest, RunId};
+use crate::run::{LogLine, RunRecord, RunState};
+use anyhow::{anyhow, Context, Result};
+use redb::{Database, ReadableDatabase, ReadableTable};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc};
+use tables::*;
+use time::OffsetDateTime;
+use tokio::sync::oneshot;
+
+/// Most writes merged into one transaction; bounds latency of the first writer in a batch.
+const MAX_BATCH: usize = 4096;
+
+/// One change to the store. Values are serialized by the caller, off the writer thread.
+pub enum Write {
+    /// Insert or replace a run; `active` runs are the ones a restart must continue.
+    Run { id: RunId, json: Vec<u8>, active: bool },
+    Timer(Timer),
+    DeleteTimer(Timer),
+    Log { run: RunId, seq: u64, json: Vec<u8> },
+    Plugin { meta: PluginMeta, bytes: Arc<[u8]> },
+    Compiled { key: String, bytes: Vec<u8> },
+    Workflow { id: String, version: u64, digest: Digest, json: Vec<u8> },
+}
+
+impl Write {
+    /// The write that stores `run` as it is now.
+    pub fn run(run: &RunRecord) -> Result<Write> {
+        Ok(Write::Run {
+            id: run.id,
+            json: serde_json::to_vec(run)?,
+            active: matches!(run.state, RunState::Pending | RunState::Running),
+        })
+    }
+
+    pub fn log(run: RunId, line: &LogLine) -> Result<Write> {
+        Ok(Write::Log {
+            run,
+            seq: line.seq,
+            json: serde_json::to_vec(line)?,
+        })
+    }
+}
+
+/// A durable timer: at `due`, the engine resumes `step` of `run`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Timer {
+    pub due: OffsetDateTime,
+    pub run: RunId,
+    pub step: String,
+    pub kind: TimerKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TimerKind {
+    /// An interaction's expiry.
+    Expire,
+    /// The end of a retry's backoff.
+    Retry,
+}
+
+/// What the store knows of an uploaded plugin.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PluginMeta {
+    pub name: String,
+    pub version: String,
+    pub digest: Digest,
+    pub world: String,
+    pub size: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+struct Batch {
+    writes: Vec<Write>,
+    done: oneshot::Sender<Result<(), String>>,
+}
+
+/// A handle to the store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+    writer: mpsc::Sender<Batch>,
+    path: Arc<PathBuf>,
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path`.
+    pub fn open(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create the directory {}", dir.display()))?;
+        }
+        let db = Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => anyhow!(
+                "{} is in use by another weft process; stop it or pass another --db",
+                path.display()
+            ),
+            other => anyhow!("cannot open the database {}: {other}", path.display()),
+        })?;
+        let db = Arc::new(db);
+        create_tables(&db)?;
+        let (writer, batches) = mpsc::channel();
+        let writer_db = db.clone();
+        std::thread::Builder::new()
+            .name("weft-store-writer".into())
+            .spawn(move || write_loop(&writer_db, batches))?;
+        Ok(Store {
+            db,
+            writer,
+            path: Arc::new(path.to_owned()),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Makes `writes` durable, in one transaction shared with whatever else is queued.
+    pub async fn commit(&self, writes: Vec<Write>) -> Result<()> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let (done, wait) = oneshot::channel();
+        self.writer
+            .send(Batch { writes, done })
+            .map_err(|_| anyhow!("the store's writer has stopped"))?;
+        wait.await
+            .map_err(|_| anyhow!("the store's writer has stopped"))?
+            .map_err(|e| anyhow!("cannot write to {}: {e}", self.path.display()))
+    }
+
+    pub fn run(&self, id: RunId) -> Result<Option<RunRecord>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(RUNS)?;
+        let key = id.to_string();
+        table
+            .get(key.as_str())?
+            .map(|v| serde_json::from_slice(v.value()).context("a stored run is unreadable"))
+            .transpose()
+    }
+
+    /// Every run, newest first.
+    pub fn runs(&self) -> Result<Vec<RunRecord>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(RUNS)?;
+        let mut runs = Vec::new();
+        for entry in table.iter()?.rev() {
+            let (_, v) = entry?;
+            runs.push(serde_json::from_slice(v.value()).context("a stored run is unreadable")?);
+        }
+        Ok(runs)
+    }
+
+    /// Runs that were pending or running when they were last committed.
+    pub fn active_runs(&self) -> Result<Vec<RunId>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(ACTIVE)?;
+        let mut ids = Vec::new();
+        for entry in table.iter()? {
+            let (k, _) = entry?;
+            ids.push(k.value().parse().map_err(|e: String| anyhow!(e))?);
+        }
+        Ok(ids)
+    }
+
+    /// The earliest timer, if any.
+    pub fn next_timer(&self) -> Result<Option<Timer>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(TIMERS)?;
+        let first = table.first()?;
+        first.map(|(k, v)| timer_from(k.value(), v.value())).transpose()
+    }
+
+    /// Timers due at or before `now`, earliest first.
+    pub fn due_timers(&self, now: OffsetDateTime) -> Result<Vec<Timer>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(TIMERS)?;
+        let until = unix_ms(now);
+        let mut due = Vec::new();
+        for entry in table.range((0u64, "", "")..=(until, "\u{10ffff}", "\u{10ffff}"))? {
+            let (k, v) = entry?;
+            due.push(timer_from(k.value(), v.value())?);
+        }
+        Ok(due)
+    }
+
+    /// Up to `limit` log lines of `run` after sequence number `after`.
+    pub fn logs(&self, run: RunId, after: Option<u64>, limit: usize) -> Result<Vec<LogLine>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(LOGS)?;
+        let key = run.to_string();
+        let start = after.map_or(0, |a| a + 1);
+        let mut lines = Vec::new();
+        for entry in table.range((key.as_str(), start)..=(key.as_str(), u64::MAX))?.take(limit) {
+            let (_, v) = entry?;
+            lines.push(serde_json::from_slice(v.value())?);
+        }
+        Ok(lines)
+    }
+
+    pub fn plugin(&self, name: &str, version: &str) -> Result<Option<PluginMeta>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(PLUGINS)?;
+        let key = format!("{name}@{version}");
+        table
+            .get(key.as_str())?
+            .map(|v| Ok(serde_json::from_slice(v.value())?))
+            .transpose()
+    }
+
+    /// Every version of every uploaded plugin, by name then upload order.
+    pub fn plugins(&self) -> Result<Vec<PluginMeta>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(PLUGINS)?;
+        let mut all: Vec<PluginMeta> = Vec::new();
+        for entry in table.iter()? {
+            let (_, v) = entry?;
+            all.push(serde_json::from_slice(v.value())?);
+        }
+        all.sort_by(|a, b| a.name.cmp(&b.name).then(a.created_at.cmp(&b.created_at)));
+        Ok(all)
+    }
+
+    pub fn plugin_bytes(&self, digest: &Digest) -> Result<Option<Vec<u8>>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(PLUGIN_BYTES)?;
+        Ok(table.get(digest.as_str())?.map(|v| v.value().to_vec()))
+    }
+
+    pub fn compiled(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(COMPILED)?;
+        Ok(table.get(key)?.map(|v| v.value().to_vec()))
+    }
+
+    /// The digest of workflow `id` at `version`, or at its highest version.
+    pub fn workflow_version(&self, id: &str, version: Option<u64>) -> Result<Option<(u64, Digest)>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(WORKFLOWS)?;
+        let found = match version {
+            Some(v) => table.get((id, v))?.map(|d| (v, d.value().to_owned())),
+            None => table
+                .range((id, 0)..=(id, u64::MAX))?
+                .next_back()
+                .transpose()?
+                .map(|(k, d)| (k.value().1, d.value().to_owned())),
+        };
+        found
+            .map(|(v, d)| Ok((v, d.parse().map_err(|e: String| anyhow!(e))?)))
+            .transpose()
+    }
+
+    /// A workflow definition by digest, as the JSON it was stored as.
+    pub fn definition(&self, digest: &Digest) -> Result<Option<Vec<u8>>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(DEFINITIONS)?;
+        Ok(table.get(digest.as_str())?.map(|v| v.value().to_vec()))
+    }
+}
+
+fn write_loop(db: &Database, batches: mpsc::Receiver<Batch>) {
+    while let Ok(first) = batches.recv() {
+        let mut group = vec![first];
+        let mut count = group[0].writes.len();
+        while count < MAX_BATCH {
+            match batches.try_recv() {
+                Ok(more) => {
+                    count += more.writes.len();
+                    group.push(more);
+                }
+                Err(_) => break,
+            }
+        }
+        let result = apply(db, group.iter().flat_map(|b| &b.writes)).map_err(|e| format!("{e:#}"));
+        if let Err(e) = &result {
+            tracing::error!("store commit failed: {e}");
+        }
+        for batch in group {
+            let _ = batch.done.send(result.clone());
+        }
+    }
+}
+
+fn apply<'a>(db: &Database, writes: impl Iterator<Item = &'a Write>) -> Result<()> {
+    let txn = db.begin_write()?;
+    {
+        let mut runs = txn.open_table(RUNS)?;
+        let mut active = txn.open_table(ACTIVE)?;
+        let mut timers = txn.open_table(TIMERS)?;
+        let mut logs = txn.open_table(LOGS)?;
+        let mut plugins = txn.open_table(PLUGINS)?;
+        let mut plugin_bytes = txn.open_table(PLUGIN_BYTES)?;
+        let mut compiled = txn.open_table(COMPILED)?;
+        let mut workflows = txn.open_table(WORKFLOWS)?;
+        let mut definitions = txn.open_table(DEFINITIONS)?;
+        for write in writes {
+            match write {
+                Write::Run { id, json, active: is_active } => {
+                    let key = id.to_string();
+                    runs.insert(key.as_str(), json.as_slice())?;
+                    if *is_active {
+                        active.insert(key.as_str(), ())?;
+                    } else {
+                        active.remove(key.as_str())?;
+                    }
+                }
+                Write::Timer(t) => {
+                    let (run, kind) = (t.run.to_string(), kind_byte(t.kind));
+                    timers.insert((unix_ms(t.due), run.as_str(), t.step.as_str()), kind)?;
+                }
+                Write::DeleteTimer(t) => {
+                    let run = t.run.to_string();
+                    timers.remove((unix_ms(t.due), run.as_str(), t.step.as_str()))?;
+                }
+                Write::Log { run, seq, json } => {
+                    let run = run.to_string();
+                    logs.insert((run.as_str(), *seq), json.as_slice())?;
+                }
+                Write::Plugin { meta, bytes } => {
+                    let key = format!("{}@{}", meta.name, meta.version);
+                    plugins.insert(key.as_str(), serde_json::to_vec(meta)?.as_slice())?;
+                    plugin_bytes.insert(meta.digest.as_str(), &**bytes)?;
+                }
+                Write::Compiled { key, bytes } => {
+                    compiled.insert(key.as_str(), bytes.as_slice())?;
+                }
+                Write::Workflow { id, version, digest, json } => {
+                    workflows.insert((id.as_str(), *version), digest.as_str())?;
+                    definitions.insert(digest.as_str(), json.as_slice())?;
+                }
+            }
+        }
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+fn create_tables(db: &Database) -> Result<()> {
+    let txn = db.begin_write()?;
+    txn.open_table(RUNS)?;
+    txn.open_table(ACTIVE)?;
+    txn.open_table(TIMERS)?;
+    txn.open_table(LOGS)?;
+    txn.open_table(PLUGINS)?;
+    txn.open_table(PLUGIN_BYTES)?;
+    txn.open_table(COMPILED)?;
+    txn.open_table(WORKFLOWS)?;
+    txn.open_table(DEFINITIONS)?;
+    txn.commit()?;
+    Ok(())
+}
+
+fn unix_ms(at: OffsetDateTime) -> u64 {
+    u64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+}
+
+fn kind_byte(kind: TimerKind) -> u8 {
+    match kind {
+        TimerKind::Expire => 0,
+        TimerKind::Retry => 1,
+    }
+}
+
+fn timer_from((due, run, step): (u64, &str, &str), kind: u8) -> Result<Timer> {
+    Ok(Timer {
+        due: OffsetDateTime::from_unix_timestamp_nanos(i128::from(due) * 1_000_000)?,
+        run: run.parse().map_err(|e: String| anyhow!(e))?,
+        step: step.to_owned(),
+        kind: if kind == 0 { TimerKind::Expire } else { TimerKind::Retry },
+    })
+}
