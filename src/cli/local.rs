@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use tokio::sync::broadcast;
 
 /// The database file: `--db`, `$WEFT_DB`, or `weft.redb` in the user's data directory.
 fn db_path(db: &DbArgs) -> Result<PathBuf> {
@@ -106,15 +107,30 @@ fn parse_answer(text: &str) -> Result<GivenAnswer> {
     })
 }
 
-/// Prints each step of `run` as it starts and ends, until the task is aborted.
-fn print_progress(mut events: tokio::sync::broadcast::Receiver<Event>, run: RunId) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        while let Ok(event) = events.recv().await {
-            if let Some(line) = show::progress_line(&event, run) {
-                eprintln!("{line}");
+/// Prints each step of `run` as it starts and ends until the run waits or finishes, and
+/// returns it then. `events` must have been subscribed before the change being watched.
+async fn watch(engine: &Engine, mut events: broadcast::Receiver<Event>, id: RunId) -> Result<RunRecord> {
+    loop {
+        match events.recv().await {
+            Ok(event) => {
+                if let Some(line) = show::progress_line(&event, id) {
+                    eprintln!("{line}");
+                }
+                match event {
+                    Event::RunChanged { run, state } if run == id && !state_is_busy(state) => break,
+                    _ => continue,
+                }
             }
+            // Missed events: the store knows where the run is.
+            Err(broadcast::error::RecvError::Lagged(_)) => break,
+            Err(broadcast::error::RecvError::Closed) => bail!("the engine stopped"),
         }
-    })
+    }
+    engine.settled(id).await
+}
+
+fn state_is_busy(state: RunState) -> bool {
+    matches!(state, RunState::Pending | RunState::Running)
 }
 
 /// `weft run FILE`.
@@ -131,11 +147,11 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         .await
         .map_err(|e| start_error(&args.file, e))?;
     eprintln!("run {id} of {} v{} started", workflow.definition.id, workflow.definition.version);
-    let printer = print_progress(events, id);
-    let mut run = engine.settled(id).await?;
+    let mut run = watch(&engine, events, id).await?;
     let interactive = std::io::stdin().is_terminal();
     while run.state == RunState::Waiting {
         let waiting: Vec<String> = run.waiting_steps().map(|s| s.name.to_string()).collect();
+        let events = engine.subscribe();
         if let Some(pos) = answers.iter().position(|a| waiting.contains(&a.step)) {
             let a = answers.remove(pos);
             match engine.answer(id, &a.step, &a.signal, a.data, &who).await {
@@ -151,9 +167,12 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         } else {
             break;
         }
-        run = engine.settled(id).await?;
+        run = match engine.run(id).await? {
+            Some(now) if state_is_busy(now.state) => watch(&engine, events, id).await?,
+            Some(now) => now,
+            None => bail!("run {id} disappeared"),
+        };
     }
-    printer.abort();
     for a in &answers {
         eprintln!("note: --answer {}.{} was not used: that step never waited", a.step, a.signal);
     }
@@ -183,10 +202,12 @@ pub async fn answer(args: AnswerArgs) -> Result<ExitCode> {
     let engine = open_engine(&args.db)?;
     engine.fire_due_timers().await?;
     let events = engine.subscribe();
-    let printer = print_progress(events, id);
-    engine.answer(id, &step, &signal, data, &args.identity.name()).await?;
-    let run = engine.settled(id).await?;
-    printer.abort();
+    let answered = engine.answer(id, &step, &signal, data, &args.identity.name()).await?;
+    let run = if state_is_busy(answered.state) {
+        watch(&engine, events, id).await?
+    } else {
+        answered
+    };
     finish_output(&run, args.json, &args.db)
 }
 
