@@ -85,6 +85,7 @@ pub enum StartError {
 }
 
 type RunHandle = Arc<tokio::sync::Mutex<RunRecord>>;
+type RunGuard = tokio::sync::OwnedMutexGuard<RunRecord>;
 
 /// The engine; cheap to clone.
 #[derive(Clone)]
@@ -235,6 +236,7 @@ impl Engine {
         let handle: RunHandle = Arc::new(tokio::sync::Mutex::new(run));
         let mut guard = handle.clone().lock_owned().await;
         self.inner.live.lock().expect("live runs lock").insert(id, handle);
+        // `guard` holds the handle now; the map has the other reference.
         transition::advance(&mut guard, workflow, &self.inner.templates, &mut tx);
         self.commit(&mut guard, tx).await?;
         Ok(id)
@@ -277,8 +279,7 @@ impl Engine {
         data: Value,
         answered_by: &str,
     ) -> Result<RunRecord, AnswerError> {
-        let handle = self.handle(id).await?.ok_or(AnswerError::UnknownRun(id))?;
-        let mut run = handle.clone().lock_owned().await;
+        let mut run = self.lock(id).await?.ok_or(AnswerError::UnknownRun(id))?;
         let Some(i) = run.steps.iter().position(|s| s.name.as_str() == step_name) else {
             let names: Vec<&str> = run.steps.iter().map(|s| s.name.as_str()).collect();
             return Err(AnswerError::UnknownStep(format!(
@@ -348,8 +349,7 @@ impl Engine {
 
     /// Cancels a run that has not finished. Side effects already done are not undone.
     pub async fn cancel(&self, id: RunId, by: &str) -> Result<RunRecord, AnswerError> {
-        let handle = self.handle(id).await?.ok_or(AnswerError::UnknownRun(id))?;
-        let mut run = handle.clone().lock_owned().await;
+        let mut run = self.lock(id).await?.ok_or(AnswerError::UnknownRun(id))?;
         if run.state.is_finished() {
             return Err(AnswerError::NotWaiting(format!(
                 "run {id} has already finished ({}); only pending, running or waiting runs can be canceled",
@@ -367,8 +367,7 @@ impl Engine {
     pub async fn recover(&self) -> Result<usize> {
         let ids = self.inner.store.active_runs()?;
         for &id in &ids {
-            let Some(handle) = self.handle(id).await? else { continue };
-            let mut run = handle.clone().lock_owned().await;
+            let Some(mut run) = self.lock(id).await? else { continue };
             let workflow = self.workflow_by_digest(&run.workflow.digest)?;
             let mut tx = Transition::default();
             for i in 0..run.steps.len() {
@@ -395,6 +394,15 @@ impl Engine {
         timers::fire_due(self).await
     }
 
+    /// Locks a run for a change. The guard owns the only reference besides the live map's,
+    /// which is what lets [`Engine::evict`] tell that no one else is about to use it.
+    async fn lock(&self, id: RunId) -> Result<Option<RunGuard>> {
+        Ok(match self.handle(id).await? {
+            Some(handle) => Some(handle.lock_owned().await),
+            None => None,
+        })
+    }
+
     /// The in-memory handle of a run, loading it from the store if needed.
     async fn handle(&self, id: RunId) -> Result<Option<RunHandle>> {
         if let Some(h) = self.inner.live.lock().expect("live runs lock").get(&id) {
@@ -414,7 +422,7 @@ impl Engine {
 
     /// Commits a transition, then acts on it: publishes events and starts the steps it
     /// marked running. On a failed commit the in-memory run is reloaded from the store.
-    async fn commit(&self, run: &mut tokio::sync::OwnedMutexGuard<RunRecord>, mut tx: Transition) -> Result<()> {
+    async fn commit(&self, run: &mut RunGuard, mut tx: Transition) -> Result<()> {
         if tx.dirty || !tx.to_start.is_empty() {
             tx.writes.push(Write::run(run)?);
         }
@@ -462,8 +470,7 @@ impl Engine {
 
     /// Records a finished plugin call and moves the run on.
     async fn step_returned(&self, id: RunId, i: usize, attempt: u32, report: crate::plugins::CallReport) -> Result<()> {
-        let handle = self.handle(id).await?.ok_or_else(|| anyhow!("run {id} vanished"))?;
-        let mut run = handle.clone().lock_owned().await;
+        let mut run = self.lock(id).await?.ok_or_else(|| anyhow!("run {id} vanished"))?;
         let step = &run.steps[i];
         if run.state.is_finished() || step.state != StepState::Running || step.attempt != attempt {
             // Canceled meanwhile, or a stale attempt: the result is not wanted.
@@ -479,7 +486,7 @@ impl Engine {
     }
 
     /// Drops a run from memory when no one else holds it; the store has it.
-    fn evict(&self, run: &tokio::sync::OwnedMutexGuard<RunRecord>) {
+    fn evict(&self, run: &RunGuard) {
         let mut live = self.inner.live.lock().expect("live runs lock");
         if let Some(handle) = live.get(&run.id) {
             // The map and the guard hold one reference each; anyone else is about to use it.

@@ -46,10 +46,9 @@ pub async fn run(engine: Engine) {
 /// retried) is simply dropped.
 async fn fire(engine: &Engine, timer: &Timer) -> anyhow::Result<()> {
     let delete = Write::DeleteTimer(timer.clone());
-    let Some(handle) = engine.handle(timer.run).await? else {
+    let Some(mut run) = engine.lock(timer.run).await? else {
         return engine.store().commit(vec![delete]).await;
     };
-    let mut run = handle.clone().lock_owned().await;
     let position = run.steps.iter().position(|s| s.name.as_str() == timer.step);
     let current = position.filter(|&i| transition::pending_timer(run.id, &run.steps[i]).as_ref() == Some(timer));
     let (Some(i), false) = (current, run.state.is_finished()) else {

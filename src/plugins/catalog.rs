@@ -93,7 +93,7 @@ impl PluginHost {
                 )))
             };
         }
-        let world = self.inspect(&bytes).await.map_err(AddError::Invalid)?;
+        let world = self.inspect(&digest, &bytes).await.map_err(AddError::Invalid)?;
         let meta = PluginMeta {
             name: name.to_owned(),
             version: version.to_owned(),

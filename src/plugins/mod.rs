@@ -425,8 +425,9 @@ impl PluginHost {
     }
 
     /// Checks that `bytes` is a loadable component of ours and says which world it implements.
-    pub async fn inspect(&self, bytes: &[u8]) -> Result<World, String> {
-        let component = self.compile(bytes).await?;
+    /// The compiled artifact is cached, so the plugin's first call does not compile again.
+    pub async fn inspect(&self, digest: &Digest, bytes: &[u8]) -> Result<World, String> {
+        let component = self.component(digest, bytes).await.map_err(|e| format!("{e:#}"))?;
         self.link(&component).map(|(world, _)| world)
     }
 

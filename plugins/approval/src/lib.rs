@@ -23,8 +23,8 @@
 
 use serde::{Deserialize, Serialize};
 use weft_plugin_sdk::{
-    export_step, json, parse_input, Answer, Context, Field, FieldType, Interaction, Outcome,
-    ResumeEvent, Step, Value,
+    export_step, json, Answer, Context, Field, FieldType, Interaction, Outcome, ResumeEvent, Step,
+    Value,
 };
 
 const SIGNAL: &str = "ApprovalStatus";
@@ -212,11 +212,9 @@ fn form() -> [Field; 2] {
 struct Approval;
 
 impl Step for Approval {
-    fn run(_ctx: &Context, input: Value) -> Outcome {
-        let config: Config = match parse_input(input) {
-            Ok(config) => config,
-            Err(outcome) => return outcome,
-        };
+    type Input = Config;
+
+    fn run(_ctx: &Context, config: Config) -> Outcome {
         if let Err(problem) = config.validate() {
             return Outcome::fail(format!("invalid input: {problem}"));
         }

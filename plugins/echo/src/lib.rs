@@ -8,6 +8,8 @@ use weft_plugin_sdk::{export_step, log, Context, Outcome, Step, Value};
 struct Echo;
 
 impl Step for Echo {
+    type Input = Value;
+
     fn run(_ctx: &Context, input: Value) -> Outcome {
         if let Some(line) = input.get("log").and_then(Value::as_str) {
             log::info(line);

@@ -6,7 +6,7 @@
 //! otherwise it fails with `message`, retryable as asked.
 
 use serde::Deserialize;
-use weft_plugin_sdk::{export_step, json, parse_input, Context, Outcome, Step, Value};
+use weft_plugin_sdk::{export_step, json, Context, Outcome, Step};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -25,11 +25,9 @@ fn default_message() -> String {
 struct Fail;
 
 impl Step for Fail {
-    fn run(ctx: &Context, input: Value) -> Outcome {
-        let input: Input = match parse_input(input) {
-            Ok(input) => input,
-            Err(outcome) => return outcome,
-        };
+    type Input = Input;
+
+    fn run(ctx: &Context, input: Input) -> Outcome {
         match input.until_attempt {
             Some(until) if ctx.attempt >= until => {
                 Outcome::Complete(json!({"attempt": ctx.attempt}))

@@ -11,7 +11,7 @@
 
 use serde::Deserialize;
 use std::hint::black_box;
-use weft_plugin_sdk::{export_step, json, parse_input, Context, Outcome, Step, Value};
+use weft_plugin_sdk::{export_step, json, Context, Outcome, Step};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -41,11 +41,9 @@ const MIB: usize = 1 << 20;
 struct Hostile;
 
 impl Step for Hostile {
-    fn run(_ctx: &Context, input: Value) -> Outcome {
-        let input: Input = match parse_input(input) {
-            Ok(input) => input,
-            Err(outcome) => return outcome,
-        };
+    type Input = Input;
+
+    fn run(_ctx: &Context, input: Input) -> Outcome {
         match input.mode {
             Mode::Loop => {
                 // black_box keeps the optimizer from proving the loop does nothing.

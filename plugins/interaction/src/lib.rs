@@ -25,8 +25,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use weft_plugin_sdk::{
-    export_step, json, parse_input, read_answer, Context, Field, Interaction, Outcome, ResumeEvent,
-    Step, Value,
+    export_step, json, read_answer, Context, Field, Interaction, Outcome, ResumeEvent, Step, Value,
 };
 
 #[derive(Serialize, Deserialize)]
@@ -95,11 +94,9 @@ impl Config {
 struct UserInteraction;
 
 impl Step for UserInteraction {
-    fn run(_ctx: &Context, input: Value) -> Outcome {
-        let config: Config = match parse_input(input) {
-            Ok(config) => config,
-            Err(outcome) => return outcome,
-        };
+    type Input = Config;
+
+    fn run(_ctx: &Context, config: Config) -> Outcome {
         let problems = config.problems();
         if !problems.is_empty() {
             return Outcome::fail(format!("invalid input: {}", problems.join("; ")));

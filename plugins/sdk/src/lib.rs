@@ -8,7 +8,7 @@
 //!
 //! ```ignore
 //! use serde::Deserialize;
-//! use weft_plugin_sdk::{export_step, json, parse_input, Context, Outcome, Step, Value};
+//! use weft_plugin_sdk::{export_step, json, Context, Outcome, Step};
 //!
 //! #[derive(Deserialize)]
 //! struct Input {
@@ -18,11 +18,9 @@
 //! struct Greet;
 //!
 //! impl Step for Greet {
-//!     fn run(_ctx: &Context, input: Value) -> Outcome {
-//!         let input: Input = match parse_input(input) {
-//!             Ok(input) => input,
-//!             Err(outcome) => return outcome,
-//!         };
+//!     type Input = Input;
+//!
+//!     fn run(_ctx: &Context, input: Input) -> Outcome {
 //!         Outcome::Complete(json!({ "greeting": format!("hello {}", input.name) }))
 //!     }
 //! }
@@ -149,8 +147,12 @@ pub enum ResumeEvent {
 /// A workflow step. Each call gets a fresh instance, so keep nothing in statics between calls:
 /// what a suspended step must remember goes into [`Interaction::state`].
 pub trait Step {
+    /// The step's input. Input that does not deserialize fails the step (not retryable) with
+    /// the offending field named, before `run` is called; use [`Value`] to take anything.
+    type Input: DeserializeOwned;
+
     /// Runs the step with its rendered input.
-    fn run(ctx: &Context, input: Value) -> Outcome;
+    fn run(ctx: &Context, input: Self::Input) -> Outcome;
 
     /// Continues a suspended step with the state it returned and what happened.
     fn resume(_ctx: &Context, _state: Value, _event: ResumeEvent) -> Outcome {
@@ -245,11 +247,14 @@ pub struct Adapter<T>(PhantomData<T>);
 
 impl<T: Step> wit_step::Guest for Adapter<T> {
     fn run(ctx: wit::StepContext, input: String) -> wit::StepOutcome {
-        let outcome = match serde_json::from_str(&input) {
+        let input = serde_json::from_str(&input)
+            .map_err(|e| Outcome::fail(format!("invalid input JSON: {e}")))
+            .and_then(parse_input::<T::Input>);
+        match input {
             Ok(input) => T::run(&ctx.into(), input),
-            Err(e) => Outcome::fail(format!("invalid input JSON: {e}")),
-        };
-        outcome.into()
+            Err(refusal) => refusal,
+        }
+        .into()
     }
 
     fn resume(ctx: wit::StepContext, state: String, event: wit::ResumeEvent) -> wit::StepOutcome {

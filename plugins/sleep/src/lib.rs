@@ -6,7 +6,7 @@
 
 use serde::Deserialize;
 use std::time::{Duration, Instant};
-use weft_plugin_sdk::{export_step, json, parse_input, Context, Outcome, Step, Value};
+use weft_plugin_sdk::{export_step, json, Context, Outcome, Step};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,11 +27,9 @@ enum Mode {
 struct Sleep;
 
 impl Step for Sleep {
-    fn run(_ctx: &Context, input: Value) -> Outcome {
-        let input: Input = match parse_input(input) {
-            Ok(input) => input,
-            Err(outcome) => return outcome,
-        };
+    type Input = Input;
+
+    fn run(_ctx: &Context, input: Input) -> Outcome {
         let duration = Duration::from_millis(input.ms);
         match input.mode {
             Mode::Timed => std::thread::sleep(duration),

@@ -15,7 +15,7 @@
 //! naming where it is, such as `template.subject: undefined value ...`.
 
 use serde::Deserialize;
-use weft_plugin_sdk::{export_step, json, parse_input, Context, Outcome, Step, Value};
+use weft_plugin_sdk::{export_step, json, Context, Outcome, Step, Value};
 use weft_template::{Syntax, Templates};
 
 #[derive(Deserialize)]
@@ -33,11 +33,9 @@ fn empty_object() -> Value {
 struct Transform;
 
 impl Step for Transform {
-    fn run(_ctx: &Context, input: Value) -> Outcome {
-        let input: Input = match parse_input(input) {
-            Ok(input) => input,
-            Err(outcome) => return outcome,
-        };
+    type Input = Input;
+
+    fn run(_ctx: &Context, input: Input) -> Outcome {
         match Templates::new(Syntax::Dollar).render(&input.template, &input.data) {
             Ok(value) => Outcome::Complete(value),
             Err(e) => {
