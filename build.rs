@@ -42,7 +42,9 @@ fn main() {
             build.env_remove(key);
         }
     }
-    let status = build.status().expect("cannot run cargo to build the bundled plugins");
+    let status = build
+        .status()
+        .expect("cannot run cargo to build the bundled plugins");
     if !status.success() {
         panic!("building the bundled plugins in plugins/ failed (see the errors above)");
     }
@@ -53,8 +55,15 @@ fn main() {
     code.push_str("const BUILTINS: &[(&str, &str, &[u8])] = &[\n");
     for name in BUILTINS {
         let path = wasm_dir.join(format!("{name}.wasm"));
-        assert!(path.exists(), "the plugin build did not produce {}", path.display());
-        code.push_str(&format!("    ({name:?}, {version:?}, include_bytes!({:?})),\n", path.display().to_string()));
+        assert!(
+            path.exists(),
+            "the plugin build did not produce {}",
+            path.display()
+        );
+        code.push_str(&format!(
+            "    ({name:?}, {version:?}, include_bytes!({:?})),\n",
+            path.display().to_string()
+        ));
     }
     code.push_str("];\n");
     std::fs::write(out_dir.join("builtins.rs"), code).unwrap();

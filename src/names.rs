@@ -126,7 +126,9 @@ impl FromStr for Digest {
             Some(hex) if hex.len() == 64 && hex.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')) => {
                 Ok(Digest(text.to_owned()))
             }
-            _ => Err(format!("invalid digest {text:?}: expected `sha256:` and 64 lowercase hex digits")),
+            _ => Err(format!(
+                "invalid digest {text:?}: expected `sha256:` and 64 lowercase hex digits"
+            )),
         }
     }
 }
@@ -170,9 +172,9 @@ impl Default for RunId {
 impl FromStr for RunId {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, String> {
-        uuid::Uuid::parse_str(text)
-            .map(RunId)
-            .map_err(|_| format!("invalid run id {text:?}: expected a UUID such as the one `weft run` printed"))
+        uuid::Uuid::parse_str(text).map(RunId).map_err(|_| {
+            format!("invalid run id {text:?}: expected a UUID such as the one `weft run` printed")
+        })
     }
 }
 
@@ -195,7 +197,11 @@ mod tests {
 
     #[test]
     fn plugin_refs_round_trip() {
-        for text in ["approval", "approval@0.1.0", &format!("sha256:{}", "a".repeat(64))] {
+        for text in [
+            "approval",
+            "approval@0.1.0",
+            &format!("sha256:{}", "a".repeat(64)),
+        ] {
             assert_eq!(text.parse::<PluginRef>().unwrap().to_string(), text);
         }
         assert!("a@".parse::<PluginRef>().is_err());

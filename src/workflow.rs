@@ -200,35 +200,35 @@ impl Workflow {
             }
         }
 
+        // Every check below runs even when an earlier one found problems, so one pass
+        // reports everything; a step whose name or plugin is unusable is only left out of
+        // the final result.
         let mut index: HashMap<&str, usize> = HashMap::new();
-        let mut steps = Vec::new();
+        let mut typed = Vec::new();
         for (i, step) in definition.steps.iter().enumerate() {
             let path = format!("steps[{i}]");
-            let name = match StepName::try_from(step.name.clone()) {
-                Ok(name) => name,
-                Err(message) => {
-                    problems.add(format!("{path}.name"), message);
-                    continue;
-                }
-            };
-            if let Some(first) = index.insert(&step.name, i) {
+            if let Some(first) = index.get(step.name.as_str()) {
                 problems.add(
                     format!("{path}.name"),
-                    format!("duplicate step name {name}: steps[{first}] has it too; step names must be unique"),
+                    format!(
+                        "duplicate step name {}: steps[{first}] has it too; step names must be unique",
+                        step.name
+                    ),
                 );
+            } else {
+                index.insert(&step.name, i);
             }
-            let plugin = match step.plugin.parse::<PluginRef>() {
-                Ok(plugin) => {
-                    if let Err(message) = plugin_exists(&plugin) {
-                        problems.add(format!("{path}.plugin"), message);
-                    }
-                    plugin
-                }
-                Err(message) => {
+            let name =
+                StepName::try_from(step.name.clone()).map_err(|m| problems.add(format!("{path}.name"), m));
+            let plugin = step
+                .plugin
+                .parse::<PluginRef>()
+                .map_err(|m| problems.add(format!("{path}.plugin"), m));
+            if let Ok(plugin) = &plugin {
+                if let Err(message) = plugin_exists(plugin) {
                     problems.add(format!("{path}.plugin"), message);
-                    continue;
                 }
-            };
+            }
             if let Some(retry) = &step.retry {
                 if retry.max_attempts == 0 {
                     problems.add(format!("{path}.retry.max_attempts"), "must be at least 1");
@@ -237,23 +237,17 @@ impl Workflow {
             if step.timeout == Some(Duration::ZERO) {
                 problems.add(format!("{path}.timeout"), "must be more than 0s");
             }
-            steps.push(Step {
-                name,
-                plugin,
-                needs: Vec::new(),
-                retry: step.retry.unwrap_or(RetryPolicy::NONE),
-                timeout: step.timeout.unwrap_or(DEFAULT_STEP_TIMEOUT),
-            });
+            typed.push(name.ok().zip(plugin.ok()));
         }
         if definition.steps.is_empty() {
             problems.add("steps", "a workflow needs at least one step");
         }
-        if !problems.0.is_empty() {
-            return Err(Problems(problems.0));
-        }
 
-        for (i, step) in definition.steps.iter().enumerate() {
-            steps[i].needs = match &step.needs {
+        let needs: Vec<Vec<usize>> = definition
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, step)| match &step.needs {
                 None if i == 0 => Vec::new(),
                 None => vec![i - 1],
                 Some(needs) => needs
@@ -271,25 +265,28 @@ impl Workflow {
                         }
                     })
                     .collect(),
-            };
-        }
-        if let Some(cycle) = find_cycle(&steps) {
-            let names: Vec<&str> = cycle.iter().map(|&i| steps[i].name.as_str()).collect();
+            })
+            .collect();
+        if let Some(cycle) = find_cycle(&needs) {
+            let names: Vec<&str> = cycle.iter().map(|&i| definition.steps[i].name.as_str()).collect();
             problems.add("steps", format!("cycle in needs: {}", names.join(" -> ")));
         }
-        if !problems.0.is_empty() {
-            return Err(Problems(problems.0));
-        }
 
-        let ancestors = ancestors(&steps);
-        let all_steps: HashSet<usize> = (0..steps.len()).collect();
+        let ancestors = ancestors(&needs);
+        let all_steps: HashSet<usize> = (0..definition.steps.len()).collect();
         let refs = References {
             inputs: &definition.inputs,
             index: &index,
         };
         for (i, step) in definition.steps.iter().enumerate() {
             let path = format!("steps[{i}]");
-            refs.check_template(&templates, &step.input, &format!("{path}.input"), &ancestors[i], &mut problems);
+            refs.check_template(
+                &templates,
+                &step.input,
+                &format!("{path}.input"),
+                &ancestors[i],
+                &mut problems,
+            );
             if let Some(when) = &step.when {
                 match templates.expression_references(when) {
                     Ok(names) => {
@@ -312,6 +309,21 @@ impl Workflow {
             return Err(Problems(problems.0));
         }
 
+        let steps = typed
+            .into_iter()
+            .zip(needs)
+            .zip(&definition.steps)
+            .filter_map(|((typed, needs), step)| {
+                let (name, plugin) = typed?;
+                Some(Step {
+                    name,
+                    plugin,
+                    needs,
+                    retry: step.retry.unwrap_or(RetryPolicy::NONE),
+                    timeout: step.timeout.unwrap_or(DEFAULT_STEP_TIMEOUT),
+                })
+            })
+            .collect();
         let digest = Digest::of(&serde_json::to_vec(&definition).expect("definitions serialize"));
         Ok(Workflow {
             definition,
@@ -365,7 +377,10 @@ fn check_id(id: &str, problems: &mut Collector) {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if !ok {
-        problems.add("id", format!("invalid workflow id {id:?}: use letters, digits, `-`, `_` or `.`"));
+        problems.add(
+            "id",
+            format!("invalid workflow id {id:?}: use letters, digits, `-`, `_` or `.`"),
+        );
     }
 }
 
@@ -391,7 +406,9 @@ pub fn coerce(field_type: FieldType, value: &Value) -> Result<Value, String> {
         (FieldType::DateTime, Value::String(s)) => {
             time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
                 .map(|_| value.clone())
-                .map_err(|_| format!("expected an RFC 3339 date-time such as 2026-11-22T10:00:00Z, got {value}"))
+                .map_err(|_| {
+                    format!("expected an RFC 3339 date-time such as 2026-11-22T10:00:00Z, got {value}")
+                })
         }
         (FieldType::Json, Value::String(s)) => Ok(serde_json::from_str(s).unwrap_or_else(|_| value.clone())),
         (FieldType::Json, _) => Ok(value.clone()),
@@ -429,7 +446,11 @@ impl References<'_> {
         match templates.references(template) {
             Ok(found) => {
                 for (at, names) in found {
-                    let at = if at.is_empty() { path.to_owned() } else { format!("{path}.{at}") };
+                    let at = if at.is_empty() {
+                        path.to_owned()
+                    } else {
+                        format!("{path}.{at}")
+                    };
                     for name in names {
                         self.check(&name, &at, visible, problems);
                     }
@@ -437,7 +458,11 @@ impl References<'_> {
             }
             Err(errors) => {
                 for e in errors {
-                    let at = if e.path.is_empty() { path.to_owned() } else { format!("{path}.{}", e.path) };
+                    let at = if e.path.is_empty() {
+                        path.to_owned()
+                    } else {
+                        format!("{path}.{}", e.path)
+                    };
                     problems.add(at, e.message);
                 }
             }
@@ -453,7 +478,10 @@ impl References<'_> {
             ),
             (Some("inputs" | "run"), _, _) => {}
             (Some("steps"), Some(step), rest) => match self.index.get(step) {
-                None => problems.add(path, format!("unknown reference steps.{step}: there is no such step")),
+                None => problems.add(
+                    path,
+                    format!("unknown reference steps.{step}: there is no such step"),
+                ),
                 Some(i) if !visible.contains(i) => problems.add(
                     path,
                     format!("steps.{step} may not have run yet here: add {step} to this step's `needs`"),
@@ -467,24 +495,31 @@ impl References<'_> {
             (Some("steps"), None, _) => {}
             _ => problems.add(
                 path,
-                format!("unknown reference {name}: expressions may read inputs.*, steps.<name>.output and run.*"),
+                format!(
+                    "unknown reference {name}: expressions may read inputs.*, steps.<name>.output and run.*"
+                ),
             ),
         }
     }
 }
 
 /// A cycle in the `needs` graph, as step indices from a step back to itself.
-fn find_cycle(steps: &[Step]) -> Option<Vec<usize>> {
+fn find_cycle(needs: &[Vec<usize>]) -> Option<Vec<usize>> {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         New,
         Open,
         Done,
     }
-    fn visit(i: usize, steps: &[Step], marks: &mut [Mark], path: &mut Vec<usize>) -> Option<Vec<usize>> {
+    fn visit(
+        i: usize,
+        needs: &[Vec<usize>],
+        marks: &mut [Mark],
+        path: &mut Vec<usize>,
+    ) -> Option<Vec<usize>> {
         marks[i] = Mark::Open;
         path.push(i);
-        for &n in &steps[i].needs {
+        for &n in &needs[i] {
             match marks[n] {
                 Mark::Open => {
                     let start = path.iter().position(|&p| p == n).unwrap_or(0);
@@ -493,7 +528,7 @@ fn find_cycle(steps: &[Step]) -> Option<Vec<usize>> {
                     return Some(cycle);
                 }
                 Mark::New => {
-                    if let Some(cycle) = visit(n, steps, marks, path) {
+                    if let Some(cycle) = visit(n, needs, marks, path) {
                         return Some(cycle);
                     }
                 }
@@ -504,27 +539,27 @@ fn find_cycle(steps: &[Step]) -> Option<Vec<usize>> {
         marks[i] = Mark::Done;
         None
     }
-    let mut marks = vec![Mark::New; steps.len()];
-    (0..steps.len()).find_map(|i| {
+    let mut marks = vec![Mark::New; needs.len()];
+    (0..needs.len()).find_map(|i| {
         (marks[i] == Mark::New)
-            .then(|| visit(i, steps, &mut marks, &mut Vec::new()))
+            .then(|| visit(i, needs, &mut marks, &mut Vec::new()))
             .flatten()
     })
 }
 
 /// For each step, every step that must finish before it (its transitive `needs`).
-fn ancestors(steps: &[Step]) -> Vec<HashSet<usize>> {
-    fn collect(i: usize, steps: &[Step], into: &mut HashSet<usize>) {
-        for &n in &steps[i].needs {
+fn ancestors(needs: &[Vec<usize>]) -> Vec<HashSet<usize>> {
+    fn collect(i: usize, needs: &[Vec<usize>], into: &mut HashSet<usize>) {
+        for &n in &needs[i] {
             if into.insert(n) {
-                collect(n, steps, into);
+                collect(n, needs, into);
             }
         }
     }
-    (0..steps.len())
+    (0..needs.len())
         .map(|i| {
             let mut set = HashSet::new();
-            collect(i, steps, &mut set);
+            collect(i, needs, &mut set);
             set
         })
         .collect()
@@ -554,17 +589,23 @@ mod tests {
 
     #[test]
     fn unknown_references_are_refused() {
-        let err = validate("id: w\nsteps:\n- {name: A, plugin: echo, input: {cn: '{{ steps.Foo.output.x }}'}}\n")
-            .unwrap_err()
-            .to_string();
-        assert_eq!(err, "steps[0].input.cn: unknown reference steps.Foo: there is no such step");
+        let err =
+            validate("id: w\nsteps:\n- {name: A, plugin: echo, input: {cn: '{{ steps.Foo.output.x }}'}}\n")
+                .unwrap_err()
+                .to_string();
+        assert_eq!(
+            err,
+            "steps[0].input.cn: unknown reference steps.Foo: there is no such step"
+        );
     }
 
     #[test]
     fn cycles_are_named() {
-        let err = validate("id: w\nsteps:\n- {name: A, plugin: echo, needs: [B]}\n- {name: B, plugin: echo, needs: [A]}\n")
-            .unwrap_err()
-            .to_string();
+        let err = validate(
+            "id: w\nsteps:\n- {name: A, plugin: echo, needs: [B]}\n- {name: B, plugin: echo, needs: [A]}\n",
+        )
+        .unwrap_err()
+        .to_string();
         assert_eq!(err, "steps: cycle in needs: A -> B -> A");
     }
 
@@ -579,7 +620,10 @@ mod tests {
         let wf = validate("id: w\ninputs:\n  n: {type: integer}\n  s: {type: string, default: x}\nsteps:\n- {name: A, plugin: echo}\n").unwrap();
         let mut given = Map::new();
         given.insert("n".into(), Value::String("12".into()));
-        assert_eq!(wf.bind_inputs(given).unwrap(), serde_json::json!({"n": 12, "s": "x"}));
+        assert_eq!(
+            wf.bind_inputs(given).unwrap(),
+            serde_json::json!({"n": 12, "s": "x"})
+        );
         let mut given = Map::new();
         given.insert("n".into(), Value::String("1.5".into()));
         assert!(wf.bind_inputs(given).is_err());

@@ -45,16 +45,22 @@ fn exit_code(run: &RunRecord) -> ExitCode {
 
 fn read_definition(file: &Path) -> Result<workflow::Definition> {
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    workflow::parse(&text).map_err(|problems| anyhow!("{}:\n{}", file.display(), indent(&problems.to_string())))
+    workflow::parse(&text)
+        .map_err(|problems| anyhow!("{}:\n{}", file.display(), indent(&problems.to_string())))
 }
 
 fn indent(text: &str) -> String {
-    text.lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
+    text.lines()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn start_error(file: &Path, e: StartError) -> anyhow::Error {
     match e {
-        StartError::Invalid(problems) => anyhow!("{}:\n{}", file.display(), indent(&problems.to_string())),
+        StartError::Invalid(problems) => {
+            anyhow!("{}:\n{}", file.display(), indent(&problems.to_string()))
+        }
         StartError::Internal(e) => e,
     }
 }
@@ -88,7 +94,8 @@ fn parse_signal_key(key: &str) -> Result<(String, String)> {
 }
 
 fn parse_data(text: &str, key: &str) -> Result<Value> {
-    let data: Value = serde_json::from_str(text).with_context(|| format!("{key}: the answer is not valid JSON"))?;
+    let data: Value =
+        serde_json::from_str(text).with_context(|| format!("{key}: the answer is not valid JSON"))?;
     if !data.is_object() {
         bail!("{key}: the answer must be a JSON object, such as {{\"Approved\":true}}");
     }
@@ -137,16 +144,26 @@ fn state_is_busy(state: RunState) -> bool {
 pub async fn run(args: RunArgs) -> Result<ExitCode> {
     let definition = read_definition(&args.file)?;
     let inputs = parse_inputs(&args.inputs)?;
-    let mut answers = args.answers.iter().map(|a| parse_answer(a)).collect::<Result<Vec<_>>>()?;
-    let who = args.identity.name();
+    let mut answers = args
+        .answers
+        .iter()
+        .map(|a| parse_answer(a))
+        .collect::<Result<Vec<_>>>()?;
+    let who = args.identity.person();
     let engine = open_engine(&args.db)?;
-    let workflow = engine.register(definition).await.map_err(|e| start_error(&args.file, e))?;
-    let events = engine.subscribe();
-    let id = engine
-        .start(&workflow, inputs, &who)
+    let workflow = engine
+        .register(definition)
         .await
         .map_err(|e| start_error(&args.file, e))?;
-    eprintln!("run {id} of {} v{} started", workflow.definition.id, workflow.definition.version);
+    let events = engine.subscribe();
+    let id = engine
+        .start(&workflow, inputs, &who.name)
+        .await
+        .map_err(|e| start_error(&args.file, e))?;
+    eprintln!(
+        "run {id} of {} v{} started",
+        workflow.definition.id, workflow.definition.version
+    );
     let mut run = watch(&engine, events, id).await?;
     let interactive = std::io::stdin().is_terminal();
     while run.state == RunState::Waiting {
@@ -173,8 +190,12 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
             None => bail!("run {id} disappeared"),
         };
     }
+    engine.quiesce().await;
     for a in &answers {
-        eprintln!("note: --answer {}.{} was not used: that step never waited", a.step, a.signal);
+        eprintln!(
+            "note: --answer {}.{} was not used: that step never waited",
+            a.step, a.signal
+        );
     }
     finish_output(&run, args.json, &args.db)
 }
@@ -202,25 +223,29 @@ pub async fn answer(args: AnswerArgs) -> Result<ExitCode> {
     let engine = open_engine(&args.db)?;
     engine.fire_due_timers().await?;
     let events = engine.subscribe();
-    let answered = engine.answer(id, &step, &signal, data, &args.identity.name()).await?;
+    let answered = engine
+        .answer(id, &step, &signal, data, &args.identity.person())
+        .await?;
     let run = if state_is_busy(answered.state) {
         watch(&engine, events, id).await?
     } else {
         answered
     };
+    engine.quiesce().await;
     finish_output(&run, args.json, &args.db)
 }
 
 /// `weft resume`: continue interrupted runs and fire due timers, then wait for them.
 pub async fn resume(db: DbArgs) -> Result<ExitCode> {
     let engine = open_engine(&db)?;
-    let active = engine.store().active_runs()?;
-    let fired = engine.fire_due_timers().await?;
     let resumed = engine.recover().await?;
-    for id in active {
+    let fired = engine.fire_due_timers().await?;
+    // Timers may have set more runs going; wait for every one that is under way.
+    for id in engine.store().active_runs()? {
         let run = engine.settled(id).await?;
         println!("{}", show::one_line(&run));
     }
+    engine.quiesce().await;
     eprintln!("resumed {resumed} run(s), fired {fired} timer(s)");
     Ok(ExitCode::SUCCESS)
 }
@@ -229,14 +254,17 @@ pub async fn resume(db: DbArgs) -> Result<ExitCode> {
 pub async fn cancel(args: CancelArgs) -> Result<ExitCode> {
     let id: RunId = args.run.parse().map_err(|e: String| anyhow!(e))?;
     let engine = open_engine(&args.db)?;
-    let run = engine.cancel(id, &args.identity.name()).await?;
+    let run = engine.cancel(id, &args.identity.person().name).await?;
     println!("{}", show::summary(&run));
     Ok(ExitCode::SUCCESS)
 }
 
 /// `weft runs list`.
 pub fn list_runs(db: DbArgs, state: Option<String>, json: bool) -> Result<ExitCode> {
-    let state: Option<RunState> = state.map(|s| s.parse()).transpose().map_err(|e: String| anyhow!(e))?;
+    let state: Option<RunState> = state
+        .map(|s| s.parse())
+        .transpose()
+        .map_err(|e: String| anyhow!(e))?;
     let store = open_store(&db)?;
     let runs: Vec<RunRecord> = store
         .runs()?
@@ -259,7 +287,9 @@ pub fn list_runs(db: DbArgs, state: Option<String>, json: bool) -> Result<ExitCo
 pub fn show_run(db: DbArgs, run: &str, json: bool, logs: bool) -> Result<ExitCode> {
     let id: RunId = run.parse().map_err(|e: String| anyhow!(e))?;
     let store = open_store(&db)?;
-    let run = store.run(id)?.ok_or_else(|| anyhow!("no run {id} in {}", store.path().display()))?;
+    let run = store
+        .run(id)?
+        .ok_or_else(|| anyhow!("no run {id} in {}", store.path().display()))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&run)?);
     } else {
@@ -287,7 +317,10 @@ pub async fn add_plugin(db: DbArgs, file: PathBuf, name: String, version: String
         .add(&name, &version, bytes)
         .await
         .map_err(|e| anyhow!("{}: {e}", file.display()))?;
-    println!("{}@{} {} ({} world, {} bytes)", meta.name, meta.version, meta.digest, meta.world, meta.size);
+    println!(
+        "{}@{} {} ({} world, {} bytes)",
+        meta.name, meta.version, meta.digest, meta.world, meta.size
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -295,7 +328,10 @@ pub async fn add_plugin(db: DbArgs, file: PathBuf, name: String, version: String
 pub fn list_plugins(db: DbArgs) -> Result<ExitCode> {
     let host = PluginHost::new(open_store(&db)?)?;
     for meta in host.list()? {
-        println!("{}@{}\t{}\t{}\t{} bytes", meta.name, meta.version, meta.world, meta.digest, meta.size);
+        println!(
+            "{}@{}\t{}\t{}\t{} bytes",
+            meta.name, meta.version, meta.world, meta.digest, meta.size
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

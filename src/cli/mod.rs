@@ -47,11 +47,17 @@ struct Identity {
     /// Who answers or acts [default: the operating-system user].
     #[arg(long = "as", value_name = "NAME")]
     user: Option<String>,
+    /// A group that user belongs to, for steps assigned to `group:NAME`; repeat for several.
+    #[arg(long = "group", value_name = "GROUP")]
+    groups: Vec<String>,
 }
 
 impl Identity {
-    fn name(&self) -> String {
-        self.user.clone().unwrap_or_else(whoami::username)
+    fn person(&self) -> crate::engine::Person {
+        crate::engine::Person {
+            name: self.user.clone().unwrap_or_else(whoami::username),
+            groups: self.groups.clone(),
+        }
     }
 }
 
@@ -182,9 +188,12 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Cancel(args) => local::cancel(args).await,
         Command::Runs(RunsCommand::List { state, json, db }) => local::list_runs(db, state, json),
         Command::Runs(RunsCommand::Show { run, json, logs, db }) => local::show_run(db, &run, json, logs),
-        Command::Plugin(PluginCommand::Add { file, name, version, db }) => {
-            local::add_plugin(db, file, name, version).await
-        }
+        Command::Plugin(PluginCommand::Add {
+            file,
+            name,
+            version,
+            db,
+        }) => local::add_plugin(db, file, name, version).await,
         Command::Plugin(PluginCommand::List { db }) => local::list_plugins(db),
         Command::Validate(args) => local::validate(args).await,
     }

@@ -1,6 +1,6 @@
 //! How runs look on a terminal: progress lines, summaries, and the interactive prompt.
 
-use crate::engine::{AnswerError, Engine, Event};
+use crate::engine::{AnswerError, Engine, Event, Person};
 use crate::names::RunId;
 use crate::run::{rfc3339, Field, FieldType, LogLine, RunRecord, StepState};
 use crate::workflow::coerce;
@@ -13,7 +13,11 @@ use std::time::Duration;
 /// One line for a progress event of `run`, or none for other runs' events.
 pub fn progress_line(event: &Event, run: RunId) -> Option<String> {
     match event {
-        Event::StepStarted { run: r, step, attempt } if *r == run => Some(if *attempt > 1 {
+        Event::StepStarted {
+            run: r,
+            step,
+            attempt,
+        } if *r == run => Some(if *attempt > 1 {
             format!("  ▶ {step} started (attempt {attempt})")
         } else {
             format!("  ▶ {step} started")
@@ -93,7 +97,10 @@ pub fn summary(run: &RunRecord) -> String {
         out.push('\n');
     }
     if let Some(outputs) = &run.outputs {
-        out.push_str(&format!("outputs: {}\n", serde_json::to_string_pretty(outputs).unwrap_or_default()));
+        out.push_str(&format!(
+            "outputs: {}\n",
+            serde_json::to_string_pretty(outputs).unwrap_or_default()
+        ));
     }
     if let Some(error) = &run.error {
         out.push_str(&format!("error: {error}\n"));
@@ -105,7 +112,9 @@ pub fn summary(run: &RunRecord) -> String {
 pub fn how_to_answer(run: &RunRecord, db: &Path) -> Vec<String> {
     let mut lines = Vec::new();
     for step in run.waiting_steps() {
-        let Some(waiting) = &step.waiting else { continue };
+        let Some(waiting) = &step.waiting else {
+            continue;
+        };
         lines.push(format!("{} waits: {}", step.name, waiting.prompt));
         if let Some(at) = waiting.expires_at {
             lines.push(format!("  expires at {}", rfc3339(at)));
@@ -178,14 +187,24 @@ fn example(fields: &[Field]) -> String {
 
 pub fn log_line(line: &LogLine) -> String {
     let step = line.step.as_ref().map(|s| format!(" [{s}]")).unwrap_or_default();
-    format!("  {} {:<5}{} {}", rfc3339(line.at), line.level, step, line.message)
+    format!(
+        "  {} {:<5}{} {}",
+        rfc3339(line.at),
+        line.level,
+        step,
+        line.message
+    )
 }
 
 /// Asks at the terminal for every field of the first waiting step, and answers it. A refused
 /// answer is shown and asked again.
-pub async fn prompt_and_answer(engine: &Engine, run: &RunRecord, who: &str) -> Result<()> {
-    let Some(step) = run.waiting_steps().next() else { return Ok(()) };
-    let Some(waiting) = step.waiting.clone() else { return Ok(()) };
+pub async fn prompt_and_answer(engine: &Engine, run: &RunRecord, who: &Person) -> Result<()> {
+    let Some(step) = run.waiting_steps().next() else {
+        return Ok(());
+    };
+    let Some(waiting) = step.waiting.clone() else {
+        return Ok(());
+    };
     let signal = waiting.signal_types.first().cloned().unwrap_or_default();
     eprintln!("\n{} asks: {}", step.name, waiting.prompt);
     loop {
@@ -195,7 +214,10 @@ pub async fn prompt_and_answer(engine: &Engine, run: &RunRecord, who: &str) -> R
                 data.insert(field.name.clone(), value);
             }
         }
-        match engine.answer(run.id, step.name.as_str(), &signal, Value::Object(data), who).await {
+        match engine
+            .answer(run.id, step.name.as_str(), &signal, Value::Object(data), who)
+            .await
+        {
             Ok(_) => return Ok(()),
             Err(e @ AnswerError::Internal(_)) => return Err(e.into()),
             Err(e) => eprintln!("answer refused: {e}; please answer again"),

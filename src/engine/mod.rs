@@ -26,7 +26,7 @@ use crate::store::{Store, Write};
 use crate::workflow::{Definition, Problems, Workflow};
 use anyhow::{anyhow, Result};
 use serde_json::{Map, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{broadcast, Notify};
@@ -55,6 +55,25 @@ pub enum Event {
     },
 }
 
+/// Who answers: a user name and the groups the user belongs to.
+#[derive(Clone, Debug)]
+pub struct Person {
+    pub name: String,
+    pub groups: Vec<String>,
+}
+
+impl Person {
+    /// Whether this person is among `assignees` (user names, or groups as `group:NAME`);
+    /// no assignees means anyone.
+    pub fn may_answer(&self, assignees: &[String]) -> bool {
+        assignees.is_empty()
+            || assignees.iter().any(|a| match a.strip_prefix("group:") {
+                Some(group) => self.groups.iter().any(|g| g == group),
+                None => *a == self.name,
+            })
+    }
+}
+
 /// Why an answer was refused. Nothing was changed.
 #[derive(Debug, thiserror::Error)]
 pub enum AnswerError {
@@ -68,6 +87,9 @@ pub enum AnswerError {
     /// The step does not accept this signal type.
     #[error("{0}")]
     UnknownSignal(String),
+    /// The person is not among the step's assignees.
+    #[error("{0}")]
+    NotAssigned(String),
     /// The plugin refused the answer (wrong type, missing field, not allowed, repeated).
     #[error("{0}")]
     Invalid(String),
@@ -99,6 +121,10 @@ struct Inner {
     templates: Templates,
     workflows: Mutex<HashMap<Digest, Arc<Workflow>>>,
     live: Mutex<HashMap<RunId, RunHandle>>,
+    /// Plugin calls under way in this process, as (run, step index, attempt).
+    in_flight: Mutex<HashSet<(RunId, usize, u32)>>,
+    /// Signalled whenever a call leaves `in_flight`.
+    call_ended: Notify,
     events: broadcast::Sender<Event>,
     timers_changed: Notify,
 }
@@ -114,6 +140,8 @@ impl Engine {
                 templates: Templates::new(Syntax::Braces),
                 workflows: Mutex::new(HashMap::new()),
                 live: Mutex::new(HashMap::new()),
+                in_flight: Mutex::new(HashSet::new()),
+                call_ended: Notify::new(),
                 events,
                 timers_changed: Notify::new(),
             }),
@@ -140,7 +168,8 @@ impl Engine {
     /// with (they are pinned by digest).
     pub async fn register(&self, definition: Definition) -> Result<Arc<Workflow>, StartError> {
         let plugins = &self.inner.plugins;
-        let workflow = Workflow::validate(definition, &|r| plugins.resolve(r).map(drop)).map_err(StartError::Invalid)?;
+        let workflow =
+            Workflow::validate(definition, &|r| plugins.resolve(r).map(drop)).map_err(StartError::Invalid)?;
         let json = serde_json::to_vec(&workflow.definition).map_err(anyhow::Error::from)?;
         self.inner
             .store
@@ -169,7 +198,13 @@ impl Engine {
     }
 
     fn workflow_by_digest(&self, digest: &Digest) -> Result<Arc<Workflow>> {
-        if let Some(found) = self.inner.workflows.lock().expect("workflow cache lock").get(digest) {
+        if let Some(found) = self
+            .inner
+            .workflows
+            .lock()
+            .expect("workflow cache lock")
+            .get(digest)
+        {
             return Ok(found.clone());
         }
         let json = self
@@ -277,8 +312,9 @@ impl Engine {
         step_name: &str,
         signal_type: &str,
         data: Value,
-        answered_by: &str,
+        person: &Person,
     ) -> Result<RunRecord, AnswerError> {
+        let answered_by = person.name.as_str();
         let mut run = self.lock(id).await?.ok_or(AnswerError::UnknownRun(id))?;
         let Some(i) = run.steps.iter().position(|s| s.name.as_str() == step_name) else {
             let names: Vec<&str> = run.steps.iter().map(|s| s.name.as_str()).collect();
@@ -297,7 +333,10 @@ impl Engine {
             };
             return Err(AnswerError::NotWaiting(format!(
                 "step {step_name} is {}, not waiting; {now_waiting}",
-                serde_json::to_value(step.state).unwrap_or_default().as_str().unwrap_or("?"),
+                serde_json::to_value(step.state)
+                    .unwrap_or_default()
+                    .as_str()
+                    .unwrap_or("?"),
             )));
         };
         if !waiting.signal_types.iter().any(|s| s == signal_type) {
@@ -311,6 +350,12 @@ impl Engine {
                     .join(", ")
             )));
         }
+        if !person.may_answer(&waiting.assignees) {
+            return Err(AnswerError::NotAssigned(format!(
+                "{answered_by} may not answer step {step_name}: it is assigned to {}",
+                waiting.assignees.join(", ")
+            )));
+        }
         let workflow = self.workflow_by_digest(&run.workflow.digest)?;
         let answered_at = now();
         let event = ResumeEvent::Answer {
@@ -322,7 +367,13 @@ impl Engine {
         let report = self
             .inner
             .plugins
-            .resume(&step.plugin, &call_context(&run, i), &waiting.state, event, limits(&workflow, i))
+            .resume(
+                &step.plugin,
+                &call_context(&run, i),
+                &waiting.state,
+                event,
+                limits(&workflow, i),
+            )
             .await;
         if let Outcome::InvalidAnswer(message) = report.outcome {
             return Err(AnswerError::Invalid(message));
@@ -334,7 +385,12 @@ impl Engine {
             answered_by: answered_by.to_owned(),
             answered_at,
         });
-        tx.log(&mut run, "info", Some(&name), format!("{answered_by} answered {name}.{signal_type}"));
+        tx.log(
+            &mut run,
+            "info",
+            Some(&name),
+            format!("{answered_by} answered {name}.{signal_type}"),
+        );
         tx.plugin_logs(&mut run, &name, report.logs);
         let expiry = transition::pending_timer(id, &run.steps[i]);
         let still_waiting = matches!(report.outcome, Outcome::Suspend(_));
@@ -357,21 +413,30 @@ impl Engine {
             )));
         }
         let mut tx = Transition::default();
-        transition::finish(&mut run, RunState::Canceled, Some(format!("canceled by {by}")), &mut tx);
+        transition::finish(
+            &mut run,
+            RunState::Canceled,
+            Some(format!("canceled by {by}")),
+            &mut tx,
+        );
         self.commit(&mut run, tx).await?;
         Ok(run.clone())
     }
 
     /// Continues runs that were pending or running when the last process stopped. A step
-    /// that was mid-call is called again (at-least-once). Returns how many runs resumed.
+    /// that was mid-call is called again (at-least-once); calls this process started are left
+    /// alone. Returns how many runs resumed.
     pub async fn recover(&self) -> Result<usize> {
         let ids = self.inner.store.active_runs()?;
         for &id in &ids {
-            let Some(mut run) = self.lock(id).await? else { continue };
+            let Some(mut run) = self.lock(id).await? else {
+                continue;
+            };
             let workflow = self.workflow_by_digest(&run.workflow.digest)?;
             let mut tx = Transition::default();
             for i in 0..run.steps.len() {
-                if run.steps[i].state == StepState::Running {
+                let here = self.is_in_flight(id, i, run.steps[i].attempt);
+                if run.steps[i].state == StepState::Running && !here {
                     run.steps[i].state = StepState::Pending;
                     let name = run.steps[i].name.clone();
                     tx.log(
@@ -459,17 +524,54 @@ impl Engine {
         let ctx = call_context(run, i);
         let plugin = run.steps[i].plugin.clone();
         let limits = limits(workflow, i);
-        let id = run.id;
+        let call = (run.id, i, run.steps[i].attempt);
+        self.inner.in_flight.lock().expect("in-flight lock").insert(call);
         tokio::spawn(async move {
+            let (id, _, attempt) = call;
             let report = engine.inner.plugins.run(&plugin, &ctx, &input, limits).await;
-            if let Err(e) = engine.step_returned(id, i, ctx.attempt, report).await {
+            if let Err(e) = engine.step_returned(id, i, attempt, report).await {
                 tracing::error!("run {id}: cannot record the result of step {}: {e:#}", ctx.step);
             }
+            // Only now: the steps this result started are in flight already, so `quiesce`
+            // never sees a gap in a chain of calls.
+            engine
+                .inner
+                .in_flight
+                .lock()
+                .expect("in-flight lock")
+                .remove(&call);
+            engine.inner.call_ended.notify_waiters();
         });
     }
 
+    fn is_in_flight(&self, id: RunId, i: usize, attempt: u32) -> bool {
+        self.inner
+            .in_flight
+            .lock()
+            .expect("in-flight lock")
+            .contains(&(id, i, attempt))
+    }
+
+    /// Waits until no plugin call of this process is under way, so a short-lived command can
+    /// exit without leaving a step mid-call.
+    pub async fn quiesce(&self) {
+        loop {
+            let ended = self.inner.call_ended.notified();
+            if self.inner.in_flight.lock().expect("in-flight lock").is_empty() {
+                return;
+            }
+            ended.await;
+        }
+    }
+
     /// Records a finished plugin call and moves the run on.
-    async fn step_returned(&self, id: RunId, i: usize, attempt: u32, report: crate::plugins::CallReport) -> Result<()> {
+    async fn step_returned(
+        &self,
+        id: RunId,
+        i: usize,
+        attempt: u32,
+        report: crate::plugins::CallReport,
+    ) -> Result<()> {
         let mut run = self.lock(id).await?.ok_or_else(|| anyhow!("run {id} vanished"))?;
         let step = &run.steps[i];
         if run.state.is_finished() || step.state != StepState::Running || step.attempt != attempt {

@@ -50,7 +50,8 @@ async fn fire(engine: &Engine, timer: &Timer) -> anyhow::Result<()> {
         return engine.store().commit(vec![delete]).await;
     };
     let position = run.steps.iter().position(|s| s.name.as_str() == timer.step);
-    let current = position.filter(|&i| transition::pending_timer(run.id, &run.steps[i]).as_ref() == Some(timer));
+    let current =
+        position.filter(|&i| transition::pending_timer(run.id, &run.steps[i]).as_ref() == Some(timer));
     let (Some(i), false) = (current, run.state.is_finished()) else {
         drop(run);
         return engine.store().commit(vec![delete]).await;

@@ -121,7 +121,12 @@ pub fn advance(run: &mut RunRecord, workflow: &Workflow, templates: &Templates, 
                             elapsed: Duration::ZERO,
                             detail: Some(format!("`when: {when}` is false")),
                         });
-                        tx.log(run, "info", Some(&name), format!("skipped: `when: {when}` is false"));
+                        tx.log(
+                            run,
+                            "info",
+                            Some(&name),
+                            format!("skipped: `when: {when}` is false"),
+                        );
                         changed = true;
                         continue;
                     }
@@ -165,7 +170,11 @@ pub fn advance(run: &mut RunRecord, workflow: &Workflow, templates: &Templates, 
 fn settle(run: &mut RunRecord, workflow: &Workflow, templates: &Templates, tx: &mut Transition) {
     let count = |state: StepState| run.steps.iter().filter(|s| s.state == state).count();
     if let Some(failed) = run.steps.iter().find(|s| s.state == StepState::Failed) {
-        let error = format!("step {} failed: {}", failed.name, failed.error.clone().unwrap_or_default());
+        let error = format!(
+            "step {} failed: {}",
+            failed.name,
+            failed.error.clone().unwrap_or_default()
+        );
         return finish(run, RunState::Failed, Some(error), tx);
     }
     if count(StepState::Running) > 0 || !tx.to_start.is_empty() {
@@ -193,7 +202,10 @@ fn settle(run: &mut RunRecord, workflow: &Workflow, templates: &Templates, tx: &
 pub fn finish(run: &mut RunRecord, state: RunState, error: Option<String>, tx: &mut Transition) {
     let ended = now();
     for step in &mut run.steps {
-        if matches!(step.state, StepState::Pending | StepState::Running | StepState::Waiting) {
+        if matches!(
+            step.state,
+            StepState::Pending | StepState::Running | StepState::Waiting
+        ) {
             if let Some(timer) = pending_timer(run.id, step) {
                 tx.writes.push(Write::DeleteTimer(timer));
             }
@@ -216,20 +228,34 @@ pub fn finish(run: &mut RunRecord, state: RunState, error: Option<String>, tx: &
 /// The timer a step is holding, if any: its expiry while waiting, its backoff while pending.
 pub fn pending_timer(run: crate::names::RunId, step: &crate::run::StepRecord) -> Option<Timer> {
     match (&step.waiting, step.retry_at) {
-        (Some(Waiting { expires_at: Some(due), .. }), _) => Some(Timer {
-            due: *due,
+        (
+            Some(Waiting {
+                expires_at: Some(due),
+                ..
+            }),
+            _,
+        ) => Some(Timer {
+            due: whole_ms(*due),
             run,
             step: step.name.to_string(),
             kind: TimerKind::Expire,
         }),
         (_, Some(due)) => Some(Timer {
-            due,
+            due: whole_ms(due),
             run,
             step: step.name.to_string(),
             kind: TimerKind::Retry,
         }),
         _ => None,
     }
+}
+
+/// The store keeps timers to the millisecond; round up so a timer never fires early and
+/// matches its step exactly when it does.
+fn whole_ms(at: time::OffsetDateTime) -> time::OffsetDateTime {
+    let nanos = at.unix_timestamp_nanos();
+    let ms = nanos.div_euclid(1_000_000) + i128::from(nanos.rem_euclid(1_000_000) != 0);
+    time::OffsetDateTime::from_unix_timestamp_nanos(ms * 1_000_000).unwrap_or(at)
 }
 
 fn fail_step(run: &mut RunRecord, i: usize, error: String, tx: &mut Transition) {
@@ -281,7 +307,10 @@ pub fn apply_outcome(
         }
         Outcome::Suspend(suspension) => {
             let signals = suspension.signal_types.join(", ");
-            tx.events.push(finished(StepState::Waiting, Some(format!("waiting for {name}.{signals}"))));
+            tx.events.push(finished(
+                StepState::Waiting,
+                Some(format!("waiting for {name}.{signals}")),
+            ));
             let keep_expiry = run.steps[i].waiting.as_ref().and_then(|w| w.expires_at);
             let waiting = to_waiting(suspension, at, keep_expiry);
             let step = &mut run.steps[i];
@@ -309,7 +338,10 @@ pub fn apply_outcome(
                 }
                 tx.events.push(finished(
                     StepState::Pending,
-                    Some(format!("attempt {attempt} failed, retrying in {}: {message}", ms(backoff))),
+                    Some(format!(
+                        "attempt {attempt} failed, retrying in {}: {message}",
+                        ms(backoff)
+                    )),
                 ));
                 tx.log(
                     run,
@@ -325,18 +357,29 @@ pub fn apply_outcome(
                 tx.events.push(finished(StepState::Failed, Some(message.clone())));
                 step.state = StepState::Failed;
                 step.ended_at = Some(at);
-                tx.log(run, "error", Some(&name), format!("failed after {attempt} attempt(s): {message}"));
+                tx.log(
+                    run,
+                    "error",
+                    Some(&name),
+                    format!("failed after {attempt} attempt(s): {message}"),
+                );
             }
         }
         Outcome::Reject(decision) => {
-            tx.events.push(finished(StepState::Failed, Some("rejected".into())));
+            tx.events
+                .push(finished(StepState::Failed, Some("rejected".into())));
             let step = &mut run.steps[i];
             step.state = StepState::Failed;
             step.ended_at = Some(at);
             step.output = Some(decision);
             step.error = Some("rejected".into());
             step.waiting = None;
-            finish(run, RunState::Rejected, Some(format!("step {name} was rejected")), tx);
+            finish(
+                run,
+                RunState::Rejected,
+                Some(format!("step {name} was rejected")),
+                tx,
+            );
         }
         Outcome::InvalidAnswer(message) => {
             // `resume(expired)` has no answer to refuse: treat it as a plain failure.
@@ -356,7 +399,11 @@ pub fn apply_outcome(
     tx.dirty = true;
 }
 
-fn to_waiting(s: Suspension, since: time::OffsetDateTime, keep_expiry: Option<time::OffsetDateTime>) -> Waiting {
+fn to_waiting(
+    s: Suspension,
+    since: time::OffsetDateTime,
+    keep_expiry: Option<time::OffsetDateTime>,
+) -> Waiting {
     Waiting {
         prompt: s.prompt,
         fields: s.fields,

@@ -34,7 +34,10 @@ impl PluginHost {
                     .ok_or_else(|| format!("unknown plugin {digest}: no plugin with this digest is stored"))
             }
             PluginRef::Version(name, version) => {
-                if let Some(b) = builtin::all().iter().find(|b| b.name == name && b.version == version) {
+                if let Some(b) = builtin::all()
+                    .iter()
+                    .find(|b| b.name == name && b.version == version)
+                {
                     return Ok(b.digest.clone());
                 }
                 self.store()

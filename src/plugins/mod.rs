@@ -180,8 +180,13 @@ enum Loaded {
 }
 
 enum StepCall {
-    Run { input: String },
-    Resume { state: String, event: types::ResumeEvent },
+    Run {
+        input: String,
+    },
+    Resume {
+        state: String,
+        event: types::ResumeEvent,
+    },
 }
 
 /// The process's plugin host; cheap to clone.
@@ -291,7 +296,13 @@ impl PluginHost {
         self.call_step(plugin, ctx, call, limits).await
     }
 
-    async fn call_step(&self, plugin: &Digest, ctx: &CallContext, call: StepCall, limits: Limits) -> CallReport {
+    async fn call_step(
+        &self,
+        plugin: &Digest,
+        ctx: &CallContext,
+        call: StepCall,
+        limits: Limits,
+    ) -> CallReport {
         let started = Instant::now();
         let Ok(_permit) = self.inner.permits.acquire().await else {
             return failed(started, "the plugin host is shutting down".into(), true);
@@ -300,7 +311,11 @@ impl PluginHost {
             Ok(loaded) => match &*loaded {
                 Loaded::Step(pre) => pre.clone(),
                 Loaded::Target => {
-                    return failed(started, format!("plugin {plugin} is a target plugin, not a step plugin"), false)
+                    return failed(
+                        started,
+                        format!("plugin {plugin} is a target plugin, not a step plugin"),
+                        false,
+                    )
                 }
             },
             Err(e) => return failed(started, format!("cannot load plugin {plugin}: {e:#}"), true),
@@ -336,7 +351,9 @@ impl PluginHost {
             let step = instance.weft_plugin_step();
             match &call {
                 StepCall::Run { input } => step.call_run(&mut store, &wit_ctx, input).await,
-                StepCall::Resume { state, event } => step.call_resume(&mut store, &wit_ctx, state, event).await,
+                StepCall::Resume { state, event } => {
+                    step.call_resume(&mut store, &wit_ctx, state, event).await
+                }
             }
         })
         .await;
@@ -367,7 +384,9 @@ impl PluginHost {
                 .bytes(plugin)?
                 .ok_or_else(|| anyhow!("no plugin with digest {plugin} is stored"))?;
             let component = self.component(plugin, &bytes).await?;
-            self.link(&component).map_err(|e| anyhow!(e)).map(|(_, l)| Arc::new(l))
+            self.link(&component)
+                .map_err(|e| anyhow!(e))
+                .map(|(_, l)| Arc::new(l))
         })
         .await
         .cloned()
@@ -389,7 +408,10 @@ impl PluginHost {
         let serialized = component.serialize().map_err(|e| anyhow!("{e}"))?;
         self.inner
             .store
-            .commit(vec![Write::Compiled { key, bytes: serialized }])
+            .commit(vec![Write::Compiled {
+                key,
+                bytes: serialized,
+            }])
             .await?;
         Ok(component)
     }
@@ -419,18 +441,22 @@ impl PluginHost {
         if TargetPluginPre::new(pre).is_ok() {
             return Ok((World::Target, Loaded::Target));
         }
-        Err("the component exports neither weft:plugin/step@0.1.0 (world step-plugin) nor \
+        Err(
+            "the component exports neither weft:plugin/step@0.1.0 (world step-plugin) nor \
              weft:plugin/target@0.1.0 (world target-plugin); build it against wit/weft.wit"
-            .into())
+                .into(),
+        )
     }
 
     /// Checks that `bytes` is a loadable component of ours and says which world it implements.
     /// The compiled artifact is cached, so the plugin's first call does not compile again.
     pub async fn inspect(&self, digest: &Digest, bytes: &[u8]) -> Result<World, String> {
-        let component = self.component(digest, bytes).await.map_err(|e| format!("{e:#}"))?;
+        let component = self
+            .component(digest, bytes)
+            .await
+            .map_err(|e| format!("{e:#}"))?;
         self.link(&component).map(|(world, _)| world)
     }
-
 }
 
 /// Refuses bytes that are not a component, with the reason in terms the author can act on.
@@ -440,10 +466,14 @@ fn check_header(bytes: &[u8]) -> Result<(), String> {
     }
     match bytes[4..8] {
         [0x0d, 0x00, 0x01, 0x00] => Ok(()),
-        [0x01, 0x00, 0x00, 0x00] => Err("this is a core WebAssembly module, not a component: build the plugin \
+        [0x01, 0x00, 0x00, 0x00] => Err(
+            "this is a core WebAssembly module, not a component: build the plugin \
              for the wasm32-wasip2 target (or wrap it with `wasm-tools component new`)"
-            .into()),
-        _ => Err("unsupported WebAssembly version or layer: expected a component (version 0x0d, layer 1)".into()),
+                .into(),
+        ),
+        _ => Err(
+            "unsupported WebAssembly version or layer: expected a component (version 0x0d, layer 1)".into(),
+        ),
     }
 }
 
@@ -559,6 +589,7 @@ fn parse_json(what: &str, json: &str, limits: Limits) -> Result<Value, String> {
             limits.max_output_bytes
         ));
     }
-    serde_json::from_str(json).with_context(|| format!("the plugin returned invalid JSON as its {what}"))
+    serde_json::from_str(json)
+        .with_context(|| format!("the plugin returned invalid JSON as its {what}"))
         .map_err(|e| format!("{e:#}"))
 }

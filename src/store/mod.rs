@@ -28,13 +28,32 @@ const MAX_BATCH: usize = 4096;
 /// One change to the store. Values are serialized by the caller, off the writer thread.
 pub enum Write {
     /// Insert or replace a run; `active` runs are the ones a restart must continue.
-    Run { id: RunId, json: Vec<u8>, active: bool },
+    Run {
+        id: RunId,
+        json: Vec<u8>,
+        active: bool,
+    },
     Timer(Timer),
     DeleteTimer(Timer),
-    Log { run: RunId, seq: u64, json: Vec<u8> },
-    Plugin { meta: PluginMeta, bytes: Arc<[u8]> },
-    Compiled { key: String, bytes: Vec<u8> },
-    Workflow { id: String, version: u64, digest: Digest, json: Vec<u8> },
+    Log {
+        run: RunId,
+        seq: u64,
+        json: Vec<u8>,
+    },
+    Plugin {
+        meta: PluginMeta,
+        bytes: Arc<[u8]>,
+    },
+    Compiled {
+        key: String,
+        bytes: Vec<u8>,
+    },
+    Workflow {
+        id: String,
+        version: u64,
+        digest: Digest,
+        json: Vec<u8>,
+    },
 }
 
 impl Write {
@@ -206,7 +225,10 @@ impl Store {
         let key = run.to_string();
         let start = after.map_or(0, |a| a + 1);
         let mut lines = Vec::new();
-        for entry in table.range((key.as_str(), start)..=(key.as_str(), u64::MAX))?.take(limit) {
+        for entry in table
+            .range((key.as_str(), start)..=(key.as_str(), u64::MAX))?
+            .take(limit)
+        {
             let (_, v) = entry?;
             lines.push(serde_json::from_slice(v.value())?);
         }
@@ -310,7 +332,11 @@ fn apply<'a>(db: &Database, writes: impl Iterator<Item = &'a Write>) -> Result<(
         let mut definitions = txn.open_table(DEFINITIONS)?;
         for write in writes {
             match write {
-                Write::Run { id, json, active: is_active } => {
+                Write::Run {
+                    id,
+                    json,
+                    active: is_active,
+                } => {
                     let key = id.to_string();
                     runs.insert(key.as_str(), json.as_slice())?;
                     if *is_active {
@@ -339,7 +365,12 @@ fn apply<'a>(db: &Database, writes: impl Iterator<Item = &'a Write>) -> Result<(
                 Write::Compiled { key, bytes } => {
                     compiled.insert(key.as_str(), bytes.as_slice())?;
                 }
-                Write::Workflow { id, version, digest, json } => {
+                Write::Workflow {
+                    id,
+                    version,
+                    digest,
+                    json,
+                } => {
                     workflows.insert((id.as_str(), *version), digest.as_str())?;
                     definitions.insert(digest.as_str(), json.as_slice())?;
                 }
@@ -381,6 +412,10 @@ fn timer_from((due, run, step): (u64, &str, &str), kind: u8) -> Result<Timer> {
         due: OffsetDateTime::from_unix_timestamp_nanos(i128::from(due) * 1_000_000)?,
         run: run.parse().map_err(|e: String| anyhow!(e))?,
         step: step.to_owned(),
-        kind: if kind == 0 { TimerKind::Expire } else { TimerKind::Retry },
+        kind: if kind == 0 {
+            TimerKind::Expire
+        } else {
+            TimerKind::Retry
+        },
     })
 }
