@@ -6,8 +6,10 @@
 //! - [`store`] persists everything in one redb file, with group commit;
 //! - [`plugins`] hosts untrusted WASM components under deadlines and memory caps;
 //! - [`engine`] schedules steps, pauses for people, retries and fires timers;
+//! - [`api`] serves the HTTP API over the same engine;
 //! - [`cli`] is the `weft` command line.
 
+pub mod api;
 pub mod cli;
 pub mod engine;
 pub mod names;

@@ -146,6 +146,9 @@ pub struct StepRecord {
     /// Time spent inside plugin calls, over all attempts.
     #[serde(default)]
     pub busy_ms: u64,
+    /// Time spent waiting for people.
+    #[serde(default)]
+    pub waited_ms: u64,
 }
 
 /// The interaction a suspended step waits on, and the plugin's own state to resume with.

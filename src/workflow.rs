@@ -172,14 +172,21 @@ impl Collector {
 /// Parses a definition from YAML or JSON text (JSON is YAML, so one parser reads both).
 pub fn parse(text: &str) -> Result<Definition, Problems> {
     let deserializer = serde_norway::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(deserializer).map_err(|e| {
-        let path = e.path().to_string();
-        let message = e.inner().to_string();
-        Problems(vec![Problem {
-            path: if path == "." { String::new() } else { path },
-            message,
-        }])
-    })
+    serde_path_to_error::deserialize(deserializer).map_err(located)
+}
+
+/// Reads a definition from an already-parsed document (the API parses YAML or JSON first).
+pub fn from_value(document: Value) -> Result<Definition, Problems> {
+    serde_path_to_error::deserialize(document).map_err(located)
+}
+
+/// A deserialization error as a problem at its path.
+fn located<E: fmt::Display>(e: serde_path_to_error::Error<E>) -> Problems {
+    let path = e.path().to_string();
+    Problems(vec![Problem {
+        path: if path == "." { String::new() } else { path },
+        message: e.inner().to_string(),
+    }])
 }
 
 impl Workflow {

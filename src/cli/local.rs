@@ -1,7 +1,7 @@
 //! Commands that work on a local database file, with an engine in this process.
 
 use super::show;
-use super::{AnswerArgs, CancelArgs, DbArgs, RunArgs, ValidateArgs};
+use super::{AnswerArgs, CancelArgs, DbArgs, RunArgs, ServeArgs, ValidateArgs};
 use crate::engine::{AnswerError, Engine, Event, StartError};
 use crate::names::RunId;
 use crate::plugins::PluginHost;
@@ -349,5 +349,25 @@ pub async fn validate(args: ValidateArgs) -> Result<ExitCode> {
         workflow.definition.version,
         workflow.steps.len()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weft serve`: continue interrupted runs, fire due timers, then serve the API.
+pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
+    let engine = open_engine(&args.db)?;
+    let resumed = engine.recover().await?;
+    let fired = engine.fire_due_timers().await?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let address = listener.local_addr()?;
+    eprintln!(
+        "weft serving http://{address} (database {}; resumed {resumed} run(s), fired {fired} timer(s))",
+        engine.store().path().display()
+    );
+    let options = crate::api::Options {
+        body_limit: args.body_limit_mb << 20,
+    };
+    crate::api::serve(engine, listener, options).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -33,6 +33,20 @@ enum Command {
     Plugin(PluginCommand),
     /// Check a workflow definition without running it.
     Validate(ValidateArgs),
+    /// Serve the HTTP API over the database.
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
+    /// Largest request body accepted, in MiB (plugin uploads included).
+    #[arg(long, default_value_t = 50)]
+    body_limit_mb: usize,
+    #[command(flatten)]
+    db: DbArgs,
 }
 
 #[derive(Args)]
@@ -196,5 +210,6 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }) => local::add_plugin(db, file, name, version).await,
         Command::Plugin(PluginCommand::List { db }) => local::list_plugins(db),
         Command::Validate(args) => local::validate(args).await,
+        Command::Serve(args) => local::serve(args).await,
     }
 }

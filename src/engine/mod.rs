@@ -55,6 +55,15 @@ pub enum Event {
     },
 }
 
+/// How a run is started, beyond its workflow and inputs.
+#[derive(Clone, Debug, Default)]
+pub struct StartOptions {
+    /// A client's `Idempotency-Key`: the same key returns the same run.
+    pub idempotency_key: Option<String>,
+    /// The run this one restarts.
+    pub restarted_from: Option<RunId>,
+}
+
 /// Who answers: a user name and the groups the user belongs to.
 #[derive(Clone, Debug)]
 pub struct Person {
@@ -97,6 +106,21 @@ pub enum AnswerError {
     Internal(#[from] anyhow::Error),
 }
 
+/// Why a run could not be restarted.
+#[derive(Debug, thiserror::Error)]
+pub enum RestartError {
+    #[error("no run {0}")]
+    UnknownRun(RunId),
+    #[error("{0}")]
+    NotRestartable(String),
+    #[error("{0}")]
+    UnknownVersion(String),
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
 /// Why a run could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -121,6 +145,7 @@ struct Inner {
     templates: Templates,
     workflows: Mutex<HashMap<Digest, Arc<Workflow>>>,
     live: Mutex<HashMap<RunId, RunHandle>>,
+    keyed_starts: tokio::sync::Mutex<()>,
     /// Plugin calls under way in this process, as (run, step index, attempt).
     in_flight: Mutex<HashSet<(RunId, usize, u32)>>,
     /// Signalled whenever a call leaves `in_flight`.
@@ -140,6 +165,7 @@ impl Engine {
                 templates: Templates::new(Syntax::Braces),
                 workflows: Mutex::new(HashMap::new()),
                 live: Mutex::new(HashMap::new()),
+                keyed_starts: tokio::sync::Mutex::new(()),
                 in_flight: Mutex::new(HashSet::new()),
                 call_ended: Notify::new(),
                 events,
@@ -197,6 +223,11 @@ impl Engine {
         }
     }
 
+    /// The workflow version a run started with.
+    pub fn workflow_of(&self, run: &RunRecord) -> Result<Arc<Workflow>> {
+        self.workflow_by_digest(&run.workflow.digest)
+    }
+
     fn workflow_by_digest(&self, digest: &Digest) -> Result<Arc<Workflow>> {
         if let Some(found) = self
             .inner
@@ -232,6 +263,30 @@ impl Engine {
         inputs: Map<String, Value>,
         started_by: &str,
     ) -> Result<RunId, StartError> {
+        self.start_with(workflow, inputs, started_by, StartOptions::default())
+            .await
+    }
+
+    /// [`Engine::start`] with an idempotency key or a run it restarts. A key that already
+    /// started a run returns that run instead of starting another.
+    pub async fn start_with(
+        &self,
+        workflow: &Arc<Workflow>,
+        inputs: Map<String, Value>,
+        started_by: &str,
+        options: StartOptions,
+    ) -> Result<RunId, StartError> {
+        // Serializes keyed starts so two requests with one key cannot both miss.
+        let _keyed = match &options.idempotency_key {
+            Some(key) => {
+                let guard = self.inner.keyed_starts.lock().await;
+                if let Some(id) = self.inner.store.idempotent_run(key)? {
+                    return Ok(id);
+                }
+                Some(guard)
+            }
+            None => None,
+        };
         let inputs = workflow.bind_inputs(inputs).map_err(StartError::Invalid)?;
         let mut problems = Vec::new();
         let mut steps = Vec::new();
@@ -262,10 +317,16 @@ impl Engine {
             steps,
             outputs: None,
             error: None,
-            restarted_from: None,
+            restarted_from: options.restarted_from,
             next_log_seq: 0,
         };
         let mut tx = Transition::default();
+        if let Some(key) = options.idempotency_key {
+            tx.writes.push(Write::Idempotency { key, run: run.id });
+        }
+        if let Some(from) = options.restarted_from {
+            tx.log(&mut run, "info", None, format!("restart of run {from}"));
+        }
         tx.log(&mut run, "info", None, format!("run started by {started_by}"));
         let id = run.id;
         let handle: RunHandle = Arc::new(tokio::sync::Mutex::new(run));
@@ -421,6 +482,77 @@ impl Engine {
         );
         self.commit(&mut run, tx).await?;
         Ok(run.clone())
+    }
+
+    /// Cancels what the run waits for: the waiting step fails as canceled, and so does the run.
+    pub async fn cancel_interaction(&self, id: RunId, by: &str) -> Result<RunRecord, AnswerError> {
+        let mut run = self.lock(id).await?.ok_or(AnswerError::UnknownRun(id))?;
+        let Some(i) = run.steps.iter().position(|s| s.state == StepState::Waiting) else {
+            return Err(AnswerError::NotWaiting(format!(
+                "run {id} has no pending interaction (it is {})",
+                run.state.as_str()
+            )));
+        };
+        let mut tx = Transition::default();
+        let name = run.steps[i].name.clone();
+        if let Some(timer) = transition::pending_timer(id, &run.steps[i]) {
+            tx.writes.push(Write::DeleteTimer(timer));
+        }
+        let step = &mut run.steps[i];
+        let at = now();
+        transition::stop_waiting(step, at);
+        step.state = StepState::Canceled;
+        step.waiting = None;
+        step.ended_at = Some(at);
+        step.error = Some(format!("interaction canceled by {by}"));
+        let error = format!("step {name}: interaction canceled by {by}");
+        transition::finish(&mut run, RunState::Failed, Some(error), &mut tx);
+        self.commit(&mut run, tx).await?;
+        Ok(run.clone())
+    }
+
+    /// Deletes a finished run and its log.
+    pub async fn delete(&self, id: RunId) -> Result<(), AnswerError> {
+        let run = self.lock(id).await?.ok_or(AnswerError::UnknownRun(id))?;
+        if !run.state.is_finished() {
+            return Err(AnswerError::NotWaiting(format!(
+                "run {id} is {}; only finished runs can be deleted (cancel it first)",
+                run.state.as_str()
+            )));
+        }
+        self.inner.store.commit(vec![Write::DeleteRun(id)]).await?;
+        self.evict(&run);
+        Ok(())
+    }
+
+    /// Starts a new run with the inputs of a failed, rejected or canceled one, on `version`
+    /// of its workflow or the same version.
+    pub async fn restart(&self, id: RunId, version: Option<u64>, by: &str) -> Result<RunId, RestartError> {
+        let old = self.run(id).await?.ok_or(RestartError::UnknownRun(id))?;
+        if !matches!(
+            old.state,
+            RunState::Failed | RunState::Rejected | RunState::Canceled
+        ) {
+            return Err(RestartError::NotRestartable(format!(
+                "run {id} is {}; only failed, rejected or canceled runs can be restarted",
+                old.state.as_str()
+            )));
+        }
+        let workflow = match version {
+            Some(v) => self.workflow(&old.workflow.id, Some(v))?.ok_or_else(|| {
+                RestartError::UnknownVersion(format!("workflow {} has no version {v}", old.workflow.id))
+            })?,
+            None => self.workflow_by_digest(&old.workflow.digest)?,
+        };
+        let inputs = match old.inputs {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        };
+        let options = StartOptions {
+            idempotency_key: None,
+            restarted_from: Some(id),
+        };
+        Ok(self.start_with(&workflow, inputs, by, options).await?)
     }
 
     /// Continues runs that were pending or running when the last process stopped. A step
@@ -613,6 +745,7 @@ fn new_step(name: StepName, plugin: Digest) -> StepRecord {
         waiting: None,
         answers: Vec::new(),
         busy_ms: 0,
+        waited_ms: 0,
     }
 }
 

@@ -88,7 +88,6 @@ async fn fire(engine: &Engine, timer: &Timer) -> anyhow::Result<()> {
                 },
                 other => other,
             };
-            run.steps[i].waiting = None;
             transition::apply_outcome(&mut run, &workflow, i, outcome, report.elapsed, &mut tx);
         }
     }

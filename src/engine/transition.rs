@@ -250,6 +250,14 @@ pub fn pending_timer(run: crate::names::RunId, step: &crate::run::StepRecord) ->
     }
 }
 
+/// Adds the time since the step began waiting to its `waited_ms`, if it waits.
+pub fn stop_waiting(step: &mut crate::run::StepRecord, at: time::OffsetDateTime) {
+    if let Some(waiting) = &step.waiting {
+        let waited = (at - waiting.since).whole_milliseconds().max(0);
+        step.waited_ms += u64::try_from(waited).unwrap_or(u64::MAX);
+    }
+}
+
 /// The store keeps timers to the millisecond; round up so a timer never fires early and
 /// matches its step exactly when it does.
 fn whole_ms(at: time::OffsetDateTime) -> time::OffsetDateTime {
@@ -287,6 +295,9 @@ pub fn apply_outcome(
     let name = run.steps[i].name.clone();
     let at = now();
     run.steps[i].busy_ms += u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+    if !matches!(outcome, Outcome::Suspend(_)) {
+        stop_waiting(&mut run.steps[i], at);
+    }
     let finished = |state, detail| Event::StepFinished {
         run: run.id,
         step: name.clone(),
@@ -311,12 +322,14 @@ pub fn apply_outcome(
                 StepState::Waiting,
                 Some(format!("waiting for {name}.{signals}")),
             ));
-            let keep_expiry = run.steps[i].waiting.as_ref().and_then(|w| w.expires_at);
-            let waiting = to_waiting(suspension, at, keep_expiry);
+            // Still waiting after an answer: the same interaction goes on, with its start and
+            // expiry unchanged.
+            let earlier = run.steps[i].waiting.as_ref().map(|w| (w.since, w.expires_at));
+            let waiting = to_waiting(suspension, at, earlier);
             let step = &mut run.steps[i];
             step.state = StepState::Waiting;
             step.waiting = Some(waiting);
-            if keep_expiry.is_none() {
+            if earlier.is_none() {
                 if let Some(timer) = pending_timer(run.id, &run.steps[i]) {
                     tx.writes.push(Write::Timer(timer));
                 }
@@ -401,16 +414,17 @@ pub fn apply_outcome(
 
 fn to_waiting(
     s: Suspension,
-    since: time::OffsetDateTime,
-    keep_expiry: Option<time::OffsetDateTime>,
+    at: time::OffsetDateTime,
+    earlier: Option<(time::OffsetDateTime, Option<time::OffsetDateTime>)>,
 ) -> Waiting {
+    let (since, expires_at) = earlier.unwrap_or((at, s.expires_in.map(|d| at + d)));
     Waiting {
         prompt: s.prompt,
         fields: s.fields,
         assignees: s.assignees,
         signal_types: s.signal_types,
         since,
-        expires_at: keep_expiry.or_else(|| s.expires_in.map(|d| since + d)),
+        expires_at,
         state: s.state,
     }
 }

@@ -27,11 +27,18 @@ const MAX_BATCH: usize = 4096;
 
 /// One change to the store. Values are serialized by the caller, off the writer thread.
 pub enum Write {
-    /// Insert or replace a run; `active` runs are the ones a restart must continue.
+    /// Insert or replace a run; its state keeps the active and waiting indexes.
     Run {
         id: RunId,
         json: Vec<u8>,
-        active: bool,
+        state: RunState,
+    },
+    /// Remove a finished run and its log.
+    DeleteRun(RunId),
+    /// Remember that an `Idempotency-Key` started this run.
+    Idempotency {
+        key: String,
+        run: RunId,
     },
     Timer(Timer),
     DeleteTimer(Timer),
@@ -54,6 +61,13 @@ pub enum Write {
         digest: Digest,
         json: Vec<u8>,
     },
+    /// Remove every version of a workflow; definitions stay, for the runs that used them.
+    DeleteWorkflow(String),
+    /// Remove a plugin version; its bytes go too unless another version has the same digest.
+    DeletePlugin {
+        name: String,
+        version: String,
+    },
 }
 
 impl Write {
@@ -62,7 +76,7 @@ impl Write {
         Ok(Write::Run {
             id: run.id,
             json: serde_json::to_vec(run)?,
-            active: matches!(run.state, RunState::Pending | RunState::Running),
+            state: run.state,
         })
     }
 
@@ -175,12 +189,34 @@ impl Store {
 
     /// Every run, newest first.
     pub fn runs(&self) -> Result<Vec<RunRecord>> {
+        self.runs_before(None, |_| true, usize::MAX)
+    }
+
+    /// Up to `limit` runs that `keep` accepts, newest first, starting after the run `before`
+    /// (a paging cursor). Run ids are UUIDv7, so key order is start order.
+    pub fn runs_before(
+        &self,
+        before: Option<RunId>,
+        mut keep: impl FnMut(&RunRecord) -> bool,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(RUNS)?;
+        let bound = before.map(|id| id.to_string());
+        let range = match &bound {
+            Some(b) => table.range::<&str>(..b.as_str())?,
+            None => table.range::<&str>(..)?,
+        };
         let mut runs = Vec::new();
-        for entry in table.iter()?.rev() {
+        for entry in range.rev() {
+            if runs.len() >= limit {
+                break;
+            }
             let (_, v) = entry?;
-            runs.push(serde_json::from_slice(v.value()).context("a stored run is unreadable")?);
+            let run: RunRecord = serde_json::from_slice(v.value()).context("a stored run is unreadable")?;
+            if keep(&run) {
+                runs.push(run);
+            }
         }
         Ok(runs)
     }
@@ -195,6 +231,57 @@ impl Store {
             ids.push(k.value().parse().map_err(|e: String| anyhow!(e))?);
         }
         Ok(ids)
+    }
+
+    /// Runs waiting for a person, oldest first; never scans other runs.
+    pub fn waiting_runs(&self) -> Result<Vec<RunId>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(WAITING)?;
+        let mut ids = Vec::new();
+        for entry in table.iter()? {
+            let (k, _) = entry?;
+            ids.push(k.value().parse().map_err(|e: String| anyhow!(e))?);
+        }
+        Ok(ids)
+    }
+
+    /// The run an `Idempotency-Key` started, if any.
+    pub fn idempotent_run(&self, key: &str) -> Result<Option<RunId>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(IDEMPOTENCY)?;
+        let found = table.get(key)?.map(|v| v.value().to_owned());
+        found
+            .map(|id| id.parse().map_err(|e: String| anyhow!(e)))
+            .transpose()
+    }
+
+    /// Every version of workflow `id`, oldest first, with its definition digest.
+    pub fn workflow_versions(&self, id: &str) -> Result<Vec<(u64, Digest)>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(WORKFLOWS)?;
+        let mut versions = Vec::new();
+        for entry in table.range((id, 0)..=(id, u64::MAX))? {
+            let (k, v) = entry?;
+            versions.push((k.value().1, v.value().parse().map_err(|e: String| anyhow!(e))?));
+        }
+        Ok(versions)
+    }
+
+    /// The latest version of every workflow: (id, version, digest), by id.
+    pub fn workflows(&self) -> Result<Vec<(String, u64, Digest)>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(WORKFLOWS)?;
+        let mut latest: Vec<(String, u64, Digest)> = Vec::new();
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            let (id, version) = k.value();
+            let digest: Digest = v.value().parse().map_err(|e: String| anyhow!(e))?;
+            match latest.last_mut() {
+                Some(last) if last.0 == id => *last = (id.to_owned(), version, digest),
+                _ => latest.push((id.to_owned(), version, digest)),
+            }
+        }
+        Ok(latest)
     }
 
     /// The earliest timer, if any.
@@ -323,6 +410,8 @@ fn apply<'a>(db: &Database, writes: impl Iterator<Item = &'a Write>) -> Result<(
     {
         let mut runs = txn.open_table(RUNS)?;
         let mut active = txn.open_table(ACTIVE)?;
+        let mut waiting = txn.open_table(WAITING)?;
+        let mut idempotency = txn.open_table(IDEMPOTENCY)?;
         let mut timers = txn.open_table(TIMERS)?;
         let mut logs = txn.open_table(LOGS)?;
         let mut plugins = txn.open_table(PLUGINS)?;
@@ -332,17 +421,47 @@ fn apply<'a>(db: &Database, writes: impl Iterator<Item = &'a Write>) -> Result<(
         let mut definitions = txn.open_table(DEFINITIONS)?;
         for write in writes {
             match write {
-                Write::Run {
-                    id,
-                    json,
-                    active: is_active,
-                } => {
+                Write::Run { id, json, state } => {
                     let key = id.to_string();
                     runs.insert(key.as_str(), json.as_slice())?;
-                    if *is_active {
+                    if matches!(state, RunState::Pending | RunState::Running) {
                         active.insert(key.as_str(), ())?;
                     } else {
                         active.remove(key.as_str())?;
+                    }
+                    if *state == RunState::Waiting {
+                        waiting.insert(key.as_str(), ())?;
+                    } else {
+                        waiting.remove(key.as_str())?;
+                    }
+                }
+                Write::DeleteRun(id) => {
+                    let key = id.to_string();
+                    runs.remove(key.as_str())?;
+                    active.remove(key.as_str())?;
+                    waiting.remove(key.as_str())?;
+                    logs.retain_in((key.as_str(), 0)..=(key.as_str(), u64::MAX), |_, _| false)?;
+                }
+                Write::Idempotency { key, run } => {
+                    idempotency.insert(key.as_str(), run.to_string().as_str())?;
+                }
+                Write::DeleteWorkflow(id) => {
+                    workflows.retain_in((id.as_str(), 0)..=(id.as_str(), u64::MAX), |_, _| false)?;
+                }
+                Write::DeletePlugin { name, version } => {
+                    let key = format!("{name}@{version}");
+                    let removed = plugins.remove(key.as_str())?.map(|v| v.value().to_vec());
+                    if let Some(meta) = removed {
+                        let meta: PluginMeta = serde_json::from_slice(&meta)?;
+                        let mut shared = false;
+                        for entry in plugins.iter()? {
+                            let (_, v) = entry?;
+                            let other: PluginMeta = serde_json::from_slice(v.value())?;
+                            shared |= other.digest == meta.digest;
+                        }
+                        if !shared {
+                            plugin_bytes.remove(meta.digest.as_str())?;
+                        }
                     }
                 }
                 Write::Timer(t) => {
@@ -385,6 +504,8 @@ fn create_tables(db: &Database) -> Result<()> {
     let txn = db.begin_write()?;
     txn.open_table(RUNS)?;
     txn.open_table(ACTIVE)?;
+    txn.open_table(WAITING)?;
+    txn.open_table(IDEMPOTENCY)?;
     txn.open_table(TIMERS)?;
     txn.open_table(LOGS)?;
     txn.open_table(PLUGINS)?;

@@ -6,6 +6,10 @@ use redb::TableDefinition;
 pub const RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("runs");
 /// run id → (): runs that were pending or running, so a restart never scans finished runs.
 pub const ACTIVE: TableDefinition<&str, ()> = TableDefinition::new("active_runs");
+/// run id → (): runs waiting for a person, so listing interactions never scans other runs.
+pub const WAITING: TableDefinition<&str, ()> = TableDefinition::new("waiting_runs");
+/// `Idempotency-Key` → the run id it started.
+pub const IDEMPOTENCY: TableDefinition<&str, &str> = TableDefinition::new("idempotency_keys");
 /// (due unix ms, run id, step) → timer kind.
 pub const TIMERS: TableDefinition<(u64, &str, &str), u8> = TableDefinition::new("timers");
 /// (run id, seq) → log line (JSON).

@@ -1,0 +1,350 @@
+//! Executions (runs), in the shape of vRO's Workflow Run Service: start, list, read, cancel,
+//! delete, logs, statistics and restart.
+
+use super::error::ApiError;
+use super::extract::{Caller, PathParams, QueryParams};
+use super::{json_or_empty, views, AppState};
+use crate::engine::StartOptions;
+use crate::names::RunId;
+use crate::run::{RunRecord, RunState};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct StartQuery {
+    /// Start this version instead of the latest.
+    version: Option<u64>,
+    /// Answer only when the run has finished or waits for a person.
+    #[serde(default)]
+    wait: bool,
+}
+
+/// Starts a run. The body is vRO's ExecutionContext (`parameters`, plain or typed values),
+/// `{"input": {...}}`, or SecMaster's `playbook_context`; `{}` or no body starts without
+/// inputs. The same `Idempotency-Key` returns the same run.
+#[utoipa::path(post, path = "/v1/workflows/{id}/executions", tag = "executions",
+    params(("id" = String, Path, description = "Workflow id"), StartQuery,
+        ("Idempotency-Key" = Option<String>, Header, description = "Start at most one run per key")),
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 202, description = "Started", body = serde_json::Value),
+        (status = 200, description = "Finished or waiting (with ?wait=true)", body = serde_json::Value),
+        (status = 400, description = "Invalid inputs", body = super::error::ErrorBody),
+        (status = 404, description = "No such workflow", body = super::error::ErrorBody)))]
+pub async fn start(
+    State(state): State<AppState>,
+    PathParams(workflow_id): PathParams<String>,
+    QueryParams(query): QueryParams<StartQuery>,
+    Caller(caller): Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let body = json_or_empty(&body)?;
+    let mut inputs = super::params::start_inputs(&body)?;
+    let workflow = state
+        .engine
+        .workflow(&workflow_id, query.version)?
+        .ok_or_else(|| match query.version {
+            Some(v) => ApiError::not_found(format!("workflow {workflow_id} has no version {v}")),
+            None => ApiError::not_found(format!("no workflow {workflow_id}")),
+        })?;
+    // SecMaster always sends its data class; keep it only where the workflow asks for it.
+    if !workflow.definition.inputs.contains_key("dataclass") && body.get("playbook_context").is_some() {
+        inputs.remove("dataclass");
+    }
+    let idempotency_key = match headers.get("idempotency-key") {
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .filter(|k| !k.is_empty() && k.len() <= 255)
+                .ok_or_else(|| ApiError::bad_request("Idempotency-Key must be 1 to 255 visible characters"))?
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let options = StartOptions {
+        idempotency_key,
+        restarted_from: None,
+    };
+    let id = state
+        .engine
+        .start_with(&workflow, inputs, &caller.name, options)
+        .await?;
+    started(&state, &workflow_id, id, query.wait).await
+}
+
+/// The answer to a start or restart: 202 with the run's id, or with `wait`, 200 and the run
+/// once it has finished or waits for a person.
+async fn started(state: &AppState, workflow_id: &str, id: RunId, wait: bool) -> Result<Response, ApiError> {
+    let location = format!("/v1/workflows/{workflow_id}/executions/{id}");
+    if wait {
+        let run = state.engine.settled(id).await?;
+        let body = views::execution(&run, state.engine.workflow_of(&run).ok().as_deref());
+        return Ok((StatusCode::OK, [(header::LOCATION, location)], Json(body)).into_response());
+    }
+    let run = state
+        .engine
+        .run(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no run {id}")))?;
+    let body = json!({"id": id, "state": run.state, "href": location});
+    Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(body)).into_response())
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct ListQuery {
+    /// Only runs in this state.
+    state: Option<String>,
+    /// Only runs of this workflow (for `/v1/executions`).
+    workflow: Option<String>,
+    /// Only runs started after this RFC 3339 time.
+    started_after: Option<String>,
+    /// Only runs started before this RFC 3339 time.
+    started_before: Option<String>,
+    /// At most this many (default 50, at most 1000).
+    limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// Runs of one workflow, newest first, filtered and paged.
+#[utoipa::path(get, path = "/v1/workflows/{id}/executions", tag = "executions",
+    params(("id" = String, Path, description = "Workflow id"), ListQuery),
+    responses((status = 200, description = "A page of runs", body = serde_json::Value),
+        (status = 400, description = "Bad filter", body = super::error::ErrorBody)))]
+pub async fn list_for_workflow(
+    State(state): State<AppState>,
+    PathParams(workflow_id): PathParams<String>,
+    QueryParams(mut query): QueryParams<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    query.workflow = Some(workflow_id);
+    list_runs(&state, query)
+}
+
+/// Runs of every workflow, newest first, filtered and paged (`?state=waiting`).
+#[utoipa::path(get, path = "/v1/executions", tag = "executions", params(ListQuery),
+    responses((status = 200, description = "A page of runs", body = serde_json::Value),
+        (status = 400, description = "Bad filter", body = super::error::ErrorBody)))]
+pub async fn list_all(
+    State(state): State<AppState>,
+    QueryParams(query): QueryParams<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    list_runs(&state, query)
+}
+
+fn list_runs(state: &AppState, query: ListQuery) -> Result<Json<Value>, ApiError> {
+    let wanted: Option<RunState> = query
+        .state
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(ApiError::bad_request)?;
+    let after = time_param("started_after", query.started_after.as_deref())?;
+    let before = time_param("started_before", query.started_before.as_deref())?;
+    let limit = query.limit.unwrap_or(50).clamp(1, 1000);
+    let cursor: Option<RunId> = query
+        .cursor
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(|e: String| ApiError::bad_request(format!("cursor: {e}")))?;
+    let keep = |run: &RunRecord| {
+        wanted.is_none_or(|s| run.state == s)
+            && query.workflow.as_ref().is_none_or(|w| run.workflow.id == *w)
+            && after.is_none_or(|t| run.created_at > t)
+            && before.is_none_or(|t| run.created_at < t)
+    };
+    // One more than asked tells whether there is a next page.
+    let mut runs = state.engine.store().runs_before(cursor, keep, limit + 1)?;
+    let next_cursor = if runs.len() > limit {
+        runs.truncate(limit);
+        runs.last().map(|r| r.id.to_string())
+    } else {
+        None
+    };
+    let items: Vec<Value> = runs.iter().map(views::summary).collect();
+    Ok(Json(json!({"items": items, "next_cursor": next_cursor})))
+}
+
+fn time_param(name: &str, value: Option<&str>) -> Result<Option<OffsetDateTime>, ApiError> {
+    value
+        .map(|v| {
+            OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339).map_err(|_| {
+                ApiError::bad_request(format!(
+                    "{name}: expected an RFC 3339 time such as 2026-11-22T10:00:00Z"
+                ))
+            })
+        })
+        .transpose()
+}
+
+/// The run `eid` of workflow `id`; 404 when either is unknown or they do not belong together.
+pub async fn find(state: &AppState, workflow_id: &str, eid: &str) -> Result<RunRecord, ApiError> {
+    let id: RunId = eid.parse().map_err(ApiError::not_found)?;
+    match state.engine.run(id).await? {
+        Some(run) if run.workflow.id == workflow_id => Ok(run),
+        _ => Err(ApiError::not_found(format!(
+            "workflow {workflow_id} has no execution {eid}"
+        ))),
+    }
+}
+
+/// One run: inputs (secure ones masked), outputs, steps with the ones waiting now, error,
+/// times and who started it.
+#[utoipa::path(get, path = "/v1/workflows/{id}/executions/{eid}", tag = "executions",
+    params(("id" = String, Path, description = "Workflow id"), ("eid" = String, Path, description = "Execution id")),
+    responses((status = 200, description = "The run", body = serde_json::Value),
+        (status = 404, description = "No such run", body = super::error::ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    PathParams((wf, eid)): PathParams<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let run = find(&state, &wf, &eid).await?;
+    Ok(Json(views::execution(
+        &run,
+        state.engine.workflow_of(&run).ok().as_deref(),
+    )))
+}
+
+/// The run's state.
+#[utoipa::path(get, path = "/v1/workflows/{id}/executions/{eid}/state", tag = "executions",
+    params(("id" = String, Path, description = "Workflow id"), ("eid" = String, Path, description = "Execution id")),
+    responses((status = 200, description = "State", body = serde_json::Value),
+        (status = 404, description = "No such run", body = super::error::ErrorBody)))]
+pub async fn get_state(
+    State(state): State<AppState>,
+    PathParams((wf, eid)): PathParams<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(views::state(&find(&state, &wf, &eid).await?)))
+}
+
+/// Cancels the run.
+#[utoipa::path(delete, path = "/v1/workflows/{id}/executions/{eid}/state", tag = "executions",
+    params(("id" = String, Path, description = "Workflow id"), ("eid" = String, Path, description = "Execution id")),
+    responses((status = 204, description = "Canceled"),
+        (status = 404, description = "No such run", body = super::error::ErrorBody),
+        (status = 409, description = "Already finished", body = super::error::ErrorBody)))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    PathParams((wf, eid)): PathParams<(String, String)>,
+    Caller(caller): Caller,
+) -> Result<StatusCode, ApiError> {
+    let run = find(&state, &wf, &eid).await?;
+    state.engine.cancel(run.id, &caller.name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes a finished run.
+#[utoipa::path(delete, path = "/v1/workflows/{id}/executions/{eid}", tag = "executions",
+    params(("id" = String, Path, description = "Workflow id"), ("eid" = String, Path, description = "Execution id")),
+    responses((status = 204, description = "Deleted"),
+        (status = 404, description = "No such run", body = super::error::ErrorBody),
+        (status = 409, description = "Not finished", body = super::error::ErrorBody)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    PathParams((wf, eid)): PathParams<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let run = find(&state, &wf, &eid).await?;
+    state.engine.delete(run.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct LogQuery {
+    /// Lines after this sequence number.
+    after: Option<u64>,
+    /// At most this many lines (default 100, at most 10000).
+    limit: Option<usize>,
+}
+
+/// The run's log: plugin `log` calls and engine events.
+#[utoipa::path(get, path = "/v1/workflows/{id}/executions/{eid}/logs", tag = "executions",
+    params(("id" = String, Path, description = "Workflow id"), ("eid" = String, Path, description = "Execution id"), LogQuery),
+    responses((status = 200, description = "Log lines", body = serde_json::Value),
+        (status = 404, description = "No such run", body = super::error::ErrorBody)))]
+pub async fn logs(
+    State(state): State<AppState>,
+    PathParams((wf, eid)): PathParams<(String, String)>,
+    QueryParams(query): QueryParams<LogQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let run = find(&state, &wf, &eid).await?;
+    let limit = query.limit.unwrap_or(100).clamp(1, 10_000);
+    let lines = state.engine.store().logs(run.id, query.after, limit)?;
+    let next_after = lines.last().map(|l| l.seq);
+    Ok(Json(json!({"items": lines, "next_after": next_after})))
+}
+
+/// The whole log as a text file.
+#[utoipa::path(get, path = "/v1/workflows/{id}/executions/{eid}/logs/export", tag = "executions",
+    params(("id" = String, Path, description = "Workflow id"), ("eid" = String, Path, description = "Execution id")),
+    responses((status = 200, description = "The log", body = String, content_type = "text/plain"),
+        (status = 404, description = "No such run", body = super::error::ErrorBody)))]
+pub async fn export_logs(
+    State(state): State<AppState>,
+    PathParams((wf, eid)): PathParams<(String, String)>,
+) -> Result<Response, ApiError> {
+    let run = find(&state, &wf, &eid).await?;
+    let mut text = String::new();
+    for line in state.engine.store().logs(run.id, None, usize::MAX)? {
+        let step = line.step.map(|s| format!(" [{s}]")).unwrap_or_default();
+        text.push_str(&format!(
+            "{} {}{} {}\n",
+            crate::run::rfc3339(line.at),
+            line.level,
+            step,
+            line.message
+        ));
+    }
+    let disposition = format!("attachment; filename=\"{}-{}.log\"", run.workflow.id, run.id);
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        text,
+    )
+        .into_response())
+}
+
+/// Per-step durations, attempts and time spent waiting.
+#[utoipa::path(get, path = "/v1/workflows/{id}/executions/{eid}/statistics", tag = "executions",
+    params(("id" = String, Path, description = "Workflow id"), ("eid" = String, Path, description = "Execution id")),
+    responses((status = 200, description = "Statistics", body = serde_json::Value),
+        (status = 404, description = "No such run", body = super::error::ErrorBody)))]
+pub async fn statistics(
+    State(state): State<AppState>,
+    PathParams((wf, eid)): PathParams<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(views::statistics(&find(&state, &wf, &eid).await?)))
+}
+
+#[derive(Deserialize, Default)]
+struct RestartBody {
+    version: Option<u64>,
+}
+
+/// Starts a new run with the same inputs (optionally on another version); only failed,
+/// rejected or canceled runs.
+#[utoipa::path(post, path = "/v1/workflows/{id}/executions/{eid}/restart", tag = "executions",
+    params(("id" = String, Path, description = "Workflow id"), ("eid" = String, Path, description = "Execution id")),
+    request_body(content = serde_json::Value, description = "Optional {\"version\": N}"),
+    responses((status = 202, description = "The new run", body = serde_json::Value),
+        (status = 404, description = "No such run or version", body = super::error::ErrorBody),
+        (status = 409, description = "The run cannot be restarted", body = super::error::ErrorBody)))]
+pub async fn restart(
+    State(state): State<AppState>,
+    PathParams((wf, eid)): PathParams<(String, String)>,
+    Caller(caller): Caller,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let run = find(&state, &wf, &eid).await?;
+    let body: RestartBody = serde_json::from_value(json_or_empty(&body)?)
+        .map_err(|e| ApiError::bad_request(format!("invalid restart body: {e}")))?;
+    let id = state.engine.restart(run.id, body.version, &caller.name).await?;
+    started(&state, &wf, id, false).await
+}

@@ -1,0 +1,178 @@
+//! Interactions (vRO user interactions) and signals (Keyfactor): what runs wait for, and the
+//! answers that continue them.
+
+use super::error::ApiError;
+use super::executions::find;
+use super::extract::{Caller, JsonBody, PathParams, QueryParams};
+use super::{json_or_empty, views, AppState};
+use crate::names::RunId;
+use crate::run::{RunRecord, StepState};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+fn waiting_step(run: &RunRecord) -> Result<usize, ApiError> {
+    run.steps
+        .iter()
+        .position(|s| s.state == StepState::Waiting)
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "run {} has no pending interaction (it is {})",
+                run.id,
+                run.state.as_str()
+            ))
+        })
+}
+
+/// The pending form: step, prompt, typed fields, assignees, expiry.
+#[utoipa::path(get, path = "/v1/workflows/{id}/executions/{eid}/interaction", tag = "interactions",
+    params(("id" = String, Path, description = "Workflow id"), ("eid" = String, Path, description = "Execution id")),
+    responses((status = 200, description = "The pending interaction", body = serde_json::Value),
+        (status = 404, description = "No such run, or nothing pending", body = super::error::ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    PathParams((wf, eid)): PathParams<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let run = find(&state, &wf, &eid).await?;
+    let step = waiting_step(&run)?;
+    Ok(Json(views::interaction(&run, step)))
+}
+
+/// Answers the pending interaction with vRO's ExecutionContext (`{"parameters": [...]}`;
+/// `{}` answers with no values, so defaults apply).
+#[utoipa::path(post, path = "/v1/workflows/{id}/executions/{eid}/interaction", tag = "interactions",
+    params(("id" = String, Path, description = "Workflow id"), ("eid" = String, Path, description = "Execution id")),
+    request_body(content = serde_json::Value, content_type = "application/json"),
+    responses((status = 204, description = "Answered"),
+        (status = 400, description = "A field is missing or wrong", body = super::error::ErrorBody),
+        (status = 404, description = "No such run", body = super::error::ErrorBody),
+        (status = 409, description = "Nothing is waiting (already answered)", body = super::error::ErrorBody)))]
+pub async fn answer(
+    State(state): State<AppState>,
+    PathParams((wf, eid)): PathParams<(String, String)>,
+    Caller(caller): Caller,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let run = find(&state, &wf, &eid).await?;
+    let body = json_or_empty(&body)?;
+    let data = match body.get("parameters") {
+        Some(parameters) => super::params::execution_context(parameters)?,
+        None => serde_json::Map::new(),
+    };
+    let Ok(step) = waiting_step(&run) else {
+        return Err(ApiError::conflict(format!(
+            "run {} has no pending interaction (it is {}); it may have been answered already",
+            run.id,
+            run.state.as_str()
+        )));
+    };
+    let step = &run.steps[step];
+    let signal = step
+        .waiting
+        .as_ref()
+        .and_then(|w| w.signal_types.first())
+        .cloned()
+        .unwrap_or_default();
+    state
+        .engine
+        .answer(run.id, step.name.as_str(), &signal, Value::Object(data), &caller)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Cancels the pending interaction: the step fails as canceled, and the run fails.
+#[utoipa::path(delete, path = "/v1/workflows/{id}/executions/{eid}/interaction", tag = "interactions",
+    params(("id" = String, Path, description = "Workflow id"), ("eid" = String, Path, description = "Execution id")),
+    responses((status = 204, description = "Canceled"),
+        (status = 404, description = "No such run", body = super::error::ErrorBody),
+        (status = 409, description = "Nothing is waiting", body = super::error::ErrorBody)))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    PathParams((wf, eid)): PathParams<(String, String)>,
+    Caller(caller): Caller,
+) -> Result<StatusCode, ApiError> {
+    let run = find(&state, &wf, &eid).await?;
+    state.engine.cancel_interaction(run.id, &caller.name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct ListQuery {
+    /// `waiting` (the default and only state listed).
+    state: Option<String>,
+}
+
+/// Every pending interaction, with its run and step.
+#[utoipa::path(get, path = "/v1/interactions", tag = "interactions", params(ListQuery),
+    responses((status = 200, description = "Pending interactions", body = serde_json::Value),
+        (status = 400, description = "Unknown state", body = super::error::ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    QueryParams(query): QueryParams<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    if let Some(s) = query.state.as_deref().filter(|s| *s != "waiting") {
+        return Err(ApiError::bad_request(format!(
+            "state {s:?}: only waiting interactions are listed"
+        )));
+    }
+    let store = state.engine.store();
+    let mut items = Vec::new();
+    for id in store.waiting_runs()? {
+        let Some(run) = store.run(id)? else { continue };
+        for (i, step) in run.steps.iter().enumerate() {
+            if step.state == StepState::Waiting {
+                items.push(views::interaction(&run, i));
+            }
+        }
+    }
+    Ok(Json(json!({ "items": items })))
+}
+
+/// A Keyfactor signal: `SignalKey` is `UniqueName.SignalType`, `Data` the answer.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "PascalCase")]
+pub struct Signal {
+    /// `Step.SignalType`, such as `RequireApproval1.ApprovalStatus`.
+    signal_key: String,
+    /// The answer's fields, such as `{"Approved": "True", "Comment": "ok"}`.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    data: Value,
+}
+
+/// Sends a signal to a run's waiting step.
+#[utoipa::path(post, path = "/v1/instances/{eid}/signals", tag = "signals",
+    params(("eid" = String, Path, description = "Execution id")),
+    request_body = Signal,
+    responses((status = 204, description = "Applied"),
+        (status = 400, description = "Unknown signal type or invalid data", body = super::error::ErrorBody),
+        (status = 404, description = "No such run", body = super::error::ErrorBody),
+        (status = 409, description = "That step is not the one waiting", body = super::error::ErrorBody)))]
+pub async fn signal(
+    State(state): State<AppState>,
+    PathParams(eid): PathParams<String>,
+    Caller(caller): Caller,
+    JsonBody(signal): JsonBody<Signal>,
+) -> Result<StatusCode, ApiError> {
+    let id: RunId = eid.parse().map_err(ApiError::not_found)?;
+    let (step, signal_type) = signal
+        .signal_key
+        .split_once('.')
+        .filter(|(s, t)| !s.is_empty() && !t.is_empty())
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "SignalKey {:?} must be UniqueName.SignalType, such as RequireApproval1.ApprovalStatus",
+                signal.signal_key
+            ))
+        })?;
+    let data = match signal.data {
+        Value::Null => Value::Object(serde_json::Map::new()),
+        object @ Value::Object(_) => object,
+        _ => return Err(ApiError::bad_request("Data must be a JSON object")),
+    };
+    state.engine.answer(id, step, signal_type, data, &caller).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

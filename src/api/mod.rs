@@ -1,0 +1,173 @@
+//! The HTTP API (axum, JSON under `/v1`): plugins, workflows, executions, interactions and
+//! signals, in the shapes of vRO, Keyfactor and SecMaster so their clients' bodies work.
+//!
+//! Handlers are thin: they turn requests into engine calls and results into JSON. They own
+//! no state beyond [`AppState`] and never touch the store's tables or WASM directly.
+
+mod error;
+mod executions;
+mod extract;
+mod interactions;
+mod params;
+mod plugins;
+mod views;
+mod workflows;
+
+pub use error::ApiError;
+pub use extract::USER_HEADER;
+
+use crate::engine::Engine;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::serve::ListenerExt;
+use axum::{Json, Router};
+use serde_json::Value;
+use std::net::SocketAddr;
+use utoipa::OpenApi;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Engine,
+}
+
+/// Server settings.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Largest request body accepted; larger ones get 413.
+    pub body_limit: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { body_limit: 50 << 20 }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Weft",
+        description = "Durable workflows with human approvals, extended by WebAssembly plugins."
+    ),
+    paths(
+        plugins::upload,
+        plugins::list,
+        plugins::versions,
+        plugins::delete,
+        workflows::create,
+        workflows::list,
+        workflows::get_latest,
+        workflows::versions,
+        workflows::get_version,
+        workflows::delete,
+        executions::start,
+        executions::list_for_workflow,
+        executions::list_all,
+        executions::get,
+        executions::get_state,
+        executions::cancel,
+        executions::delete,
+        executions::logs,
+        executions::export_logs,
+        executions::statistics,
+        executions::restart,
+        interactions::get,
+        interactions::answer,
+        interactions::cancel,
+        interactions::list,
+        interactions::signal,
+    ),
+    components(schemas(error::ErrorBody, interactions::Signal))
+)]
+struct ApiDoc;
+
+/// The OpenAPI document of this API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// Every route.
+pub fn router(engine: Engine, options: &Options) -> Router {
+    let executions = "/v1/workflows/{id}/executions/{eid}";
+    Router::new()
+        .route(
+            "/healthz",
+            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .route("/v1/openapi.json", get(|| async { Json(openapi()) }))
+        .route("/v1/plugins", post(plugins::upload).get(plugins::list))
+        .route(
+            "/v1/plugins/{name}",
+            get(plugins::versions).delete(plugins::delete),
+        )
+        .route("/v1/workflows", post(workflows::create).get(workflows::list))
+        .route(
+            "/v1/workflows/{id}",
+            get(workflows::get_latest).delete(workflows::delete),
+        )
+        .route("/v1/workflows/{id}/versions", get(workflows::versions))
+        .route(
+            "/v1/workflows/{id}/versions/{version}",
+            get(workflows::get_version),
+        )
+        .route(
+            "/v1/workflows/{id}/executions",
+            post(executions::start).get(executions::list_for_workflow),
+        )
+        .route("/v1/executions", get(executions::list_all))
+        .route(executions, get(executions::get).delete(executions::delete))
+        .route(
+            &format!("{executions}/state"),
+            get(executions::get_state).delete(executions::cancel),
+        )
+        .route(&format!("{executions}/logs"), get(executions::logs))
+        .route(&format!("{executions}/logs/export"), get(executions::export_logs))
+        .route(&format!("{executions}/statistics"), get(executions::statistics))
+        .route(&format!("{executions}/restart"), post(executions::restart))
+        .route(
+            &format!("{executions}/interaction"),
+            get(interactions::get)
+                .post(interactions::answer)
+                .delete(interactions::cancel),
+        )
+        .route("/v1/interactions", get(interactions::list))
+        .route("/v1/instances/{eid}/signals", post(interactions::signal))
+        .fallback(|| async { ApiError::not_found("no such endpoint; see /v1/openapi.json") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take that method; see /v1/openapi.json",
+            )
+        })
+        .layer(DefaultBodyLimit::max(options.body_limit))
+        .with_state(AppState { engine })
+}
+
+/// Serves the API on `listener` until the process stops. Accepted sockets get TCP_NODELAY so
+/// small responses are not held back by delayed ACKs.
+pub async fn serve(
+    engine: Engine,
+    listener: tokio::net::TcpListener,
+    options: Options,
+) -> anyhow::Result<()> {
+    let app = router(engine, &options);
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!("cannot set TCP_NODELAY: {e}");
+        }
+    });
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;
+    Ok(())
+}
+
+/// A JSON body, or `{}` when there is none. Clients such as `curl -d '{}'` send JSON with
+/// a form content type, so the type is not checked here.
+fn json_or_empty(body: &[u8]) -> Result<Value, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Object(serde_json::Map::new()));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))
+}

@@ -1,0 +1,171 @@
+//! `/v1/plugins`: upload, list and delete plugin components.
+
+use super::error::ApiError;
+use super::extract::{PathParams, QueryParams};
+use super::AppState;
+use crate::names::PluginRef;
+use crate::store::{PluginMeta, Write};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct UploadQuery {
+    /// The plugin's name.
+    name: String,
+    /// The plugin's version.
+    version: String,
+}
+
+fn view(meta: &PluginMeta, builtin: bool) -> Value {
+    json!({
+        "name": meta.name,
+        "version": meta.version,
+        "digest": meta.digest,
+        "world": meta.world,
+        "size": meta.size,
+        "builtin": builtin,
+    })
+}
+
+/// Uploads a component (the body is the `.wasm` bytes). It is validated and compiled before
+/// the answer; the same bytes again are accepted, other bytes under the same name and version
+/// are a conflict.
+#[utoipa::path(post, path = "/v1/plugins", tag = "plugins", params(UploadQuery),
+    request_body(content = Vec<u8>, content_type = "application/wasm"),
+    responses((status = 201, description = "Stored", body = serde_json::Value),
+        (status = 200, description = "The same bytes were already stored", body = serde_json::Value),
+        (status = 400, description = "Not a valid Weft component", body = super::error::ErrorBody),
+        (status = 409, description = "Other bytes under this name and version", body = super::error::ErrorBody),
+        (status = 413, description = "Larger than the body limit", body = super::error::ErrorBody)))]
+pub async fn upload(
+    State(state): State<AppState>,
+    QueryParams(query): QueryParams<UploadQuery>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let plugins = state.engine.plugins();
+    let existed = state
+        .engine
+        .store()
+        .plugin(&query.name, &query.version)?
+        .is_some();
+    let meta = plugins.add(&query.name, &query.version, body.to_vec()).await?;
+    let status = if existed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(view(&meta, false))))
+}
+
+/// Every plugin, built-ins included.
+#[utoipa::path(get, path = "/v1/plugins", tag = "plugins",
+    responses((status = 200, description = "Plugins", body = serde_json::Value)))]
+pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let items = listed(&state)?
+        .iter()
+        .map(|(m, b)| view(m, *b))
+        .collect::<Vec<_>>();
+    Ok(Json(json!({ "items": items })))
+}
+
+fn listed(state: &AppState) -> Result<Vec<(PluginMeta, bool)>, ApiError> {
+    let builtins = crate::plugins::builtin::all();
+    Ok(state
+        .engine
+        .plugins()
+        .list()?
+        .into_iter()
+        .map(|m| {
+            let builtin = builtins.iter().any(|b| b.digest == m.digest && b.name == m.name);
+            (m, builtin)
+        })
+        .collect())
+}
+
+/// Every version of one plugin.
+#[utoipa::path(get, path = "/v1/plugins/{name}", tag = "plugins",
+    params(("name" = String, Path, description = "Plugin name")),
+    responses((status = 200, description = "Versions", body = serde_json::Value),
+        (status = 404, description = "No such plugin", body = super::error::ErrorBody)))]
+pub async fn versions(
+    State(state): State<AppState>,
+    PathParams(name): PathParams<String>,
+) -> Result<Json<Value>, ApiError> {
+    let items: Vec<Value> = listed(&state)?
+        .iter()
+        .filter(|(m, _)| m.name == name)
+        .map(|(m, b)| view(m, *b))
+        .collect();
+    if items.is_empty() {
+        return Err(ApiError::not_found(format!("no plugin {name}")));
+    }
+    Ok(Json(json!({"name": name, "items": items})))
+}
+
+/// Deletes `name@version`, unless a workflow version or an unfinished run uses it.
+#[utoipa::path(delete, path = "/v1/plugins/{name}@{version}", tag = "plugins",
+    params(("name" = String, Path, description = "Plugin name"), ("version" = String, Path, description = "Version")),
+    responses((status = 204, description = "Deleted"),
+        (status = 404, description = "No such plugin version", body = super::error::ErrorBody),
+        (status = 409, description = "In use", body = super::error::ErrorBody)))]
+pub async fn delete(
+    State(state): State<AppState>,
+    PathParams(spec): PathParams<String>,
+) -> Result<StatusCode, ApiError> {
+    let (name, version) = spec
+        .split_once('@')
+        .ok_or_else(|| ApiError::bad_request(format!("delete needs name@version, got {spec:?}")))?;
+    if crate::plugins::builtin::all().iter().any(|b| b.name == name) {
+        return Err(ApiError::conflict(format!(
+            "{name} is built in and cannot be deleted"
+        )));
+    }
+    let store = state.engine.store();
+    let meta = store
+        .plugin(name, version)?
+        .ok_or_else(|| ApiError::not_found(format!("no plugin {name}@{version}")))?;
+    if let Some(user) = pinned_by(&state, &meta)? {
+        return Err(ApiError::conflict(format!(
+            "{name}@{version} is in use by {user}; delete or finish that first"
+        )));
+    }
+    store
+        .commit(vec![Write::DeletePlugin {
+            name: name.to_owned(),
+            version: version.to_owned(),
+        }])
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A workflow version or unfinished run that uses `meta`, if any.
+fn pinned_by(state: &AppState, meta: &PluginMeta) -> Result<Option<String>, ApiError> {
+    let store = state.engine.store();
+    for (id, _, _) in store.workflows()? {
+        for (version, _) in store.workflow_versions(&id)? {
+            let Some(workflow) = state.engine.workflow(&id, Some(version))? else {
+                continue;
+            };
+            let uses = workflow.steps.iter().any(|s| match &s.plugin {
+                PluginRef::Latest(n) => *n == meta.name,
+                PluginRef::Version(n, v) => *n == meta.name && *v == meta.version,
+                PluginRef::Digest(d) => *d == meta.digest,
+            });
+            if uses {
+                return Ok(Some(format!("workflow {id} version {version}")));
+            }
+        }
+    }
+    for id in store.active_runs()?.into_iter().chain(store.waiting_runs()?) {
+        if let Some(run) = store.run(id)? {
+            if run.steps.iter().any(|s| s.plugin == meta.digest) {
+                return Ok(Some(format!("run {id} ({})", run.state.as_str())));
+            }
+        }
+    }
+    Ok(None)
+}

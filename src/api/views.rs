@@ -1,0 +1,112 @@
+//! What the API shows of runs: the run record with secure inputs masked, plus what it waits
+//! for now.
+
+use crate::run::{FieldType, RunRecord, RunState, StepState};
+use crate::workflow::Workflow;
+use serde_json::{json, Value};
+
+/// Shown instead of a secure-string value.
+pub const MASK: &str = "********";
+
+/// The full execution: inputs (secure ones masked), outputs, steps, error, times, starter,
+/// and the steps waiting now.
+pub fn execution(run: &RunRecord, workflow: Option<&Workflow>) -> Value {
+    let mut value = serde_json::to_value(run).unwrap_or(Value::Null);
+    if let (Some(inputs), Some(workflow)) = (value.get_mut("inputs").and_then(Value::as_object_mut), workflow)
+    {
+        for (name, spec) in &workflow.definition.inputs {
+            if spec.input_type == FieldType::SecureString {
+                if let Some(v) = inputs.get_mut(name) {
+                    *v = Value::from(MASK);
+                }
+            }
+        }
+    }
+    if let Some(object) = value.as_object_mut() {
+        object.insert("waiting_steps".into(), json!(waiting_steps(run)));
+        for step in object
+            .get_mut("steps")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(waiting) = step.get_mut("waiting").and_then(Value::as_object_mut) {
+                // The plugin's private state is not for clients.
+                waiting.remove("state");
+            }
+        }
+    }
+    value
+}
+
+/// One line of a listing.
+pub fn summary(run: &RunRecord) -> Value {
+    json!({
+        "id": run.id,
+        "workflow": run.workflow.id,
+        "version": run.workflow.version,
+        "state": run.state,
+        "started_by": run.started_by,
+        "created_at": crate::run::rfc3339(run.created_at),
+        "ended_at": run.ended_at.map(crate::run::rfc3339),
+        "waiting_steps": waiting_steps(run),
+        "error": run.error,
+    })
+}
+
+pub fn waiting_steps(run: &RunRecord) -> Vec<String> {
+    run.waiting_steps().map(|s| s.name.to_string()).collect()
+}
+
+/// `GET .../state`: the state alone, as vRO returns it.
+pub fn state(run: &RunRecord) -> Value {
+    json!({"id": run.id, "state": run.state, "waiting_steps": waiting_steps(run)})
+}
+
+/// The pending interaction of a waiting step, as a form.
+pub fn interaction(run: &RunRecord, step: usize) -> Value {
+    let s = &run.steps[step];
+    let waiting = s.waiting.as_ref();
+    json!({
+        "execution_id": run.id,
+        "workflow": run.workflow.id,
+        "step": s.name,
+        "name": s.name,
+        "state": if s.state == StepState::Waiting { "waiting" } else { "answered" },
+        "prompt": waiting.map(|w| w.prompt.clone()),
+        "fields": waiting.map(|w| w.fields.clone()),
+        "assignees": waiting.map(|w| w.assignees.clone()),
+        "signal_types": waiting.map(|w| w.signal_types.clone()),
+        "signal_keys": waiting.map(|w| w.signal_types.iter().map(|t| format!("{}.{t}", s.name)).collect::<Vec<_>>()),
+        "since": waiting.map(|w| crate::run::rfc3339(w.since)),
+        "expires_at": waiting.and_then(|w| w.expires_at).map(crate::run::rfc3339),
+        "answers": s.answers,
+    })
+}
+
+/// Per-step durations, attempts and waits.
+pub fn statistics(run: &RunRecord) -> Value {
+    let span_ms = |a: Option<time::OffsetDateTime>, b: Option<time::OffsetDateTime>| match (a, b) {
+        (Some(a), Some(b)) => Some((b - a).whole_milliseconds().max(0) as u64),
+        _ => None,
+    };
+    let end = if run.state == RunState::Waiting || !run.state.is_finished() {
+        None
+    } else {
+        run.ended_at
+    };
+    json!({
+        "id": run.id,
+        "state": run.state,
+        "duration_ms": span_ms(Some(run.created_at), end),
+        "steps": run.steps.iter().map(|s| json!({
+            "name": s.name,
+            "state": s.state,
+            "attempts": s.attempt,
+            "busy_ms": s.busy_ms,
+            "waited_ms": s.waited_ms,
+            "duration_ms": span_ms(s.started_at, s.ended_at),
+            "answers": s.answers.len(),
+        })).collect::<Vec<_>>(),
+    })
+}
