@@ -162,7 +162,8 @@ pub struct Waiting {
     pub since: OffsetDateTime,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,
-    /// The plugin's state, handed back to `resume` unchanged.
+    /// The plugin's state, handed back to `resume` unchanged (the API does not show it).
+    #[serde(default)]
     pub state: Value,
 }
 

@@ -211,6 +211,40 @@ pub async fn get(
     )))
 }
 
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct WaitQuery {
+    /// Answer only once the run has finished or waits for a person.
+    #[serde(default)]
+    wait: bool,
+}
+
+/// One run by id alone, whatever its workflow.
+#[utoipa::path(get, path = "/v1/executions/{eid}", tag = "executions",
+    params(("eid" = String, Path, description = "Execution id"), WaitQuery),
+    responses((status = 200, description = "The run", body = serde_json::Value),
+        (status = 404, description = "No such run", body = super::error::ErrorBody)))]
+pub async fn get_by_id(
+    State(state): State<AppState>,
+    PathParams(eid): PathParams<String>,
+    QueryParams(query): QueryParams<WaitQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let id: RunId = eid.parse().map_err(ApiError::not_found)?;
+    let run = state
+        .engine
+        .run(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no execution {eid}")))?;
+    let run = if query.wait {
+        state.engine.settled(id).await?
+    } else {
+        run
+    };
+    Ok(Json(views::execution(
+        &run,
+        state.engine.workflow_of(&run).ok().as_deref(),
+    )))
+}
+
 /// The run's state.
 #[utoipa::path(get, path = "/v1/workflows/{id}/executions/{eid}/state", tag = "executions",
     params(("id" = String, Path, description = "Workflow id"), ("eid" = String, Path, description = "Execution id")),

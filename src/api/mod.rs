@@ -116,6 +116,7 @@ pub fn router(engine: Engine, options: &Options) -> Router {
             post(executions::start).get(executions::list_for_workflow),
         )
         .route("/v1/executions", get(executions::list_all))
+        .route("/v1/executions/{eid}", get(executions::get_by_id))
         .route(executions, get(executions::get).delete(executions::delete))
         .route(
             &format!("{executions}/state"),

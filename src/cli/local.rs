@@ -1,7 +1,7 @@
 //! Commands that work on a local database file, with an engine in this process.
 
 use super::show;
-use super::{AnswerArgs, CancelArgs, DbArgs, RunArgs, ServeArgs, ValidateArgs};
+use super::{AnswerArgs, CancelArgs, DbArgs, RunArgs, ServeArgs, StartArgs, ValidateArgs};
 use crate::engine::{AnswerError, Engine, Event, StartError};
 use crate::names::RunId;
 use crate::plugins::PluginHost;
@@ -35,7 +35,7 @@ fn open_engine(db: &DbArgs) -> Result<Engine> {
 }
 
 /// The process exit code for a run: 0 completed, 2 waiting, 1 failed, rejected or canceled.
-fn exit_code(run: &RunRecord) -> ExitCode {
+pub(super) fn exit_code(run: &RunRecord) -> ExitCode {
     match run.state {
         RunState::Completed => ExitCode::SUCCESS,
         RunState::Waiting | RunState::Pending | RunState::Running => ExitCode::from(2),
@@ -67,7 +67,7 @@ fn start_error(file: &Path, e: StartError) -> anyhow::Error {
 
 /// Parses `NAME=VALUE` inputs. Values stay strings; the engine converts them to the declared
 /// type.
-fn parse_inputs(inputs: &[String]) -> Result<Map<String, Value>> {
+pub(super) fn parse_inputs(inputs: &[String]) -> Result<Map<String, Value>> {
     inputs
         .iter()
         .map(|pair| {
@@ -86,14 +86,14 @@ struct GivenAnswer {
     data: Value,
 }
 
-fn parse_signal_key(key: &str) -> Result<(String, String)> {
+pub(super) fn parse_signal_key(key: &str) -> Result<(String, String)> {
     key.split_once('.')
         .filter(|(s, t)| !s.is_empty() && !t.is_empty())
         .map(|(s, t)| (s.to_owned(), t.to_owned()))
         .ok_or_else(|| anyhow!("{key:?} is not a signal key: expected Step.SignalType, such as RequireApproval1.ApprovalStatus"))
 }
 
-fn parse_data(text: &str, key: &str) -> Result<Value> {
+pub(super) fn parse_data(text: &str, key: &str) -> Result<Value> {
     let data: Value =
         serde_json::from_str(text).with_context(|| format!("{key}: the answer is not valid JSON"))?;
     if !data.is_object() {
@@ -144,34 +144,62 @@ fn state_is_busy(state: RunState) -> bool {
 pub async fn run(args: RunArgs) -> Result<ExitCode> {
     let definition = read_definition(&args.file)?;
     let inputs = parse_inputs(&args.inputs)?;
-    let mut answers = args
+    let answers = args
         .answers
         .iter()
         .map(|a| parse_answer(a))
         .collect::<Result<Vec<_>>>()?;
-    let who = args.identity.person();
     let engine = open_engine(&args.db)?;
     let workflow = engine
         .register(definition)
         .await
         .map_err(|e| start_error(&args.file, e))?;
-    let events = engine.subscribe();
-    let id = engine
-        .start(&workflow, inputs, &who.name)
+    let run = follow(&engine, &workflow, inputs, answers, &args.identity.person())
         .await
-        .map_err(|e| start_error(&args.file, e))?;
+        .map_err(|e| match e.downcast::<StartError>() {
+            Ok(start) => start_error(&args.file, start),
+            Err(other) => other,
+        })?;
+    finish_output(&run, args.json, &args.db)
+}
+
+/// `weft start WORKFLOW` on the local database: like `run`, for a stored workflow.
+pub async fn start(args: StartArgs) -> Result<ExitCode> {
+    let inputs = parse_inputs(&args.inputs)?;
+    let engine = open_engine(&args.db)?;
+    let workflow = engine.workflow(&args.workflow, args.version)?.ok_or_else(|| {
+        anyhow!(
+            "no workflow {} in the database; add it with `weft workflow apply FILE`",
+            args.workflow
+        )
+    })?;
+    let run = follow(&engine, &workflow, inputs, Vec::new(), &args.identity.person()).await?;
+    finish_output(&run, args.json, &args.db)
+}
+
+/// Starts a run and follows it, printing its steps, until it finishes or waits with no
+/// answer at hand: from `answers`, or typed at the terminal when there is one.
+async fn follow(
+    engine: &Engine,
+    workflow: &std::sync::Arc<workflow::Workflow>,
+    inputs: Map<String, Value>,
+    mut answers: Vec<GivenAnswer>,
+    who: &crate::engine::Person,
+) -> Result<RunRecord> {
+    let events = engine.subscribe();
+    let id = engine.start(workflow, inputs, &who.name).await?;
     eprintln!(
         "run {id} of {} v{} started",
         workflow.definition.id, workflow.definition.version
     );
-    let mut run = watch(&engine, events, id).await?;
+    let mut run = watch(engine, events, id).await?;
     let interactive = std::io::stdin().is_terminal();
     while run.state == RunState::Waiting {
         let waiting: Vec<String> = run.waiting_steps().map(|s| s.name.to_string()).collect();
         let events = engine.subscribe();
         if let Some(pos) = answers.iter().position(|a| waiting.contains(&a.step)) {
             let a = answers.remove(pos);
-            match engine.answer(id, &a.step, &a.signal, a.data, &who).await {
+            match engine.answer(id, &a.step, &a.signal, a.data, who).await {
                 Ok(_) => {}
                 Err(e @ AnswerError::Internal(_)) => return Err(e.into()),
                 Err(e) => {
@@ -180,12 +208,12 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
                 }
             }
         } else if interactive {
-            show::prompt_and_answer(&engine, &run, &who).await?;
+            show::prompt_and_answer(engine, &run, who).await?;
         } else {
             break;
         }
         run = match engine.run(id).await? {
-            Some(now) if state_is_busy(now.state) => watch(&engine, events, id).await?,
+            Some(now) if state_is_busy(now.state) => watch(engine, events, id).await?,
             Some(now) => now,
             None => bail!("run {id} disappeared"),
         };
@@ -197,7 +225,22 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
             a.step, a.signal
         );
     }
-    finish_output(&run, args.json, &args.db)
+    Ok(run)
+}
+
+/// `weft workflow apply FILE` on the local database.
+pub async fn apply_workflow(db: DbArgs, file: PathBuf) -> Result<ExitCode> {
+    let definition = read_definition(&file)?;
+    let engine = open_engine(&db)?;
+    let workflow = engine
+        .register(definition)
+        .await
+        .map_err(|e| start_error(&file, e))?;
+    println!(
+        "{} v{} stored ({})",
+        workflow.definition.id, workflow.definition.version, workflow.digest
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn finish_output(run: &RunRecord, json: bool, db: &DbArgs) -> Result<ExitCode> {
@@ -206,8 +249,8 @@ fn finish_output(run: &RunRecord, json: bool, db: &DbArgs) -> Result<ExitCode> {
     } else {
         println!("{}", show::summary(run));
         if run.state == RunState::Waiting {
-            let db = db_path(db)?;
-            for line in show::how_to_answer(run, &db) {
+            let place = format!("--db {}", db_path(db)?.display());
+            for line in show::how_to_answer(run, &place) {
                 println!("{line}");
             }
         }
@@ -295,7 +338,8 @@ pub fn show_run(db: DbArgs, run: &str, json: bool, logs: bool) -> Result<ExitCod
     } else {
         println!("{}", show::summary(&run));
         if run.state == RunState::Waiting {
-            for line in show::how_to_answer(&run, store.path()) {
+            let place = format!("--db {}", store.path().display());
+            for line in show::how_to_answer(&run, &place) {
                 println!("{line}");
             }
         }

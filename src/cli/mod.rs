@@ -1,7 +1,9 @@
-//! The `weft` command line: parses arguments and calls the engine. Commands that touch runs
-//! work on a local database file (`--db`), so everything here works without a server.
+//! The `weft` command line: parses arguments and calls the engine. Commands work on a local
+//! database file (`--db`), so everything works without a server; the ones that make sense
+//! against a server also take `--server URL` and speak the HTTP API instead.
 
 mod local;
+mod remote;
 mod show;
 
 use clap::{Args, Parser, Subcommand};
@@ -28,9 +30,14 @@ enum Command {
     /// Read runs.
     #[command(subcommand)]
     Runs(RunsCommand),
-    /// Manage plugins in the local database.
+    /// Manage plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Manage workflow definitions.
+    #[command(subcommand)]
+    Workflow(WorkflowCommand),
+    /// Start a stored workflow (the latest version unless --version).
+    Start(StartArgs),
     /// Check a workflow definition without running it.
     Validate(ValidateArgs),
     /// Serve the HTTP API over the database.
@@ -47,6 +54,48 @@ struct ServeArgs {
     body_limit_mb: usize,
     #[command(flatten)]
     db: DbArgs,
+}
+
+#[derive(Args)]
+struct StartArgs {
+    /// The workflow id.
+    workflow: String,
+    /// A workflow input, NAME=VALUE; repeat for several.
+    #[arg(short, long = "input", value_name = "NAME=VALUE")]
+    inputs: Vec<String>,
+    #[arg(long)]
+    version: Option<u64>,
+    /// Wait until the run finishes or waits for a person.
+    #[arg(long)]
+    wait: bool,
+    #[command(flatten)]
+    identity: Identity,
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    db: DbArgs,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+#[derive(Subcommand)]
+enum WorkflowCommand {
+    /// Validate and store a definition (YAML or JSON) as a new version.
+    Apply {
+        file: PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+/// Talk to a running server instead of a database file.
+#[derive(Args)]
+struct ServerArgs {
+    /// The server's base URL, such as http://127.0.0.1:8080.
+    #[arg(long, env = "WEFT_SERVER")]
+    server: Option<String>,
 }
 
 #[derive(Args)]
@@ -107,6 +156,8 @@ struct AnswerArgs {
     json: bool,
     #[command(flatten)]
     db: DbArgs,
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 #[derive(Args)]
@@ -129,6 +180,8 @@ enum RunsCommand {
         json: bool,
         #[command(flatten)]
         db: DbArgs,
+        #[command(flatten)]
+        server: ServerArgs,
     },
     /// Show one run: state, steps, outputs, error, and what it waits for.
     Show {
@@ -140,13 +193,16 @@ enum RunsCommand {
         logs: bool,
         #[command(flatten)]
         db: DbArgs,
+        #[command(flatten)]
+        server: ServerArgs,
     },
 }
 
 #[derive(Subcommand)]
 enum PluginCommand {
     /// Validate, compile and store a plugin component.
-    Add {
+    #[command(alias = "add")]
+    Push {
         file: PathBuf,
         #[arg(long)]
         name: String,
@@ -154,11 +210,15 @@ enum PluginCommand {
         version: String,
         #[command(flatten)]
         db: DbArgs,
+        #[command(flatten)]
+        server: ServerArgs,
     },
     /// List built-in and stored plugins.
     List {
         #[command(flatten)]
         db: DbArgs,
+        #[command(flatten)]
+        server: ServerArgs,
     },
 }
 
@@ -197,18 +257,53 @@ pub fn main() -> ExitCode {
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run(args) => local::run(args).await,
-        Command::Answer(args) => local::answer(args).await,
+        Command::Answer(args) => match args.server.server.clone() {
+            Some(url) => remote::answer(&url, args).await,
+            None => local::answer(args).await,
+        },
         Command::Resume(db) => local::resume(db).await,
         Command::Cancel(args) => local::cancel(args).await,
-        Command::Runs(RunsCommand::List { state, json, db }) => local::list_runs(db, state, json),
-        Command::Runs(RunsCommand::Show { run, json, logs, db }) => local::show_run(db, &run, json, logs),
-        Command::Plugin(PluginCommand::Add {
+        Command::Runs(RunsCommand::List {
+            state,
+            json,
+            db,
+            server,
+        }) => match server.server {
+            Some(url) => remote::list_runs(&url, state, json).await,
+            None => local::list_runs(db, state, json),
+        },
+        Command::Runs(RunsCommand::Show {
+            run,
+            json,
+            logs,
+            db,
+            server,
+        }) => match server.server {
+            Some(url) => remote::show_run(&url, &run, json, logs).await,
+            None => local::show_run(db, &run, json, logs),
+        },
+        Command::Plugin(PluginCommand::Push {
             file,
             name,
             version,
             db,
-        }) => local::add_plugin(db, file, name, version).await,
-        Command::Plugin(PluginCommand::List { db }) => local::list_plugins(db),
+            server,
+        }) => match server.server {
+            Some(url) => remote::push_plugin(&url, file, name, version).await,
+            None => local::add_plugin(db, file, name, version).await,
+        },
+        Command::Plugin(PluginCommand::List { db, server }) => match server.server {
+            Some(url) => remote::list_plugins(&url).await,
+            None => local::list_plugins(db),
+        },
+        Command::Workflow(WorkflowCommand::Apply { file, db, server }) => match server.server {
+            Some(url) => remote::apply_workflow(&url, file).await,
+            None => local::apply_workflow(db, file).await,
+        },
+        Command::Start(args) => match args.server.server.clone() {
+            Some(url) => remote::start(&url, args).await,
+            None => local::start(args).await,
+        },
         Command::Validate(args) => local::validate(args).await,
         Command::Serve(args) => local::serve(args).await,
     }

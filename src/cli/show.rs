@@ -7,7 +7,6 @@ use crate::workflow::coerce;
 use anyhow::Result;
 use serde_json::{Map, Value};
 use std::io::Write as _;
-use std::path::Path;
 use std::time::Duration;
 
 /// One line for a progress event of `run`, or none for other runs' events.
@@ -108,8 +107,9 @@ pub fn summary(run: &RunRecord) -> String {
     out.trim_end().to_owned()
 }
 
-/// What the run waits for and the command that answers it.
-pub fn how_to_answer(run: &RunRecord, db: &Path) -> Vec<String> {
+/// What the run waits for and the command that answers it; `place` is `--db FILE` or
+/// `--server URL`.
+pub fn how_to_answer(run: &RunRecord, place: &str) -> Vec<String> {
     let mut lines = Vec::new();
     for step in run.waiting_steps() {
         let Some(waiting) = &step.waiting else {
@@ -127,12 +127,11 @@ pub fn how_to_answer(run: &RunRecord, db: &Path) -> Vec<String> {
         }
         for signal in &waiting.signal_types {
             lines.push(format!(
-                "  answer with: weft answer {} {}.{} '{}' --db {}",
+                "  answer with: weft answer {} {}.{} '{}' {place}",
                 run.id,
                 step.name,
                 signal,
                 example(&waiting.fields),
-                db.display()
             ));
         }
     }

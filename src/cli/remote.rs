@@ -1,0 +1,233 @@
+//! Client commands against a running server (`--server URL`), over the HTTP API.
+
+use super::local::{exit_code, parse_data, parse_inputs, parse_signal_key};
+use super::show;
+use super::{AnswerArgs, StartArgs};
+use crate::api::USER_HEADER;
+use crate::run::{RunRecord, RunState};
+use anyhow::{anyhow, bail, Context, Result};
+use reqwest::{Method, RequestBuilder};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// A server, addressed by its base URL.
+struct Client {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    fn new(base: &str) -> Client {
+        Client {
+            base: base.trim_end_matches('/').to_owned(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.base))
+    }
+
+    /// Sends a request; an error status becomes an error carrying the server's message.
+    async fn send(&self, request: RequestBuilder) -> Result<Value> {
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the server at {}", self.base))?;
+        let status = response.status();
+        let text = response.text().await?;
+        let body: Value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        if status.is_success() {
+            return Ok(body);
+        }
+        let message = body
+            .get("message")
+            .and_then(Value::as_str)
+            .map_or_else(|| body.to_string(), str::to_owned);
+        bail!("the server answered {status}: {message}")
+    }
+
+    /// The run, once it has finished or waits for a person.
+    async fn run(&self, id: &str) -> Result<RunRecord> {
+        let request = self
+            .request(Method::GET, &format!("/v1/executions/{id}"))
+            .query(&[("wait", "true")]);
+        let body = self.send(request).await?;
+        serde_json::from_value(body).context("the server sent a run this client cannot read")
+    }
+}
+
+fn print_run(run: &RunRecord, json: bool, server: &str) -> Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(run)?);
+    } else {
+        println!("{}", show::summary(run));
+        if run.state == RunState::Waiting {
+            for line in show::how_to_answer(run, &format!("--server {server}")) {
+                println!("{line}");
+            }
+        }
+    }
+    Ok(exit_code(run))
+}
+
+/// `weft plugin push FILE --server URL`.
+pub async fn push_plugin(server: &str, file: PathBuf, name: String, version: String) -> Result<ExitCode> {
+    let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+    let client = Client::new(server);
+    let request = client
+        .request(Method::POST, "/v1/plugins")
+        .query(&[("name", &name), ("version", &version)])
+        .header("content-type", "application/wasm")
+        .body(bytes);
+    let meta = client
+        .send(request)
+        .await
+        .map_err(|e| anyhow!("{}: {e}", file.display()))?;
+    let text = |key: &str| meta[key].as_str().unwrap_or_default().to_owned();
+    println!(
+        "{}@{} {} ({} world, {} bytes)",
+        text("name"),
+        text("version"),
+        text("digest"),
+        text("world"),
+        meta["size"]
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weft plugin list --server URL`.
+pub async fn list_plugins(server: &str) -> Result<ExitCode> {
+    let client = Client::new(server);
+    let body = client.send(client.request(Method::GET, "/v1/plugins")).await?;
+    for p in body["items"].as_array().into_iter().flatten() {
+        println!(
+            "{}@{}\t{}\t{}\t{} bytes",
+            p["name"].as_str().unwrap_or_default(),
+            p["version"].as_str().unwrap_or_default(),
+            p["world"].as_str().unwrap_or_default(),
+            p["digest"].as_str().unwrap_or_default(),
+            p["size"]
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weft workflow apply FILE --server URL`.
+pub async fn apply_workflow(server: &str, file: PathBuf) -> Result<ExitCode> {
+    let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+    let content_type = if file.extension().is_some_and(|e| e == "json") {
+        "application/json"
+    } else {
+        "application/yaml"
+    };
+    let client = Client::new(server);
+    let request = client
+        .request(Method::POST, "/v1/workflows")
+        .header("content-type", content_type)
+        .body(text);
+    let stored = client
+        .send(request)
+        .await
+        .map_err(|e| anyhow!("{}: {e}", file.display()))?;
+    println!(
+        "{} v{} stored ({})",
+        stored["id"].as_str().unwrap_or_default(),
+        stored["version"],
+        stored["digest"].as_str().unwrap_or_default()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weft start WORKFLOW --server URL`.
+pub async fn start(server: &str, args: StartArgs) -> Result<ExitCode> {
+    let inputs = parse_inputs(&args.inputs)?;
+    let client = Client::new(server);
+    let mut query = vec![("wait", args.wait.to_string())];
+    if let Some(v) = args.version {
+        query.push(("version", v.to_string()));
+    }
+    let request = client
+        .request(
+            Method::POST,
+            &format!("/v1/workflows/{}/executions", args.workflow),
+        )
+        .query(&query)
+        .header(USER_HEADER, args.identity.person().name)
+        .json(&json!({ "input": inputs }));
+    let started = client.send(request).await?;
+    let id = started["id"]
+        .as_str()
+        .ok_or_else(|| anyhow!("the server sent no execution id"))?;
+    if !args.wait {
+        println!("{id}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    print_run(&client.run(id).await?, args.json, server)
+}
+
+/// `weft runs list --server URL`.
+pub async fn list_runs(server: &str, state: Option<String>, json: bool) -> Result<ExitCode> {
+    let client = Client::new(server);
+    let mut request = client
+        .request(Method::GET, "/v1/executions")
+        .query(&[("limit", "1000")]);
+    if let Some(state) = &state {
+        request = request.query(&[("state", state)]);
+    }
+    let body = client.send(request).await?;
+    let items = body["items"].as_array().cloned().unwrap_or_default();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&items)?);
+    } else if items.is_empty() {
+        println!("no runs");
+    } else {
+        for r in &items {
+            println!(
+                "{}  {:<9}  {} v{}  started {} by {}",
+                r["id"].as_str().unwrap_or_default(),
+                r["state"].as_str().unwrap_or_default(),
+                r["workflow"].as_str().unwrap_or_default(),
+                r["version"],
+                r["created_at"].as_str().unwrap_or_default(),
+                r["started_by"].as_str().unwrap_or_default()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weft runs show RUN --server URL`.
+pub async fn show_run(server: &str, id: &str, json: bool, logs: bool) -> Result<ExitCode> {
+    let client = Client::new(server);
+    let run = client.run(id).await?;
+    let code = print_run(&run, json, server)?;
+    if logs && !json {
+        let path = format!("/v1/workflows/{}/executions/{id}/logs/export", run.workflow.id);
+        let response = client
+            .request(Method::GET, &path)
+            .send()
+            .await?
+            .error_for_status()?;
+        println!("log:\n{}", response.text().await?);
+    }
+    Ok(code)
+}
+
+/// `weft answer RUN Step.Signal JSON --server URL`: sends a Keyfactor signal.
+pub async fn answer(server: &str, args: AnswerArgs) -> Result<ExitCode> {
+    parse_signal_key(&args.signal)?;
+    let data = parse_data(&args.data, &args.signal)?;
+    let client = Client::new(server);
+    let request = client
+        .request(Method::POST, &format!("/v1/instances/{}/signals", args.run))
+        .header(USER_HEADER, args.identity.person().name)
+        .json(&json!({"SignalKey": args.signal, "Data": data}));
+    client.send(request).await?;
+    print_run(&client.run(&args.run).await?, args.json, server)
+}
