@@ -168,7 +168,7 @@ pub async fn start(server: &str, args: StartArgs) -> Result<ExitCode> {
         println!("{id}");
         return Ok(ExitCode::SUCCESS);
     }
-    print_run(&client.run(id).await?, args.json, server)
+    print_run(&client.run(id, true).await?, args.json, server)
 }
 
 /// `weft runs list --server URL`.
@@ -205,7 +205,7 @@ pub async fn list_runs(server: &str, state: Option<String>, json: bool) -> Resul
 /// `weft runs show RUN --server URL`.
 pub async fn show_run(server: &str, id: &str, json: bool, logs: bool) -> Result<ExitCode> {
     let client = Client::new(server);
-    let run = client.run(id).await?;
+    let run = client.run(id, false).await?;
     let code = print_run(&run, json, server)?;
     if logs && !json {
         let path = format!("/v1/workflows/{}/executions/{id}/logs/export", run.workflow.id);
@@ -229,5 +229,5 @@ pub async fn answer(server: &str, args: AnswerArgs) -> Result<ExitCode> {
         .header(USER_HEADER, args.identity.person().name)
         .json(&json!({"SignalKey": args.signal, "Data": data}));
     client.send(request).await?;
-    print_run(&client.run(&args.run).await?, args.json, server)
+    print_run(&client.run(&args.run, true).await?, args.json, server)
 }

@@ -287,3 +287,338 @@ pub fn sleep_past(deadline: OffsetDateTime) {
         std::thread::sleep(Duration::try_from(left).unwrap_or_default() + Duration::from_millis(20));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// `weft serve` and an HTTP client for it.
+
+/// How long a test waits for a run (or anything else it polls) to reach a state. Far above
+/// what any run here needs; it only turns a stuck run into a failure instead of a hang.
+pub const POLL_LIMIT: Duration = Duration::from_secs(60);
+
+/// A `weft serve` on a loopback port with its own database file. Killed when dropped; its
+/// stderr is printed then if the test is failing.
+pub struct Server {
+    /// The temporary directory and database file.
+    pub weft: Weft,
+    /// Arguments after `serve` (besides `--listen` and `--db`), kept for [`Server::restart`].
+    args: Vec<String>,
+    child: Child,
+    /// Everything the server wrote to stderr so far.
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+    api: Api,
+}
+
+impl Server {
+    /// `weft serve --listen 127.0.0.1:0 --db FILE` on a fresh database.
+    pub fn start() -> Server {
+        Server::with_args(&[])
+    }
+
+    /// [`Server::start`] with extra `serve` arguments, such as `--body-limit-mb 1`.
+    pub fn with_args(args: &[&str]) -> Server {
+        let weft = Weft::new();
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let (child, base, log) = spawn_server(&weft, &args);
+        Server {
+            weft,
+            args,
+            child,
+            log,
+            api: Api::new(base),
+        }
+    }
+
+    /// Kills the server (SIGKILL, as a crash would) and starts another on the same database.
+    /// The new one listens on another port; this handle's client follows it.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, base, log) = spawn_server(&self.weft, &self.args);
+        self.child = child;
+        self.log = log;
+        self.api = Api::new(base);
+    }
+
+    /// A client for this server, to move into a task.
+    pub fn api(&self) -> Api {
+        self.api.clone()
+    }
+
+    /// What the server has written to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.log.lock().expect("server log lock").clone()
+    }
+}
+
+impl std::ops::Deref for Server {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- weft serve stderr\n{}", self.stderr());
+        }
+    }
+}
+
+/// Spawns `weft serve` on `weft`'s database and waits for its `weft serving http://...` line.
+/// Returns the child, the base URL and the stderr collected (and still being collected).
+fn spawn_server(weft: &Weft, extra: &[String]) -> (Child, String, std::sync::Arc<std::sync::Mutex<String>>) {
+    use std::io::BufRead as _;
+    let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+    args.extend(extra.iter().map(String::as_str));
+    let mut child = weft
+        .command(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {WEFT} serve: {e}"));
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let (found, base) = std::sync::mpsc::channel::<String>();
+    let collected = log.clone();
+    // Reads stderr to the end, so the server never blocks on a full pipe.
+    std::thread::spawn(move || {
+        let mut found = Some(found);
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if let Some(url) = line
+                .strip_prefix("weft serving ")
+                .and_then(|rest| rest.split_whitespace().next())
+            {
+                if let Some(sender) = found.take() {
+                    let _ = sender.send(url.to_owned());
+                }
+            }
+            let mut log = collected.lock().expect("server log lock");
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    match base.recv_timeout(HANG_GUARD) {
+        Ok(url) => (child, url, log),
+        Err(_) => {
+            let _ = child.kill();
+            let status = child.wait();
+            let log = log.lock().expect("server log lock").clone();
+            panic!("weft serve did not print its address ({status:?})\n--- stderr\n{log}");
+        }
+    }
+}
+
+/// An HTTP client bound to one server's base URL.
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+/// The header naming the caller.
+pub const USER: &str = "X-Weft-User";
+
+impl Api {
+    fn new(base: String) -> Api {
+        let client = reqwest::Client::builder()
+            .timeout(HANG_GUARD)
+            .build()
+            .expect("an HTTP client");
+        Api { base, client }
+    }
+
+    /// The absolute URL of `path` (which starts with `/`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A request to `path`, for tests that set their own headers or body.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, self.url(path))
+    }
+
+    /// Sends a request and reads the whole answer.
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Resp {
+        let (client, request) = request.build_split();
+        let request = request.expect("a valid request");
+        let what = format!("{} {}", request.method(), request.url());
+        let response = client
+            .execute(request)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e:?}"));
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response
+            .text()
+            .await
+            .unwrap_or_else(|e| panic!("{what}: cannot read the body: {e:?}"));
+        Resp {
+            what,
+            status,
+            headers,
+            text,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        self.send(self.request(reqwest::Method::GET, path)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Resp {
+        self.send(self.request(reqwest::Method::DELETE, path)).await
+    }
+
+    /// POSTs `body` as JSON.
+    pub async fn post(&self, path: &str, body: &Value) -> Resp {
+        self.send(self.request(reqwest::Method::POST, path).json(body))
+            .await
+    }
+
+    /// POSTs `body` as JSON on behalf of `user` (the `X-Weft-User` header).
+    pub async fn post_as(&self, user: &str, path: &str, body: &Value) -> Resp {
+        self.send(
+            self.request(reqwest::Method::POST, path)
+                .header(USER, user)
+                .json(body),
+        )
+        .await
+    }
+
+    /// POSTs `body` with the given content type.
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> Resp {
+        self.send(
+            self.request(reqwest::Method::POST, path)
+                .header(reqwest::header::CONTENT_TYPE, content_type)
+                .body(body),
+        )
+        .await
+    }
+
+    /// Creates a workflow version from YAML; panics unless the server answers 201.
+    pub async fn create_workflow(&self, yaml: &str) -> Value {
+        self.post_raw("/v1/workflows", "application/yaml", yaml.to_owned())
+            .await
+            .expect_status(201)
+            .json()
+    }
+
+    /// Starts a run of `workflow` with `body`; panics unless the server answers 202.
+    /// Returns the run id.
+    pub async fn start_run(&self, workflow: &str, body: &Value) -> String {
+        let started = self
+            .post(&format!("/v1/workflows/{workflow}/executions"), body)
+            .await;
+        started.expect_status(202);
+        run_id(&started.json())
+    }
+
+    /// The path of a run.
+    pub fn execution_path(workflow: &str, id: &str) -> String {
+        format!("/v1/workflows/{workflow}/executions/{id}")
+    }
+
+    /// The run as `GET /v1/workflows/{workflow}/executions/{id}` shows it.
+    pub async fn execution(&self, workflow: &str, id: &str) -> Value {
+        self.get(&Api::execution_path(workflow, id))
+            .await
+            .expect_status(200)
+            .json()
+    }
+
+    /// Polls `GET .../state` until `done(state)` holds, then returns the full execution.
+    /// Panics after [`POLL_LIMIT`].
+    pub async fn wait_for(&self, workflow: &str, id: &str, what: &str, done: impl Fn(&str) -> bool) -> Value {
+        let path = format!("{}/state", Api::execution_path(workflow, id));
+        let started = Instant::now();
+        loop {
+            let now = self.get(&path).await.expect_status(200).json();
+            if done(state(&now)) {
+                return self.execution(workflow, id).await;
+            }
+            if started.elapsed() > POLL_LIMIT {
+                let run = self.execution(workflow, id).await;
+                panic!(
+                    "run {id} is still {} after {POLL_LIMIT:?}, not {what}: {run:#}",
+                    state(&now)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Polls until the run is in `wanted`, and returns it.
+    pub async fn wait_state(&self, workflow: &str, id: &str, wanted: &str) -> Value {
+        self.wait_for(workflow, id, wanted, |s| s == wanted).await
+    }
+
+    /// Polls until the run is neither pending nor running, and returns it.
+    pub async fn settled(&self, workflow: &str, id: &str) -> Value {
+        self.wait_for(workflow, id, "settled", |s| !matches!(s, "pending" | "running"))
+            .await
+    }
+}
+
+/// A whole HTTP answer.
+#[derive(Debug)]
+pub struct Resp {
+    /// The request, for messages.
+    pub what: String,
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Resp {
+    /// Panics, showing the request and body, unless the status is `status`.
+    #[track_caller]
+    pub fn expect_status(&self, status: u16) -> &Resp {
+        assert_eq!(
+            self.status, status,
+            "{}: expected {status}, got {}: {}",
+            self.what, self.status, self.text
+        );
+        self
+    }
+
+    /// The body as JSON.
+    #[track_caller]
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| {
+            panic!(
+                "{}: the body ({}) is not JSON ({e}): {}",
+                self.what, self.status, self.text
+            )
+        })
+    }
+
+    /// Checks an error answer: `status`, a JSON body with `code` and a non-empty `message`
+    /// containing every one of `needles`. Returns the body.
+    #[track_caller]
+    pub fn expect_error(&self, status: u16, code: &str, needles: &[&str]) -> Value {
+        self.expect_status(status);
+        let body = self.json();
+        assert_eq!(body["code"], code, "{}: wrong error code: {body:#}", self.what);
+        let message = body["message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{}: the error has no message: {body:#}", self.what));
+        assert!(!message.is_empty(), "{}: empty error message", self.what);
+        for needle in needles {
+            assert!(
+                message.contains(needle),
+                "{}: the message does not contain {needle:?}: {message}",
+                self.what
+            );
+        }
+        body
+    }
+
+    /// A header's value as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
