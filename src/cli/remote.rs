@@ -52,11 +52,11 @@ impl Client {
         bail!("the server answered {status}: {message}")
     }
 
-    /// The run, once it has finished or waits for a person.
-    async fn run(&self, id: &str) -> Result<RunRecord> {
+    /// The run now, or with `settled` once it has finished or waits for a person.
+    async fn run(&self, id: &str, settled: bool) -> Result<RunRecord> {
         let request = self
             .request(Method::GET, &format!("/v1/executions/{id}"))
-            .query(&[("wait", "true")]);
+            .query(&[("wait", settled)]);
         let body = self.send(request).await?;
         serde_json::from_value(body).context("the server sent a run this client cannot read")
     }
