@@ -223,20 +223,18 @@ impl Store {
 
     /// Runs that were pending or running when they were last committed.
     pub fn active_runs(&self) -> Result<Vec<RunId>> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(ACTIVE)?;
-        let mut ids = Vec::new();
-        for entry in table.iter()? {
-            let (k, _) = entry?;
-            ids.push(k.value().parse().map_err(|e: String| anyhow!(e))?);
-        }
-        Ok(ids)
+        self.run_index(ACTIVE)
     }
 
     /// Runs waiting for a person, oldest first; never scans other runs.
     pub fn waiting_runs(&self) -> Result<Vec<RunId>> {
+        self.run_index(WAITING)
+    }
+
+    /// The run ids in an index table, in id (start) order.
+    fn run_index(&self, index: redb::TableDefinition<&str, ()>) -> Result<Vec<RunId>> {
         let txn = self.db.begin_read()?;
-        let table = txn.open_table(WAITING)?;
+        let table = txn.open_table(index)?;
         let mut ids = Vec::new();
         for entry in table.iter()? {
             let (k, _) = entry?;

@@ -1,5 +1,6 @@
 //! Shared helpers for the integration tests: a `weft` binary bound to a fresh database in a
-//! temporary directory, and small readers for the run record it prints.
+//! temporary directory, small readers for the run record it prints, and a `weft serve` with an
+//! HTTP client for the API tests.
 //!
 //! Each test file uses only some of these helpers.
 #![allow(dead_code)]
@@ -389,6 +390,12 @@ fn spawn_server(weft: &Weft, extra: &[String]) -> (Child, String, std::sync::Arc
         let mut found = Some(found);
         for line in std::io::BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
+            // Logged first, so the log has the line once the caller hears of it.
+            {
+                let mut log = collected.lock().expect("server log lock");
+                log.push_str(&line);
+                log.push('\n');
+            }
             if let Some(url) = line
                 .strip_prefix("weft serving ")
                 .and_then(|rest| rest.split_whitespace().next())
@@ -397,9 +404,6 @@ fn spawn_server(weft: &Weft, extra: &[String]) -> (Child, String, std::sync::Arc
                     let _ = sender.send(url.to_owned());
                 }
             }
-            let mut log = collected.lock().expect("server log lock");
-            log.push_str(&line);
-            log.push('\n');
         }
     });
     match base.recv_timeout(HANG_GUARD) {
@@ -430,6 +434,21 @@ impl Api {
             .build()
             .expect("an HTTP client");
         Api { base, client }
+    }
+
+    /// A client for the same server that opens a new connection for every request. For
+    /// requests the server answers before reading their body (413): it closes such a
+    /// connection, and a pooled client could send the next request on it.
+    pub fn unpooled(&self) -> Api {
+        let client = reqwest::Client::builder()
+            .timeout(HANG_GUARD)
+            .pool_max_idle_per_host(0)
+            .build()
+            .expect("an HTTP client");
+        Api {
+            base: self.base.clone(),
+            client,
+        }
     }
 
     /// The absolute URL of `path` (which starts with `/`).
