@@ -149,6 +149,9 @@ pub struct StepRecord {
     /// Time spent waiting for people.
     #[serde(default)]
     pub waited_ms: u64,
+    /// Output keys that hold answers to secure-string fields; never shown by the API.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secure_output: Vec<String>,
 }
 
 /// The interaction a suspended step waits on, and the plugin's own state to resume with.

@@ -439,7 +439,7 @@ steps:
         "Nope.ApprovalStatus",
         ok,
         "alice",
-        &["has no step Nope", "Prepare, Approve"],
+        &["has no step Nope", "waiting now: Approve"],
     );
     refused(
         &weft,

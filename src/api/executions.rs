@@ -2,12 +2,11 @@
 //! delete, logs, statistics and restart.
 
 use super::error::ApiError;
-use super::extract::{Caller, PathParams, QueryParams};
+use super::extract::{Caller, PathParams, QueryParams, RawBody};
 use super::{json_or_empty, views, AppState};
 use crate::engine::StartOptions;
 use crate::names::RunId;
 use crate::run::{RunRecord, RunState};
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -42,7 +41,7 @@ pub async fn start(
     QueryParams(query): QueryParams<StartQuery>,
     Caller(caller): Caller,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let body = json_or_empty(&body)?;
     let mut inputs = super::params::start_inputs(&body)?;
@@ -374,7 +373,7 @@ pub async fn restart(
     State(state): State<AppState>,
     PathParams((wf, eid)): PathParams<(String, String)>,
     Caller(caller): Caller,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     let run = find(&state, &wf, &eid).await?;
     let body: RestartBody = serde_json::from_value(json_or_empty(&body)?)

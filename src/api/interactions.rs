@@ -3,11 +3,10 @@
 
 use super::error::ApiError;
 use super::executions::find;
-use super::extract::{Caller, JsonBody, PathParams, QueryParams};
+use super::extract::{Caller, JsonBody, PathParams, QueryParams, RawBody};
 use super::{json_or_empty, views, AppState};
 use crate::names::RunId;
 use crate::run::{RunRecord, StepState};
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -54,7 +53,7 @@ pub async fn answer(
     State(state): State<AppState>,
     PathParams((wf, eid)): PathParams<(String, String)>,
     Caller(caller): Caller,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<StatusCode, ApiError> {
     let run = find(&state, &wf, &eid).await?;
     let body = json_or_empty(&body)?;

@@ -29,6 +29,8 @@ use utoipa::OpenApi;
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Engine,
+    /// Serializes workflow creation, which reads the latest version and then writes one.
+    workflow_writes: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Server settings.
@@ -143,7 +145,10 @@ pub fn router(engine: Engine, options: &Options) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(options.body_limit))
-        .with_state(AppState { engine })
+        .with_state(AppState {
+            engine,
+            workflow_writes: Default::default(),
+        })
 }
 
 /// Serves the API on `listener` until the process stops. Accepted sockets get TCP_NODELAY so

@@ -1,11 +1,10 @@
 //! `/v1/plugins`: upload, list and delete plugin components.
 
 use super::error::ApiError;
-use super::extract::{PathParams, QueryParams};
+use super::extract::{PathParams, QueryParams, RawBody};
 use super::AppState;
 use crate::names::PluginRef;
 use crate::store::{PluginMeta, Write};
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -44,7 +43,7 @@ fn view(meta: &PluginMeta, builtin: bool) -> Value {
 pub async fn upload(
     State(state): State<AppState>,
     QueryParams(query): QueryParams<UploadQuery>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let plugins = state.engine.plugins();
     let existed = state

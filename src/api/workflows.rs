@@ -1,10 +1,9 @@
 //! `/v1/workflows`: create versions, read and delete definitions.
 
 use super::error::ApiError;
-use super::extract::PathParams;
+use super::extract::{PathParams, RawBody};
 use super::AppState;
 use crate::workflow::{self, Definition};
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
@@ -25,7 +24,7 @@ use serde_json::{json, Value};
 pub async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<impl IntoResponse, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -53,6 +52,8 @@ pub async fn create(
         std::str::from_utf8(&body).map_err(|_| ApiError::bad_request("the definition is not UTF-8 text"))?;
     let mut document: Value = serde_norway::from_str(text)
         .map_err(|e| ApiError::bad_request(format!("the definition is not valid YAML or JSON: {e}")))?;
+    // One version decision at a time: two posts must not both take the next number.
+    let _writing = state.workflow_writes.lock().await;
     let id = document.get("id").and_then(Value::as_str).map(str::to_owned);
     if let (Some(object), Some(id)) = (document.as_object_mut(), &id) {
         if !object.contains_key("version") {
@@ -80,7 +81,10 @@ pub async fn create(
             )))
         };
     }
-    let workflow = state.engine.register(definition).await?;
+    let workflow = state.engine.register(definition).await.map_err(|e| match e {
+        crate::engine::StartError::Invalid(p) => ApiError::invalid("invalid_definition", p),
+        crate::engine::StartError::Internal(e) => ApiError::internal(e),
+    })?;
     Ok((StatusCode::CREATED, Json(created(&id, version, &workflow.digest))))
 }
 

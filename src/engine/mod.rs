@@ -276,8 +276,12 @@ impl Engine {
         started_by: &str,
         options: StartOptions,
     ) -> Result<RunId, StartError> {
-        // Serializes keyed starts so two requests with one key cannot both miss.
-        let _keyed = match &options.idempotency_key {
+        // Keys are per workflow. Keyed starts are serialized so two requests with one key
+        // cannot both miss.
+        let idempotency_key = options
+            .idempotency_key
+            .map(|key| format!("{}\0{key}", workflow.definition.id));
+        let _keyed = match &idempotency_key {
             Some(key) => {
                 let guard = self.inner.keyed_starts.lock().await;
                 if let Some(id) = self.inner.store.idempotent_run(key)? {
@@ -321,7 +325,7 @@ impl Engine {
             next_log_seq: 0,
         };
         let mut tx = Transition::default();
-        if let Some(key) = options.idempotency_key {
+        if let Some(key) = idempotency_key {
             tx.writes.push(Write::Idempotency { key, run: run.id });
         }
         if let Some(from) = options.restarted_from {
@@ -378,10 +382,14 @@ impl Engine {
         let answered_by = person.name.as_str();
         let mut run = self.lock(id).await?.ok_or(AnswerError::UnknownRun(id))?;
         let Some(i) = run.steps.iter().position(|s| s.name.as_str() == step_name) else {
-            let names: Vec<&str> = run.steps.iter().map(|s| s.name.as_str()).collect();
+            let waiting: Vec<&str> = run.waiting_steps().map(|s| s.name.as_str()).collect();
+            let waiting = if waiting.is_empty() {
+                format!("no step is waiting (the run is {})", run.state.as_str())
+            } else {
+                format!("waiting now: {}", waiting.join(", "))
+            };
             return Err(AnswerError::UnknownStep(format!(
-                "run {id} has no step {step_name}; its steps are {}",
-                names.join(", ")
+                "run {id} has no step {step_name}; {waiting}"
             )));
         };
         let step = &run.steps[i];
@@ -746,6 +754,7 @@ fn new_step(name: StepName, plugin: Digest) -> StepRecord {
         answers: Vec::new(),
         busy_ms: 0,
         waited_ms: 0,
+        secure_output: Vec::new(),
     }
 }
 

@@ -309,6 +309,14 @@ pub fn apply_outcome(
         Outcome::Complete(output) => {
             tx.events.push(finished(StepState::Completed, None));
             let step = &mut run.steps[i];
+            if let Some(waiting) = &step.waiting {
+                step.secure_output = waiting
+                    .fields
+                    .iter()
+                    .filter(|f| f.field_type == crate::run::FieldType::SecureString)
+                    .map(|f| f.name.clone())
+                    .collect();
+            }
             step.state = StepState::Completed;
             step.ended_at = Some(at);
             step.output = Some(output);

@@ -86,6 +86,9 @@ impl PluginHost {
             )));
         }
         let digest = Digest::of(&bytes);
+        // From the check to the commit, one upload at a time: two different components must
+        // not both take one name and version.
+        let _adding = self.inner.adding.lock().await;
         if let Some(existing) = self.store().plugin(name, version)? {
             return if existing.digest == digest {
                 Ok(existing)

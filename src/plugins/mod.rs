@@ -203,6 +203,8 @@ struct Inner {
     engine_hash: String,
     loaded: Mutex<HashMap<Digest, Arc<OnceCell<Arc<Loaded>>>>>,
     permits: Semaphore,
+    /// Held while a plugin is added, from the name check to the commit.
+    adding: tokio::sync::Mutex<()>,
 }
 
 impl PluginHost {
@@ -250,6 +252,7 @@ impl PluginHost {
                 engine_hash,
                 loaded: Mutex::new(HashMap::new()),
                 permits: Semaphore::new(MAX_CONCURRENT_CALLS as usize),
+                adding: tokio::sync::Mutex::new(()),
             }),
         })
     }
