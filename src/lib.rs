@@ -6,10 +6,12 @@
 //! - [`store`] persists everything in one redb file, with group commit;
 //! - [`plugins`] hosts untrusted WASM components under deadlines and memory caps;
 //! - [`engine`] schedules steps, pauses for people, retries and fires timers;
+//! - [`auth`] says who may do what: tokens and roles;
 //! - [`api`] serves the HTTP API over the same engine;
 //! - [`cli`] is the `weft` command line.
 
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod engine;
 pub mod names;

@@ -300,6 +300,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/v1/workflows/{id}/executions/{eid}/interaction"),
     ("get", "/v1/interactions"),
     ("post", "/v1/instances/{eid}/signals"),
+    ("get", "/v1/executions/{eid}"),
+    ("post", "/v1/tokens"),
+    ("get", "/v1/tokens"),
+    ("delete", "/v1/tokens/{id}"),
+    ("get", "/v1/audit"),
 ];
 
 /// Every `$ref` string anywhere in `value`.

@@ -1,9 +1,11 @@
 //! Executions (runs), in the shape of vRO's Workflow Run Service: start, list, read, cancel,
 //! delete, logs, statistics and restart.
 
+use super::auth::Caller;
 use super::error::ApiError;
-use super::extract::{Caller, PathParams, QueryParams, RawBody};
+use super::extract::{PathParams, QueryParams, RawBody};
 use super::{json_or_empty, views, AppState};
+use crate::auth::Action;
 use crate::engine::StartOptions;
 use crate::names::RunId;
 use crate::run::{RunRecord, RunState};
@@ -39,10 +41,11 @@ pub async fn start(
     State(state): State<AppState>,
     PathParams(workflow_id): PathParams<String>,
     QueryParams(query): QueryParams<StartQuery>,
-    Caller(caller): Caller,
+    caller: Caller,
     headers: HeaderMap,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
+    caller.require(Action::StartRuns)?;
     let body = json_or_empty(&body)?;
     let mut inputs = super::params::start_inputs(&body)?;
     let workflow = state
@@ -72,7 +75,7 @@ pub async fn start(
     };
     let id = state
         .engine
-        .start_with(&workflow, inputs, &caller.name, options)
+        .start_with(&workflow, inputs, &caller.0.name, options)
         .await?;
     started(&state, &workflow_id, id, query.wait).await
 }
@@ -109,6 +112,8 @@ pub struct ListQuery {
     limit: Option<usize>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// Only runs started by this user; `me` is the caller.
+    started_by: Option<String>,
 }
 
 /// Runs of one workflow, newest first, filtered and paged.
@@ -120,9 +125,11 @@ pub async fn list_for_workflow(
     State(state): State<AppState>,
     PathParams(workflow_id): PathParams<String>,
     QueryParams(mut query): QueryParams<ListQuery>,
+    caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
+    caller.require(Action::ReadRuns)?;
     query.workflow = Some(workflow_id);
-    list_runs(&state, query)
+    list_runs(&state, &caller, query)
 }
 
 /// Runs of every workflow, newest first, filtered and paged (`?state=waiting`).
@@ -132,11 +139,13 @@ pub async fn list_for_workflow(
 pub async fn list_all(
     State(state): State<AppState>,
     QueryParams(query): QueryParams<ListQuery>,
+    caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
-    list_runs(&state, query)
+    caller.require(Action::ReadRuns)?;
+    list_runs(&state, &caller, query)
 }
 
-fn list_runs(state: &AppState, query: ListQuery) -> Result<Json<Value>, ApiError> {
+fn list_runs(state: &AppState, caller: &Caller, query: ListQuery) -> Result<Json<Value>, ApiError> {
     let wanted: Option<RunState> = query
         .state
         .as_deref()
@@ -152,8 +161,15 @@ fn list_runs(state: &AppState, query: ListQuery) -> Result<Json<Value>, ApiError
         .map(str::parse)
         .transpose()
         .map_err(|e: String| ApiError::bad_request(format!("cursor: {e}")))?;
+    // `started_by=me` is Keyfactor's "My" list.
+    let started_by = query
+        .started_by
+        .as_deref()
+        .map(|who| if who == "me" { caller.0.name.as_str() } else { who });
     let keep = |run: &RunRecord| {
-        wanted.is_none_or(|s| run.state == s)
+        caller.0.may_read_run(run)
+            && started_by.is_none_or(|who| run.started_by == who)
+            && wanted.is_none_or(|s| run.state == s)
             && query.workflow.as_ref().is_none_or(|w| run.workflow.id == *w)
             && after.is_none_or(|t| run.created_at > t)
             && before.is_none_or(|t| run.created_at < t)
@@ -183,10 +199,15 @@ fn time_param(name: &str, value: Option<&str>) -> Result<Option<OffsetDateTime>,
 }
 
 /// The run `eid` of workflow `id`; 404 when either is unknown or they do not belong together.
-pub async fn find(state: &AppState, workflow_id: &str, eid: &str) -> Result<RunRecord, ApiError> {
+pub async fn find(
+    state: &AppState,
+    caller: &Caller,
+    workflow_id: &str,
+    eid: &str,
+) -> Result<RunRecord, ApiError> {
     let id: RunId = eid.parse().map_err(ApiError::not_found)?;
     match state.engine.run(id).await? {
-        Some(run) if run.workflow.id == workflow_id => Ok(run),
+        Some(run) if run.workflow.id == workflow_id && caller.0.may_read_run(&run) => Ok(run),
         _ => Err(ApiError::not_found(format!(
             "workflow {workflow_id} has no execution {eid}"
         ))),
@@ -202,8 +223,10 @@ pub async fn find(state: &AppState, workflow_id: &str, eid: &str) -> Result<RunR
 pub async fn get(
     State(state): State<AppState>,
     PathParams((wf, eid)): PathParams<(String, String)>,
+    caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
-    let run = find(&state, &wf, &eid).await?;
+    caller.require(Action::ReadRuns)?;
+    let run = find(&state, &caller, &wf, &eid).await?;
     Ok(Json(views::execution(
         &run,
         state.engine.workflow_of(&run).ok().as_deref(),
@@ -226,7 +249,9 @@ pub async fn get_by_id(
     State(state): State<AppState>,
     PathParams(eid): PathParams<String>,
     QueryParams(query): QueryParams<WaitQuery>,
+    caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
+    caller.require(Action::ReadRuns)?;
     let id: RunId = eid.parse().map_err(ApiError::not_found)?;
     let run = state
         .engine
@@ -252,8 +277,10 @@ pub async fn get_by_id(
 pub async fn get_state(
     State(state): State<AppState>,
     PathParams((wf, eid)): PathParams<(String, String)>,
+    caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(views::state(&find(&state, &wf, &eid).await?)))
+    caller.require(Action::ReadRuns)?;
+    Ok(Json(views::state(&find(&state, &caller, &wf, &eid).await?)))
 }
 
 /// Cancels the run.
@@ -265,10 +292,11 @@ pub async fn get_state(
 pub async fn cancel(
     State(state): State<AppState>,
     PathParams((wf, eid)): PathParams<(String, String)>,
-    Caller(caller): Caller,
+    caller: Caller,
 ) -> Result<StatusCode, ApiError> {
-    let run = find(&state, &wf, &eid).await?;
-    state.engine.cancel(run.id, &caller.name).await?;
+    caller.require(Action::ManageRuns)?;
+    let run = find(&state, &caller, &wf, &eid).await?;
+    state.engine.cancel(run.id, &caller.0.name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -281,8 +309,10 @@ pub async fn cancel(
 pub async fn delete(
     State(state): State<AppState>,
     PathParams((wf, eid)): PathParams<(String, String)>,
+    caller: Caller,
 ) -> Result<StatusCode, ApiError> {
-    let run = find(&state, &wf, &eid).await?;
+    caller.require(Action::ManageRuns)?;
+    let run = find(&state, &caller, &wf, &eid).await?;
     state.engine.delete(run.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -304,8 +334,10 @@ pub async fn logs(
     State(state): State<AppState>,
     PathParams((wf, eid)): PathParams<(String, String)>,
     QueryParams(query): QueryParams<LogQuery>,
+    caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
-    let run = find(&state, &wf, &eid).await?;
+    caller.require(Action::ReadRuns)?;
+    let run = find(&state, &caller, &wf, &eid).await?;
     let limit = query.limit.unwrap_or(100).clamp(1, 10_000);
     let lines = state.engine.store().logs(run.id, query.after, limit)?;
     let next_after = lines.last().map(|l| l.seq);
@@ -320,8 +352,10 @@ pub async fn logs(
 pub async fn export_logs(
     State(state): State<AppState>,
     PathParams((wf, eid)): PathParams<(String, String)>,
+    caller: Caller,
 ) -> Result<Response, ApiError> {
-    let run = find(&state, &wf, &eid).await?;
+    caller.require(Action::ReadRuns)?;
+    let run = find(&state, &caller, &wf, &eid).await?;
     let mut text = String::new();
     for line in state.engine.store().logs(run.id, None, usize::MAX)? {
         let step = line.step.map(|s| format!(" [{s}]")).unwrap_or_default();
@@ -352,8 +386,10 @@ pub async fn export_logs(
 pub async fn statistics(
     State(state): State<AppState>,
     PathParams((wf, eid)): PathParams<(String, String)>,
+    caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(views::statistics(&find(&state, &wf, &eid).await?)))
+    caller.require(Action::ReadRuns)?;
+    Ok(Json(views::statistics(&find(&state, &caller, &wf, &eid).await?)))
 }
 
 #[derive(Deserialize, Default)]
@@ -372,12 +408,13 @@ struct RestartBody {
 pub async fn restart(
     State(state): State<AppState>,
     PathParams((wf, eid)): PathParams<(String, String)>,
-    Caller(caller): Caller,
+    caller: Caller,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let run = find(&state, &wf, &eid).await?;
+    caller.require(Action::ManageRuns)?;
+    let run = find(&state, &caller, &wf, &eid).await?;
     let body: RestartBody = serde_json::from_value(json_or_empty(&body)?)
         .map_err(|e| ApiError::bad_request(format!("invalid restart body: {e}")))?;
-    let id = state.engine.restart(run.id, body.version, &caller.name).await?;
+    let id = state.engine.restart(run.id, body.version, &caller.0.name).await?;
     started(&state, &wf, id, false).await
 }

@@ -4,7 +4,6 @@
 use super::error::ApiError;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::request::Parts;
 
 #[derive(FromRequest)]
 #[from_request(via(axum::Json), rejection(ApiError))]
@@ -28,31 +27,3 @@ pub struct PathParams<T>(pub T);
 #[derive(FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct QueryParams<T>(pub T);
-
-/// Who is calling. Until API tokens exist this is the `X-Weft-User` header (default
-/// `anonymous`), as for `weft answer --as`.
-pub struct Caller(pub crate::engine::Person);
-
-/// The header naming the caller.
-pub const USER_HEADER: &str = "x-weft-user";
-
-impl<S: Send + Sync> FromRequestParts<S> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        let name = match parts.headers.get(USER_HEADER) {
-            Some(value) => value
-                .to_str()
-                .ok()
-                .map(str::trim)
-                .filter(|v| !v.is_empty() && v.len() <= 128)
-                .ok_or_else(|| ApiError::bad_request(format!("{USER_HEADER} must be a short UTF-8 name")))?
-                .to_owned(),
-            None => "anonymous".to_owned(),
-        };
-        Ok(Caller(crate::engine::Person {
-            name,
-            groups: Vec::new(),
-        }))
-    }
-}

@@ -1,10 +1,12 @@
 //! Interactions (vRO user interactions) and signals (Keyfactor): what runs wait for, and the
 //! answers that continue them.
 
+use super::auth::Caller;
 use super::error::ApiError;
 use super::executions::find;
-use super::extract::{Caller, JsonBody, PathParams, QueryParams, RawBody};
+use super::extract::{JsonBody, PathParams, QueryParams, RawBody};
 use super::{json_or_empty, views, AppState};
+use crate::auth::{Action, Role};
 use crate::names::RunId;
 use crate::run::{RunRecord, StepState};
 use axum::extract::State;
@@ -34,8 +36,10 @@ fn waiting_step(run: &RunRecord) -> Result<usize, ApiError> {
 pub async fn get(
     State(state): State<AppState>,
     PathParams((wf, eid)): PathParams<(String, String)>,
+    caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
-    let run = find(&state, &wf, &eid).await?;
+    caller.require(Action::ReadInteractions)?;
+    let run = find(&state, &caller, &wf, &eid).await?;
     let step = waiting_step(&run)?;
     Ok(Json(views::interaction(&run, step)))
 }
@@ -52,10 +56,11 @@ pub async fn get(
 pub async fn answer(
     State(state): State<AppState>,
     PathParams((wf, eid)): PathParams<(String, String)>,
-    Caller(caller): Caller,
+    caller: Caller,
     RawBody(body): RawBody,
 ) -> Result<StatusCode, ApiError> {
-    let run = find(&state, &wf, &eid).await?;
+    caller.require(Action::AnswerInteractions)?;
+    let run = find(&state, &caller, &wf, &eid).await?;
     let body = json_or_empty(&body)?;
     let data = match body.get("parameters") {
         Some(parameters) => super::params::execution_context(parameters)?,
@@ -77,7 +82,13 @@ pub async fn answer(
         .unwrap_or_default();
     state
         .engine
-        .answer(run.id, step.name.as_str(), &signal, Value::Object(data), &caller)
+        .answer(
+            run.id,
+            step.name.as_str(),
+            &signal,
+            Value::Object(data),
+            &caller.0.person(),
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -91,10 +102,11 @@ pub async fn answer(
 pub async fn cancel(
     State(state): State<AppState>,
     PathParams((wf, eid)): PathParams<(String, String)>,
-    Caller(caller): Caller,
+    caller: Caller,
 ) -> Result<StatusCode, ApiError> {
-    let run = find(&state, &wf, &eid).await?;
-    state.engine.cancel_interaction(run.id, &caller.name).await?;
+    caller.require(Action::ManageRuns)?;
+    let run = find(&state, &caller, &wf, &eid).await?;
+    state.engine.cancel_interaction(run.id, &caller.0.name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -102,6 +114,9 @@ pub async fn cancel(
 pub struct ListQuery {
     /// `waiting` (the default and only state listed).
     state: Option<String>,
+    /// `me`: only interactions assigned to the caller, by name or group (Keyfactor's
+    /// AssignedToMe).
+    assigned_to: Option<String>,
 }
 
 /// Every pending interaction, with its run and step.
@@ -111,18 +126,38 @@ pub struct ListQuery {
 pub async fn list(
     State(state): State<AppState>,
     QueryParams(query): QueryParams<ListQuery>,
+    caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
+    caller.require(Action::ReadInteractions)?;
     if let Some(s) = query.state.as_deref().filter(|s| *s != "waiting") {
         return Err(ApiError::bad_request(format!(
             "state {s:?}: only waiting interactions are listed"
         )));
     }
+    let only_mine = match query.assigned_to.as_deref() {
+        None => false,
+        Some("me") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "assigned_to={other:?}: only `me` is supported"
+            )))
+        }
+    };
+    // Assignment is by name or group; admin rights do not make everything "mine".
+    let person = crate::engine::Person {
+        admin: false,
+        ..caller.0.person()
+    };
     let store = state.engine.store();
     let mut items = Vec::new();
     for id in store.waiting_runs()? {
         let Some(run) = store.run(id)? else { continue };
         for (i, step) in run.steps.iter().enumerate() {
-            if step.state == StepState::Waiting {
+            let Some(waiting) = step.waiting.as_ref().filter(|_| step.state == StepState::Waiting) else {
+                continue;
+            };
+            let assigned = !waiting.assignees.is_empty() && person.may_answer(&waiting.assignees);
+            if (!only_mine || assigned) && (caller.0.role != Role::Approver || assigned) {
                 items.push(views::interaction(&run, i));
             }
         }
@@ -153,9 +188,10 @@ pub struct Signal {
 pub async fn signal(
     State(state): State<AppState>,
     PathParams(eid): PathParams<String>,
-    Caller(caller): Caller,
+    caller: Caller,
     JsonBody(signal): JsonBody<Signal>,
 ) -> Result<StatusCode, ApiError> {
+    caller.require(Action::AnswerInteractions)?;
     let id: RunId = eid.parse().map_err(ApiError::not_found)?;
     let (step, signal_type) = signal
         .signal_key
@@ -172,6 +208,9 @@ pub async fn signal(
         object @ Value::Object(_) => object,
         _ => return Err(ApiError::bad_request("Data must be a JSON object")),
     };
-    state.engine.answer(id, step, signal_type, data, &caller).await?;
+    state
+        .engine
+        .answer(id, step, signal_type, data, &caller.0.person())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -4,17 +4,19 @@
 //! Handlers are thin: they turn requests into engine calls and results into JSON. They own
 //! no state beyond [`AppState`] and never touch the store's tables or WASM directly.
 
+mod auth;
 mod error;
 mod executions;
 mod extract;
 mod interactions;
 mod params;
 mod plugins;
+mod tokens;
 mod views;
 mod workflows;
 
+pub use auth::USER_HEADER;
 pub use error::ApiError;
-pub use extract::USER_HEADER;
 
 use crate::engine::Engine;
 use axum::extract::DefaultBodyLimit;
@@ -31,6 +33,8 @@ pub struct AppState {
     pub engine: Engine,
     /// Serializes workflow creation, which reads the latest version and then writes one.
     workflow_writes: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Whether callers without a token are local admins while no token exists.
+    local_mode: bool,
 }
 
 /// Server settings.
@@ -38,11 +42,16 @@ pub struct AppState {
 pub struct Options {
     /// Largest request body accepted; larger ones get 413.
     pub body_limit: usize,
+    /// Local mode (see [`auth`]): only for a server listening on loopback.
+    pub local_mode: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { body_limit: 50 << 20 }
+        Options {
+            body_limit: 50 << 20,
+            local_mode: false,
+        }
     }
 }
 
@@ -67,6 +76,7 @@ impl Default for Options {
         executions::list_for_workflow,
         executions::list_all,
         executions::get,
+        executions::get_by_id,
         executions::get_state,
         executions::cancel,
         executions::delete,
@@ -78,11 +88,27 @@ impl Default for Options {
         interactions::answer,
         interactions::cancel,
         interactions::list,
-        interactions::signal,
+        interactions::signal, tokens::create, tokens::list, tokens::revoke, tokens::audit,
     ),
-    components(schemas(error::ErrorBody, interactions::Signal))
+    components(schemas(error::ErrorBody, interactions::Signal, tokens::NewToken, crate::auth::Role)),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
 )]
 struct ApiDoc;
+
+/// Declares the bearer-token scheme every operation uses.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
 
 /// The OpenAPI document of this API.
 pub fn openapi() -> utoipa::openapi::OpenApi {
@@ -91,6 +117,11 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// Every route.
 pub fn router(engine: Engine, options: &Options) -> Router {
+    let state = AppState {
+        engine,
+        workflow_writes: Default::default(),
+        local_mode: options.local_mode,
+    };
     let executions = "/v1/workflows/{id}/executions/{eid}";
     Router::new()
         .route(
@@ -136,6 +167,9 @@ pub fn router(engine: Engine, options: &Options) -> Router {
         )
         .route("/v1/interactions", get(interactions::list))
         .route("/v1/instances/{eid}/signals", post(interactions::signal))
+        .route("/v1/tokens", post(tokens::create).get(tokens::list))
+        .route("/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
+        .route("/v1/audit", get(tokens::audit))
         .fallback(|| async { ApiError::not_found("no such endpoint; see /v1/openapi.json") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -145,10 +179,11 @@ pub fn router(engine: Engine, options: &Options) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(options.body_limit))
-        .with_state(AppState {
-            engine,
-            workflow_writes: Default::default(),
-        })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
+        .with_state(state)
 }
 
 /// Serves the API on `listener` until the process stops. Accepted sockets get TCP_NODELAY so

@@ -1,8 +1,10 @@
 //! `/v1/plugins`: upload, list and delete plugin components.
 
+use super::auth::Caller;
 use super::error::ApiError;
 use super::extract::{PathParams, QueryParams, RawBody};
 use super::AppState;
+use crate::auth::Action;
 use crate::names::PluginRef;
 use crate::store::{PluginMeta, Write};
 use axum::extract::State;
@@ -43,8 +45,10 @@ fn view(meta: &PluginMeta, builtin: bool) -> Value {
 pub async fn upload(
     State(state): State<AppState>,
     QueryParams(query): QueryParams<UploadQuery>,
+    caller: Caller,
     RawBody(body): RawBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require(Action::WritePlugins)?;
     let plugins = state.engine.plugins();
     let existed = state
         .engine
@@ -63,7 +67,8 @@ pub async fn upload(
 /// Every plugin, built-ins included.
 #[utoipa::path(get, path = "/v1/plugins", tag = "plugins",
     responses((status = 200, description = "Plugins", body = serde_json::Value)))]
-pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller.require(Action::ReadPlugins)?;
     let items = listed(&state)?
         .iter()
         .map(|(m, b)| view(m, *b))
@@ -93,7 +98,9 @@ fn listed(state: &AppState) -> Result<Vec<(PluginMeta, bool)>, ApiError> {
 pub async fn versions(
     State(state): State<AppState>,
     PathParams(name): PathParams<String>,
+    caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
+    caller.require(Action::ReadPlugins)?;
     let items: Vec<Value> = listed(&state)?
         .iter()
         .filter(|(m, _)| m.name == name)
@@ -114,7 +121,9 @@ pub async fn versions(
 pub async fn delete(
     State(state): State<AppState>,
     PathParams(spec): PathParams<String>,
+    caller: Caller,
 ) -> Result<StatusCode, ApiError> {
+    caller.require(Action::WritePlugins)?;
     let (name, version) = spec
         .split_once('@')
         .ok_or_else(|| ApiError::bad_request(format!("delete needs name@version, got {spec:?}")))?;

@@ -1,8 +1,10 @@
 //! `/v1/workflows`: create versions, read and delete definitions.
 
+use super::auth::Caller;
 use super::error::ApiError;
 use super::extract::{PathParams, RawBody};
 use super::AppState;
+use crate::auth::Action;
 use crate::workflow::{self, Definition};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -24,8 +26,10 @@ use serde_json::{json, Value};
 pub async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
+    caller: Caller,
     RawBody(body): RawBody,
 ) -> Result<impl IntoResponse, ApiError> {
+    caller.require(Action::WriteWorkflows)?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -95,7 +99,8 @@ fn created(id: &str, version: u64, digest: &crate::names::Digest) -> Value {
 /// Every workflow with its latest version.
 #[utoipa::path(get, path = "/v1/workflows", tag = "workflows",
     responses((status = 200, description = "Workflows", body = serde_json::Value)))]
-pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller.require(Action::ReadWorkflows)?;
     let mut items = Vec::new();
     for (id, version, digest) in state.engine.store().workflows()? {
         let description = state
@@ -117,7 +122,9 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError
 pub async fn get_latest(
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
+    caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
+    caller.require(Action::ReadWorkflows)?;
     definition(&state, &id, None)
 }
 
@@ -129,7 +136,9 @@ pub async fn get_latest(
 pub async fn get_version(
     State(state): State<AppState>,
     PathParams((id, version)): PathParams<(String, u64)>,
+    caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
+    caller.require(Action::ReadWorkflows)?;
     definition(&state, &id, Some(version))
 }
 
@@ -154,7 +163,9 @@ fn definition(state: &AppState, id: &str, version: Option<u64>) -> Result<Json<V
 pub async fn versions(
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
+    caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
+    caller.require(Action::ReadWorkflows)?;
     let versions = state.engine.store().workflow_versions(&id)?;
     if versions.is_empty() {
         return Err(ApiError::not_found(format!("no workflow {id}")));
@@ -174,7 +185,9 @@ pub async fn versions(
 pub async fn delete(
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
+    caller: Caller,
 ) -> Result<StatusCode, ApiError> {
+    caller.require(Action::WriteWorkflows)?;
     if state.engine.store().workflow_versions(&id)?.is_empty() {
         return Err(ApiError::not_found(format!("no workflow {id}")));
     }

@@ -399,6 +399,16 @@ pub async fn validate(args: ValidateArgs) -> Result<ExitCode> {
 /// `weft serve`: continue interrupted runs, fire due timers, then serve the API.
 pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
     let engine = open_engine(&args.db)?;
+    let has_tokens = engine.store().has_tokens()?;
+    let loopback = args.listen.ip().is_loopback();
+    if !has_tokens && !loopback {
+        bail!(
+            "refusing to serve {} without authentication: create an admin token first with \
+             `weft token create --name NAME --role admin --db {}`, or listen on 127.0.0.1",
+            args.listen,
+            engine.store().path().display()
+        );
+    }
     let resumed = engine.recover().await?;
     let fired = engine.fire_due_timers().await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -409,9 +419,48 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
         "weft serving http://{address} (database {}; resumed {resumed} run(s), fired {fired} timer(s))",
         engine.store().path().display()
     );
+    if !has_tokens {
+        eprintln!(
+            "LOCAL MODE: no API token exists, so every caller on this machine is an admin (named by \
+             the X-Weft-User header). Create a token with `weft token create` to require authentication."
+        );
+    }
     let options = crate::api::Options {
         body_limit: args.body_limit_mb << 20,
+        local_mode: loopback,
     };
     crate::api::serve(engine, listener, options).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weft token create` on the local database.
+pub async fn create_token(
+    db: DbArgs,
+    name: String,
+    role: crate::auth::Role,
+    groups: Vec<String>,
+) -> Result<ExitCode> {
+    let store = open_store(&db)?;
+    let (secret, _) = crate::auth::create_token(&store, &name, role, groups).await?;
+    eprintln!("token for {name} ({role}); it is shown only now:");
+    println!("{secret}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weft token list` on the local database.
+pub fn list_tokens(db: DbArgs) -> Result<ExitCode> {
+    for (_, token) in open_store(&db)?.tokens()? {
+        println!("{}", show::token_line(&token));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weft token revoke ID|NAME` on the local database.
+pub async fn revoke_token(db: DbArgs, which: &str) -> Result<ExitCode> {
+    let revoked = crate::auth::revoke_token(&open_store(&db)?, which).await?;
+    if revoked == 0 {
+        bail!("no active token {which}");
+    }
+    println!("revoked {which}");
     Ok(ExitCode::SUCCESS)
 }

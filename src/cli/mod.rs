@@ -38,6 +38,9 @@ enum Command {
     Workflow(WorkflowCommand),
     /// Start a stored workflow (the latest version unless --version).
     Start(StartArgs),
+    /// Manage API tokens (shown once; only their hash is stored).
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Check a workflow definition without running it.
     Validate(ValidateArgs),
     /// Serve the HTTP API over the database.
@@ -96,6 +99,52 @@ struct ServerArgs {
     /// The server's base URL, such as http://127.0.0.1:8080.
     #[arg(long, env = "WEFT_SERVER")]
     server: Option<String>,
+    /// The API token to send (`weft token create` prints one).
+    #[arg(long, env = "WEFT_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+impl ServerArgs {
+    /// The server to talk to, if one was given.
+    fn remote(&self) -> Option<remote::Client> {
+        self.server
+            .as_deref()
+            .map(|url| remote::Client::new(url, self.token.clone()))
+    }
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it (this is the only time it is shown).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// admin, author, operator or approver.
+        #[arg(long)]
+        role: crate::auth::Role,
+        /// A group the holder belongs to; repeat for several.
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// List tokens (never their secrets).
+    List {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Revoke a token by id or name; it stops working at once.
+    Revoke {
+        which: String,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
 }
 
 #[derive(Args)]
@@ -120,6 +169,7 @@ impl Identity {
         crate::engine::Person {
             name: self.user.clone().unwrap_or_else(whoami::username),
             groups: self.groups.clone(),
+            admin: false,
         }
     }
 }
@@ -257,8 +307,8 @@ pub fn main() -> ExitCode {
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run(args) => local::run(args).await,
-        Command::Answer(args) => match args.server.server.clone() {
-            Some(url) => remote::answer(&url, args).await,
+        Command::Answer(args) => match args.server.remote() {
+            Some(client) => remote::answer(&client, args).await,
             None => local::answer(args).await,
         },
         Command::Resume(db) => local::resume(db).await,
@@ -268,8 +318,8 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             json,
             db,
             server,
-        }) => match server.server {
-            Some(url) => remote::list_runs(&url, state, json).await,
+        }) => match server.remote() {
+            Some(client) => remote::list_runs(&client, state, json).await,
             None => local::list_runs(db, state, json),
         },
         Command::Runs(RunsCommand::Show {
@@ -278,8 +328,8 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             logs,
             db,
             server,
-        }) => match server.server {
-            Some(url) => remote::show_run(&url, &run, json, logs).await,
+        }) => match server.remote() {
+            Some(client) => remote::show_run(&client, &run, json, logs).await,
             None => local::show_run(db, &run, json, logs),
         },
         Command::Plugin(PluginCommand::Push {
@@ -288,21 +338,39 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             version,
             db,
             server,
-        }) => match server.server {
-            Some(url) => remote::push_plugin(&url, file, name, version).await,
+        }) => match server.remote() {
+            Some(client) => remote::push_plugin(&client, file, name, version).await,
             None => local::add_plugin(db, file, name, version).await,
         },
-        Command::Plugin(PluginCommand::List { db, server }) => match server.server {
-            Some(url) => remote::list_plugins(&url).await,
+        Command::Plugin(PluginCommand::List { db, server }) => match server.remote() {
+            Some(client) => remote::list_plugins(&client).await,
             None => local::list_plugins(db),
         },
-        Command::Workflow(WorkflowCommand::Apply { file, db, server }) => match server.server {
-            Some(url) => remote::apply_workflow(&url, file).await,
+        Command::Workflow(WorkflowCommand::Apply { file, db, server }) => match server.remote() {
+            Some(client) => remote::apply_workflow(&client, file).await,
             None => local::apply_workflow(db, file).await,
         },
-        Command::Start(args) => match args.server.server.clone() {
-            Some(url) => remote::start(&url, args).await,
+        Command::Start(args) => match args.server.remote() {
+            Some(client) => remote::start(&client, args).await,
             None => local::start(args).await,
+        },
+        Command::Token(TokenCommand::Create {
+            name,
+            role,
+            groups,
+            db,
+            server,
+        }) => match server.remote() {
+            Some(client) => remote::create_token(&client, name, role, groups).await,
+            None => local::create_token(db, name, role, groups).await,
+        },
+        Command::Token(TokenCommand::List { db, server }) => match server.remote() {
+            Some(client) => remote::list_tokens(&client).await,
+            None => local::list_tokens(db),
+        },
+        Command::Token(TokenCommand::Revoke { which, db, server }) => match server.remote() {
+            Some(client) => remote::revoke_token(&client, &which).await,
+            None => local::revoke_token(db, &which).await,
         },
         Command::Validate(args) => local::validate(args).await,
         Command::Serve(args) => local::serve(args).await,

@@ -4,6 +4,7 @@ use super::local::{exit_code, parse_data, parse_inputs, parse_signal_key};
 use super::show;
 use super::{AnswerArgs, StartArgs};
 use crate::api::USER_HEADER;
+use crate::auth::{Role, TokenRecord};
 use crate::run::{RunRecord, RunState};
 use anyhow::{anyhow, bail, Context, Result};
 use reqwest::{Method, RequestBuilder};
@@ -11,22 +12,28 @@ use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// A server, addressed by its base URL.
-struct Client {
+/// A server, addressed by its base URL, and the token to present.
+pub struct Client {
     base: String,
+    token: Option<String>,
     http: reqwest::Client,
 }
 
 impl Client {
-    fn new(base: &str) -> Client {
+    pub fn new(base: &str, token: Option<String>) -> Client {
         Client {
             base: base.trim_end_matches('/').to_owned(),
+            token,
             http: reqwest::Client::new(),
         }
     }
 
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        self.http.request(method, format!("{}{path}", self.base))
+        let request = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
     }
 
     /// Sends a request; an error status becomes an error carrying the server's message.
@@ -62,13 +69,13 @@ impl Client {
     }
 }
 
-fn print_run(run: &RunRecord, json: bool, server: &str) -> Result<ExitCode> {
+fn print_run(run: &RunRecord, json: bool, client: &Client) -> Result<ExitCode> {
     if json {
         println!("{}", serde_json::to_string_pretty(run)?);
     } else {
         println!("{}", show::summary(run));
         if run.state == RunState::Waiting {
-            for line in show::how_to_answer(run, &format!("--server {server}")) {
+            for line in show::how_to_answer(run, &format!("--server {}", client.base)) {
                 println!("{line}");
             }
         }
@@ -77,9 +84,8 @@ fn print_run(run: &RunRecord, json: bool, server: &str) -> Result<ExitCode> {
 }
 
 /// `weft plugin push FILE --server URL`.
-pub async fn push_plugin(server: &str, file: PathBuf, name: String, version: String) -> Result<ExitCode> {
+pub async fn push_plugin(client: &Client, file: PathBuf, name: String, version: String) -> Result<ExitCode> {
     let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-    let client = Client::new(server);
     let request = client
         .request(Method::POST, "/v1/plugins")
         .query(&[("name", &name), ("version", &version)])
@@ -102,8 +108,7 @@ pub async fn push_plugin(server: &str, file: PathBuf, name: String, version: Str
 }
 
 /// `weft plugin list --server URL`.
-pub async fn list_plugins(server: &str) -> Result<ExitCode> {
-    let client = Client::new(server);
+pub async fn list_plugins(client: &Client) -> Result<ExitCode> {
     let body = client.send(client.request(Method::GET, "/v1/plugins")).await?;
     for p in body["items"].as_array().into_iter().flatten() {
         println!(
@@ -119,14 +124,13 @@ pub async fn list_plugins(server: &str) -> Result<ExitCode> {
 }
 
 /// `weft workflow apply FILE --server URL`.
-pub async fn apply_workflow(server: &str, file: PathBuf) -> Result<ExitCode> {
+pub async fn apply_workflow(client: &Client, file: PathBuf) -> Result<ExitCode> {
     let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
     let content_type = if file.extension().is_some_and(|e| e == "json") {
         "application/json"
     } else {
         "application/yaml"
     };
-    let client = Client::new(server);
     let request = client
         .request(Method::POST, "/v1/workflows")
         .header("content-type", content_type)
@@ -145,9 +149,8 @@ pub async fn apply_workflow(server: &str, file: PathBuf) -> Result<ExitCode> {
 }
 
 /// `weft start WORKFLOW --server URL`.
-pub async fn start(server: &str, args: StartArgs) -> Result<ExitCode> {
+pub async fn start(client: &Client, args: StartArgs) -> Result<ExitCode> {
     let inputs = parse_inputs(&args.inputs)?;
-    let client = Client::new(server);
     let mut query = vec![("wait", args.wait.to_string())];
     if let Some(v) = args.version {
         query.push(("version", v.to_string()));
@@ -168,12 +171,11 @@ pub async fn start(server: &str, args: StartArgs) -> Result<ExitCode> {
         println!("{id}");
         return Ok(ExitCode::SUCCESS);
     }
-    print_run(&client.run(id, true).await?, args.json, server)
+    print_run(&client.run(id, true).await?, args.json, client)
 }
 
 /// `weft runs list --server URL`.
-pub async fn list_runs(server: &str, state: Option<String>, json: bool) -> Result<ExitCode> {
-    let client = Client::new(server);
+pub async fn list_runs(client: &Client, state: Option<String>, json: bool) -> Result<ExitCode> {
     let mut request = client
         .request(Method::GET, "/v1/executions")
         .query(&[("limit", "1000")]);
@@ -203,10 +205,9 @@ pub async fn list_runs(server: &str, state: Option<String>, json: bool) -> Resul
 }
 
 /// `weft runs show RUN --server URL`.
-pub async fn show_run(server: &str, id: &str, json: bool, logs: bool) -> Result<ExitCode> {
-    let client = Client::new(server);
+pub async fn show_run(client: &Client, id: &str, json: bool, logs: bool) -> Result<ExitCode> {
     let run = client.run(id, false).await?;
-    let code = print_run(&run, json, server)?;
+    let code = print_run(&run, json, client)?;
     if logs && !json {
         let path = format!("/v1/workflows/{}/executions/{id}/logs/export", run.workflow.id);
         let response = client
@@ -220,14 +221,48 @@ pub async fn show_run(server: &str, id: &str, json: bool, logs: bool) -> Result<
 }
 
 /// `weft answer RUN Step.Signal JSON --server URL`: sends a Keyfactor signal.
-pub async fn answer(server: &str, args: AnswerArgs) -> Result<ExitCode> {
+pub async fn answer(client: &Client, args: AnswerArgs) -> Result<ExitCode> {
     parse_signal_key(&args.signal)?;
     let data = parse_data(&args.data, &args.signal)?;
-    let client = Client::new(server);
     let request = client
         .request(Method::POST, &format!("/v1/instances/{}/signals", args.run))
         .header(USER_HEADER, args.identity.person().name)
         .json(&json!({"SignalKey": args.signal, "Data": data}));
     client.send(request).await?;
-    print_run(&client.run(&args.run, true).await?, args.json, server)
+    print_run(&client.run(&args.run, true).await?, args.json, client)
+}
+
+/// `weft token create --server URL`.
+pub async fn create_token(
+    client: &Client,
+    name: String,
+    role: Role,
+    groups: Vec<String>,
+) -> Result<ExitCode> {
+    let request = client
+        .request(Method::POST, "/v1/tokens")
+        .json(&json!({"name": name, "role": role, "groups": groups}));
+    let created = client.send(request).await?;
+    eprintln!("token for {name} ({role}); it is shown only now:");
+    println!("{}", created["token"].as_str().unwrap_or_default());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weft token list --server URL`.
+pub async fn list_tokens(client: &Client) -> Result<ExitCode> {
+    let body = client.send(client.request(Method::GET, "/v1/tokens")).await?;
+    let tokens: Vec<TokenRecord> = serde_json::from_value(body["items"].clone())?;
+    for token in &tokens {
+        println!("{}", show::token_line(token));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weft token revoke ID|NAME --server URL`.
+pub async fn revoke_token(client: &Client, which: &str) -> Result<ExitCode> {
+    client
+        .send(client.request(Method::DELETE, &format!("/v1/tokens/{which}")))
+        .await?;
+    println!("revoked {which}");
+    Ok(ExitCode::SUCCESS)
 }

@@ -253,3 +253,22 @@ async fn ask(field: &Field) -> Result<Option<Value>> {
         }
     }
 }
+
+/// One line for a token: id, name, role, groups, state.
+pub fn token_line(token: &crate::auth::TokenRecord) -> String {
+    let state = match token.revoked_at {
+        Some(at) => format!("revoked {}", rfc3339(at)),
+        None => "active".to_owned(),
+    };
+    format!(
+        "{}  {:<16} {:<8} groups: {:<20} {state}",
+        token.id,
+        token.name,
+        token.role.to_string(),
+        if token.groups.is_empty() {
+            "-".to_owned()
+        } else {
+            token.groups.join(",")
+        }
+    )
+}

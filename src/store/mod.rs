@@ -11,10 +11,11 @@
 
 mod tables;
 
+use crate::auth::TokenRecord;
 use crate::names::{Digest, RunId};
 use crate::run::{LogLine, RunRecord, RunState};
 use anyhow::{anyhow, Context, Result};
-use redb::{Database, ReadableDatabase, ReadableTable};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc};
@@ -68,6 +69,13 @@ pub enum Write {
         name: String,
         version: String,
     },
+    /// Insert or replace a token under its hash.
+    Token {
+        hash: String,
+        record: TokenRecord,
+    },
+    /// Append an entry to the audit log (numbered by the writer).
+    Audit(Vec<u8>),
 }
 
 impl Write {
@@ -282,6 +290,49 @@ impl Store {
         Ok(latest)
     }
 
+    /// The token stored under `hash`, revoked or not.
+    pub fn token(&self, hash: &str) -> Result<Option<TokenRecord>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(TOKENS)?;
+        let found = table
+            .get(hash)?
+            .map(|v| serde_json::from_slice(v.value()))
+            .transpose()?;
+        Ok(found)
+    }
+
+    /// Every token with its hash, oldest first.
+    pub fn tokens(&self) -> Result<Vec<(String, TokenRecord)>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(TOKENS)?;
+        let mut all: Vec<(String, TokenRecord)> = Vec::new();
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            all.push((k.value().to_owned(), serde_json::from_slice(v.value())?));
+        }
+        all.sort_by_key(|(_, t)| t.created_at);
+        Ok(all)
+    }
+
+    /// Whether any token was ever created; until then a loopback server runs in local mode.
+    pub fn has_tokens(&self) -> Result<bool> {
+        let txn = self.db.begin_read()?;
+        Ok(!txn.open_table(TOKENS)?.is_empty()?)
+    }
+
+    /// Up to `limit` audit entries after sequence number `after`, as (seq, JSON).
+    pub fn audit(&self, after: Option<u64>, limit: usize) -> Result<Vec<(u64, serde_json::Value)>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(AUDIT)?;
+        let start = after.map_or(0, |a| a + 1);
+        let mut entries = Vec::new();
+        for entry in table.range(start..)?.take(limit) {
+            let (k, v) = entry?;
+            entries.push((k.value(), serde_json::from_slice(v.value())?));
+        }
+        Ok(entries)
+    }
+
     /// The earliest timer, if any.
     pub fn next_timer(&self) -> Result<Option<Timer>> {
         let txn = self.db.begin_read()?;
@@ -410,6 +461,8 @@ fn apply<'a>(db: &Database, writes: impl Iterator<Item = &'a Write>) -> Result<(
         let mut active = txn.open_table(ACTIVE)?;
         let mut waiting = txn.open_table(WAITING)?;
         let mut idempotency = txn.open_table(IDEMPOTENCY)?;
+        let mut tokens = txn.open_table(TOKENS)?;
+        let mut audit = txn.open_table(AUDIT)?;
         let mut timers = txn.open_table(TIMERS)?;
         let mut logs = txn.open_table(LOGS)?;
         let mut plugins = txn.open_table(PLUGINS)?;
@@ -445,6 +498,13 @@ fn apply<'a>(db: &Database, writes: impl Iterator<Item = &'a Write>) -> Result<(
                 }
                 Write::DeleteWorkflow(id) => {
                     workflows.retain_in((id.as_str(), 0)..=(id.as_str(), u64::MAX), |_, _| false)?;
+                }
+                Write::Token { hash, record } => {
+                    tokens.insert(hash.as_str(), serde_json::to_vec(record)?.as_slice())?;
+                }
+                Write::Audit(json) => {
+                    let next = audit.last()?.map_or(0, |(k, _)| k.value() + 1);
+                    audit.insert(next, json.as_slice())?;
                 }
                 Write::DeletePlugin { name, version } => {
                     let key = format!("{name}@{version}");
@@ -504,6 +564,8 @@ fn create_tables(db: &Database) -> Result<()> {
     txn.open_table(ACTIVE)?;
     txn.open_table(WAITING)?;
     txn.open_table(IDEMPOTENCY)?;
+    txn.open_table(TOKENS)?;
+    txn.open_table(AUDIT)?;
     txn.open_table(TIMERS)?;
     txn.open_table(LOGS)?;
     txn.open_table(PLUGINS)?;

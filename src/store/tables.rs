@@ -24,3 +24,7 @@ pub const COMPILED: TableDefinition<&str, &[u8]> = TableDefinition::new("compile
 pub const WORKFLOWS: TableDefinition<(&str, u64), &str> = TableDefinition::new("workflows");
 /// definition digest → definition (JSON).
 pub const DEFINITIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("definitions");
+/// token hash → token record (JSON). The token itself is never stored.
+pub const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
+/// sequence number → audit entry (JSON).
+pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");

@@ -1,0 +1,143 @@
+//! Authentication and the audit log, as one middleware; and the permission check handlers
+//! call.
+//!
+//! Every request but `/healthz` needs `Authorization: Bearer <token>`. A server on loopback
+//! whose database has no token yet runs in local mode: callers are local admins named by the
+//! `X-Weft-User` header. Every request that changes something is recorded in the audit log
+//! with who made it and how it ended.
+
+use super::error::ApiError;
+use super::AppState;
+use crate::auth::{self, Action, Principal, Role};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// The header naming the caller in local mode.
+pub const USER_HEADER: &str = "x-weft-user";
+
+/// Authenticates the request, runs it, and audits it if it changes anything.
+pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    if request.uri().path() == "/healthz" {
+        return next.run(request).await;
+    }
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let caller = resolve(&state, &request);
+    let (principal, response) = match caller {
+        Ok(principal) => {
+            request.extensions_mut().insert(principal.clone());
+            (Some(principal), next.run(request).await)
+        }
+        Err(error) => (None, error.into_response()),
+    };
+    if method != Method::GET && method != Method::HEAD {
+        record(&state, principal.as_ref(), &method, &path, response.status()).await;
+    }
+    response
+}
+
+fn resolve(state: &AppState, request: &Request) -> Result<Principal, ApiError> {
+    let unauthorized = |message: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message);
+    let store = state.engine.store();
+    let Some(value) = request.headers().get(header::AUTHORIZATION) else {
+        if state.local_mode && !store.has_tokens()? {
+            return local_principal(request);
+        }
+        return Err(unauthorized(
+            "send `Authorization: Bearer <token>`; create tokens with `weft token create`",
+        ));
+    };
+    let secret = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <token>`"))?;
+    if !auth::well_formed(secret) {
+        return Err(unauthorized(
+            "malformed token: tokens look like weft_ followed by 64 hex digits",
+        ));
+    }
+    match store.token(&auth::hash(secret))? {
+        Some(token) if token.revoked_at.is_none() => Ok(Principal {
+            name: token.name,
+            role: token.role,
+            groups: token.groups,
+            token: Some(token.id),
+            local: false,
+        }),
+        Some(_) => Err(unauthorized("this token was revoked")),
+        None => Err(unauthorized("unknown token")),
+    }
+}
+
+fn local_principal(request: &Request) -> Result<Principal, ApiError> {
+    let name = match request.headers().get(USER_HEADER) {
+        Some(value) => value
+            .to_str()
+            .ok()
+            .map(str::trim)
+            .filter(|v| !v.is_empty() && v.len() <= 128)
+            .ok_or_else(|| ApiError::bad_request(format!("{USER_HEADER} must be a short UTF-8 name")))?
+            .to_owned(),
+        None => "anonymous".to_owned(),
+    };
+    Ok(Principal {
+        name,
+        role: Role::Admin,
+        groups: Vec::new(),
+        token: None,
+        local: true,
+    })
+}
+
+async fn record(state: &AppState, who: Option<&Principal>, method: &Method, path: &str, status: StatusCode) {
+    let entry = json!({
+        "at": crate::run::rfc3339(crate::run::now()),
+        "token": who.and_then(|p| p.token.clone()),
+        "name": who.map(|p| p.name.clone()),
+        "role": who.map(|p| p.role),
+        "action": format!("{method} {path}"),
+        "target": path,
+        "outcome": status.as_u16(),
+    });
+    let write = crate::store::Write::Audit(entry.to_string().into_bytes());
+    if let Err(e) = state.engine.store().commit(vec![write]).await {
+        tracing::error!("cannot write the audit log: {e:#}");
+    }
+}
+
+/// The authenticated caller.
+pub struct Caller(pub Principal);
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .map(Caller)
+            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "not authenticated"))
+    }
+}
+
+impl Caller {
+    /// 403 unless the caller's role allows `action`.
+    pub fn require(&self, action: Action) -> Result<&Principal, ApiError> {
+        if self.0.role.allows(action) {
+            Ok(&self.0)
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("role {} may not {}", self.0.role, action.describe()),
+            ))
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! `/v1/tokens` and `/v1/audit`: token management and the audit log, for admins.
+
+use super::auth::Caller;
+use super::error::ApiError;
+use super::extract::{JsonBody, PathParams, QueryParams};
+use super::AppState;
+use crate::auth::{Action, Role};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct NewToken {
+    /// The person or service the token is for.
+    name: String,
+    role: Role,
+    /// Groups, for steps assigned to `group:NAME`.
+    #[serde(default)]
+    groups: Vec<String>,
+}
+
+/// Creates a token. The answer is the only time the token itself is shown.
+#[utoipa::path(post, path = "/v1/tokens", tag = "tokens", request_body = NewToken,
+    responses((status = 201, description = "Created; `token` is shown only now", body = serde_json::Value),
+        (status = 400, description = "Invalid name or role", body = super::error::ErrorBody),
+        (status = 403, description = "Not an admin", body = super::error::ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(new): JsonBody<NewToken>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require(Action::ManageTokens)?;
+    let (secret, record) = crate::auth::create_token(state.engine.store(), &new.name, new.role, new.groups)
+        .await
+        .map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            json!({"token": secret, "id": record.id, "name": record.name, "role": record.role, "groups": record.groups}),
+        ),
+    ))
+}
+
+/// Every token, without secrets.
+#[utoipa::path(get, path = "/v1/tokens", tag = "tokens",
+    responses((status = 200, description = "Tokens", body = serde_json::Value),
+        (status = 403, description = "Not an admin", body = super::error::ErrorBody)))]
+pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller.require(Action::ManageTokens)?;
+    let items: Vec<Value> = state
+        .engine
+        .store()
+        .tokens()?
+        .into_iter()
+        .map(|(_, t)| serde_json::to_value(t).unwrap_or_default())
+        .collect();
+    Ok(Json(json!({ "items": items })))
+}
+
+/// Revokes a token; it stops working at once.
+#[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "tokens",
+    params(("id" = String, Path, description = "Token id or name")),
+    responses((status = 204, description = "Revoked"),
+        (status = 403, description = "Not an admin", body = super::error::ErrorBody),
+        (status = 404, description = "No such token", body = super::error::ErrorBody)))]
+pub async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParams(id): PathParams<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(Action::ManageTokens)?;
+    let revoked = crate::auth::revoke_token(state.engine.store(), &id).await?;
+    if revoked == 0 {
+        return Err(ApiError::not_found(format!("no active token {id}")));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct AuditQuery {
+    /// Entries after this sequence number.
+    after: Option<u64>,
+    /// At most this many (default 100, at most 10000).
+    limit: Option<usize>,
+}
+
+/// Who did what: uploads, starts, answers, cancels, deletes, with their outcome.
+#[utoipa::path(get, path = "/v1/audit", tag = "tokens", params(AuditQuery),
+    responses((status = 200, description = "Audit entries", body = serde_json::Value),
+        (status = 403, description = "Not an admin", body = super::error::ErrorBody)))]
+pub async fn audit(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(query): QueryParams<AuditQuery>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Action::ReadAudit)?;
+    let limit = query.limit.unwrap_or(100).clamp(1, 10_000);
+    let entries = state.engine.store().audit(query.after, limit)?;
+    let next_after = entries.last().map(|(seq, _)| *seq);
+    let items: Vec<Value> = entries
+        .into_iter()
+        .map(|(seq, mut entry)| {
+            entry["seq"] = json!(seq);
+            entry
+        })
+        .collect();
+    Ok(Json(json!({"items": items, "next_after": next_after})))
+}

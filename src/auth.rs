@@ -1,0 +1,227 @@
+//! Who may do what: API tokens, roles and the actions they allow.
+//!
+//! A token is shown once when it is created; the store keeps only its SHA-256, so a stolen
+//! database gives no usable tokens. Every request looks its token up afresh, so revoking one
+//! takes effect at once.
+
+use crate::names::Digest;
+use crate::run::RunRecord;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use time::OffsetDateTime;
+
+/// What a token may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Everything.
+    Admin,
+    /// Uploads plugins and workflows.
+    Author,
+    /// Starts, cancels, restarts and reads runs.
+    Operator,
+    /// Reads and answers interactions assigned to them.
+    Approver,
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        serde_json::from_value(serde_json::Value::String(text.to_ascii_lowercase()))
+            .map_err(|_| format!("unknown role {text:?}: use admin, author, operator or approver"))
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Admin => "admin",
+            Role::Author => "author",
+            Role::Operator => "operator",
+            Role::Approver => "approver",
+        })
+    }
+}
+
+/// Something a request does, checked against the caller's role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    ReadPlugins,
+    WritePlugins,
+    ReadWorkflows,
+    WriteWorkflows,
+    StartRuns,
+    ReadRuns,
+    /// Cancel, delete and restart runs.
+    ManageRuns,
+    ReadInteractions,
+    AnswerInteractions,
+    ManageTokens,
+    ReadAudit,
+}
+
+impl Action {
+    /// Words for error messages: "role approver may not {describe}".
+    pub fn describe(self) -> &'static str {
+        match self {
+            Action::ReadPlugins => "read plugins",
+            Action::WritePlugins => "upload or delete plugins",
+            Action::ReadWorkflows => "read workflows",
+            Action::WriteWorkflows => "create or delete workflows",
+            Action::StartRuns => "start runs",
+            Action::ReadRuns => "read runs",
+            Action::ManageRuns => "cancel, delete or restart runs",
+            Action::ReadInteractions => "read interactions",
+            Action::AnswerInteractions => "answer interactions",
+            Action::ManageTokens => "manage tokens",
+            Action::ReadAudit => "read the audit log",
+        }
+    }
+}
+
+impl Role {
+    /// Whether this role may do `action` at all. Approvers are further limited to what is
+    /// assigned to them; see [`Principal::may_read_run`].
+    pub fn allows(self, action: Action) -> bool {
+        use Action::*;
+        match self {
+            Role::Admin => true,
+            Role::Author => matches!(
+                action,
+                ReadPlugins | WritePlugins | ReadWorkflows | WriteWorkflows
+            ),
+            Role::Operator => matches!(
+                action,
+                ReadPlugins | ReadWorkflows | StartRuns | ReadRuns | ManageRuns | ReadInteractions
+            ),
+            Role::Approver => matches!(action, ReadRuns | ReadInteractions | AnswerInteractions),
+        }
+    }
+}
+
+/// A stored token: its owner and role, never the secret itself.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// The prefix of every token, so a leaked one is recognizable.
+const PREFIX: &str = "weft_";
+
+/// A new token: the secret to show once, and the hash to store.
+pub fn new_secret() -> anyhow::Result<(String, String)> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for a token: {e}"))?;
+    let secret = format!("{PREFIX}{}", hex::encode(bytes));
+    let hash = hash(&secret);
+    Ok((secret, hash))
+}
+
+/// The stored form of a token.
+pub fn hash(secret: &str) -> String {
+    Digest::of(secret.as_bytes()).to_string()
+}
+
+/// Checks a presented token's shape before it is looked up.
+pub fn well_formed(secret: &str) -> bool {
+    secret
+        .strip_prefix(PREFIX)
+        .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// An authenticated caller.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    pub name: String,
+    pub role: Role,
+    pub groups: Vec<String>,
+    /// The token's id; `None` in local mode.
+    pub token: Option<String>,
+    /// Local mode: an admin for permissions, but answering only as an assignee.
+    pub local: bool,
+}
+
+impl Principal {
+    /// The person this caller answers as.
+    pub fn person(&self) -> crate::engine::Person {
+        crate::engine::Person {
+            name: self.name.clone(),
+            groups: self.groups.clone(),
+            admin: self.role == Role::Admin && !self.local,
+        }
+    }
+
+    /// Whether this caller may see `run`: every role that reads runs sees all of them, but an
+    /// approver only sees runs with a step assigned to them or answered by them.
+    pub fn may_read_run(&self, run: &RunRecord) -> bool {
+        if self.role != Role::Approver {
+            return self.role.allows(Action::ReadRuns);
+        }
+        let person = self.person();
+        run.steps.iter().any(|s| {
+            s.answers.iter().any(|a| a.answered_by == self.name)
+                || s.waiting
+                    .as_ref()
+                    .is_some_and(|w| !w.assignees.is_empty() && person.may_answer(&w.assignees))
+        })
+    }
+}
+
+/// Creates and stores a token; returns the secret (to show once) and the record.
+pub async fn create_token(
+    store: &crate::store::Store,
+    name: &str,
+    role: Role,
+    groups: Vec<String>,
+) -> anyhow::Result<(String, TokenRecord)> {
+    let valid = |n: &str| {
+        !n.is_empty() && n.len() <= 64 && n.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c))
+    };
+    if !valid(name) {
+        anyhow::bail!("invalid token name {name:?}: use letters, digits, `.`, `_`, `-` or `@` (at most 64)");
+    }
+    if let Some(bad) = groups.iter().find(|g| !valid(g)) {
+        anyhow::bail!("invalid group name {bad:?}: use letters, digits, `.`, `_`, `-` or `@`");
+    }
+    let (secret, hash) = new_secret()?;
+    let record = TokenRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        name: name.to_owned(),
+        role,
+        groups,
+        created_at: crate::run::now(),
+        revoked_at: None,
+    };
+    store
+        .commit(vec![crate::store::Write::Token {
+            hash,
+            record: record.clone(),
+        }])
+        .await?;
+    Ok((secret, record))
+}
+
+/// Revokes every active token whose id or name is `which`; returns how many.
+pub async fn revoke_token(store: &crate::store::Store, which: &str) -> anyhow::Result<usize> {
+    let now = crate::run::now();
+    let writes: Vec<crate::store::Write> = store
+        .tokens()?
+        .into_iter()
+        .filter(|(_, t)| t.revoked_at.is_none() && (t.id == which || t.name == which))
+        .map(|(hash, mut record)| {
+            record.revoked_at = Some(now);
+            crate::store::Write::Token { hash, record }
+        })
+        .collect();
+    let count = writes.len();
+    store.commit(writes).await?;
+    Ok(count)
+}
