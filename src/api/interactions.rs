@@ -157,7 +157,7 @@ pub async fn list(
                 continue;
             };
             let assigned = !waiting.assignees.is_empty() && person.may_answer(&waiting.assignees);
-            if (!only_mine || assigned) && (caller.0.role != Role::Approver || assigned) {
+            if assigned || (!only_mine && caller.0.role != Role::Approver) {
                 items.push(views::interaction(&run, i));
             }
         }
