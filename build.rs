@@ -10,8 +10,16 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Plugins embedded in the binary as built-ins: (crate directory and wasm name, version).
-const BUILTINS: &[&str] = &["approval", "interaction", "transform", "echo", "fail", "sleep"];
+/// Plugins embedded in the binary as built-ins: (plugin name, .wasm file stem).
+const BUILTINS: &[(&str, &str)] = &[
+    ("approval", "approval"),
+    ("interaction", "interaction"),
+    ("transform", "transform"),
+    ("echo", "echo"),
+    ("fail", "fail"),
+    ("sleep", "sleep"),
+    ("http-request", "http_request"),
+];
 const TARGET: &str = "wasm32-wasip2";
 
 fn main() {
@@ -53,8 +61,8 @@ fn main() {
     let version = plugin_version(&root.join("plugins/Cargo.toml"));
     let mut code = String::from("/// (name, version, component bytes) of each built-in plugin.\n");
     code.push_str("const BUILTINS: &[(&str, &str, &[u8])] = &[\n");
-    for name in BUILTINS {
-        let path = wasm_dir.join(format!("{name}.wasm"));
+    for (name, stem) in BUILTINS {
+        let path = wasm_dir.join(format!("{stem}.wasm"));
         assert!(
             path.exists(),
             "the plugin build did not produce {}",

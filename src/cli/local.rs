@@ -31,7 +31,11 @@ fn open_store(db: &DbArgs) -> Result<Store> {
 
 fn open_engine(db: &DbArgs) -> Result<Engine> {
     let store = open_store(db)?;
-    Ok(Engine::new(PluginHost::new(store)?))
+    let grants = match &db.config {
+        Some(path) => crate::plugins::Grants::load(path)?,
+        None => crate::plugins::Grants::default(),
+    };
+    Ok(Engine::new(PluginHost::with_grants(store, grants)?))
 }
 
 /// The process exit code for a run: 0 completed, 2 waiting, 1 failed, rejected or canceled.

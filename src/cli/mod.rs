@@ -152,6 +152,9 @@ struct DbArgs {
     /// The database file [default: weft.redb in the user's data directory].
     #[arg(long, env = "WEFT_DB", global = true)]
     db: Option<PathBuf>,
+    /// Plugin grants (outbound HTTP, secrets, env, limits): a weft.toml file.
+    #[arg(long, env = "WEFT_CONFIG", global = true)]
+    config: Option<PathBuf>,
 }
 
 #[derive(Args)]

@@ -68,6 +68,21 @@ impl PluginHost {
         format!("unknown plugin {plugin}; known plugins: {}", names.join(", "))
     }
 
+    /// The name a digest was stored under (a built-in's, or the first uploaded version's);
+    /// grants are given by name.
+    pub(super) fn name_of(&self, digest: &Digest) -> Result<String> {
+        if let Some(b) = builtin::all().iter().find(|b| &b.digest == digest) {
+            return Ok(b.name.to_owned());
+        }
+        Ok(self
+            .store()
+            .plugins()?
+            .into_iter()
+            .find(|m| &m.digest == digest)
+            .map(|m| m.name)
+            .unwrap_or_default())
+    }
+
     /// The component bytes for `digest`.
     pub(super) fn bytes(&self, digest: &Digest) -> Result<Option<Cow<'static, [u8]>>> {
         if let Some(b) = builtin::all().iter().find(|b| &b.digest == digest) {

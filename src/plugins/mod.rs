@@ -17,9 +17,11 @@
 mod bindings;
 pub mod builtin;
 mod catalog;
+mod grants;
 mod limits;
 
 pub use catalog::AddError;
+pub use grants::Grants;
 pub use limits::Limits;
 
 use crate::names::Digest;
@@ -131,6 +133,67 @@ struct CallState {
     table: ResourceTable,
     limiter: CallLimiter,
     logs: Vec<PluginLog>,
+    /// Secrets granted to this plugin, by name.
+    secrets: HashMap<String, String>,
+    http: wasmtime_wasi_http::WasiHttpCtx,
+    outbound: Outbound,
+}
+
+/// Outbound HTTP for one call: allowed only where the plugin's grant says.
+struct Outbound {
+    rules: Vec<grants::HttpRule>,
+    /// Requests refused, for the run's log.
+    denied: Vec<String>,
+}
+
+impl wasmtime_wasi_http::WasiHttpHooks for Outbound {
+    fn send_request(
+        &mut self,
+        request: http::Request<wasmtime_wasi_http::WasiBody>,
+        options: Option<wasmtime_wasi_http::RequestOptions>,
+        fut: Box<dyn std::future::Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> Box<
+        dyn std::future::Future<
+                Output = std::result::Result<
+                    (
+                        http::Response<wasmtime_wasi_http::WasiBody>,
+                        Box<dyn std::future::Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+                    ),
+                    wasmtime_wasi_http::Error,
+                >,
+            > + Send,
+    > {
+        drop(fut);
+        let uri = request.uri();
+        let host = uri.host().unwrap_or_default().to_owned();
+        let port = uri.port_u16();
+        let method = request.method().clone();
+        if !self.rules.iter().any(|r| r.allows(&method, &host, port)) {
+            let target = format!("{method} {}", uri.authority().map(|a| a.as_str()).unwrap_or("?"));
+            self.denied.push(format!(
+                "outbound HTTP denied: {target} is not in this plugin's grant"
+            ));
+            return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
+        }
+        Box::new(async move {
+            use http_body_util::BodyExt;
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            Ok((
+                response.map(BodyExt::boxed_unsync),
+                Box::new(io) as Box<dyn std::future::Future<Output = _> + Send>,
+            ))
+        })
+    }
+}
+
+impl wasmtime_wasi_http::WasiHttpView for CallState {
+    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
+        wasmtime_wasi_http::WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.outbound,
+        }
+    }
 }
 
 impl WasiView for CallState {
@@ -168,14 +231,17 @@ impl host::Host for CallState {
         self.logs.push(PluginLog { level, message });
     }
 
-    fn secret(&mut self, _name: String) -> Option<String> {
-        // No secrets are granted to any plugin yet.
-        None
+    fn secret(&mut self, name: String) -> Option<String> {
+        self.secrets.get(&name).cloned()
     }
 }
 
 enum Loaded {
-    Step(StepPluginPre<CallState>),
+    Step {
+        pre: StepPluginPre<CallState>,
+        /// The plugin's name, which its grant is looked up by.
+        name: String,
+    },
     Target,
 }
 
@@ -203,13 +269,19 @@ struct Inner {
     engine_hash: String,
     loaded: Mutex<HashMap<Digest, Arc<OnceCell<Arc<Loaded>>>>>,
     permits: Semaphore,
+    grants: Grants,
     /// Held while a plugin is added, from the name check to the commit.
     adding: tokio::sync::Mutex<()>,
 }
 
 impl PluginHost {
-    /// Builds the engine and linker once, and starts the epoch ticker.
+    /// A host that grants no plugin anything beyond its sandbox.
     pub fn new(store: Store) -> Result<PluginHost> {
+        Self::with_grants(store, Grants::default())
+    }
+
+    /// Builds the engine and linker once, and starts the epoch ticker.
+    pub fn with_grants(store: Store, grants: Grants) -> Result<PluginHost> {
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(MAX_CONCURRENT_CALLS)
             .total_core_instances(MAX_CONCURRENT_CALLS * 8)
@@ -226,6 +298,7 @@ impl PluginHost {
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         host::add_to_linker::<CallState, wasmtime::component::HasSelf<CallState>>(&mut linker, |s| s)?;
         types::add_to_linker::<CallState, wasmtime::component::HasSelf<CallState>>(&mut linker, |s| s)?;
 
@@ -252,6 +325,7 @@ impl PluginHost {
                 engine_hash,
                 loaded: Mutex::new(HashMap::new()),
                 permits: Semaphore::new(MAX_CONCURRENT_CALLS as usize),
+                grants,
                 adding: tokio::sync::Mutex::new(()),
             }),
         })
@@ -310,9 +384,9 @@ impl PluginHost {
         let Ok(_permit) = self.inner.permits.acquire().await else {
             return failed(started, "the plugin host is shutting down".into(), true);
         };
-        let pre = match self.load(plugin).await {
+        let (pre, name) = match self.load(plugin).await {
             Ok(loaded) => match &*loaded {
-                Loaded::Step(pre) => pre.clone(),
+                Loaded::Step { pre, name } => (pre.clone(), name.clone()),
                 Loaded::Target => {
                     return failed(
                         started,
@@ -323,13 +397,35 @@ impl PluginHost {
             },
             Err(e) => return failed(started, format!("cannot load plugin {plugin}: {e:#}"), true),
         };
+        let grant = self.inner.grants.of(&name);
+        let limits = Limits {
+            memory_bytes: grant
+                .memory_bytes
+                .map_or(limits.memory_bytes, |m| m.min(limits.memory_bytes)),
+            max_output_bytes: grant
+                .max_output_bytes
+                .map_or(limits.max_output_bytes, |m| m.min(limits.max_output_bytes)),
+            ..limits
+        };
+        let _plugin_permit = match &grant.concurrency {
+            Some(semaphore) => semaphore.clone().acquire_owned().await.ok(),
+            None => None,
+        };
+        let mut wasi = WasiCtx::builder();
+        wasi.envs(&grant.env);
         let mut store = wasmtime::Store::new(
             &self.inner.engine,
             CallState {
-                wasi: WasiCtx::builder().build(),
+                wasi: wasi.build(),
                 table: ResourceTable::new(),
                 limiter: CallLimiter::new(limits.memory_bytes),
                 logs: Vec::new(),
+                secrets: grant.secrets.clone(),
+                http: wasmtime_wasi_http::WasiHttpCtx::new(),
+                outbound: Outbound {
+                    rules: grant.http.clone(),
+                    denied: Vec::new(),
+                },
             },
         );
         store.limiter(|s| &mut s.limiter);
@@ -360,14 +456,25 @@ impl PluginHost {
             }
         })
         .await;
+        let secrets = &grant.secrets;
         let outcome = match result {
             Err(_elapsed) => deadline_failure(limits),
-            Ok(Err(error)) => trap_failure(&error, limits),
-            Ok(Ok(outcome)) => convert_outcome(outcome, limits),
+            Ok(Err(error)) => trap_failure(&error, limits, secrets),
+            Ok(Ok(outcome)) => convert_outcome(scrub_outcome(outcome, secrets), limits),
         };
+        let state = store.data_mut();
+        let denied = state.outbound.denied.drain(..).map(|message| PluginLog {
+            level: "warn",
+            message,
+        });
+        let mut logs: Vec<PluginLog> = std::mem::take(&mut state.logs);
+        logs.extend(denied);
+        for line in &mut logs {
+            line.message = grants::scrub(&line.message, secrets);
+        }
         CallReport {
             outcome,
-            logs: std::mem::take(&mut store.data_mut().logs),
+            logs,
             elapsed: started.elapsed(),
         }
     }
@@ -387,7 +494,8 @@ impl PluginHost {
                 .bytes(plugin)?
                 .ok_or_else(|| anyhow!("no plugin with digest {plugin} is stored"))?;
             let component = self.component(plugin, &bytes).await?;
-            self.link(&component)
+            let name = self.name_of(plugin)?;
+            self.link(&component, name)
                 .map_err(|e| anyhow!(e))
                 .map(|(_, l)| Arc::new(l))
         })
@@ -431,15 +539,15 @@ impl PluginHost {
     }
 
     /// Pre-links a component and finds out which world it implements.
-    fn link(&self, component: &Component) -> Result<(World, Loaded), String> {
+    fn link(&self, component: &Component, name: String) -> Result<(World, Loaded), String> {
         let pre = self.inner.linker.instantiate_pre(component).map_err(|e| {
             format!(
                 "the component needs an import Weft does not provide ({e:#}); plugins may import \
                  only weft:plugin/host@0.1.0 and the WASI 0.2 interfaces Rust's std uses"
             )
         })?;
-        if let Ok(step) = StepPluginPre::new(pre.clone()) {
-            return Ok((World::Step, Loaded::Step(step)));
+        if let Ok(pre) = StepPluginPre::new(pre.clone()) {
+            return Ok((World::Step, Loaded::Step { pre, name }));
         }
         if TargetPluginPre::new(pre).is_ok() {
             return Ok((World::Target, Loaded::Target));
@@ -458,7 +566,7 @@ impl PluginHost {
             .component(digest, bytes)
             .await
             .map_err(|e| format!("{e:#}"))?;
-        self.link(&component).map(|(world, _)| world)
+        self.link(&component, String::new()).map(|(world, _)| world)
     }
 }
 
@@ -498,7 +606,29 @@ fn deadline_failure(limits: Limits) -> Outcome {
     }
 }
 
-fn trap_failure(error: &wasmtime::Error, limits: Limits) -> Outcome {
+/// Masks granted secrets in everything a plugin returned.
+fn scrub_outcome(outcome: types::StepOutcome, secrets: &HashMap<String, String>) -> types::StepOutcome {
+    if secrets.is_empty() {
+        return outcome;
+    }
+    let scrub = |text: String| grants::scrub(&text, secrets);
+    match outcome {
+        types::StepOutcome::Complete(json) => types::StepOutcome::Complete(scrub(json)),
+        types::StepOutcome::Reject(json) => types::StepOutcome::Reject(scrub(json)),
+        types::StepOutcome::Fail(e) => types::StepOutcome::Fail(types::StepError {
+            message: scrub(e.message),
+            retryable: e.retryable,
+        }),
+        types::StepOutcome::InvalidAnswer(message) => types::StepOutcome::InvalidAnswer(scrub(message)),
+        types::StepOutcome::Suspend(mut request) => {
+            request.prompt = scrub(request.prompt);
+            request.state = scrub(request.state);
+            types::StepOutcome::Suspend(request)
+        }
+    }
+}
+
+fn trap_failure(error: &wasmtime::Error, limits: Limits, secrets: &HashMap<String, String>) -> Outcome {
     if error.downcast_ref::<DeadlineExceeded>().is_some() {
         return deadline_failure(limits);
     }
@@ -516,7 +646,7 @@ fn trap_failure(error: &wasmtime::Error, limits: Limits) -> Outcome {
         .map(|t| format!(" ({t})"))
         .unwrap_or_default();
     Outcome::Fail {
-        message: format!("the plugin trapped{trap}: {error:#}"),
+        message: grants::scrub(&format!("the plugin trapped{trap}: {error:#}"), secrets),
         retryable: true,
     }
 }

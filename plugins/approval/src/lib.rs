@@ -23,8 +23,7 @@
 
 use serde::{Deserialize, Serialize};
 use weft_plugin_sdk::{
-    export_step, json, Answer, Context, Field, FieldType, Interaction, Outcome, ResumeEvent, Step,
-    Value,
+    export_step, json, Answer, Context, Field, FieldType, Interaction, Outcome, ResumeEvent, Step, Value,
 };
 
 const SIGNAL: &str = "ApprovalStatus";
@@ -144,11 +143,7 @@ impl State {
         let approved = approved_field.coerce(approved)? == Value::Bool(true);
         let comment = match answer.data.get("Comment") {
             None | Some(Value::Null) => String::new(),
-            Some(comment) => comment_field
-                .coerce(comment)?
-                .as_str()
-                .unwrap_or_default()
-                .into(),
+            Some(comment) => comment_field.coerce(comment)?.as_str().unwrap_or_default().into(),
         };
         let who = answer.answered_by;
         let approvers = &self.config.approvers;
@@ -163,15 +158,8 @@ impl State {
                 "{who} started this run and may not approve it (self_approval is false)"
             ));
         }
-        if self
-            .approvals
-            .iter()
-            .chain(&self.denials)
-            .any(|v| v.by == who)
-        {
-            return Err(format!(
-                "{who} has already answered; each approver counts once"
-            ));
+        if self.approvals.iter().chain(&self.denials).any(|v| v.by == who) {
+            return Err(format!("{who} has already answered; each approver counts once"));
         }
         let vote = Vote {
             by: who,

@@ -29,9 +29,7 @@ impl Step for Fail {
 
     fn run(ctx: &Context, input: Input) -> Outcome {
         match input.until_attempt {
-            Some(until) if ctx.attempt >= until => {
-                Outcome::Complete(json!({"attempt": ctx.attempt}))
-            }
+            Some(until) if ctx.attempt >= until => Outcome::Complete(json!({"attempt": ctx.attempt})),
             _ => Outcome::Fail {
                 message: input.message,
                 retryable: input.retryable,

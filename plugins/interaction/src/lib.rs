@@ -72,10 +72,7 @@ impl Config {
                 continue;
             }
             if !names.insert(field.name.as_str()) {
-                problems.push(format!(
-                    "fields[{i}]: the name {} is used twice",
-                    field.name
-                ));
+                problems.push(format!("fields[{i}]: the name {} is used twice", field.name));
             }
             if let Some(Err(problem)) = field.default.as_ref().map(|d| field.coerce(d)) {
                 problems.push(format!("fields[{i}]: the default does not fit: {problem}"));

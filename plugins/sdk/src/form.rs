@@ -62,13 +62,11 @@ impl Field {
             },
             (FieldType::Number, Value::Number(_)) => Some(value.clone()),
             (FieldType::Number, Value::String(s)) => parse_number(s.trim()),
-            (FieldType::Integer, Value::Number(n)) if n.is_i64() || n.is_u64() => {
-                Some(value.clone())
-            }
+            (FieldType::Integer, Value::Number(n)) if n.is_i64() || n.is_u64() => Some(value.clone()),
             (FieldType::Integer, Value::String(s)) => s.trim().parse::<i64>().ok().map(Value::from),
-            (FieldType::DateTime, Value::String(s)) => OffsetDateTime::parse(s, &Rfc3339)
-                .is_ok()
-                .then(|| value.clone()),
+            (FieldType::DateTime, Value::String(s)) => {
+                OffsetDateTime::parse(s, &Rfc3339).is_ok().then(|| value.clone())
+            }
             (FieldType::Json, _) => Some(value.clone()),
             _ => None,
         };

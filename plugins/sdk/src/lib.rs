@@ -272,10 +272,7 @@ impl<T: Step> wit_step::Guest for Adapter<T> {
                     data,
                 }),
                 // The step keeps waiting, so whoever answered can try again.
-                Err(e) => {
-                    return Outcome::InvalidAnswer(format!("the answer data is not JSON: {e}"))
-                        .into()
-                }
+                Err(e) => return Outcome::InvalidAnswer(format!("the answer data is not JSON: {e}")).into(),
             },
         };
         T::resume(&ctx.into(), state, event).into()

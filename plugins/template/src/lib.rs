@@ -81,11 +81,10 @@ impl Templates {
     /// Renders every string in `template` against `context`.
     pub fn render(&self, template: &Value, context: &Value) -> Result<Value, TemplateError> {
         self.walk(template, String::new(), &mut |path, text| {
-            self.render_str(text, context)
-                .map_err(|message| TemplateError {
-                    path: path.to_owned(),
-                    message,
-                })
+            self.render_str(text, context).map_err(|message| TemplateError {
+                path: path.to_owned(),
+                message,
+            })
         })
     }
 
@@ -110,10 +109,7 @@ impl Templates {
 
     /// Checks the syntax of every string in `template` and returns, per string, the dotted
     /// names it reads (`inputs.cn`, `steps.Csr.output.pem`), so a caller can check them.
-    pub fn references(
-        &self,
-        template: &Value,
-    ) -> Result<Vec<(String, Vec<String>)>, Vec<TemplateError>> {
+    pub fn references(&self, template: &Value) -> Result<Vec<(String, Vec<String>)>, Vec<TemplateError>> {
         let mut found = Vec::new();
         let mut errors = Vec::new();
         let _ = self.walk(template, String::new(), &mut |path, text| {
@@ -254,18 +250,14 @@ mod tests {
     #[test]
     fn undefined_names_fail_with_their_path() {
         let t = Templates::new(Syntax::Braces);
-        let err = t
-            .render(&json!({"a": ["{{ nope.x }}"]}), &json!({}))
-            .unwrap_err();
+        let err = t.render(&json!({"a": ["{{ nope.x }}"]}), &json!({})).unwrap_err();
         assert_eq!(err.path, "a[0]");
     }
 
     #[test]
     fn dollar_syntax_leaves_braces_alone() {
         let t = Templates::new(Syntax::Dollar);
-        let out = t
-            .render(&json!("${ cn | upper }"), &json!({"cn": "x"}))
-            .unwrap();
+        let out = t.render(&json!("${ cn | upper }"), &json!({"cn": "x"})).unwrap();
         assert_eq!(out, json!("X"));
     }
 
