@@ -1,0 +1,193 @@
+//! What a plugin may reach: outbound HTTP only to granted hosts and methods, granted secrets
+//! that never show up in logs, outputs or errors. Real `weft run`, real `http-request` plugin,
+//! a real HTTP server on loopback.
+
+mod common;
+
+use common::{path_str, state, step, Weft};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::sync::mpsc;
+
+const SECRET: &str = "s3cr3t-Token-for-tests";
+
+/// A one-request-at-a-time HTTP server that answers 200 with the request's Authorization
+/// header in the body, and reports each request line and that header.
+fn serve(requests: usize) -> (u16, mpsc::Receiver<(String, String)>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (seen, heard) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(requests) {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            reader.read_line(&mut request_line).unwrap();
+            let mut authorization = String::new();
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line.trim().is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = line.split_once(':') {
+                    if name.eq_ignore_ascii_case("authorization") {
+                        authorization = value.trim().to_owned();
+                    }
+                }
+            }
+            let body = format!("{{\"you_sent\":\"{authorization}\"}}");
+            let response = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            stream.write_all(response.as_bytes()).unwrap();
+            seen.send((request_line.trim().to_owned(), authorization))
+                .unwrap();
+        }
+    });
+    (port, heard)
+}
+
+fn workflow(weft: &Weft) -> std::path::PathBuf {
+    weft.write_workflow(
+        "fetch.yaml",
+        r#"
+id: fetch
+inputs:
+  url: {type: string}
+  method: {type: string, default: GET}
+steps:
+  - name: Fetch
+    plugin: http-request
+    input:
+      method: "{{ inputs.method }}"
+      url: "{{ inputs.url }}"
+      bearer_secret: api_token
+"#,
+    )
+}
+
+fn config(weft: &Weft, port: u16) -> std::path::PathBuf {
+    weft.write_file(
+        "weft.toml",
+        format!(
+            "[secrets]\napi_token = {{ value = \"{SECRET}\" }}\n\n[plugins.http-request]\nhttp = [\"GET 127.0.0.1:{port}\"]\nsecrets = [\"api_token\"]\n"
+        )
+        .as_bytes(),
+    )
+}
+
+#[test]
+fn an_allowlisted_host_is_reached_with_the_secret_which_is_never_shown() {
+    let (port, heard) = serve(1);
+    let weft = Weft::new();
+    let file = workflow(&weft);
+    let config = config(&weft, port);
+    let url = format!("url=http://127.0.0.1:{port}/ping");
+    let out = weft.run(&[
+        "run",
+        path_str(&file),
+        "--config",
+        path_str(&config),
+        "-i",
+        &url,
+        "--json",
+    ]);
+    out.expect_code(0);
+    let (line, authorization) = heard.recv().unwrap();
+    assert_eq!(line, "GET /ping HTTP/1.1");
+    assert_eq!(
+        authorization,
+        format!("Bearer {SECRET}"),
+        "the secret reached the plugin and the server"
+    );
+
+    let record = out.json();
+    assert_eq!(state(&record), "completed");
+    let fetched = &step(&record, "Fetch")["output"];
+    assert_eq!(fetched["status"], 200);
+    assert_eq!(
+        fetched["json"]["you_sent"], "Bearer ********",
+        "the echoed secret is masked"
+    );
+    let id = record["id"].as_str().unwrap();
+    let shown = weft.run(&["runs", "show", id, "--json", "--logs"]);
+    let logs = weft.run(&["runs", "show", id, "--logs"]);
+    for text in [&out.stdout, &out.stderr, &shown.stdout, &logs.stdout] {
+        assert!(!text.contains(SECRET), "the secret leaked: {text}");
+    }
+}
+
+#[test]
+fn other_hosts_and_methods_are_denied_inside_the_plugin_and_logged() {
+    let (port, _heard) = serve(0);
+    let weft = Weft::new();
+    let file = workflow(&weft);
+    let config = config(&weft, port);
+
+    let other_port = format!("url=http://127.0.0.1:{}/x", port.wrapping_add(1));
+    let out = weft.run(&[
+        "run",
+        path_str(&file),
+        "--config",
+        path_str(&config),
+        "-i",
+        &other_port,
+        "--json",
+    ]);
+    out.expect_code(1);
+    let record = out.json();
+    let error = step(&record, "Fetch")["error"].as_str().unwrap().to_owned();
+    assert!(error.contains("was denied"), "{error}");
+    let id = record["id"].as_str().unwrap();
+    let logs = weft.run(&["runs", "show", id, "--logs"]);
+    assert!(logs.stdout.contains("outbound HTTP denied"), "{}", logs.stdout);
+
+    let url = format!("url=http://127.0.0.1:{port}/x");
+    let post = weft.run(&[
+        "run",
+        path_str(&file),
+        "--config",
+        path_str(&config),
+        "-i",
+        &url,
+        "-i",
+        "method=POST",
+        "--json",
+    ]);
+    post.expect_code(1);
+    assert!(step(&post.json(), "Fetch")["error"]
+        .as_str()
+        .unwrap()
+        .contains("was denied"));
+}
+
+#[test]
+fn without_a_grant_nothing_is_reached_and_no_secret_is_given() {
+    let (port, _heard) = serve(0);
+    let weft = Weft::new();
+    let file = workflow(&weft);
+    let url = format!("url=http://127.0.0.1:{port}/x");
+    let out = weft.run(&["run", path_str(&file), "-i", &url, "--json"]);
+    out.expect_code(1);
+    let error = step(&out.json(), "Fetch")["error"].as_str().unwrap().to_owned();
+    assert!(error.contains("secret api_token is not granted"), "{error}");
+}
+
+#[test]
+fn a_bad_config_is_refused_naming_the_key() {
+    let weft = Weft::new();
+    let file = workflow(&weft);
+    let config = weft.write_file("weft.toml", b"[plugins.http-request]\nsecrets = [\"missing\"]\n");
+    let out = weft.run(&[
+        "run",
+        path_str(&file),
+        "--config",
+        path_str(&config),
+        "-i",
+        "url=http://127.0.0.1:1/",
+    ]);
+    out.expect_code(1)
+        .expect_stderr(&["weft.toml", "plugins.http-request.secrets", "no secret missing"]);
+}
