@@ -101,7 +101,8 @@ impl Weft {
     }
 
     /// A `weft` command with `args`, then `--db` this database, stdin closed, run in the
-    /// temporary directory. `WEFT_DB` and `WEFT_LOG` from the caller's environment are removed.
+    /// temporary directory. `WEFT_DB`, `WEFT_LOG`, `WEFT_SERVER` and `WEFT_TOKEN` from the
+    /// caller's environment are removed, so a developer's settings never redirect a test.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(WEFT);
         command
@@ -111,6 +112,8 @@ impl Weft {
             .current_dir(self.dir.path())
             .env_remove("WEFT_DB")
             .env_remove("WEFT_LOG")
+            .env_remove("WEFT_SERVER")
+            .env_remove("WEFT_TOKEN")
             .stdin(Stdio::null());
         command
     }
@@ -211,6 +214,26 @@ impl Weft {
         self.run(&["answer", id, signal, data, "--as", who, "--json"])
     }
 
+    /// `weft token create --name NAME --role ROLE [--group G]... --db DB`: the secret it
+    /// printed on stdout. Panics unless it succeeded and printed exactly one well-formed token.
+    #[track_caller]
+    pub fn create_token(&self, name: &str, role: &str, groups: &[&str]) -> String {
+        let mut args = vec!["token", "create", "--name", name, "--role", role];
+        for group in groups {
+            args.extend(["--group", group]);
+        }
+        let out = self.run(&args);
+        out.expect_code(0);
+        let secret = out.stdout.trim().to_owned();
+        assert!(
+            is_token(&secret) && out.stdout.lines().count() == 1,
+            "`weft token create` did not print one token on stdout\n--- stdout\n{}\n--- stderr\n{}",
+            out.stdout,
+            out.stderr
+        );
+        secret
+    }
+
     /// Adds the test-only `hostile` plugin as hostile@1.0.0.
     pub fn add_hostile(&self) -> Output {
         let file = hostile_wasm();
@@ -224,6 +247,12 @@ impl Weft {
             "1.0.0",
         ])
     }
+}
+
+/// Whether `text` looks like an API token: `weft_` and 64 hex digits.
+pub fn is_token(text: &str) -> bool {
+    text.strip_prefix("weft_")
+        .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// The hostile plugin's component file.
@@ -317,8 +346,24 @@ impl Server {
 
     /// [`Server::start`] with extra `serve` arguments, such as `--body-limit-mb 1`.
     pub fn with_args(args: &[&str]) -> Server {
-        let weft = Weft::new();
-        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        Server::on(Weft::new(), args)
+    }
+
+    /// `weft serve --listen 127.0.0.1:0 ARGS` on `weft`'s database, which may already hold
+    /// tokens (see [`Weft::create_token`]).
+    pub fn on(weft: Weft, args: &[&str]) -> Server {
+        let mut all = vec!["--listen".to_owned(), "127.0.0.1:0".to_owned()];
+        all.extend(args.iter().map(|a| a.to_string()));
+        Server::spawn(weft, all)
+    }
+
+    /// `weft serve --listen ADDRESS` on `weft`'s database. The client talks to it over
+    /// loopback whatever address it listens on.
+    pub fn listening(weft: Weft, address: &str) -> Server {
+        Server::spawn(weft, vec!["--listen".to_owned(), address.to_owned()])
+    }
+
+    fn spawn(weft: Weft, args: Vec<String>) -> Server {
         let (child, base, log) = spawn_server(&weft, &args);
         Server {
             weft,
@@ -369,11 +414,12 @@ impl Drop for Server {
     }
 }
 
-/// Spawns `weft serve` on `weft`'s database and waits for its `weft serving http://...` line.
-/// Returns the child, the base URL and the stderr collected (and still being collected).
+/// Spawns `weft serve ARGS` (`--listen` among them) on `weft`'s database and waits for its
+/// `weft serving http://...` line. Returns the child, the base URL (on loopback, for a server
+/// listening on every address) and the stderr collected (and still being collected).
 fn spawn_server(weft: &Weft, extra: &[String]) -> (Child, String, std::sync::Arc<std::sync::Mutex<String>>) {
     use std::io::BufRead as _;
-    let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+    let mut args = vec!["serve"];
     args.extend(extra.iter().map(String::as_str));
     let mut child = weft
         .command(&args)
@@ -407,7 +453,7 @@ fn spawn_server(weft: &Weft, extra: &[String]) -> (Child, String, std::sync::Arc
         }
     });
     match base.recv_timeout(HANG_GUARD) {
-        Ok(url) => (child, url, log),
+        Ok(url) => (child, url.replace("//0.0.0.0:", "//127.0.0.1:"), log),
         Err(_) => {
             let _ = child.kill();
             let status = child.wait();
@@ -417,11 +463,13 @@ fn spawn_server(weft: &Weft, extra: &[String]) -> (Child, String, std::sync::Arc
     }
 }
 
-/// An HTTP client bound to one server's base URL.
+/// An HTTP client bound to one server's base URL, sending one API token (or none).
 #[derive(Clone)]
 pub struct Api {
     pub base: String,
     pub client: reqwest::Client,
+    /// Sent as `Authorization: Bearer TOKEN` with every request made by [`Api::request`].
+    pub token: Option<String>,
 }
 
 /// The header naming the caller.
@@ -433,7 +481,27 @@ impl Api {
             .timeout(HANG_GUARD)
             .build()
             .expect("an HTTP client");
-        Api { base, client }
+        Api {
+            base,
+            client,
+            token: None,
+        }
+    }
+
+    /// The same server and connection pool, sending `token` as a bearer token.
+    pub fn with_token(&self, token: &str) -> Api {
+        Api {
+            token: Some(token.to_owned()),
+            ..self.clone()
+        }
+    }
+
+    /// The same server and connection pool, sending no `Authorization` header.
+    pub fn anonymous(&self) -> Api {
+        Api {
+            token: None,
+            ..self.clone()
+        }
     }
 
     /// A client for the same server that opens a new connection for every request. For
@@ -448,6 +516,7 @@ impl Api {
         Api {
             base: self.base.clone(),
             client,
+            token: self.token.clone(),
         }
     }
 
@@ -456,9 +525,14 @@ impl Api {
         format!("{}{path}", self.base)
     }
 
-    /// A request to `path`, for tests that set their own headers or body.
+    /// A request to `path` with this client's token, for tests that set their own headers or
+    /// body.
     pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.client.request(method, self.url(path))
+        let request = self.client.request(method, self.url(path));
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
     }
 
     /// Sends a request and reads the whole answer.
