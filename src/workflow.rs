@@ -69,6 +69,17 @@ pub struct StepDefinition {
     pub retry: Option<RetryPolicy>,
     #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Duration>,
+    /// Tighter memory and output caps for this step's plugin calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<StepLimits>,
+}
+
+/// Per-step caps, within the host's own maximums.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepLimits {
+    pub memory_mb: Option<usize>,
+    pub max_output_kb: Option<usize>,
 }
 
 fn empty_object() -> Value {
@@ -126,7 +137,8 @@ pub struct Step {
     /// Indices of the steps that must complete (or be skipped) first.
     pub needs: Vec<usize>,
     pub retry: RetryPolicy,
-    pub timeout: Duration,
+    /// Deadline (the step's `timeout`), memory and output caps for each plugin call.
+    pub limits: crate::plugins::Limits,
 }
 
 /// One problem in a definition or in run inputs.
@@ -244,6 +256,18 @@ impl Workflow {
             if step.timeout == Some(Duration::ZERO) {
                 problems.add(format!("{path}.timeout"), "must be more than 0s");
             }
+            let max_mb = crate::plugins::Limits::MAX_MEMORY_BYTES >> 20;
+            if let Some(mb) = step.limits.and_then(|l| l.memory_mb) {
+                if mb == 0 || mb > max_mb {
+                    problems.add(
+                        format!("{path}.limits.memory_mb"),
+                        format!("must be between 1 and {max_mb}"),
+                    );
+                }
+            }
+            if step.limits.and_then(|l| l.max_output_kb) == Some(0) {
+                problems.add(format!("{path}.limits.max_output_kb"), "must be at least 1");
+            }
             typed.push(name.ok().zip(plugin.ok()));
         }
         if definition.steps.is_empty() {
@@ -327,7 +351,7 @@ impl Workflow {
                     plugin,
                     needs,
                     retry: step.retry.unwrap_or(RetryPolicy::NONE),
-                    timeout: step.timeout.unwrap_or(DEFAULT_STEP_TIMEOUT),
+                    limits: step_limits(step),
                 })
             })
             .collect();
@@ -373,6 +397,22 @@ impl Workflow {
         } else {
             Err(Problems(problems.0))
         }
+    }
+}
+
+/// A step's call limits: the defaults, tightened or widened as the step says.
+fn step_limits(step: &StepDefinition) -> crate::plugins::Limits {
+    let defaults = crate::plugins::Limits::with_deadline(step.timeout.unwrap_or(DEFAULT_STEP_TIMEOUT));
+    let limits = step.limits.unwrap_or(StepLimits {
+        memory_mb: None,
+        max_output_kb: None,
+    });
+    crate::plugins::Limits {
+        memory_bytes: limits.memory_mb.map_or(defaults.memory_bytes, |mb| mb << 20),
+        max_output_bytes: limits
+            .max_output_kb
+            .map_or(defaults.max_output_bytes, |kb| kb << 10),
+        ..defaults
     }
 }
 

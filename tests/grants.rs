@@ -191,3 +191,45 @@ fn a_bad_config_is_refused_naming_the_key() {
     out.expect_code(1)
         .expect_stderr(&["weft.toml", "plugins.http-request.secrets", "no secret missing"]);
 }
+
+#[test]
+fn per_step_limits_tighten_memory_and_output() {
+    let weft = Weft::new();
+    weft.add_hostile().expect_code(0);
+    let file = weft.write_workflow(
+        "limits.yaml",
+        r#"
+id: limits
+inputs:
+  mode: {type: string}
+steps:
+  - name: Misbehave
+    plugin: hostile@1.0.0
+    limits: {memory_mb: 16, max_output_kb: 64}
+    input: {mode: "{{ inputs.mode }}", bytes: 100000}
+"#,
+    );
+    let bomb = weft.run(&["run", path_str(&file), "-i", "mode=membomb", "--json"]);
+    bomb.expect_code(1);
+    let error = step(&bomb.json(), "Misbehave")["error"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(error.contains("memory limit of 16 MiB"), "{error}");
+
+    let big = weft.run(&["run", path_str(&file), "-i", "mode=big_output", "--json"]);
+    big.expect_code(1);
+    let error = step(&big.json(), "Misbehave")["error"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(error.contains("more than the limit of 65536 bytes"), "{error}");
+
+    let bad = weft.write_workflow(
+        "bad.yaml",
+        "id: bad\nsteps:\n- {name: A, plugin: echo, limits: {memory_mb: 100000}}\n",
+    );
+    weft.run(&["validate", path_str(&bad)])
+        .expect_code(1)
+        .expect_stderr(&["steps[0].limits.memory_mb: must be between 1 and 512"]);
+}

@@ -772,5 +772,5 @@ fn call_context(run: &RunRecord, i: usize) -> CallContext {
 }
 
 fn limits(workflow: &Workflow, i: usize) -> Limits {
-    Limits::with_deadline(workflow.steps[i].timeout)
+    workflow.steps[i].limits
 }
