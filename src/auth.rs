@@ -156,6 +156,7 @@ impl Principal {
             name: self.name.clone(),
             groups: self.groups.clone(),
             admin: self.role == Role::Admin && !self.local,
+            assigned_only: self.role == Role::Approver,
         }
     }
 

@@ -16,11 +16,27 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+/// The most header bytes a request may carry.
+const MAX_HEADER_BYTES: usize = 64 << 10;
+
 /// The header naming the caller in local mode.
 pub const USER_HEADER: &str = "x-weft-user";
 
 /// Authenticates the request, runs it, and audits it if it changes anything.
 pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let header_bytes: usize = request
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            format!("the request headers are {header_bytes} bytes; at most {MAX_HEADER_BYTES} are accepted"),
+        )
+        .into_response();
+    }
     if request.uri().path() == "/healthz" {
         return next.run(request).await;
     }
@@ -32,7 +48,16 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
             request.extensions_mut().insert(principal.clone());
             (Some(principal), next.run(request).await)
         }
-        Err(error) => (None, error.into_response()),
+        Err(error) => {
+            let mut response = error.into_response();
+            if response.status() == StatusCode::UNAUTHORIZED {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Bearer"),
+                );
+            }
+            (None, response)
+        }
     };
     if method != Method::GET && method != Method::HEAD {
         record(&state, principal.as_ref(), &method, &path, response.status()).await;
@@ -51,11 +76,13 @@ fn resolve(state: &AppState, request: &Request) -> Result<Principal, ApiError> {
             "send `Authorization: Bearer <token>`; create tokens with `weft token create`",
         ));
     };
+    // The scheme is case-insensitive (RFC 9110).
     let secret = value
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
         .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <token>`"))?;
     if !auth::well_formed(secret) {
         return Err(unauthorized(

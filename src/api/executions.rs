@@ -198,6 +198,18 @@ fn time_param(name: &str, value: Option<&str>) -> Result<Option<OffsetDateTime>,
         .transpose()
 }
 
+/// The run `eid` of workflow `id` for answering: whether the caller may answer is the
+/// engine's assignee check (403), not visibility.
+pub async fn find_to_answer(state: &AppState, workflow_id: &str, eid: &str) -> Result<RunRecord, ApiError> {
+    let id: RunId = eid.parse().map_err(ApiError::not_found)?;
+    match state.engine.run(id).await? {
+        Some(run) if run.workflow.id == workflow_id => Ok(run),
+        _ => Err(ApiError::not_found(format!(
+            "workflow {workflow_id} has no execution {eid}"
+        ))),
+    }
+}
+
 /// The run `eid` of workflow `id`; 404 when either is unknown or they do not belong together.
 pub async fn find(
     state: &AppState,
@@ -257,6 +269,7 @@ pub async fn get_by_id(
         .engine
         .run(id)
         .await?
+        .filter(|run| caller.0.may_read_run(run))
         .ok_or_else(|| ApiError::not_found(format!("no execution {eid}")))?;
     let run = if query.wait {
         state.engine.settled(id).await?

@@ -3,7 +3,7 @@
 
 use super::auth::Caller;
 use super::error::ApiError;
-use super::executions::find;
+use super::executions::{find, find_to_answer};
 use super::extract::{JsonBody, PathParams, QueryParams, RawBody};
 use super::{json_or_empty, views, AppState};
 use crate::auth::{Action, Role};
@@ -60,7 +60,7 @@ pub async fn answer(
     RawBody(body): RawBody,
 ) -> Result<StatusCode, ApiError> {
     caller.require(Action::AnswerInteractions)?;
-    let run = find(&state, &caller, &wf, &eid).await?;
+    let run = find_to_answer(&state, &wf, &eid).await?;
     let body = json_or_empty(&body)?;
     let data = match body.get("parameters") {
         Some(parameters) => super::params::execution_context(parameters)?,

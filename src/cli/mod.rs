@@ -173,6 +173,7 @@ impl Identity {
             name: self.user.clone().unwrap_or_else(whoami::username),
             groups: self.groups.clone(),
             admin: false,
+            assigned_only: false,
         }
     }
 }

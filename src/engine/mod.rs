@@ -71,6 +71,8 @@ pub struct Person {
     pub groups: Vec<String>,
     /// Admins may answer any step, assigned or not.
     pub admin: bool,
+    /// Answers only steps assigned to them by name or group, not unassigned ones (approvers).
+    pub assigned_only: bool,
 }
 
 impl Person {
@@ -78,7 +80,7 @@ impl Person {
     /// no assignees means anyone.
     pub fn may_answer(&self, assignees: &[String]) -> bool {
         self.admin
-            || assignees.is_empty()
+            || (assignees.is_empty() && !self.assigned_only)
             || assignees.iter().any(|a| match a.strip_prefix("group:") {
                 Some(group) => self.groups.iter().any(|g| g == group),
                 None => *a == self.name,
@@ -423,9 +425,13 @@ impl Engine {
             )));
         }
         if !person.may_answer(&waiting.assignees) {
+            let assigned = if waiting.assignees.is_empty() {
+                "it is assigned to no one, so only an admin may answer it".to_owned()
+            } else {
+                format!("it is assigned to {}", waiting.assignees.join(", "))
+            };
             return Err(AnswerError::NotAssigned(format!(
-                "{answered_by} may not answer step {step_name}: it is assigned to {}",
-                waiting.assignees.join(", ")
+                "{answered_by} may not answer step {step_name}: {assigned}"
             )));
         }
         let workflow = self.workflow_by_digest(&run.workflow.digest)?;

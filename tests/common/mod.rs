@@ -394,6 +394,24 @@ impl Server {
     pub fn stderr(&self) -> String {
         self.log.lock().expect("server log lock").clone()
     }
+
+    /// Waits until the server has written `needle` to stderr, and returns all it wrote.
+    /// Panics after [`POLL_LIMIT`].
+    #[track_caller]
+    pub fn wait_for_stderr(&self, needle: &str) -> String {
+        let started = Instant::now();
+        loop {
+            let log = self.stderr();
+            if log.contains(needle) {
+                return log;
+            }
+            assert!(
+                started.elapsed() < POLL_LIMIT,
+                "weft serve did not print {needle:?} within {POLL_LIMIT:?}\n--- stderr\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl std::ops::Deref for Server {

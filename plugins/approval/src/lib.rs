@@ -146,13 +146,8 @@ impl State {
             Some(comment) => comment_field.coerce(comment)?.as_str().unwrap_or_default().into(),
         };
         let who = answer.answered_by;
-        let approvers = &self.config.approvers;
-        if !approvers.is_empty() && !self.config.has_groups() && !approvers.contains(&who) {
-            return Err(format!(
-                "{who} is not one of the approvers: {}",
-                approvers.join(", ")
-            ));
-        }
+        // Who may answer (approvers, groups, admins) is checked by the host before the
+        // plugin is called.
         if !self.config.self_approval && who == ctx.started_by {
             return Err(format!(
                 "{who} started this run and may not approve it (self_approval is false)"
