@@ -10,15 +10,17 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Plugins embedded in the binary as built-ins: (plugin name, .wasm file stem).
-const BUILTINS: &[(&str, &str)] = &[
-    ("approval", "approval"),
-    ("interaction", "interaction"),
-    ("transform", "transform"),
-    ("echo", "echo"),
-    ("fail", "fail"),
-    ("sleep", "sleep"),
-    ("http-request", "http_request"),
+/// Plugins embedded in the binary as built-ins: (plugin name, .wasm file stem, world).
+const BUILTINS: &[(&str, &str, &str)] = &[
+    ("approval", "approval", "step"),
+    ("interaction", "interaction", "step"),
+    ("transform", "transform", "step"),
+    ("echo", "echo", "step"),
+    ("fail", "fail", "step"),
+    ("sleep", "sleep", "step"),
+    ("http-request", "http_request", "step"),
+    ("audit-sink", "audit_sink", "target"),
+    ("policy", "policy", "target"),
 ];
 const TARGET: &str = "wasm32-wasip2";
 
@@ -59,9 +61,14 @@ fn main() {
 
     let wasm_dir = target_dir.join(TARGET).join("release");
     let version = plugin_version(&root.join("plugins/Cargo.toml"));
-    let mut code = String::from("/// (name, version, component bytes) of each built-in plugin.\n");
-    code.push_str("const BUILTINS: &[(&str, &str, &[u8])] = &[\n");
-    for (name, stem) in BUILTINS {
+    let mut code = String::from("/// (name, version, world, component bytes) of each built-in plugin.\n");
+    code.push_str("const BUILTINS: &[(&str, &str, crate::plugins::World, &[u8])] = &[\n");
+    for (name, stem, world) in BUILTINS {
+        let world = match *world {
+            "step" => "crate::plugins::World::Step",
+            "target" => "crate::plugins::World::Target",
+            other => panic!("built-in {name} has world {other:?}; use step or target"),
+        };
         let path = wasm_dir.join(format!("{stem}.wasm"));
         assert!(
             path.exists(),
@@ -69,7 +76,7 @@ fn main() {
             path.display()
         );
         code.push_str(&format!(
-            "    ({name:?}, {version:?}, include_bytes!({:?})),\n",
+            "    ({name:?}, {version:?}, {world}, include_bytes!({:?})),\n",
             path.display().to_string()
         ));
     }

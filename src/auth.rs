@@ -58,6 +58,8 @@ pub enum Action {
     AnswerInteractions,
     ManageTokens,
     ReadAudit,
+    /// Create, change and read action targets, execution rules, the outbox and actions log.
+    ManageActions,
 }
 
 impl Action {
@@ -75,6 +77,7 @@ impl Action {
             Action::AnswerInteractions => "answer interactions",
             Action::ManageTokens => "manage tokens",
             Action::ReadAudit => "read the audit log",
+            Action::ManageActions => "manage actions (targets and execution rules)",
         }
     }
 }

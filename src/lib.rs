@@ -6,12 +6,16 @@
 //! - [`store`] persists everything in one redb file, with group commit;
 //! - [`plugins`] hosts untrusted WASM components under deadlines and memory caps;
 //! - [`engine`] schedules steps, pauses for people, retries and fires timers;
+//! - [`actions`] calls ordered WASM targets on API requests, events and engine hook points;
 //! - [`auth`] says who may do what: tokens and roles;
+//! - [`bundle`] exports and imports workflows with their plugins as one file;
 //! - [`api`] serves the HTTP API over the same engine;
 //! - [`cli`] is the `weft` command line.
 
+pub mod actions;
 pub mod api;
 pub mod auth;
+pub mod bundle;
 pub mod cli;
 pub mod engine;
 pub mod names;

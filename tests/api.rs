@@ -305,6 +305,20 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/tokens"),
     ("delete", "/v1/tokens/{id}"),
     ("get", "/v1/audit"),
+    ("post", "/v1/workflows/{id}/versions/{version}/publish"),
+    ("get", "/v1/workflows/{id}/versions/{a}/diff/{b}"),
+    ("post", "/v1/workflows/export"),
+    ("post", "/v1/workflows/import"),
+    ("post", "/v1/actions/targets"),
+    ("get", "/v1/actions/targets"),
+    ("get", "/v1/actions/targets/{id}"),
+    ("put", "/v1/actions/targets/{id}"),
+    ("delete", "/v1/actions/targets/{id}"),
+    ("put", "/v1/actions/executions"),
+    ("post", "/v1/actions/executions/search"),
+    ("get", "/v1/actions/conditions"),
+    ("get", "/v1/actions/log"),
+    ("get", "/v1/actions/outbox"),
 ];
 
 /// Every `$ref` string anywhere in `value`.
@@ -664,7 +678,12 @@ async fn workflows_are_versioned_from_yaml_and_json() {
         )
         .await;
     same.expect_status(200);
-    assert_eq!(same.json(), json!({"id": "wf", "version": 1, "digest": digest1}));
+    let same = same.json();
+    assert_eq!(
+        (&same["id"], &same["version"], &same["digest"]),
+        (&json!("wf"), &json!(1), &digest1)
+    );
+    assert_eq!(same["status"], "unchanged");
     // JSON of the same definition is the same content.
     let as_json = json!({"id": "wf", "version": 1, "description": "first",
         "steps": [{"name": "One", "plugin": "echo", "input": {"n": 1}}]});
@@ -672,13 +691,17 @@ async fn workflows_are_versioned_from_yaml_and_json() {
     same.expect_status(200);
     assert_eq!(same.json()["digest"], digest1);
 
-    // Other content under an existing version.
+    // Other content under a published version becomes a new draft; the published one stays.
     let mut other = as_json.clone();
     other["steps"][0]["input"]["n"] = json!(2);
-    server
-        .post("/v1/workflows", &other)
-        .await
-        .expect_error(409, "conflict", &["version 1"]);
+    let draft = server.post("/v1/workflows", &other).await;
+    draft.expect_status(201);
+    let draft = draft.json();
+    assert_eq!(
+        (&draft["version"], &draft["status"], &draft["published"]),
+        (&json!(3), &json!("new_draft"), &json!(false))
+    );
+    assert_eq!(draft["active_version"], 1);
 
     // JSON with an explicit new version, then the next after it.
     other["version"] = json!(5);
@@ -690,6 +713,16 @@ async fn workflows_are_versioned_from_yaml_and_json() {
     let sixth = server.post("/v1/workflows", &other).await;
     sixth.expect_status(201);
     assert_eq!(sixth.json()["version"], 6);
+
+    // Drafts wait for publishing; the active version is what GET and new runs use.
+    assert_eq!(
+        server.get("/v1/workflows/wf").await.expect_status(200).json()["version"],
+        1
+    );
+    server
+        .post("/v1/workflows/wf/versions/6/publish", &json!({}))
+        .await
+        .expect_status(200);
 
     // Reading.
     let list = server.get("/v1/workflows").await.expect_status(200).json();
@@ -718,7 +751,7 @@ async fn workflows_are_versioned_from_yaml_and_json() {
         .iter()
         .map(|v| v["version"].as_u64().expect("a version"))
         .collect();
-    assert_eq!(listed, [1, 2, 5, 6]);
+    assert_eq!(listed, [1, 2, 3, 5, 6]);
 
     let v1 = server
         .get("/v1/workflows/wf/versions/1")
@@ -729,9 +762,9 @@ async fn workflows_are_versioned_from_yaml_and_json() {
     assert_eq!(v1["digest"], digest1);
     assert_eq!(v1["definition"]["steps"][0]["input"], json!({"n": 1}));
     server
-        .get("/v1/workflows/wf/versions/3")
+        .get("/v1/workflows/wf/versions/4")
         .await
-        .expect_error(404, "not_found", &["version 3"]);
+        .expect_error(404, "not_found", &["version 4"]);
     server
         .get("/v1/workflows/wf/versions/latest")
         .await
@@ -994,6 +1027,10 @@ async fn a_run_stays_on_the_version_it_started_with() {
     let old = start_waiting(&server, "pinned", &json!({})).await;
 
     assert_eq!(server.create_workflow(&version("v2")).await["version"], 2);
+    server
+        .post("/v1/workflows/pinned/versions/2/publish", &json!({}))
+        .await
+        .expect_status(200);
     let latest = server.get("/v1/workflows/pinned").await.expect_status(200).json();
     assert_eq!(latest["version"], 2);
 

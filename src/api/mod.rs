@@ -4,10 +4,13 @@
 //! Handlers are thin: they turn requests into engine calls and results into JSON. They own
 //! no state beyond [`AppState`] and never touch the store's tables or WASM directly.
 
+mod actions;
 mod auth;
+mod bundles;
 mod error;
 mod executions;
 mod extract;
+mod hooks;
 mod interactions;
 mod params;
 mod plugins;
@@ -16,6 +19,7 @@ mod views;
 mod workflows;
 
 pub use auth::USER_HEADER;
+pub use bundles::parse_rename;
 pub use error::ApiError;
 
 use crate::engine::Engine;
@@ -31,8 +35,6 @@ use utoipa::OpenApi;
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Engine,
-    /// Serializes workflow creation, which reads the latest version and then writes one.
-    workflow_writes: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// Whether callers without a token are local admins while no token exists.
     local_mode: bool,
 }
@@ -71,6 +73,10 @@ impl Default for Options {
         workflows::get_latest,
         workflows::versions,
         workflows::get_version,
+        workflows::publish,
+        workflows::diff,
+        bundles::export,
+        bundles::import,
         workflows::delete,
         executions::start,
         executions::list_for_workflow,
@@ -89,6 +95,9 @@ impl Default for Options {
         interactions::cancel,
         interactions::list,
         interactions::signal, tokens::create, tokens::list, tokens::revoke, tokens::audit,
+        actions::create_target, actions::list_targets, actions::get_target, actions::update_target,
+        actions::delete_target, actions::set_execution, actions::search_executions,
+        actions::conditions, actions::log, actions::outbox,
     ),
     components(schemas(error::ErrorBody, interactions::Signal, tokens::NewToken, crate::auth::Role)),
     modifiers(&BearerAuth),
@@ -119,7 +128,6 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn router(engine: Engine, options: &Options) -> Router {
     let state = AppState {
         engine,
-        workflow_writes: Default::default(),
         local_mode: options.local_mode,
     };
     let executions = "/v1/workflows/{id}/executions/{eid}";
@@ -144,6 +152,13 @@ pub fn router(engine: Engine, options: &Options) -> Router {
             "/v1/workflows/{id}/versions/{version}",
             get(workflows::get_version),
         )
+        .route(
+            "/v1/workflows/{id}/versions/{version}/publish",
+            post(workflows::publish),
+        )
+        .route("/v1/workflows/{id}/versions/{a}/diff/{b}", get(workflows::diff))
+        .route("/v1/workflows/export", post(bundles::export))
+        .route("/v1/workflows/import", post(bundles::import))
         .route(
             "/v1/workflows/{id}/executions",
             post(executions::start).get(executions::list_for_workflow),
@@ -170,6 +185,24 @@ pub fn router(engine: Engine, options: &Options) -> Router {
         .route("/v1/tokens", post(tokens::create).get(tokens::list))
         .route("/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
         .route("/v1/audit", get(tokens::audit))
+        .route(
+            "/v1/actions/targets",
+            post(actions::create_target).get(actions::list_targets),
+        )
+        .route(
+            "/v1/actions/targets/{id}",
+            get(actions::get_target)
+                .put(actions::update_target)
+                .delete(actions::delete_target),
+        )
+        .route(
+            "/v1/actions/executions",
+            axum::routing::put(actions::set_execution),
+        )
+        .route("/v1/actions/executions/search", post(actions::search_executions))
+        .route("/v1/actions/conditions", get(actions::conditions))
+        .route("/v1/actions/log", get(actions::log))
+        .route("/v1/actions/outbox", get(actions::outbox))
         .fallback(|| async { ApiError::not_found("no such endpoint; see /v1/openapi.json") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -178,6 +211,8 @@ pub fn router(engine: Engine, options: &Options) -> Router {
                 "this endpoint does not take that method; see /v1/openapi.json",
             )
         })
+        // Inside the body limit, so hooks read bodies under it; inside auth, so they know the caller.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), hooks::run))
         .layer(DefaultBodyLimit::max(options.body_limit))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

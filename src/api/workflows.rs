@@ -2,14 +2,15 @@
 
 use super::auth::Caller;
 use super::error::ApiError;
-use super::extract::{PathParams, RawBody};
+use super::extract::{PathParams, QueryParams, RawBody};
 use super::AppState;
 use crate::auth::Action;
-use crate::workflow::{self, Definition};
+use crate::engine::{SaveStatus, StartError};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 /// Creates a workflow version from YAML or JSON (by `Content-Type`). Without `version` in the
@@ -25,6 +26,7 @@ use serde_json::{json, Value};
         (status = 415, description = "Not YAML or JSON", body = super::error::ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
+    QueryParams(query): QueryParams<CreateQuery>,
     headers: HeaderMap,
     caller: Caller,
     RawBody(body): RawBody,
@@ -54,46 +56,73 @@ pub async fn create(
     }
     let text =
         std::str::from_utf8(&body).map_err(|_| ApiError::bad_request("the definition is not UTF-8 text"))?;
-    let mut document: Value = serde_norway::from_str(text)
+    let document: Value = serde_norway::from_str(text)
         .map_err(|e| ApiError::bad_request(format!("the definition is not valid YAML or JSON: {e}")))?;
-    // One version decision at a time: two posts must not both take the next number.
-    let _writing = state.workflow_writes.lock().await;
-    let id = document.get("id").and_then(Value::as_str).map(str::to_owned);
-    if let (Some(object), Some(id)) = (document.as_object_mut(), &id) {
-        if !object.contains_key("version") {
-            let latest = state
-                .engine
-                .store()
-                .workflow_version(id, None)?
-                .map_or(0, |(v, _)| v);
-            object.insert("version".into(), json!(latest + 1));
-        }
-    }
-    let definition: Definition =
-        workflow::from_value(document).map_err(|p| ApiError::invalid("invalid_definition", p))?;
-    let (id, version) = (definition.id.clone(), definition.version);
-    if let Some((_, existing)) = state.engine.store().workflow_version(&id, Some(version))? {
-        let plugins = state.engine.plugins();
-        let candidate = workflow::Workflow::validate(definition, &|r| plugins.resolve(r).map(drop))
-            .map_err(|p| ApiError::invalid("invalid_definition", p))?;
-        return if candidate.digest == existing {
-            Ok((StatusCode::OK, Json(created(&id, version, &existing))))
-        } else {
-            Err(ApiError::conflict(format!(
-                "workflow {id} already has a version {version} with other content; post it without `version` (or with version {}) to create a new one",
-                version + 1
-            )))
-        };
-    }
-    let workflow = state.engine.register(definition).await.map_err(|e| match e {
-        crate::engine::StartError::Invalid(p) => ApiError::invalid("invalid_definition", p),
-        crate::engine::StartError::Internal(e) => ApiError::internal(e),
-    })?;
-    Ok((StatusCode::CREATED, Json(created(&id, version, &workflow.digest))))
+    let (saved, _) = state
+        .engine
+        .save_version(document, query.publish)
+        .await
+        .map_err(|e| match e {
+            StartError::Invalid(p) => ApiError::invalid("invalid_definition", p),
+            StartError::Internal(e) => ApiError::internal(e),
+        })?;
+    let status = match saved.status {
+        SaveStatus::Created | SaveStatus::NewDraft => StatusCode::CREATED,
+        SaveStatus::Unchanged | SaveStatus::Overwritten => StatusCode::OK,
+    };
+    Ok((status, Json(saved)))
 }
 
-fn created(id: &str, version: u64, digest: &crate::names::Digest) -> Value {
-    json!({"id": id, "version": version, "digest": digest})
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct CreateQuery {
+    /// Make the new version the active one at once.
+    #[serde(default)]
+    publish: bool,
+}
+
+/// Makes a version the active one, the version runs start on unless they name another.
+#[utoipa::path(post, path = "/v1/workflows/{id}/versions/{version}/publish", tag = "workflows",
+    params(("id" = String, Path, description = "Workflow id"), ("version" = u64, Path, description = "Version")),
+    responses((status = 200, description = "Published", body = serde_json::Value),
+        (status = 404, description = "No such version", body = super::error::ErrorBody)))]
+pub async fn publish(
+    State(state): State<AppState>,
+    PathParams((id, version)): PathParams<(String, u64)>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Action::WriteWorkflows)?;
+    if !state.engine.publish(&id, version).await? {
+        return Err(ApiError::not_found(format!(
+            "workflow {id} has no version {version}"
+        )));
+    }
+    Ok(Json(json!({"id": id, "active_version": version})))
+}
+
+/// What changed from version `a` to version `b`, as a JSON Patch (RFC 6902).
+#[utoipa::path(get, path = "/v1/workflows/{id}/versions/{a}/diff/{b}", tag = "workflows",
+    params(("id" = String, Path, description = "Workflow id"), ("a" = u64, Path, description = "From"),
+        ("b" = u64, Path, description = "To")),
+    responses((status = 200, description = "The changes", body = serde_json::Value),
+        (status = 404, description = "No such version", body = super::error::ErrorBody)))]
+pub async fn diff(
+    State(state): State<AppState>,
+    PathParams((id, a, b)): PathParams<(String, u64, u64)>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Action::ReadWorkflows)?;
+    let document = |version: u64| -> Result<Value, ApiError> {
+        let workflow = state
+            .engine
+            .workflow(&id, Some(version))?
+            .ok_or_else(|| ApiError::not_found(format!("workflow {id} has no version {version}")))?;
+        let mut value = serde_json::to_value(&workflow.definition).map_err(anyhow::Error::from)?;
+        // The version number always differs; the diff is about content.
+        value.as_object_mut().map(|o| o.remove("version"));
+        Ok(value)
+    };
+    let changes = json_patch::diff(&document(a)?, &document(b)?);
+    Ok(Json(json!({"id": id, "from": a, "to": b, "changes": changes})))
 }
 
 /// Every workflow with its latest version.

@@ -233,17 +233,53 @@ async fn follow(
 }
 
 /// `weft workflow apply FILE` on the local database.
-pub async fn apply_workflow(db: DbArgs, file: PathBuf) -> Result<ExitCode> {
-    let definition = read_definition(&file)?;
+pub async fn apply_workflow(db: DbArgs, file: PathBuf, publish: bool) -> Result<ExitCode> {
+    let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+    let document: Value = serde_norway::from_str(&text)
+        .map_err(|e| anyhow!("{}: not valid YAML or JSON: {e}", file.display()))?;
     let engine = open_engine(&db)?;
-    let workflow = engine
-        .register(definition)
+    let (saved, _) = engine
+        .save_version(document, publish)
         .await
         .map_err(|e| start_error(&file, e))?;
-    println!(
-        "{} v{} stored ({})",
-        workflow.definition.id, workflow.definition.version, workflow.digest
-    );
+    println!("{}", show::saved_line(&serde_json::to_value(&saved)?));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weft workflow publish ID VERSION` on the local database.
+pub async fn publish_workflow(db: DbArgs, id: &str, version: u64) -> Result<ExitCode> {
+    if !open_engine(&db)?.publish(id, version).await? {
+        bail!("workflow {id} has no version {version}");
+    }
+    println!("{id} v{version} is now the active version");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weft workflow export ID... -o FILE` from the local database.
+pub fn export_workflows(
+    db: DbArgs,
+    ids: &[String],
+    output: &Path,
+    include_plugins: bool,
+) -> Result<ExitCode> {
+    let engine = open_engine(&db)?;
+    let bundle = crate::bundle::export(&engine, ids, include_plugins)?;
+    std::fs::write(output, serde_json::to_vec_pretty(&bundle)?)
+        .with_context(|| format!("cannot write {}", output.display()))?;
+    println!("exported {} workflow(s) to {}", ids.len(), output.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weft workflow import FILE` into the local database.
+pub async fn import_workflows(db: DbArgs, file: &Path, rename: &str) -> Result<ExitCode> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let rename = crate::api::parse_rename(Some(rename)).map_err(|e| anyhow!("--rename: {}", e.message))?;
+    let engine = open_engine(&db)?;
+    let bundle = crate::bundle::parse(&bytes).map_err(|e| anyhow!("{}: {e}", file.display()))?;
+    let imported = crate::bundle::import(&engine, bundle, &rename)
+        .await
+        .map_err(|e| anyhow!("{}: nothing was imported: {e}", file.display()))?;
+    println!("{}", show::imported_line(&serde_json::to_value(&imported)?));
     Ok(ExitCode::SUCCESS)
 }
 

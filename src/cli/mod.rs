@@ -83,9 +83,48 @@ struct StartArgs {
 
 #[derive(Subcommand)]
 enum WorkflowCommand {
-    /// Validate and store a definition (YAML or JSON) as a new version.
+    /// Validate and store a definition (YAML or JSON): the first version is active at once,
+    /// later ones are drafts until published.
     Apply {
         file: PathBuf,
+        /// Make this version the active one.
+        #[arg(long)]
+        publish: bool,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Make a version the active one.
+    Publish {
+        id: String,
+        version: u64,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Export workflows (every version) and the plugins they name as one bundle file.
+    Export {
+        #[arg(required = true)]
+        ids: Vec<String>,
+        /// Where to write the bundle.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Carry the plugins' bytes too.
+        #[arg(long)]
+        include_plugins: bool,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Import a bundle, all or nothing.
+    Import {
+        file: PathBuf,
+        /// OLD=NEW: import workflow OLD under the id NEW; repeat for several.
+        #[arg(long, value_name = "OLD=NEW")]
+        rename: Vec<String>,
         #[command(flatten)]
         db: DbArgs,
         #[command(flatten)]
@@ -350,10 +389,50 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Some(client) => remote::list_plugins(&client).await,
             None => local::list_plugins(db),
         },
-        Command::Workflow(WorkflowCommand::Apply { file, db, server }) => match server.remote() {
-            Some(client) => remote::apply_workflow(&client, file).await,
-            None => local::apply_workflow(db, file).await,
+        Command::Workflow(WorkflowCommand::Apply {
+            file,
+            publish,
+            db,
+            server,
+        }) => match server.remote() {
+            Some(client) => remote::apply_workflow(&client, file, publish).await,
+            None => local::apply_workflow(db, file, publish).await,
         },
+        Command::Workflow(WorkflowCommand::Publish {
+            id,
+            version,
+            db,
+            server,
+        }) => match server.remote() {
+            Some(client) => remote::publish_workflow(&client, &id, version).await,
+            None => local::publish_workflow(db, &id, version).await,
+        },
+        Command::Workflow(WorkflowCommand::Export {
+            ids,
+            output,
+            include_plugins,
+            db,
+            server,
+        }) => match server.remote() {
+            Some(client) => remote::export_workflows(&client, &ids, &output, include_plugins).await,
+            None => local::export_workflows(db, &ids, &output, include_plugins),
+        },
+        Command::Workflow(WorkflowCommand::Import {
+            file,
+            rename,
+            db,
+            server,
+        }) => {
+            let rename = rename
+                .iter()
+                .map(|r| r.replacen('=', ":", 1))
+                .collect::<Vec<_>>()
+                .join(",");
+            match server.remote() {
+                Some(client) => remote::import_workflows(&client, &file, &rename).await,
+                None => local::import_workflows(db, &file, &rename).await,
+            }
+        }
         Command::Start(args) => match args.server.remote() {
             Some(client) => remote::start(&client, args).await,
             None => local::start(args).await,

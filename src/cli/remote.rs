@@ -124,7 +124,7 @@ pub async fn list_plugins(client: &Client) -> Result<ExitCode> {
 }
 
 /// `weft workflow apply FILE --server URL`.
-pub async fn apply_workflow(client: &Client, file: PathBuf) -> Result<ExitCode> {
+pub async fn apply_workflow(client: &Client, file: PathBuf, publish: bool) -> Result<ExitCode> {
     let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
     let content_type = if file.extension().is_some_and(|e| e == "json") {
         "application/json"
@@ -133,18 +133,14 @@ pub async fn apply_workflow(client: &Client, file: PathBuf) -> Result<ExitCode> 
     };
     let request = client
         .request(Method::POST, "/v1/workflows")
+        .query(&[("publish", publish)])
         .header("content-type", content_type)
         .body(text);
     let stored = client
         .send(request)
         .await
         .map_err(|e| anyhow!("{}: {e}", file.display()))?;
-    println!(
-        "{} v{} stored ({})",
-        stored["id"].as_str().unwrap_or_default(),
-        stored["version"],
-        stored["digest"].as_str().unwrap_or_default()
-    );
+    println!("{}", show::saved_line(&stored));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -264,5 +260,49 @@ pub async fn revoke_token(client: &Client, which: &str) -> Result<ExitCode> {
         .send(client.request(Method::DELETE, &format!("/v1/tokens/{which}")))
         .await?;
     println!("revoked {which}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weft workflow publish ID VERSION --server URL`.
+pub async fn publish_workflow(client: &Client, id: &str, version: u64) -> Result<ExitCode> {
+    let path = format!("/v1/workflows/{id}/versions/{version}/publish");
+    client.send(client.request(Method::POST, &path)).await?;
+    println!("{id} v{version} is now the active version");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weft workflow export ID... -o FILE --server URL`.
+pub async fn export_workflows(
+    client: &Client,
+    ids: &[String],
+    output: &std::path::Path,
+    include_plugins: bool,
+) -> Result<ExitCode> {
+    let request = client
+        .request(Method::POST, "/v1/workflows/export")
+        .query(&[("include_plugins", include_plugins)])
+        .json(&json!({ "id": ids }));
+    let bundle = client.send(request).await?;
+    std::fs::write(output, serde_json::to_vec_pretty(&bundle)?)
+        .with_context(|| format!("cannot write {}", output.display()))?;
+    println!("exported {} workflow(s) to {}", ids.len(), output.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weft workflow import FILE --server URL`.
+pub async fn import_workflows(client: &Client, file: &std::path::Path, rename: &str) -> Result<ExitCode> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let mut request = client
+        .request(Method::POST, "/v1/workflows/import")
+        .header("content-type", "application/json")
+        .body(bytes);
+    if !rename.is_empty() {
+        request = request.query(&[("rename", rename)]);
+    }
+    let imported = client
+        .send(request)
+        .await
+        .map_err(|e| anyhow!("{}: {e}", file.display()))?;
+    println!("{}", show::imported_line(&imported));
     Ok(ExitCode::SUCCESS)
 }

@@ -272,3 +272,44 @@ pub fn token_line(token: &crate::auth::TokenRecord) -> String {
         }
     )
 }
+
+/// What `workflow apply` stored, from the saved-version JSON (local or from a server).
+pub fn saved_line(saved: &Value) -> String {
+    let text = |key: &str| saved[key].as_str().unwrap_or_default().to_owned();
+    format!(
+        "{} v{} {} ({}{}; active version {})",
+        text("id"),
+        saved["version"],
+        text("status").replace('_', " "),
+        if saved["published"] == Value::Bool(true) {
+            "published"
+        } else {
+            "draft"
+        },
+        format_args!(", {}", text("digest")),
+        saved["active_version"]
+    )
+}
+
+/// What an import did, from its JSON.
+pub fn imported_line(imported: &Value) -> String {
+    let list = |key: &str| {
+        let items: Vec<&str> = imported[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        if items.is_empty() {
+            "none".to_owned()
+        } else {
+            items.join(", ")
+        }
+    };
+    format!(
+        "imported: {}; unchanged: {}; plugins: {}",
+        list("imported"),
+        list("unchanged"),
+        list("plugins")
+    )
+}

@@ -14,8 +14,12 @@
 //! This module decides what happens; [`crate::store`] keeps it and [`crate::plugins`] runs
 //! the WASM.
 
+mod hooks;
 mod timers;
 mod transition;
+mod versions;
+
+pub use versions::{SaveStatus, Saved};
 
 pub use transition::expression_context;
 
@@ -52,6 +56,15 @@ pub enum Event {
     RunChanged {
         run: RunId,
         state: RunState,
+    },
+    /// A run was created (its first transition's other events follow).
+    RunStarted {
+        run: RunId,
+    },
+    /// A step began waiting for a person (not when it keeps waiting after an answer).
+    InteractionCreated {
+        run: RunId,
+        step: StepName,
     },
 }
 
@@ -151,12 +164,16 @@ struct Inner {
     workflows: Mutex<HashMap<Digest, Arc<Workflow>>>,
     live: Mutex<HashMap<RunId, RunHandle>>,
     keyed_starts: tokio::sync::Mutex<()>,
+    /// Serializes version decisions (next number, draft or published) per process.
+    version_writes: tokio::sync::Mutex<()>,
     /// Plugin calls under way in this process, as (run, step index, attempt).
     in_flight: Mutex<HashSet<(RunId, usize, u32)>>,
     /// Signalled whenever a call leaves `in_flight`.
     call_ended: Notify,
     events: broadcast::Sender<Event>,
     timers_changed: Notify,
+    /// Function hooks and the event outbox.
+    actions: crate::actions::Actions,
 }
 
 impl Engine {
@@ -166,11 +183,13 @@ impl Engine {
         let engine = Engine {
             inner: Arc::new(Inner {
                 store: plugins.store().clone(),
+                actions: crate::actions::Actions::start(plugins.clone()),
                 plugins,
                 templates: Templates::new(Syntax::Braces),
                 workflows: Mutex::new(HashMap::new()),
                 live: Mutex::new(HashMap::new()),
                 keyed_starts: tokio::sync::Mutex::new(()),
+                version_writes: tokio::sync::Mutex::new(()),
                 in_flight: Mutex::new(HashSet::new()),
                 call_ended: Notify::new(),
                 events,
@@ -189,38 +208,17 @@ impl Engine {
         &self.inner.plugins
     }
 
+    /// Action targets and rules, and the hooks the API calls.
+    pub fn actions(&self) -> &crate::actions::Actions {
+        &self.inner.actions
+    }
+
     /// Events of every run, from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.inner.events.subscribe()
     }
 
-    /// Validates a definition and stores it as (id, version). Storing the same version again
-    /// with other content replaces the version's definition; runs keep the one they started
-    /// with (they are pinned by digest).
-    pub async fn register(&self, definition: Definition) -> Result<Arc<Workflow>, StartError> {
-        let plugins = &self.inner.plugins;
-        let workflow =
-            Workflow::validate(definition, &|r| plugins.resolve(r).map(drop)).map_err(StartError::Invalid)?;
-        let json = serde_json::to_vec(&workflow.definition).map_err(anyhow::Error::from)?;
-        self.inner
-            .store
-            .commit(vec![Write::Workflow {
-                id: workflow.definition.id.clone(),
-                version: workflow.definition.version,
-                digest: workflow.digest.clone(),
-                json,
-            }])
-            .await?;
-        let workflow = Arc::new(workflow);
-        self.inner
-            .workflows
-            .lock()
-            .expect("workflow cache lock")
-            .insert(workflow.digest.clone(), workflow.clone());
-        Ok(workflow)
-    }
-
-    /// A stored workflow by id, at `version` or its latest.
+    /// A stored workflow by id, at `version` or its active version.
     pub fn workflow(&self, id: &str, version: Option<u64>) -> Result<Option<Arc<Workflow>>> {
         match self.inner.store.workflow_version(id, version)? {
             Some((_, digest)) => self.workflow_by_digest(&digest).map(Some),
@@ -231,6 +229,16 @@ impl Engine {
     /// The workflow version a run started with.
     pub fn workflow_of(&self, run: &RunRecord) -> Result<Arc<Workflow>> {
         self.workflow_by_digest(&run.workflow.digest)
+    }
+
+    fn cache(&self, workflow: Workflow) -> Arc<Workflow> {
+        let workflow = Arc::new(workflow);
+        self.inner
+            .workflows
+            .lock()
+            .expect("workflow cache lock")
+            .insert(workflow.digest.clone(), workflow.clone());
+        workflow
     }
 
     fn workflow_by_digest(&self, digest: &Digest) -> Result<Arc<Workflow>> {
@@ -252,13 +260,7 @@ impl Engine {
         // Plugins were checked when the definition was stored; runs use pinned digests.
         let workflow = Workflow::validate(definition, &|_| Ok(()))
             .map_err(|p| anyhow!("stored definition {digest} no longer validates: {p}"))?;
-        let workflow = Arc::new(workflow);
-        self.inner
-            .workflows
-            .lock()
-            .expect("workflow cache lock")
-            .insert(digest.clone(), workflow.clone());
-        Ok(workflow)
+        Ok(self.cache(workflow))
     }
 
     /// Starts a run: checks inputs, pins plugin digests, commits the run and begins it.
@@ -296,6 +298,7 @@ impl Engine {
             }
             None => None,
         };
+        let inputs = hooks::pre_start(&self.inner.actions, workflow, inputs, started_by).await?;
         let inputs = workflow.bind_inputs(inputs).map_err(StartError::Invalid)?;
         let mut problems = Vec::new();
         let mut steps = Vec::new();
@@ -337,6 +340,7 @@ impl Engine {
             tx.log(&mut run, "info", None, format!("restart of run {from}"));
         }
         tx.log(&mut run, "info", None, format!("run started by {started_by}"));
+        tx.events.push(Event::RunStarted { run: run.id });
         let id = run.id;
         let handle: RunHandle = Arc::new(tokio::sync::Mutex::new(run));
         let mut guard = handle.clone().lock_owned().await;
@@ -640,6 +644,8 @@ impl Engine {
         if tx.dirty || !tx.to_start.is_empty() {
             tx.writes.push(Write::run(run)?);
         }
+        let outbox = hooks::outbox_writes(&self.inner.actions, run, &tx.events)?;
+        tx.writes.extend(outbox);
         let timers_touched = tx
             .writes
             .iter()
@@ -707,9 +713,13 @@ impl Engine {
         loop {
             let ended = self.inner.call_ended.notified();
             if self.inner.in_flight.lock().expect("in-flight lock").is_empty() {
-                return;
+                break;
             }
             ended.await;
+        }
+        // The runs' events, too, are delivered before a short-lived command exits.
+        if let Err(e) = self.inner.actions.drained().await {
+            tracing::error!("cannot wait for action events to be delivered: {e:#}");
         }
     }
 

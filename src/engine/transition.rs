@@ -338,6 +338,10 @@ pub fn apply_outcome(
             step.state = StepState::Waiting;
             step.waiting = Some(waiting);
             if earlier.is_none() {
+                tx.events.push(Event::InteractionCreated {
+                    run: run.id,
+                    step: name.clone(),
+                });
                 if let Some(timer) = pending_timer(run.id, &run.steps[i]) {
                     tx.writes.push(Write::Timer(timer));
                 }

@@ -1,6 +1,7 @@
 //! The plugins bundled with Weft, compiled from `plugins/` by `build.rs` and embedded in the
 //! binary so a fresh `weft` runs the examples without uploading anything.
 
+use super::World;
 use crate::names::Digest;
 use std::sync::LazyLock;
 
@@ -8,6 +9,8 @@ use std::sync::LazyLock;
 pub struct Builtin {
     pub name: &'static str,
     pub version: &'static str,
+    /// Whether it is a step or an action target; `build.rs` lists it with each built-in.
+    pub world: World,
     pub bytes: &'static [u8],
     pub digest: Digest,
 }
@@ -19,9 +22,10 @@ pub fn all() -> &'static [Builtin] {
     static ALL: LazyLock<Vec<Builtin>> = LazyLock::new(|| {
         BUILTINS
             .iter()
-            .map(|&(name, version, bytes)| Builtin {
+            .map(|&(name, version, world, bytes)| Builtin {
                 name,
                 version,
+                world,
                 bytes,
                 digest: Digest::of(bytes),
             })

@@ -60,6 +60,21 @@ impl PluginHost {
         }
     }
 
+    /// Which world the plugin with `digest` implements, if such a plugin exists.
+    pub fn world_of(&self, digest: &Digest) -> Result<Option<World>> {
+        if let Some(b) = builtin::all().iter().find(|b| &b.digest == digest) {
+            return Ok(Some(b.world));
+        }
+        let stored = self.store().plugins()?.into_iter().find(|m| &m.digest == digest);
+        Ok(stored.map(|m| {
+            if m.world == World::Target.as_str() {
+                World::Target
+            } else {
+                World::Step
+            }
+        }))
+    }
+
     fn unknown(&self, plugin: &PluginRef) -> String {
         let mut names: Vec<String> = builtin::all().iter().map(|b| b.name.to_string()).collect();
         if let Ok(stored) = self.store().plugins() {
@@ -124,12 +139,14 @@ impl PluginHost {
             created_at: crate::run::now(),
         };
         let bytes: Arc<[u8]> = bytes.into();
-        self.store()
-            .commit(vec![Write::Plugin {
-                meta: meta.clone(),
-                bytes,
-            }])
-            .await?;
+        let mut writes = vec![Write::Plugin {
+            meta: meta.clone(),
+            bytes,
+        }];
+        if let Some(hook) = self.inner.on_added.get() {
+            writes.extend(hook(&meta)?);
+        }
+        self.store().commit(writes).await?;
         Ok(meta)
     }
 
@@ -142,7 +159,7 @@ impl PluginHost {
                 name: b.name.to_owned(),
                 version: b.version.to_owned(),
                 digest: b.digest.clone(),
-                world: World::Step.as_str().to_owned(),
+                world: b.world.as_str().to_owned(),
                 size: b.bytes.len() as u64,
                 created_at: epoch,
             })

@@ -30,7 +30,7 @@ use crate::store::{Store, Write};
 use anyhow::{anyhow, Context as _, Result};
 use bindings::step::weft::plugin::{host, types};
 use bindings::step::{StepPlugin, StepPluginPre};
-use bindings::target::TargetPluginPre;
+use bindings::target::{TargetPlugin, TargetPluginPre};
 use limits::{CallLimiter, DeadlineExceeded, MemoryExceeded};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -236,13 +236,86 @@ impl host::Host for CallState {
     }
 }
 
+/// A pre-linked component, by world, with the plugin's name, which its grant is looked up by.
 enum Loaded {
     Step {
         pre: StepPluginPre<CallState>,
-        /// The plugin's name, which its grant is looked up by.
         name: String,
     },
-    Target,
+    Target {
+        pre: TargetPluginPre<CallState>,
+        name: String,
+    },
+}
+
+impl Loaded {
+    fn name(&self) -> &str {
+        match self {
+            Loaded::Step { name, .. } | Loaded::Target { name, .. } => name,
+        }
+    }
+}
+
+/// One call's sandbox: a fresh wasmtime store with the plugin's grant, memory cap and
+/// deadline, and the permits the call counts against until it is dropped.
+struct Sandbox<'host> {
+    store: wasmtime::Store<CallState>,
+    loaded: Arc<Loaded>,
+    /// The call's limits, tightened by the plugin's grant.
+    limits: Limits,
+    /// Granted secrets, masked in everything the plugin returns.
+    secrets: HashMap<String, String>,
+    _permit: tokio::sync::SemaphorePermit<'host>,
+    _plugin_permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Sandbox<'_> {
+    /// The plugin's log lines and its refused requests, with granted secrets masked.
+    fn logs(&mut self) -> Vec<PluginLog> {
+        let state = self.store.data_mut();
+        let denied = state.outbound.denied.drain(..).map(|message| PluginLog {
+            level: "warn",
+            message,
+        });
+        let mut logs: Vec<PluginLog> = std::mem::take(&mut state.logs);
+        logs.extend(denied);
+        for line in &mut logs {
+            line.message = grants::scrub(&line.message, &self.secrets);
+        }
+        logs
+    }
+}
+
+/// Why a call could not even start.
+struct Unavailable {
+    message: String,
+    retryable: bool,
+}
+
+/// Where a target is called, handed to the plugin as its `target-context`.
+#[derive(Clone, Debug)]
+pub struct TargetCall {
+    /// The event, API operation or function that triggered the call.
+    pub trigger: String,
+    /// The target's configured name.
+    pub target: String,
+}
+
+/// Why a target call failed: the plugin's own error, or the host's reason (deadline, trap,
+/// memory, invalid output), which has no status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetFailure {
+    pub message: String,
+    pub status: Option<u16>,
+}
+
+/// The result of one target call: a replacement payload or none, or why it failed; the
+/// plugin's log lines; and the time it took.
+#[derive(Debug)]
+pub struct TargetReport {
+    pub result: Result<Option<Value>, TargetFailure>,
+    pub logs: Vec<PluginLog>,
+    pub elapsed: Duration,
 }
 
 enum StepCall {
@@ -272,7 +345,12 @@ struct Inner {
     grants: Grants,
     /// Held while a plugin is added, from the name check to the commit.
     adding: tokio::sync::Mutex<()>,
+    /// Extra writes committed with every added plugin (its `plugin.uploaded` event).
+    on_added: std::sync::OnceLock<AddedHook>,
 }
+
+/// Given an added plugin, the writes to commit in the same transaction as the plugin itself.
+pub type AddedHook = Box<dyn Fn(&crate::store::PluginMeta) -> Result<Vec<Write>> + Send + Sync>;
 
 impl PluginHost {
     /// A host that grants no plugin anything beyond its sandbox.
@@ -327,8 +405,17 @@ impl PluginHost {
                 permits: Semaphore::new(MAX_CONCURRENT_CALLS as usize),
                 grants,
                 adding: tokio::sync::Mutex::new(()),
+                on_added: std::sync::OnceLock::new(),
             }),
         })
+    }
+
+    /// Sets the writes to commit with every plugin added from now on; only the first hook
+    /// set counts, so an event can never be recorded twice.
+    pub fn on_added(&self, hook: AddedHook) {
+        if self.inner.on_added.set(hook).is_err() {
+            tracing::warn!("a hook for added plugins was already set; keeping the first");
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -381,23 +468,132 @@ impl PluginHost {
         limits: Limits,
     ) -> CallReport {
         let started = Instant::now();
-        let Ok(_permit) = self.inner.permits.acquire().await else {
-            return failed(started, "the plugin host is shutting down".into(), true);
+        let mut sandbox = match self.sandbox(plugin, limits).await {
+            Ok(sandbox) => sandbox,
+            Err(e) => return failed(started, e.message, e.retryable),
         };
-        let (pre, name) = match self.load(plugin).await {
-            Ok(loaded) => match &*loaded {
-                Loaded::Step { pre, name } => (pre.clone(), name.clone()),
-                Loaded::Target => {
-                    return failed(
-                        started,
-                        format!("plugin {plugin} is a target plugin, not a step plugin"),
-                        false,
-                    )
+        let Loaded::Step { pre, .. } = &*sandbox.loaded else {
+            let message = format!("plugin {plugin} is a target plugin, not a step plugin");
+            return failed(started, message, false);
+        };
+        let pre = pre.clone();
+        let limits = sandbox.limits;
+        let wit_ctx = types::StepContext {
+            run_id: ctx.run_id.clone(),
+            workflow: ctx.workflow.clone(),
+            step: ctx.step.clone(),
+            attempt: ctx.attempt,
+            started_by: ctx.started_by.clone(),
+        };
+        let store = &mut sandbox.store;
+        let result = tokio::time::timeout(limits.deadline + DEADLINE_GRACE, async {
+            let instance: StepPlugin = pre.instantiate_async(&mut *store).await?;
+            let step = instance.weft_plugin_step();
+            match &call {
+                StepCall::Run { input } => step.call_run(&mut *store, &wit_ctx, input).await,
+                StepCall::Resume { state, event } => {
+                    step.call_resume(&mut *store, &wit_ctx, state, event).await
                 }
-            },
-            Err(e) => return failed(started, format!("cannot load plugin {plugin}: {e:#}"), true),
+            }
+        })
+        .await;
+        let secrets = &sandbox.secrets;
+        let outcome = match result {
+            Err(_elapsed) => deadline_failure(limits, "step").into(),
+            Ok(Err(error)) => trap_failure(&error, limits, secrets, "step").into(),
+            Ok(Ok(outcome)) => convert_outcome(scrub_outcome(outcome, secrets), limits),
         };
-        let grant = self.inner.grants.of(&name);
+        CallReport {
+            outcome,
+            logs: sandbox.logs(),
+            elapsed: started.elapsed(),
+        }
+    }
+
+    /// Calls an action target's `handle` with `envelope` (`{"config", "payload"}`), under
+    /// `limits` (whose deadline is the target's timeout).
+    pub async fn call_target(
+        &self,
+        plugin: &Digest,
+        call: &TargetCall,
+        envelope: &Value,
+        limits: Limits,
+    ) -> TargetReport {
+        let started = Instant::now();
+        let failure = |message: String| TargetFailure {
+            message,
+            status: None,
+        };
+        let mut sandbox = match self.sandbox(plugin, limits).await {
+            Ok(sandbox) => sandbox,
+            Err(e) => {
+                return TargetReport {
+                    result: Err(failure(e.message)),
+                    logs: Vec::new(),
+                    elapsed: started.elapsed(),
+                }
+            }
+        };
+        let Loaded::Target { pre, .. } = &*sandbox.loaded else {
+            return TargetReport {
+                result: Err(failure(format!(
+                    "plugin {plugin} is a step plugin, not a target plugin (world target-plugin)"
+                ))),
+                logs: Vec::new(),
+                elapsed: started.elapsed(),
+            };
+        };
+        let pre = pre.clone();
+        let limits = sandbox.limits;
+        let wit_ctx = types::TargetContext {
+            trigger: call.trigger.clone(),
+            target: call.target.clone(),
+        };
+        let payload = envelope.to_string();
+        let store = &mut sandbox.store;
+        let result = tokio::time::timeout(limits.deadline + DEADLINE_GRACE, async {
+            let instance: TargetPlugin = pre.instantiate_async(&mut *store).await?;
+            instance
+                .weft_plugin_target()
+                .call_handle(&mut *store, &wit_ctx, &payload)
+                .await
+        })
+        .await;
+        let secrets = &sandbox.secrets;
+        let result = match result {
+            Err(_elapsed) => Err(failure(deadline_failure(limits, "target").message)),
+            Ok(Err(error)) => Err(failure(trap_failure(&error, limits, secrets, "target").message)),
+            Ok(Ok(Ok(None))) => Ok(None),
+            Ok(Ok(Ok(Some(json)))) => parse_json("payload", &grants::scrub(&json, secrets), limits)
+                .map(Some)
+                .map_err(failure),
+            Ok(Ok(Err(e))) => Err(TargetFailure {
+                message: grants::scrub(&e.message, secrets),
+                status: e.status,
+            }),
+        };
+        TargetReport {
+            result,
+            logs: sandbox.logs(),
+            elapsed: started.elapsed(),
+        }
+    }
+
+    /// Sets up one call of `plugin`: takes a call permit (and the plugin's own, if its grant
+    /// limits concurrency), loads the component, and builds a fresh store with the grant's
+    /// environment, HTTP rules and secrets, the memory cap and the epoch deadline.
+    async fn sandbox(&self, plugin: &Digest, limits: Limits) -> Result<Sandbox<'_>, Unavailable> {
+        let Ok(permit) = self.inner.permits.acquire().await else {
+            return Err(Unavailable {
+                message: "the plugin host is shutting down".into(),
+                retryable: true,
+            });
+        };
+        let loaded = self.load(plugin).await.map_err(|e| Unavailable {
+            message: format!("cannot load plugin {plugin}: {e:#}"),
+            retryable: true,
+        })?;
+        let grant = self.inner.grants.of(loaded.name());
         let limits = Limits {
             memory_bytes: grant
                 .memory_bytes
@@ -407,7 +603,7 @@ impl PluginHost {
                 .map_or(limits.max_output_bytes, |m| m.min(limits.max_output_bytes)),
             ..limits
         };
-        let _plugin_permit = match &grant.concurrency {
+        let plugin_permit = match &grant.concurrency {
             Some(semaphore) => semaphore.clone().acquire_owned().await.ok(),
             None => None,
         };
@@ -438,45 +634,14 @@ impl PluginHost {
                 Ok(UpdateDeadline::Yield(1))
             }
         });
-        let wit_ctx = types::StepContext {
-            run_id: ctx.run_id.clone(),
-            workflow: ctx.workflow.clone(),
-            step: ctx.step.clone(),
-            attempt: ctx.attempt,
-            started_by: ctx.started_by.clone(),
-        };
-        let result = tokio::time::timeout(limits.deadline + DEADLINE_GRACE, async {
-            let instance: StepPlugin = pre.instantiate_async(&mut store).await?;
-            let step = instance.weft_plugin_step();
-            match &call {
-                StepCall::Run { input } => step.call_run(&mut store, &wit_ctx, input).await,
-                StepCall::Resume { state, event } => {
-                    step.call_resume(&mut store, &wit_ctx, state, event).await
-                }
-            }
+        Ok(Sandbox {
+            store,
+            loaded,
+            limits,
+            secrets: grant.secrets,
+            _permit: permit,
+            _plugin_permit: plugin_permit,
         })
-        .await;
-        let secrets = &grant.secrets;
-        let outcome = match result {
-            Err(_elapsed) => deadline_failure(limits),
-            Ok(Err(error)) => trap_failure(&error, limits, secrets),
-            Ok(Ok(outcome)) => convert_outcome(scrub_outcome(outcome, secrets), limits),
-        };
-        let state = store.data_mut();
-        let denied = state.outbound.denied.drain(..).map(|message| PluginLog {
-            level: "warn",
-            message,
-        });
-        let mut logs: Vec<PluginLog> = std::mem::take(&mut state.logs);
-        logs.extend(denied);
-        for line in &mut logs {
-            line.message = grants::scrub(&line.message, secrets);
-        }
-        CallReport {
-            outcome,
-            logs,
-            elapsed: started.elapsed(),
-        }
     }
 
     /// The loaded (pre-linked) form of `plugin`, compiling or deserializing it on first use.
@@ -549,8 +714,8 @@ impl PluginHost {
         if let Ok(pre) = StepPluginPre::new(pre.clone()) {
             return Ok((World::Step, Loaded::Step { pre, name }));
         }
-        if TargetPluginPre::new(pre).is_ok() {
-            return Ok((World::Target, Loaded::Target));
+        if let Ok(pre) = TargetPluginPre::new(pre) {
+            return Ok((World::Target, Loaded::Target { pre, name }));
         }
         Err(
             "the component exports neither weft:plugin/step@0.1.0 (world step-plugin) nor \
@@ -596,10 +761,26 @@ fn failed(started: Instant, message: String, retryable: bool) -> CallReport {
     }
 }
 
-fn deadline_failure(limits: Limits) -> Outcome {
-    Outcome::Fail {
+/// Why the host stopped a call, and whether another attempt may help.
+struct HostFailure {
+    message: String,
+    retryable: bool,
+}
+
+impl From<HostFailure> for Outcome {
+    fn from(f: HostFailure) -> Outcome {
+        Outcome::Fail {
+            message: f.message,
+            retryable: f.retryable,
+        }
+    }
+}
+
+/// A call past its deadline; `owner` is what has the `timeout` to raise ("step", "target").
+fn deadline_failure(limits: Limits, owner: &str) -> HostFailure {
+    HostFailure {
         message: format!(
-            "the plugin exceeded its deadline of {} and was stopped; raise the step's `timeout` if it needs longer",
+            "the plugin exceeded its deadline of {} and was stopped; raise the {owner}'s `timeout` if it needs longer",
             humantime::format_duration(limits.deadline)
         ),
         retryable: true,
@@ -628,12 +809,17 @@ fn scrub_outcome(outcome: types::StepOutcome, secrets: &HashMap<String, String>)
     }
 }
 
-fn trap_failure(error: &wasmtime::Error, limits: Limits, secrets: &HashMap<String, String>) -> Outcome {
+fn trap_failure(
+    error: &wasmtime::Error,
+    limits: Limits,
+    secrets: &HashMap<String, String>,
+    owner: &str,
+) -> HostFailure {
     if error.downcast_ref::<DeadlineExceeded>().is_some() {
-        return deadline_failure(limits);
+        return deadline_failure(limits, owner);
     }
     if error.downcast_ref::<MemoryExceeded>().is_some() {
-        return Outcome::Fail {
+        return HostFailure {
             message: format!(
                 "the plugin exceeded its memory limit of {} MiB and was stopped",
                 limits.memory_bytes >> 20
@@ -645,7 +831,7 @@ fn trap_failure(error: &wasmtime::Error, limits: Limits, secrets: &HashMap<Strin
         .downcast_ref::<wasmtime::Trap>()
         .map(|t| format!(" ({t})"))
         .unwrap_or_default();
-    Outcome::Fail {
+    HostFailure {
         message: grants::scrub(&format!("the plugin trapped{trap}: {error:#}"), secrets),
         retryable: true,
     }

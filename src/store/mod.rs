@@ -9,7 +9,10 @@
 //! This module knows nothing of scheduling or WASM; it stores documents the other modules
 //! hand it.
 
+mod actions;
 mod tables;
+
+pub use actions::ActionWrite;
 
 use crate::auth::TokenRecord;
 use crate::names::{Digest, RunId};
@@ -62,6 +65,11 @@ pub enum Write {
         digest: Digest,
         json: Vec<u8>,
     },
+    /// Publish a version and make it the active one.
+    Publish {
+        id: String,
+        version: u64,
+    },
     /// Remove every version of a workflow; definitions stay, for the runs that used them.
     DeleteWorkflow(String),
     /// Remove a plugin version; its bytes go too unless another version has the same digest.
@@ -76,6 +84,8 @@ pub enum Write {
     },
     /// Append an entry to the audit log (numbered by the writer).
     Audit(Vec<u8>),
+    /// A change to the actions tables: targets, execution rules, outbox, actions log.
+    Action(ActionWrite),
 }
 
 impl Write {
@@ -137,6 +147,8 @@ pub struct Store {
     db: Arc<Database>,
     writer: mpsc::Sender<Batch>,
     path: Arc<PathBuf>,
+    /// See [`Store::outbox_ready`].
+    outbox_ready: Arc<tokio::sync::Notify>,
 }
 
 impl Store {
@@ -157,13 +169,16 @@ impl Store {
         create_tables(&db)?;
         let (writer, batches) = mpsc::channel();
         let writer_db = db.clone();
+        let outbox_ready = Arc::new(tokio::sync::Notify::new());
+        let ready = outbox_ready.clone();
         std::thread::Builder::new()
             .name("weft-store-writer".into())
-            .spawn(move || write_loop(&writer_db, batches))?;
+            .spawn(move || write_loop(&writer_db, batches, &ready))?;
         Ok(Store {
             db,
             writer,
             path: Arc::new(path.to_owned()),
+            outbox_ready,
         })
     }
 
@@ -406,21 +421,40 @@ impl Store {
         Ok(table.get(key)?.map(|v| v.value().to_vec()))
     }
 
-    /// The digest of workflow `id` at `version`, or at its highest version.
+    /// The digest of workflow `id` at `version`, or at its active version.
     pub fn workflow_version(&self, id: &str, version: Option<u64>) -> Result<Option<(u64, Digest)>> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(WORKFLOWS)?;
-        let found = match version {
-            Some(v) => table.get((id, v))?.map(|d| (v, d.value().to_owned())),
-            None => table
-                .range((id, 0)..=(id, u64::MAX))?
-                .next_back()
-                .transpose()?
-                .map(|(k, d)| (k.value().1, d.value().to_owned())),
+        let version = match version {
+            Some(v) => v,
+            None => match txn.open_table(ACTIVE_VERSIONS)?.get(id)? {
+                Some(active) => active.value(),
+                None => return Ok(None),
+            },
         };
+        let found = table.get((id, version))?.map(|d| d.value().to_owned());
         found
-            .map(|(v, d)| Ok((v, d.parse().map_err(|e: String| anyhow!(e))?)))
+            .map(|d| Ok((version, d.parse().map_err(|e: String| anyhow!(e))?)))
             .transpose()
+    }
+
+    /// The highest version of workflow `id`, draft or not.
+    pub fn latest_version(&self, id: &str) -> Result<Option<u64>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(WORKFLOWS)?;
+        let last = table.range((id, 0)..=(id, u64::MAX))?.next_back().transpose()?;
+        Ok(last.map(|(k, _)| k.value().1))
+    }
+
+    /// The versions of workflow `id` that were published.
+    pub fn published_versions(&self, id: &str) -> Result<Vec<u64>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(PUBLISHED)?;
+        let mut versions = Vec::new();
+        for entry in table.range((id, 0)..=(id, u64::MAX))? {
+            versions.push(entry?.0.value().1);
+        }
+        Ok(versions)
     }
 
     /// A workflow definition by digest, as the JSON it was stored as.
@@ -431,7 +465,7 @@ impl Store {
     }
 }
 
-fn write_loop(db: &Database, batches: mpsc::Receiver<Batch>) {
+fn write_loop(db: &Database, batches: mpsc::Receiver<Batch>, outbox_ready: &tokio::sync::Notify) {
     while let Ok(first) = batches.recv() {
         let mut group = vec![first];
         let mut count = group[0].writes.len();
@@ -447,6 +481,10 @@ fn write_loop(db: &Database, batches: mpsc::Receiver<Batch>) {
         let result = apply(db, group.iter().flat_map(|b| &b.writes)).map_err(|e| format!("{e:#}"));
         if let Err(e) = &result {
             tracing::error!("store commit failed: {e}");
+        }
+        let filled = |w: &Write| matches!(w, Write::Action(a) if a.fills_outbox());
+        if result.is_ok() && group.iter().flat_map(|b| &b.writes).any(filled) {
+            outbox_ready.notify_one();
         }
         for batch in group {
             let _ = batch.done.send(result.clone());
@@ -470,6 +508,8 @@ fn apply<'a>(db: &Database, writes: impl Iterator<Item = &'a Write>) -> Result<(
         let mut compiled = txn.open_table(COMPILED)?;
         let mut workflows = txn.open_table(WORKFLOWS)?;
         let mut definitions = txn.open_table(DEFINITIONS)?;
+        let mut published = txn.open_table(PUBLISHED)?;
+        let mut active_versions = txn.open_table(ACTIVE_VERSIONS)?;
         for write in writes {
             match write {
                 Write::Run { id, json, state } => {
@@ -496,8 +536,14 @@ fn apply<'a>(db: &Database, writes: impl Iterator<Item = &'a Write>) -> Result<(
                 Write::Idempotency { key, run } => {
                     idempotency.insert(key.as_str(), run.to_string().as_str())?;
                 }
+                Write::Publish { id, version } => {
+                    published.insert((id.as_str(), *version), ())?;
+                    active_versions.insert(id.as_str(), *version)?;
+                }
                 Write::DeleteWorkflow(id) => {
                     workflows.retain_in((id.as_str(), 0)..=(id.as_str(), u64::MAX), |_, _| false)?;
+                    published.retain_in((id.as_str(), 0)..=(id.as_str(), u64::MAX), |_, _| false)?;
+                    active_versions.remove(id.as_str())?;
                 }
                 Write::Token { hash, record } => {
                     tokens.insert(hash.as_str(), serde_json::to_vec(record)?.as_slice())?;
@@ -506,6 +552,7 @@ fn apply<'a>(db: &Database, writes: impl Iterator<Item = &'a Write>) -> Result<(
                     let next = audit.last()?.map_or(0, |(k, _)| k.value() + 1);
                     audit.insert(next, json.as_slice())?;
                 }
+                Write::Action(write) => actions::apply(&txn, write)?,
                 Write::DeletePlugin { name, version } => {
                     let key = format!("{name}@{version}");
                     let removed = plugins.remove(key.as_str())?.map(|v| v.value().to_vec());
@@ -573,6 +620,9 @@ fn create_tables(db: &Database) -> Result<()> {
     txn.open_table(COMPILED)?;
     txn.open_table(WORKFLOWS)?;
     txn.open_table(DEFINITIONS)?;
+    txn.open_table(PUBLISHED)?;
+    txn.open_table(ACTIVE_VERSIONS)?;
+    actions::create_tables(&txn)?;
     txn.commit()?;
     Ok(())
 }

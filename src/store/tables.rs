@@ -22,9 +22,21 @@ pub const PLUGIN_BYTES: TableDefinition<&str, &[u8]> = TableDefinition::new("plu
 pub const COMPILED: TableDefinition<&str, &[u8]> = TableDefinition::new("compiled");
 /// (workflow id, version) → definition digest.
 pub const WORKFLOWS: TableDefinition<(&str, u64), &str> = TableDefinition::new("workflows");
+/// (workflow id, version) → (): versions that were published (the others are drafts).
+pub const PUBLISHED: TableDefinition<(&str, u64), ()> = TableDefinition::new("published_versions");
+/// workflow id → its active version, the one runs start on unless they name another.
+pub const ACTIVE_VERSIONS: TableDefinition<&str, u64> = TableDefinition::new("active_versions");
 /// definition digest → definition (JSON).
 pub const DEFINITIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("definitions");
 /// token hash → token record (JSON). The token itself is never stored.
 pub const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
 /// sequence number → audit entry (JSON).
 pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+/// action target id → target (JSON).
+pub const ACTION_TARGETS: TableDefinition<&str, &[u8]> = TableDefinition::new("action_targets");
+/// execution condition key (`request:method:/v1.Executions/Start`) → execution rule (JSON).
+pub const ACTION_EXECUTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("action_executions");
+/// sequence number → an event waiting to be delivered to its targets (JSON).
+pub const ACTION_OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("action_outbox");
+/// sequence number → one target call's result (JSON); only the newest entries are kept.
+pub const ACTION_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("action_log");

@@ -260,6 +260,11 @@ pub fn hostile_wasm() -> PathBuf {
     Path::new(PLUGIN_DIR).join("hostile.wasm")
 }
 
+/// The test-only `probe` action target's component file.
+pub fn probe_wasm() -> PathBuf {
+    Path::new(PLUGIN_DIR).join("probe.wasm")
+}
+
 /// A path as `&str` (test paths are always UTF-8).
 pub fn path_str(path: &Path) -> &str {
     path.to_str().expect("test paths are UTF-8")
@@ -588,6 +593,29 @@ impl Api {
     pub async fn post(&self, path: &str, body: &Value) -> Resp {
         self.send(self.request(reqwest::Method::POST, path).json(body))
             .await
+    }
+
+    /// PUTs `body` as JSON.
+    pub async fn put(&self, path: &str, body: &Value) -> Resp {
+        self.send(self.request(reqwest::Method::PUT, path).json(body))
+            .await
+    }
+
+    /// GETs `path` until `done` accepts the JSON answer, and returns it. Panics after
+    /// [`POLL_LIMIT`], showing the last answer and `what` was awaited.
+    pub async fn poll(&self, path: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let started = Instant::now();
+        loop {
+            let now = self.get(path).await.expect_status(200).json();
+            if done(&now) {
+                return now;
+            }
+            assert!(
+                started.elapsed() < POLL_LIMIT,
+                "GET {path}: still not {what} after {POLL_LIMIT:?}: {now:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// POSTs `body` as JSON on behalf of `user` (the `X-Weft-User` header).

@@ -1,10 +1,11 @@
-//! Write a Weft step plugin as one `impl` block.
+//! Write a Weft step plugin, or an action target, as one `impl` block.
 //!
 //! A step plugin is a WebAssembly component exporting the `step` interface of
 //! `wit/weft.wit`. This crate hides the generated bindings: values arrive and leave as
 //! [`serde_json::Value`] rather than JSON text, the host's imports are plain functions
 //! ([`log`], [`secret`]), and [`export_step!`] wires a type implementing [`Step`] to the
-//! component's exports.
+//! component's exports. An action target implements [`Target`] and is exported with
+//! [`export_target!`] in the same way.
 //!
 //! ```ignore
 //! use serde::Deserialize;
@@ -36,8 +37,11 @@ use std::marker::PhantomData;
 
 pub use form::{read_answer, Field, FieldType};
 pub use serde_json::{json, Map, Value};
+pub use target::{Target, TargetContext, TargetError};
 
 mod form;
+#[doc(hidden)]
+pub mod target;
 
 /// The generated WIT bindings. Only [`export_step!`] should need them.
 #[doc(hidden)]

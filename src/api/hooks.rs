@@ -1,0 +1,310 @@
+//! Request and response actions: a middleware that maps the matched route to its operation
+//! name (`/v1.Executions/Start`), runs the targets of the most specific `request` rule before
+//! the handler and of the `response` rule after it.
+//!
+//! The payload a target gets is `{"method", "service", "user": {"name", "role"}, "path",
+//! "request"}`, plus `"status"` and `"response"` after the handler. `request` and `response`
+//! are the bodies: JSON as JSON, other text (YAML) as a string, binary or empty as null. A
+//! `call` target that returns the payload with another `request` (or `response`) changes the
+//! body the handler (or the caller) gets; binary bodies cannot be changed. For
+//! `/v1.Executions/Start` the payload also has `inputs`, the run's inputs as the handler will
+//! read them from any of the accepted body shapes (read-only: change `request` to change
+//! them). A target that fails with `interrupt_on_error` stops the call: with the target's
+//! 4xx status (`refused_by_action`), otherwise 502 (`action_failed`). After the handler, the
+//! operation has happened even if a response target interrupts.
+//!
+//! The actions API itself is never hooked, so a broken rule can always be repaired. Routes
+//! missing from [`OPERATIONS`] are not hooked either. This module owns the operation table
+//! and the HTTP side of hooks; which targets run and how is [`crate::actions`]' business.
+
+use super::error::ApiError;
+use super::AppState;
+use crate::actions::model::ApiScope;
+use crate::actions::{Condition, Interrupted, Phase};
+use crate::auth::Principal;
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, MatchedPath, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+/// The largest response body a response target is shown; larger ones fail the call (502).
+const MAX_HOOKED_RESPONSE: usize = 64 << 20;
+
+/// The operation `/v1.Executions/Start` names.
+const START: &str = "/v1.Executions/Start";
+
+/// (HTTP method, route as registered in the router, operation). The service of an
+/// operation is its first part: `/v1.Executions/Start` belongs to `v1.Executions`.
+pub const OPERATIONS: &[(&str, &str, &str)] = &[
+    ("POST", "/v1/plugins", "/v1.Plugins/Upload"),
+    ("GET", "/v1/plugins", "/v1.Plugins/List"),
+    ("GET", "/v1/plugins/{name}", "/v1.Plugins/ListVersions"),
+    ("DELETE", "/v1/plugins/{name}", "/v1.Plugins/Delete"),
+    ("POST", "/v1/workflows", "/v1.Workflows/Create"),
+    ("GET", "/v1/workflows", "/v1.Workflows/List"),
+    ("GET", "/v1/workflows/{id}", "/v1.Workflows/Get"),
+    ("DELETE", "/v1/workflows/{id}", "/v1.Workflows/Delete"),
+    ("GET", "/v1/workflows/{id}/versions", "/v1.Workflows/ListVersions"),
+    (
+        "GET",
+        "/v1/workflows/{id}/versions/{version}",
+        "/v1.Workflows/GetVersion",
+    ),
+    (
+        "POST",
+        "/v1/workflows/{id}/versions/{version}/publish",
+        "/v1.Workflows/Publish",
+    ),
+    (
+        "GET",
+        "/v1/workflows/{id}/versions/{a}/diff/{b}",
+        "/v1.Workflows/Diff",
+    ),
+    ("POST", "/v1/workflows/export", "/v1.Workflows/Export"),
+    ("POST", "/v1/workflows/import", "/v1.Workflows/Import"),
+    ("POST", "/v1/workflows/{id}/executions", START),
+    ("GET", "/v1/workflows/{id}/executions", "/v1.Executions/List"),
+    ("GET", "/v1/executions", "/v1.Executions/ListAll"),
+    ("GET", "/v1/executions/{eid}", "/v1.Executions/GetById"),
+    ("GET", "/v1/workflows/{id}/executions/{eid}", "/v1.Executions/Get"),
+    (
+        "DELETE",
+        "/v1/workflows/{id}/executions/{eid}",
+        "/v1.Executions/Delete",
+    ),
+    (
+        "GET",
+        "/v1/workflows/{id}/executions/{eid}/state",
+        "/v1.Executions/GetState",
+    ),
+    (
+        "DELETE",
+        "/v1/workflows/{id}/executions/{eid}/state",
+        "/v1.Executions/Cancel",
+    ),
+    (
+        "GET",
+        "/v1/workflows/{id}/executions/{eid}/logs",
+        "/v1.Executions/ListLogs",
+    ),
+    (
+        "GET",
+        "/v1/workflows/{id}/executions/{eid}/logs/export",
+        "/v1.Executions/ExportLogs",
+    ),
+    (
+        "GET",
+        "/v1/workflows/{id}/executions/{eid}/statistics",
+        "/v1.Executions/GetStatistics",
+    ),
+    (
+        "POST",
+        "/v1/workflows/{id}/executions/{eid}/restart",
+        "/v1.Executions/Restart",
+    ),
+    (
+        "GET",
+        "/v1/workflows/{id}/executions/{eid}/interaction",
+        "/v1.Interactions/Get",
+    ),
+    (
+        "POST",
+        "/v1/workflows/{id}/executions/{eid}/interaction",
+        "/v1.Interactions/Answer",
+    ),
+    (
+        "DELETE",
+        "/v1/workflows/{id}/executions/{eid}/interaction",
+        "/v1.Interactions/Cancel",
+    ),
+    ("GET", "/v1/interactions", "/v1.Interactions/List"),
+    ("POST", "/v1/instances/{eid}/signals", "/v1.Signals/Send"),
+    ("POST", "/v1/tokens", "/v1.Tokens/Create"),
+    ("GET", "/v1/tokens", "/v1.Tokens/List"),
+    ("DELETE", "/v1/tokens/{id}", "/v1.Tokens/Revoke"),
+    ("GET", "/v1/audit", "/v1.Audit/List"),
+];
+
+/// The service an operation belongs to: `/v1.Executions/Start` → `v1.Executions`.
+pub fn service_of(operation: &str) -> &str {
+    let rest = operation.strip_prefix('/').unwrap_or(operation);
+    rest.split_once('/').map_or(rest, |(service, _)| service)
+}
+
+/// Checks that a request or response condition names a known operation or service.
+pub fn check_condition(condition: &Condition) -> Result<(), String> {
+    let (kind, scope) = match condition {
+        Condition::Request(scope) => ("request", scope),
+        Condition::Response(scope) => ("response", scope),
+        _ => return Ok(()),
+    };
+    let known = |wanted: &dyn Fn(&str) -> bool| OPERATIONS.iter().any(|(_, _, op)| wanted(op));
+    match scope {
+        ApiScope::Method(m) if !known(&|op| op == m) => Err(format!(
+            "condition.{kind}.method: unknown operation {m:?}; operations look like {START} \
+             (see GET /v1/actions/conditions for all of them)"
+        )),
+        ApiScope::Service(s) if !known(&|op| service_of(op) == s) => {
+            let mut services: Vec<&str> = OPERATIONS.iter().map(|(_, _, op)| service_of(op)).collect();
+            services.dedup();
+            Err(format!(
+                "condition.{kind}.service: unknown service {s:?}; services: {}",
+                services.join(", ")
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Runs the request and response targets of the route's operation around the handler.
+pub async fn run(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(operation) = operation_of(&request) else {
+        return next.run(request).await;
+    };
+    match hooked(&state, operation, request, next).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+fn operation_of(request: &Request) -> Option<&'static str> {
+    let route = request.extensions().get::<MatchedPath>()?.as_str();
+    let method = request.method().as_str();
+    OPERATIONS
+        .iter()
+        .find(|(m, r, _)| *m == method && *r == route)
+        .map(|(_, _, op)| *op)
+}
+
+async fn hooked(
+    state: &AppState,
+    operation: &str,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let actions = state.engine.actions();
+    let service = service_of(operation);
+    let before = actions.api_chain(Phase::Request, operation, service)?;
+    let after = actions.api_chain(Phase::Response, operation, service)?;
+    if before.is_empty() && after.is_empty() {
+        return Ok(next.run(request).await);
+    }
+    let user = request
+        .extensions()
+        .get::<Principal>()
+        .map(|p| json!({"name": p.name, "role": p.role}));
+    let (mut parts, body) = request.into_parts();
+    let path = parts.uri.path().to_owned();
+    // The body limit is an extension the `DefaultBodyLimit` layer set; the probe keeps it.
+    let mut probe = Request::new(body);
+    *probe.extensions_mut() = parts.extensions.clone();
+    let mut body = Bytes::from_request(probe, &()).await?;
+    let mut handled = body_value(&body);
+    if !before.is_empty() {
+        let mut payload = json!({
+            "method": operation,
+            "service": service,
+            "user": user,
+            "path": path,
+            "request": handled,
+        });
+        if operation == START {
+            if let Ok(inputs) = super::params::start_inputs(&payload["request"]) {
+                payload["inputs"] = Value::Object(inputs);
+            }
+        }
+        let changed = actions
+            .run_chain(operation, &before, payload)
+            .await
+            .map_err(refusal)?;
+        if let Some(new) = replacement(&handled, &body, changed.get("request")) {
+            body = encode(&new, &mut parts.headers);
+            handled = new;
+        }
+    }
+    let response = next.run(Request::from_parts(parts, Body::from(body))).await;
+    if after.is_empty() {
+        return Ok(response);
+    }
+    let (mut parts, body) = response.into_parts();
+    let body = axum::body::to_bytes(body, MAX_HOOKED_RESPONSE)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "action_failed",
+                format!("cannot show the response to its action targets: {e}"),
+            )
+        })?;
+    let answered = body_value(&body);
+    let payload = json!({
+        "method": operation,
+        "service": service,
+        "user": user,
+        "path": path,
+        "request": handled,
+        "status": parts.status.as_u16(),
+        "response": answered,
+    });
+    let changed = actions
+        .run_chain(operation, &after, payload)
+        .await
+        .map_err(refusal)?;
+    let body = match replacement(&answered, &body, changed.get("response")) {
+        Some(new) => encode(&new, &mut parts.headers),
+        None => body,
+    };
+    Ok(Response::from_parts(parts, Body::from(body)))
+}
+
+/// A body as targets see it: JSON, other text as a string, binary or empty as null.
+fn body_value(bytes: &[u8]) -> Value {
+    if bytes.is_empty() {
+        return Value::Null;
+    }
+    serde_json::from_slice(bytes).unwrap_or_else(|_| match std::str::from_utf8(bytes) {
+        Ok(text) => Value::String(text.to_owned()),
+        Err(_) => Value::Null,
+    })
+}
+
+/// What a target chain's returned body means: a new body, or none when it is unchanged,
+/// absent, or the original was binary (which targets cannot see, so cannot change).
+fn replacement(original: &Value, bytes: &[u8], returned: Option<&Value>) -> Option<Value> {
+    let binary = original.is_null() && !bytes.is_empty();
+    returned.filter(|new| !binary && *new != original).cloned()
+}
+
+/// Encodes a changed body: a string as text, anything else as JSON, and sets its length.
+fn encode(value: &Value, headers: &mut HeaderMap) -> Bytes {
+    let bytes = match value {
+        Value::String(text) => Bytes::from(text.clone().into_bytes()),
+        other => {
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            Bytes::from(other.to_string().into_bytes())
+        }
+    };
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+    bytes
+}
+
+/// The answer when a target interrupted: its 4xx status, or 502 when it gave none.
+fn refusal(interrupted: Interrupted) -> ApiError {
+    let status = interrupted
+        .status
+        .filter(|s| (400..500).contains(s))
+        .and_then(|s| StatusCode::from_u16(s).ok());
+    match status {
+        Some(status) => ApiError::new(
+            status,
+            "refused_by_action",
+            format!(
+                "refused by action target {}: {}",
+                interrupted.target, interrupted.message
+            ),
+        ),
+        None => ApiError::new(StatusCode::BAD_GATEWAY, "action_failed", interrupted.to_string()),
+    }
+}

@@ -1,0 +1,348 @@
+//! Bundles: a set of workflows, with every version and the plugins they reference, as one
+//! JSON file that another Weft can import (SecMaster's export/import).
+//!
+//! Format (`"format": "weft-bundle"`, `"format_version": 1`; later versions of Weft keep
+//! reading version 1):
+//!
+//! ```json
+//! {"format": "weft-bundle", "format_version": 1, "exported_at": "2026-11-22T12:00:00Z",
+//!  "workflows": [{"id": "w", "active_version": 2,
+//!                 "versions": [{"version": 1, "published": true, "digest": "sha256:…",
+//!                               "definition": {…}}]}],
+//!  "plugins": [{"name": "greet", "version": "1.0.0", "digest": "sha256:…", "world": "step",
+//!               "size": 51234, "builtin": false, "bytes": "<base64, with include_plugins>"}]}
+//! ```
+//!
+//! Import checks everything before writing anything: the format, every definition, every
+//! plugin's bytes against its digest, that every plugin a definition names exists here or in
+//! the bundle, and that no (id, version) already holds other content. Then it writes it all
+//! in one transaction, so an import is all or nothing, and importing twice changes nothing.
+
+use crate::engine::Engine;
+use crate::names::{Digest, PluginRef};
+use crate::plugins::builtin;
+use crate::store::{PluginMeta, Write};
+use crate::workflow::{self, Workflow};
+use anyhow::{anyhow, Result};
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+const FORMAT: &str = "weft-bundle";
+const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bundle {
+    pub format: String,
+    pub format_version: u32,
+    #[serde(default)]
+    pub exported_at: String,
+    pub workflows: Vec<BundledWorkflow>,
+    #[serde(default)]
+    pub plugins: Vec<BundledPlugin>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundledWorkflow {
+    pub id: String,
+    pub active_version: Option<u64>,
+    pub versions: Vec<BundledVersion>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundledVersion {
+    pub version: u64,
+    pub published: bool,
+    pub digest: Digest,
+    pub definition: Value,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundledPlugin {
+    pub name: String,
+    pub version: String,
+    pub digest: Digest,
+    pub world: String,
+    pub size: u64,
+    pub builtin: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<String>,
+}
+
+/// Why an import was refused. Nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The file is not a bundle this Weft reads, or something in it is invalid.
+    #[error("{0}")]
+    Invalid(String),
+    /// Versions that exist here with other content.
+    #[error("conflicts: {}", .0.join("; "))]
+    Conflict(Vec<String>),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// What an import did.
+#[derive(Debug, Serialize)]
+pub struct Imported {
+    /// `id@version` written.
+    pub imported: Vec<String>,
+    /// `id@version` already present with the same content.
+    pub unchanged: Vec<String>,
+    /// `name@version` of plugins written.
+    pub plugins: Vec<String>,
+}
+
+/// Exports workflows `ids` (every version) and the plugins they name; with `include_plugins`
+/// the plugins' bytes too (built-ins are never included: every Weft has them).
+pub fn export(engine: &Engine, ids: &[String], include_plugins: bool) -> Result<Bundle> {
+    let store = engine.store();
+    let mut workflows = Vec::new();
+    let mut plugins: BTreeMap<String, BundledPlugin> = BTreeMap::new();
+    for id in ids {
+        let versions = store.workflow_versions(id)?;
+        if versions.is_empty() {
+            return Err(anyhow!("no workflow {id}"));
+        }
+        let published = store.published_versions(id)?;
+        let mut bundled = Vec::new();
+        for (version, digest) in versions {
+            let workflow = engine
+                .workflow(id, Some(version))?
+                .ok_or_else(|| anyhow!("workflow {id} lost version {version}"))?;
+            for step in &workflow.steps {
+                if let Some(plugin) = plugin_for(engine, &step.plugin)? {
+                    plugins
+                        .entry(format!("{}@{}", plugin.name, plugin.version))
+                        .or_insert(plugin);
+                }
+            }
+            bundled.push(BundledVersion {
+                version,
+                published: published.contains(&version),
+                digest,
+                definition: serde_json::to_value(&workflow.definition)?,
+            });
+        }
+        workflows.push(BundledWorkflow {
+            id: id.clone(),
+            active_version: store.workflow_version(id, None)?.map(|(v, _)| v),
+            versions: bundled,
+        });
+    }
+    if include_plugins {
+        for plugin in plugins.values_mut().filter(|p| !p.builtin) {
+            let bytes = store
+                .plugin_bytes(&plugin.digest)?
+                .ok_or_else(|| anyhow!("the bytes of {}@{} are missing", plugin.name, plugin.version))?;
+            plugin.bytes = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
+        }
+    }
+    Ok(Bundle {
+        format: FORMAT.into(),
+        format_version: FORMAT_VERSION,
+        exported_at: crate::run::rfc3339(crate::run::now()),
+        workflows,
+        plugins: plugins.into_values().collect(),
+    })
+}
+
+/// The plugin a step reference resolves to here, as a bundle entry (without bytes).
+fn plugin_for(engine: &Engine, reference: &PluginRef) -> Result<Option<BundledPlugin>> {
+    let Ok(digest) = engine.plugins().resolve(reference) else {
+        return Ok(None);
+    };
+    let all = engine.plugins().list()?;
+    let meta = match reference {
+        PluginRef::Version(name, version) => {
+            all.into_iter().find(|m| &m.name == name && &m.version == version)
+        }
+        _ => all.into_iter().find(|m| m.digest == digest),
+    };
+    Ok(meta.map(|m| BundledPlugin {
+        builtin: builtin::all().iter().any(|b| b.digest == m.digest),
+        name: m.name,
+        version: m.version,
+        digest: m.digest,
+        world: m.world,
+        size: m.size,
+        bytes: None,
+    }))
+}
+
+/// Reads a bundle file, refusing anything that is not one.
+pub fn parse(bytes: &[u8]) -> Result<Bundle, ImportError> {
+    let bundle: Bundle = serde_json::from_slice(bytes).map_err(|e| {
+        ImportError::Invalid(format!(
+            "not a readable Weft bundle (corrupted or truncated?): {e}"
+        ))
+    })?;
+    if bundle.format != FORMAT {
+        return Err(ImportError::Invalid(format!(
+            "format is {:?}, expected {FORMAT:?}",
+            bundle.format
+        )));
+    }
+    if bundle.format_version != FORMAT_VERSION {
+        return Err(ImportError::Invalid(format!(
+            "bundle format version {} is newer than this Weft reads ({FORMAT_VERSION}); upgrade Weft",
+            bundle.format_version
+        )));
+    }
+    Ok(bundle)
+}
+
+/// Imports a bundle, all or nothing. `rename` maps bundled workflow ids to new ones.
+pub async fn import(
+    engine: &Engine,
+    bundle: Bundle,
+    rename: &HashMap<String, String>,
+) -> Result<Imported, ImportError> {
+    let store = engine.store();
+    let host = engine.plugins();
+    let mut writes = Vec::new();
+    let mut imported = Imported {
+        imported: Vec::new(),
+        unchanged: Vec::new(),
+        plugins: Vec::new(),
+    };
+
+    // Plugins first: their bytes must match their digests, and names must not collide.
+    let mut incoming: HashMap<(String, String), Digest> = HashMap::new();
+    let mut conflicts = Vec::new();
+    for (i, plugin) in bundle.plugins.iter().enumerate() {
+        let at = format!("plugins[{i}] ({}@{})", plugin.name, plugin.version);
+        if plugin.builtin {
+            if !builtin::all().iter().any(|b| b.digest == plugin.digest) {
+                return Err(ImportError::Invalid(format!(
+                    "{at}: this Weft's built-in {} is a different build ({}); import into a Weft of the same version",
+                    plugin.name, plugin.digest
+                )));
+            }
+            continue;
+        }
+        let existing = store.plugin(&plugin.name, &plugin.version)?;
+        match (&plugin.bytes, existing) {
+            (_, Some(meta)) if meta.digest == plugin.digest => {}
+            (_, Some(meta)) => conflicts.push(format!(
+                "plugin {}@{} exists here with digest {}, the bundle has {}",
+                plugin.name, plugin.version, meta.digest, plugin.digest
+            )),
+            (None, None) if store.plugin_bytes(&plugin.digest)?.is_some() => {}
+            (None, None) => {
+                return Err(ImportError::Invalid(format!(
+                    "{at}: the plugin is missing here and the bundle does not carry it; export with include_plugins or upload it first"
+                )))
+            }
+            (Some(encoded), None) => {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(encoded)
+                    .map_err(|e| ImportError::Invalid(format!("{at}: bytes are not base64: {e}")))?;
+                if Digest::of(&bytes) != plugin.digest {
+                    return Err(ImportError::Invalid(format!(
+                        "{at}: the bytes do not match the digest {} (the bundle was altered or damaged)",
+                        plugin.digest
+                    )));
+                }
+                let world = host.inspect(&plugin.digest, &bytes).await.map_err(|e| ImportError::Invalid(format!("{at}: {e}")))?;
+                let meta = PluginMeta {
+                    name: plugin.name.clone(),
+                    version: plugin.version.clone(),
+                    digest: plugin.digest.clone(),
+                    world: world.as_str().to_owned(),
+                    size: bytes.len() as u64,
+                    created_at: crate::run::now(),
+                };
+                writes.push(Write::Plugin { meta, bytes: Arc::from(bytes) });
+                imported.plugins.push(format!("{}@{}", plugin.name, plugin.version));
+            }
+        }
+        incoming.insert(
+            (plugin.name.clone(), plugin.version.clone()),
+            plugin.digest.clone(),
+        );
+    }
+
+    // Then every definition, against the plugins here plus the ones arriving.
+    let exists = |reference: &PluginRef| -> Result<(), String> {
+        let arriving = match reference {
+            PluginRef::Latest(name) => incoming.keys().any(|(n, _)| n == name),
+            PluginRef::Version(name, version) => incoming.contains_key(&(name.clone(), version.clone())),
+            PluginRef::Digest(digest) => incoming.values().any(|d| d == digest),
+        };
+        if arriving {
+            Ok(())
+        } else {
+            host.resolve(reference).map(drop)
+        }
+    };
+    let mut publishes = Vec::new();
+    for (w, bundled) in bundle.workflows.iter().enumerate() {
+        let id = rename
+            .get(&bundled.id)
+            .cloned()
+            .unwrap_or_else(|| bundled.id.clone());
+        for (v, version) in bundled.versions.iter().enumerate() {
+            let at = format!("workflows[{w}] ({}) versions[{v}]", bundled.id);
+            let mut document = version.definition.clone();
+            if let Some(object) = document.as_object_mut() {
+                object.insert("id".into(), Value::from(id.clone()));
+                object.insert("version".into(), Value::from(version.version));
+            }
+            let definition =
+                workflow::from_value(document).map_err(|p| ImportError::Invalid(format!("{at}: {p}")))?;
+            let workflow = Workflow::validate(definition, &exists)
+                .map_err(|p| ImportError::Invalid(format!("{at}: {p}")))?;
+            let name = format!("{id}@{}", version.version);
+            match store.workflow_version(&id, Some(version.version))? {
+                Some((_, digest)) if digest == workflow.digest => imported.unchanged.push(name),
+                Some((_, digest)) => conflicts.push(format!(
+                    "workflow {id} version {} exists here with digest {digest}, the bundle has {}; import with a rename",
+                    version.version, workflow.digest
+                )),
+                None => {
+                    writes.push(Write::Workflow {
+                        id: id.clone(),
+                        version: version.version,
+                        digest: workflow.digest.clone(),
+                        json: serde_json::to_vec(&workflow.definition).map_err(anyhow::Error::from)?,
+                    });
+                    imported.imported.push(name);
+                }
+            }
+        }
+        // Publish history first, the active version last, so it ends active.
+        let already_active = store.workflow_version(&id, None)?.map(|(v, _)| v);
+        for version in bundled.versions.iter().filter(|v| v.published) {
+            if Some(version.version) != bundled.active_version
+                && !store.published_versions(&id)?.contains(&version.version)
+            {
+                publishes.push(Write::Publish {
+                    id: id.clone(),
+                    version: version.version,
+                });
+            }
+        }
+        if let Some(active) = bundled
+            .active_version
+            .filter(|a| already_active.is_none() && Some(*a) != already_active)
+        {
+            publishes.push(Write::Publish {
+                id: id.clone(),
+                version: active,
+            });
+        }
+    }
+    if !conflicts.is_empty() {
+        return Err(ImportError::Conflict(conflicts));
+    }
+    writes.extend(publishes);
+    store.commit(writes).await?;
+    Ok(imported)
+}
