@@ -736,3 +736,47 @@ async fn managing_actions_needs_the_admin_role() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_actions_example_refuses_and_audits_certificate_requests() {
+    let server = Server::start();
+    let example = |name: &str| -> Value {
+        let path = format!("{}/examples/actions/{name}", common::REPO);
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+    };
+    let yaml = std::fs::read_to_string(format!("{}/examples/certificate-request.yaml", common::REPO))
+        .expect("the certificate-request example");
+    server.create_workflow(&yaml).await;
+    let policy = create_target(&server, example("policy-target.json")).await;
+    let audit = create_target(&server, example("audit-sink-target.json")).await;
+    set_rule(&server, start_method(), vec![target_entry(&policy)]).await;
+    set_rule(
+        &server,
+        json!({"event": {"group": "execution"}}),
+        vec![target_entry(&audit)],
+    )
+    .await;
+
+    let path = "/v1/workflows/certificate-request/executions";
+    server
+        .post(path, &json!({"input": {"common_name": "evil.org"}}))
+        .await
+        .expect_error(403, "refused_by_action", &["names under example.com"]);
+    let id = server
+        .start_run(
+            "certificate-request",
+            &json!({"input": {"common_name": "web01.example.com"}}),
+        )
+        .await;
+    let audited = log_until(&server, &format!("target={audit}"), "the run audited", |items| {
+        items
+            .iter()
+            .any(|i| i["trigger"] == "execution.started" && logged(i, &id))
+    })
+    .await;
+    assert!(
+        audited.iter().all(|i| logged(i, r#""tag":"certificates""#)),
+        "{audited:#?}"
+    );
+}

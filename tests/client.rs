@@ -15,7 +15,9 @@ fn client_commands_drive_a_server() {
     let applied = client.run(&["workflow", "apply", example, "--server", url]);
     applied.expect_code(0);
     assert!(
-        applied.stdout.contains("certificate-request v1 created (published"),
+        applied
+            .stdout
+            .contains("certificate-request v1 created (published"),
         "{}",
         applied.stdout
     );

@@ -100,7 +100,7 @@ pub async fn run(
         let interrupts = report.result.is_err() && target.interrupt_on_error;
         log.push(entry(trigger, target, &report, interrupts, delivery));
         match report.result {
-            Ok(Some(changed)) => payload = changed,
+            Ok(Some(changed)) if target.kind == TargetType::Call => payload = changed,
             Ok(_) => {}
             Err(failure) if interrupts => {
                 return ChainEnd {

@@ -1,5 +1,5 @@
 //! Persistence: one redb file holds plugins, compiled artifacts, workflow definitions, runs,
-//! logs and timers.
+//! logs and timers, and the actions tables (see `actions.rs`).
 //!
 //! All writes go through one writer thread that batches whatever is queued into a single
 //! durable transaction (group commit): a busy engine pays one fsync per batch, not per step,
