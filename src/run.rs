@@ -111,6 +111,22 @@ impl RunRecord {
         self.steps.iter().find(|s| s.name.as_str() == name)
     }
 
+    /// The run without its inputs, outputs and steps: what listings and event payloads show
+    /// (inputs and outputs may hold secure strings).
+    pub fn summary(&self) -> Value {
+        serde_json::json!({
+            "id": self.id,
+            "workflow": self.workflow.id,
+            "version": self.workflow.version,
+            "state": self.state,
+            "started_by": self.started_by,
+            "created_at": rfc3339(self.created_at),
+            "ended_at": self.ended_at.map(rfc3339),
+            "waiting_steps": self.waiting_steps().map(|s| s.name.to_string()).collect::<Vec<_>>(),
+            "error": self.error,
+        })
+    }
+
     /// Steps currently waiting for a person.
     pub fn waiting_steps(&self) -> impl Iterator<Item = &StepRecord> {
         self.steps.iter().filter(|s| s.state == StepState::Waiting)

@@ -56,7 +56,7 @@ impl ActionEvent {
     pub fn run_started(run: &RunRecord) -> ActionEvent {
         ActionEvent {
             name: "execution.started",
-            data: json!({ "run": run_data(run) }),
+            data: json!({ "run": run.summary() }),
         }
     }
 
@@ -71,7 +71,7 @@ impl ActionEvent {
             RunState::Canceled => "execution.canceled",
             RunState::Rejected => "execution.rejected",
         };
-        let mut data = run_data(run);
+        let mut data = run.summary();
         // A transition may pass through several states; each event tells its own.
         data["state"] = json!(state);
         Some(ActionEvent {
@@ -86,7 +86,7 @@ impl ActionEvent {
         ActionEvent {
             name: "interaction.created",
             data: json!({
-                "run": run_data(run),
+                "run": run.summary(),
                 "step": step,
                 "prompt": waiting.map(|w| w.prompt.clone()),
                 "assignees": waiting.map(|w| w.assignees.clone()).unwrap_or_default(),
@@ -109,17 +109,4 @@ impl ActionEvent {
             }}),
         }
     }
-}
-
-fn run_data(run: &RunRecord) -> Value {
-    json!({
-        "id": run.id,
-        "workflow": run.workflow.id,
-        "version": run.workflow.version,
-        "state": run.state,
-        "started_by": run.started_by,
-        "created_at": rfc3339(run.created_at),
-        "ended_at": run.ended_at.map(rfc3339),
-        "error": run.error,
-    })
 }

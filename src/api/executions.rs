@@ -182,7 +182,7 @@ fn list_runs(state: &AppState, caller: &Caller, query: ListQuery) -> Result<Json
     } else {
         None
     };
-    let items: Vec<Value> = runs.iter().map(views::summary).collect();
+    let items: Vec<Value> = runs.iter().map(RunRecord::summary).collect();
     Ok(Json(json!({"items": items, "next_cursor": next_cursor})))
 }
 

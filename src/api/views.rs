@@ -39,22 +39,7 @@ pub fn execution(run: &RunRecord, workflow: Option<&Workflow>) -> Value {
     value
 }
 
-/// One line of a listing.
-pub fn summary(run: &RunRecord) -> Value {
-    json!({
-        "id": run.id,
-        "workflow": run.workflow.id,
-        "version": run.workflow.version,
-        "state": run.state,
-        "started_by": run.started_by,
-        "created_at": crate::run::rfc3339(run.created_at),
-        "ended_at": run.ended_at.map(crate::run::rfc3339),
-        "waiting_steps": waiting_steps(run),
-        "error": run.error,
-    })
-}
-
-pub fn waiting_steps(run: &RunRecord) -> Vec<String> {
+fn waiting_steps(run: &RunRecord) -> Vec<String> {
     run.waiting_steps().map(|s| s.name.to_string()).collect()
 }
 
