@@ -10,11 +10,13 @@
 //! - [`auth`] says who may do what: tokens and roles;
 //! - [`bundle`] exports and imports workflows with their plugins as one file;
 //! - [`api`] serves the HTTP API over the same engine;
+//! - [`bench`] measures the figures `weft bench` prints;
 //! - [`cli`] is the `weft` command line.
 
 pub mod actions;
 pub mod api;
 pub mod auth;
+pub mod bench;
 pub mod bundle;
 pub mod cli;
 pub mod engine;

@@ -45,6 +45,15 @@ enum Command {
     Validate(ValidateArgs),
     /// Serve the HTTP API over the database.
     Serve(ServeArgs),
+    /// Measure the performance figures against floors measured in the same run.
+    Bench {
+        /// Every figure at a small size (for CI).
+        #[arg(long)]
+        quick: bool,
+        /// Print one JSON object of {value, unit, floor, ratio} per figure.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -457,5 +466,19 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         },
         Command::Validate(args) => local::validate(args).await,
         Command::Serve(args) => local::serve(args).await,
+        Command::Bench { quick, json } => {
+            let sizes = if quick {
+                crate::bench::Sizes::QUICK
+            } else {
+                crate::bench::Sizes::FULL
+            };
+            let figures = crate::bench::run(sizes, |what| eprintln!("measuring {what}…")).await?;
+            if json {
+                println!("{}", crate::bench::to_json(&figures));
+            } else {
+                print!("{}", crate::bench::table(&figures));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

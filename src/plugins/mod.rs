@@ -17,6 +17,7 @@
 mod bindings;
 pub mod builtin;
 mod catalog;
+mod floor;
 mod grants;
 mod limits;
 

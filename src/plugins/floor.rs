@@ -1,0 +1,66 @@
+//! Measurements of the host against bare wasmtime, for `weft bench`: the same component
+//! instantiated and called with no limits, deadline or JSON handling, and the cost of making a
+//! plugin ready from the compiled cache versus compiling it.
+
+use super::{CallLimiter, CallState, Loaded, Outbound, PluginHost};
+use crate::names::Digest;
+use anyhow::{anyhow, Result};
+use std::time::{Duration, Instant};
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::WasiCtx;
+
+impl PluginHost {
+    /// One bare instantiate + `run` call of a step plugin: the floor a host call is compared to.
+    pub async fn bare_call(&self, plugin: &Digest, input: &String) -> Result<Duration> {
+        let loaded = self.load(plugin).await?;
+        let Loaded::Step { pre, .. } = &*loaded else {
+            return Err(anyhow!("{plugin} is not a step plugin"));
+        };
+        let started = Instant::now();
+        let mut store = wasmtime::Store::new(
+            &self.inner.engine,
+            CallState {
+                wasi: WasiCtx::builder().build(),
+                table: ResourceTable::new(),
+                limiter: CallLimiter::new(super::Limits::MAX_MEMORY_BYTES),
+                logs: Vec::new(),
+                secrets: Default::default(),
+                http: wasmtime_wasi_http::WasiHttpCtx::new(),
+                outbound: Outbound {
+                    rules: Vec::new(),
+                    denied: Vec::new(),
+                },
+            },
+        );
+        // Epoch interruption is on for the engine; a far deadline keeps it out of the way.
+        store.set_epoch_deadline(u64::MAX / 2);
+        let ctx = super::types::StepContext {
+            run_id: String::new(),
+            workflow: String::new(),
+            step: String::new(),
+            attempt: 1,
+            started_by: String::new(),
+        };
+        let instance = pre.instantiate_async(&mut store).await?;
+        instance
+            .weft_plugin_step()
+            .call_run(&mut store, &ctx, input)
+            .await?;
+        Ok(started.elapsed())
+    }
+
+    /// How long `plugin` takes to become ready (component + pre-linked instance): first from
+    /// the compiled cache, then compiling from its bytes.
+    pub async fn ready_times(&self, plugin: &Digest) -> Result<(Duration, Duration)> {
+        let bytes = self.bytes(plugin)?.ok_or_else(|| anyhow!("no plugin {plugin}"))?;
+        self.component(plugin, &bytes).await?;
+        let started = Instant::now();
+        let cached = self.component(plugin, &bytes).await?;
+        self.link(&cached, String::new()).map_err(|e| anyhow!(e))?;
+        let from_cache = started.elapsed();
+        let started = Instant::now();
+        let compiled = self.compile(&bytes).await.map_err(|e| anyhow!(e))?;
+        self.link(&compiled, String::new()).map_err(|e| anyhow!(e))?;
+        Ok((from_cache, started.elapsed()))
+    }
+}

@@ -1,0 +1,32 @@
+//! `weft bench` at its smallest size, so the benchmark code cannot rot. No time is asserted:
+//! only that every figure is there, measured, and that the work behind it happened (the
+//! benchmark fails by itself when a run does not complete).
+
+use serde_json::Value;
+use std::process::{Command, Stdio};
+
+#[test]
+fn bench_quick_prints_every_figure_with_its_floor() {
+    // `weft bench` uses its own temporary database, so it takes no --db.
+    let out = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["bench", "--quick", "--json"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("weft runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let figures: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    for name in [
+        "step_overhead_us",
+        "durable_transitions_per_s",
+        "cached_plugin_ready_ms",
+    ] {
+        let figure = &figures[name];
+        for key in ["value", "floor", "ratio"] {
+            let number = figure[key]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{name}.{key} missing: {figures}"));
+            assert!(number.is_finite() && number > 0.0, "{name}.{key} = {number}");
+        }
+        assert!(figure["unit"].is_string(), "{name}.unit: {figures}");
+    }
+}
