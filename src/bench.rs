@@ -142,20 +142,24 @@ async fn durable_throughput(engine: &Engine, dir: &tempfile::TempDir, sizes: Siz
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let started = Instant::now();
-    let mut ids = Vec::with_capacity(sizes.runs);
+    // Every run is started and followed by its own task, as concurrent clients would.
+    let mut tasks = Vec::with_capacity(sizes.runs);
     for _ in 0..sizes.runs {
-        ids.push(
-            engine
+        let (engine, workflow) = (engine.clone(), workflow.clone());
+        tasks.push(tokio::spawn(async move {
+            let id = engine
                 .start(&workflow, Map::new(), "bench")
                 .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?,
-        );
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let run = engine.settled(id).await?;
+            if run.state != RunState::Completed {
+                bail!("correctness: run {id} ended {}", run.state.as_str());
+            }
+            anyhow::Ok(())
+        }));
     }
-    for id in &ids {
-        let run = engine.settled(*id).await?;
-        if run.state != RunState::Completed {
-            bail!("correctness: run {id} ended {}", run.state.as_str());
-        }
+    for task in tasks {
+        task.await??;
     }
     let elapsed = started.elapsed().as_secs_f64();
     let transitions = (sizes.runs * 3 * 2) as f64 / elapsed;
