@@ -122,9 +122,24 @@ impl RunRecord {
             "started_by": self.started_by,
             "created_at": rfc3339(self.created_at),
             "ended_at": self.ended_at.map(rfc3339),
-            "waiting_steps": self.waiting_steps().map(|s| s.name.to_string()).collect::<Vec<_>>(),
+            "waiting_steps": self.waiting_step_names(),
             "error": self.error,
         })
+    }
+
+    /// The names of the steps waiting now.
+    pub fn waiting_step_names(&self) -> Vec<String> {
+        self.waiting_steps().map(|s| s.name.to_string()).collect()
+    }
+
+    /// What waits now, for error messages: `waiting now: A, B` or why nothing does.
+    pub fn describe_waiting(&self) -> String {
+        let names = self.waiting_step_names();
+        if names.is_empty() {
+            format!("no step is waiting (the run is {})", self.state.as_str())
+        } else {
+            format!("waiting now: {}", names.join(", "))
+        }
     }
 
     /// Steps currently waiting for a person.

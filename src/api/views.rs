@@ -23,7 +23,7 @@ pub fn execution(run: &RunRecord, workflow: Option<&Workflow>) -> Value {
         }
     }
     if let Some(object) = value.as_object_mut() {
-        object.insert("waiting_steps".into(), json!(waiting_steps(run)));
+        object.insert("waiting_steps".into(), json!(run.waiting_step_names()));
         for step in object
             .get_mut("steps")
             .and_then(Value::as_array_mut)
@@ -39,13 +39,9 @@ pub fn execution(run: &RunRecord, workflow: Option<&Workflow>) -> Value {
     value
 }
 
-fn waiting_steps(run: &RunRecord) -> Vec<String> {
-    run.waiting_steps().map(|s| s.name.to_string()).collect()
-}
-
 /// `GET .../state`: the state alone, as vRO returns it.
 pub fn state(run: &RunRecord) -> Value {
-    json!({"id": run.id, "state": run.state, "waiting_steps": waiting_steps(run)})
+    json!({"id": run.id, "state": run.state, "waiting_steps": run.waiting_step_names()})
 }
 
 /// The pending interaction of a waiting step, as a form.

@@ -199,7 +199,7 @@ async fn follow(
     let mut run = watch(engine, events, id).await?;
     let interactive = std::io::stdin().is_terminal();
     while run.state == RunState::Waiting {
-        let waiting: Vec<String> = run.waiting_steps().map(|s| s.name.to_string()).collect();
+        let waiting = run.waiting_step_names();
         let events = engine.subscribe();
         if let Some(pos) = answers.iter().position(|a| waiting.contains(&a.step)) {
             let a = answers.remove(pos);

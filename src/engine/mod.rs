@@ -391,30 +391,20 @@ impl Engine {
         let answered_by = person.name.as_str();
         let mut run = self.lock(id).await?.ok_or(AnswerError::UnknownRun(id))?;
         let Some(i) = run.steps.iter().position(|s| s.name.as_str() == step_name) else {
-            let waiting: Vec<&str> = run.waiting_steps().map(|s| s.name.as_str()).collect();
-            let waiting = if waiting.is_empty() {
-                format!("no step is waiting (the run is {})", run.state.as_str())
-            } else {
-                format!("waiting now: {}", waiting.join(", "))
-            };
             return Err(AnswerError::UnknownStep(format!(
-                "run {id} has no step {step_name}; {waiting}"
+                "run {id} has no step {step_name}; {}",
+                run.describe_waiting()
             )));
         };
         let step = &run.steps[i];
         let Some(waiting) = step.waiting.as_ref().filter(|_| step.state == StepState::Waiting) else {
-            let current: Vec<String> = run.waiting_steps().map(|s| s.name.to_string()).collect();
-            let now_waiting = if current.is_empty() {
-                format!("no step is waiting (the run is {})", run.state.as_str())
-            } else {
-                format!("waiting now: {}", current.join(", "))
-            };
             return Err(AnswerError::NotWaiting(format!(
-                "step {step_name} is {}, not waiting; {now_waiting}",
+                "step {step_name} is {}, not waiting; {}",
                 serde_json::to_value(step.state)
                     .unwrap_or_default()
                     .as_str()
                     .unwrap_or("?"),
+                run.describe_waiting()
             )));
         };
         if !waiting.signal_types.iter().any(|s| s == signal_type) {
