@@ -21,6 +21,7 @@ use anyhow::{anyhow, Context, Result};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use tables::*;
 use time::OffsetDateTime;
@@ -98,6 +99,14 @@ impl Write {
         })
     }
 
+    /// The size of the document this write stores, for [`WriterStats::bytes`].
+    fn document_len(&self) -> usize {
+        match self {
+            Write::Run { json, .. } | Write::Log { json, .. } | Write::Audit(json) => json.len(),
+            _ => 0,
+        }
+    }
+
     pub fn log(run: RunId, line: &LogLine) -> Result<Write> {
         Ok(Write::Log {
             run,
@@ -149,6 +158,17 @@ pub struct Store {
     path: Arc<PathBuf>,
     /// See [`Store::outbox_ready`].
     outbox_ready: Arc<tokio::sync::Notify>,
+    stats: Arc<WriterStats>,
+}
+
+/// What the writer thread has committed since the store was opened, so a benchmark can
+/// replay the same transactions against bare redb.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    pub transactions: AtomicU64,
+    pub writes: AtomicU64,
+    /// Bytes of run, log and audit documents written (keys and small values not counted).
+    pub bytes: AtomicU64,
 }
 
 impl Store {
@@ -171,19 +191,27 @@ impl Store {
         let writer_db = db.clone();
         let outbox_ready = Arc::new(tokio::sync::Notify::new());
         let ready = outbox_ready.clone();
+        let stats = Arc::new(WriterStats::default());
+        let counted = stats.clone();
         std::thread::Builder::new()
             .name("weft-store-writer".into())
-            .spawn(move || write_loop(&writer_db, batches, &ready))?;
+            .spawn(move || write_loop(&writer_db, batches, &ready, &counted))?;
         Ok(Store {
             db,
             writer,
             path: Arc::new(path.to_owned()),
             outbox_ready,
+            stats,
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// What has been committed through this handle's writer so far.
+    pub fn writer_stats(&self) -> &WriterStats {
+        &self.stats
     }
 
     /// Makes `writes` durable, in one transaction shared with whatever else is queued.
@@ -465,7 +493,12 @@ impl Store {
     }
 }
 
-fn write_loop(db: &Database, batches: mpsc::Receiver<Batch>, outbox_ready: &tokio::sync::Notify) {
+fn write_loop(
+    db: &Database,
+    batches: mpsc::Receiver<Batch>,
+    outbox_ready: &tokio::sync::Notify,
+    stats: &WriterStats,
+) {
     while let Ok(first) = batches.recv() {
         let mut group = vec![first];
         let mut count = group[0].writes.len();
@@ -479,8 +512,17 @@ fn write_loop(db: &Database, batches: mpsc::Receiver<Batch>, outbox_ready: &toki
             }
         }
         let result = apply(db, group.iter().flat_map(|b| &b.writes)).map_err(|e| format!("{e:#}"));
-        if let Err(e) = &result {
-            tracing::error!("store commit failed: {e}");
+        match &result {
+            Ok(()) => {
+                let writes = group.iter().flat_map(|b| &b.writes);
+                stats.transactions.fetch_add(1, Ordering::Relaxed);
+                stats.writes.fetch_add(count as u64, Ordering::Relaxed);
+                stats.bytes.fetch_add(
+                    writes.map(Write::document_len).sum::<usize>() as u64,
+                    Ordering::Relaxed,
+                );
+            }
+            Err(e) => tracing::error!("store commit failed: {e}"),
         }
         let filled = |w: &Write| matches!(w, Write::Action(a) if a.fills_outbox());
         if result.is_ok() && group.iter().flat_map(|b| &b.writes).any(filled) {

@@ -1,0 +1,201 @@
+//! The in-process figures: step overhead, durable throughput (fresh and with history) and
+//! plugin cache. They drive the engine and plugin host directly, with no HTTP in the way.
+
+use super::{floors, ms, percentile, Figure, Sizes};
+use crate::engine::Engine;
+use crate::names::{Digest, PluginRef, RunId};
+use crate::plugins::{CallContext, Limits, Outcome, PluginHost};
+use crate::run::{RunRecord, RunState};
+use crate::store::{Store, Write};
+use crate::workflow::Workflow;
+use anyhow::{anyhow, bail, Result};
+use serde_json::{json, Map};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A 3-step no-op workflow: the unit of work of the throughput and HTTP figures.
+pub const NOOP_WORKFLOW: &str = r#"{"id": "bench", "steps": [
+    {"name": "A", "plugin": "echo", "input": {}},
+    {"name": "B", "plugin": "echo", "input": {}},
+    {"name": "C", "plugin": "echo", "input": {}}]}"#;
+
+/// Step transitions of one no-op run: the start and the end of each of its three steps.
+const TRANSITIONS_PER_RUN: usize = 6;
+
+pub async fn measure(
+    dir: &Path,
+    sizes: Sizes,
+    progress: &impl Fn(&str),
+    figures: &mut BTreeMap<&'static str, Figure>,
+) -> Result<()> {
+    let store = Store::open(&dir.join("engine.redb"))?;
+    let engine = Engine::new(PluginHost::new(store)?);
+    let latest = |name: &str| {
+        engine
+            .plugins()
+            .resolve(&PluginRef::Latest(name.into()))
+            .map_err(anyhow::Error::msg)
+    };
+
+    progress("step overhead");
+    figures.insert(
+        "step_overhead_us",
+        step_overhead(engine.plugins(), &latest("echo")?, sizes.calls).await?,
+    );
+
+    progress("plugin cache");
+    let (cached, compiled) = engine.plugins().ready_times(&latest("transform")?).await?;
+    figures.insert(
+        "cached_plugin_ready_ms",
+        Figure::new(ms(cached), "ms", ms(compiled), "first compile"),
+    );
+
+    progress("durable throughput");
+    let definition = crate::workflow::parse(NOOP_WORKFLOW).map_err(|p| anyhow!("{p}"))?;
+    let workflow = engine.register(definition).await.map_err(|e| anyhow!("{e}"))?;
+    let fresh = durable_throughput(&engine, &workflow, sizes.runs).await?;
+    let fdatasync = floors::fdatasync_per_s(dir, 500)?;
+    let redb = floors::redb_same_batches(dir, &fresh.batches)?;
+    let fresh_rate = fresh.transitions_per_s();
+    figures.insert(
+        "durable_transitions_per_s",
+        Figure::new(
+            fresh_rate,
+            "transitions/s",
+            fresh.transitions as f64 / redb.as_secs_f64(),
+            "bare redb, same commits",
+        )
+        .with("fdatasync_per_s", fdatasync)
+        .with("commits", fresh.batches.transactions as f64)
+        .with("writes_per_commit", fresh.batches.writes_per_commit()),
+    );
+
+    progress(&format!(
+        "durable throughput with {} finished runs",
+        sizes.history
+    ));
+    fill_history(engine.store(), fresh.sample, sizes.history).await?;
+    let with_history = durable_throughput(&engine, &workflow, sizes.runs).await?;
+    figures.insert(
+        "durable_transitions_per_s_with_history",
+        Figure::new(
+            with_history.transitions_per_s(),
+            "transitions/s",
+            fresh_rate,
+            "same, fresh db",
+        )
+        .with("finished_runs_in_db", sizes.history as f64),
+    );
+    Ok(())
+}
+
+/// A no-op step through the host's plugin path (fresh store, limits, deadline, JSON in and
+/// out) against a bare instantiate + call of the same component; medians, in µs.
+async fn step_overhead(host: &PluginHost, echo: &Digest, calls: usize) -> Result<Figure> {
+    let input = json!({"n": 1});
+    let ctx = CallContext {
+        run_id: "bench".into(),
+        workflow: "bench".into(),
+        step: "Noop".into(),
+        attempt: 1,
+        started_by: "bench".into(),
+    };
+    let text = input.to_string();
+    host.bare_call(echo, &text).await?;
+    let mut engine_path = Vec::with_capacity(calls);
+    let mut bare = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let started = Instant::now();
+        let report = host.run(echo, &ctx, &input, Limits::default()).await;
+        engine_path.push(started.elapsed());
+        if !matches!(report.outcome, Outcome::Complete(ref v) if *v == input) {
+            bail!(
+                "correctness: the echo step did not return its input: {:?}",
+                report.outcome
+            );
+        }
+        bare.push(host.bare_call(echo, &text).await?);
+    }
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    Ok(Figure::new(
+        us(percentile(&mut engine_path, 50)),
+        "µs",
+        us(percentile(&mut bare, 50)),
+        "bare wasmtime call",
+    ))
+}
+
+/// What one throughput measurement did.
+struct Throughput {
+    transitions: usize,
+    elapsed: Duration,
+    batches: floors::Batches,
+    /// One of the completed runs, for [`fill_history`].
+    sample: RunRecord,
+}
+
+impl Throughput {
+    fn transitions_per_s(&self) -> f64 {
+        self.transitions as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// `runs` runs of the no-op workflow started at once, each followed by its own task as
+/// concurrent clients would, every transition durable.
+async fn durable_throughput(engine: &Engine, workflow: &Arc<Workflow>, runs: usize) -> Result<Throughput> {
+    let stats = engine.store().writer_stats();
+    let before = floors::Batches::read(stats);
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let (engine, workflow) = (engine.clone(), workflow.clone());
+        tasks.push(tokio::spawn(async move {
+            let id = engine
+                .start(&workflow, Map::new(), "bench")
+                .await
+                .map_err(|e| anyhow!("{e}"))?;
+            let run = engine.settled(id).await?;
+            if run.state != RunState::Completed {
+                bail!("correctness: run {id} ended {}", run.state.as_str());
+            }
+            anyhow::Ok(run)
+        }));
+    }
+    let mut sample = None;
+    for task in tasks {
+        sample = Some(task.await??);
+    }
+    let elapsed = started.elapsed();
+    Ok(Throughput {
+        transitions: runs * TRANSITIONS_PER_RUN,
+        elapsed,
+        batches: floors::Batches::read(stats).since(&before),
+        sample: sample.ok_or_else(|| anyhow!("no runs were measured"))?,
+    })
+}
+
+/// Stores `count` copies of a finished run (with its log) under new ids, as the history of a
+/// busy server would hold them.
+async fn fill_history(store: &Store, sample: RunRecord, count: usize) -> Result<()> {
+    let logs = store.logs(sample.id, None, usize::MAX)?;
+    let mut left = count;
+    while left > 0 {
+        let batch = left.min(2_000);
+        let mut writes = Vec::with_capacity(batch * (1 + logs.len()));
+        for _ in 0..batch {
+            let run = RunRecord {
+                id: RunId::new(),
+                ..sample.clone()
+            };
+            writes.push(Write::run(&run)?);
+            for line in &logs {
+                writes.push(Write::log(run.id, line)?);
+            }
+        }
+        store.commit(writes).await?;
+        left -= batch;
+    }
+    Ok(())
+}
