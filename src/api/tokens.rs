@@ -97,7 +97,7 @@ pub async fn audit(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Action::ReadAudit)?;
     let limit = query.limit.unwrap_or(100).clamp(1, 10_000);
-    let entries = state.engine.store().audit(query.after, limit)?;
+    let entries = state.engine.store().audit(query.after, limit).await?;
     let next_after = entries.last().map(|(seq, _)| *seq);
     let items: Vec<Value> = entries
         .into_iter()

@@ -46,6 +46,9 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// How many plugin calls may run at once; the pooling allocator is sized for this many.
 const MAX_CONCURRENT_CALLS: u32 = 128;
+/// Bytes of each pooled memory, table and stack kept resident between calls (see
+/// [`PluginHost::with_grants`]).
+const KEEP_RESIDENT: usize = 2 << 20;
 /// How often the epoch ticks, which bounds how late a deadline is noticed in wasm code.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
 /// Extra time past the deadline before a call blocked in a host import is abandoned.
@@ -367,7 +370,13 @@ impl PluginHost {
             .total_memories(MAX_CONCURRENT_CALLS * 2)
             .total_tables(MAX_CONCURRENT_CALLS * 8)
             .total_stacks(MAX_CONCURRENT_CALLS)
-            .max_memory_size(Limits::MAX_MEMORY_BYTES);
+            .max_memory_size(Limits::MAX_MEMORY_BYTES)
+            // Reset only the pages a call touched, with memset, and keep them: no madvise, page
+            // faults or TLB-shootdown IPIs on the next call in the same slot.
+            .pagemap_scan(wasmtime::Enabled::Auto)
+            .linear_memory_keep_resident(KEEP_RESIDENT)
+            .table_keep_resident(KEEP_RESIDENT)
+            .async_stack_keep_resident(KEEP_RESIDENT);
         let mut config = Config::new();
         config
             .wasm_component_model(true)

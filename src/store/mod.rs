@@ -228,6 +228,30 @@ impl Store {
             .map_err(|e| anyhow!("cannot write to {}: {e}", self.path.display()))
     }
 
+    /// Queues `writes` for the next group commit without waiting for it to be durable: for
+    /// records (the audit log) that must not hold up the response they describe. Readers of
+    /// such records call [`Store::flush`] first.
+    pub fn enqueue(&self, writes: Vec<Write>) -> Result<()> {
+        let (done, _) = oneshot::channel();
+        self.writer
+            .send(Batch { writes, done })
+            .map_err(|_| anyhow!("the store's writer has stopped"))
+    }
+
+    /// Waits until everything queued before this call is durable.
+    pub async fn flush(&self) -> Result<()> {
+        let (done, wait) = oneshot::channel();
+        self.writer
+            .send(Batch {
+                writes: Vec::new(),
+                done,
+            })
+            .map_err(|_| anyhow!("the store's writer has stopped"))?;
+        wait.await
+            .map_err(|_| anyhow!("the store's writer has stopped"))?
+            .map_err(|e| anyhow!("cannot write to {}: {e}", self.path.display()))
+    }
+
     pub fn run(&self, id: RunId) -> Result<Option<RunRecord>> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(RUNS)?;
@@ -363,8 +387,10 @@ impl Store {
         Ok(!txn.open_table(TOKENS)?.is_empty()?)
     }
 
-    /// Up to `limit` audit entries after sequence number `after`, as (seq, JSON).
-    pub fn audit(&self, after: Option<u64>, limit: usize) -> Result<Vec<(u64, serde_json::Value)>> {
+    /// Up to `limit` audit entries after sequence number `after`, as (seq, JSON), including
+    /// every entry queued before this call.
+    pub async fn audit(&self, after: Option<u64>, limit: usize) -> Result<Vec<(u64, serde_json::Value)>> {
+        self.flush().await?;
         let txn = self.db.begin_read()?;
         let table = txn.open_table(AUDIT)?;
         let start = after.map_or(0, |a| a + 1);
@@ -557,16 +583,11 @@ fn apply<'a>(db: &Database, writes: impl Iterator<Item = &'a Write>) -> Result<(
                 Write::Run { id, json, state } => {
                     let key = id.to_string();
                     runs.insert(key.as_str(), json.as_slice())?;
-                    if matches!(state, RunState::Pending | RunState::Running) {
-                        active.insert(key.as_str(), ())?;
-                    } else {
-                        active.remove(key.as_str())?;
-                    }
-                    if *state == RunState::Waiting {
-                        waiting.insert(key.as_str(), ())?;
-                    } else {
-                        waiting.remove(key.as_str())?;
-                    }
+                    // Each index is touched only when membership changes: a rewritten page
+                    // is a page more to sync.
+                    let is_active = matches!(state, RunState::Pending | RunState::Running);
+                    set_member(&mut active, &key, is_active)?;
+                    set_member(&mut waiting, &key, *state == RunState::Waiting)?;
                 }
                 Write::DeleteRun(id) => {
                     let key = id.to_string();
@@ -644,6 +665,18 @@ fn apply<'a>(db: &Database, writes: impl Iterator<Item = &'a Write>) -> Result<(
         }
     }
     txn.commit()?;
+    Ok(())
+}
+
+/// Makes `key` a member of `index` or not, writing only if that changes anything.
+fn set_member(index: &mut redb::Table<&str, ()>, key: &str, member: bool) -> Result<()> {
+    if index.get(key)?.is_some() != member {
+        if member {
+            index.insert(key, ())?;
+        } else {
+            index.remove(key)?;
+        }
+    }
     Ok(())
 }
 
