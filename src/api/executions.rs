@@ -9,6 +9,7 @@ use crate::auth::Action;
 use crate::engine::StartOptions;
 use crate::names::RunId;
 use crate::run::{RunRecord, RunState};
+use crate::store::RunScope;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -175,7 +176,10 @@ fn list_runs(state: &AppState, caller: &Caller, query: ListQuery) -> Result<Json
             && before.is_none_or(|t| run.created_at < t)
     };
     // One more than asked tells whether there is a next page.
-    let mut runs = state.engine.store().runs_before(cursor, keep, limit + 1)?;
+    let mut runs = state
+        .engine
+        .store()
+        .runs_before(RunScope::of(wanted), cursor, keep, limit + 1)?;
     let next_cursor = if runs.len() > limit {
         runs.truncate(limit);
         runs.last().map(|r| r.id.to_string())

@@ -27,6 +27,9 @@ use tables::*;
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
+/// redb's page cache (reads and writes); a hundred thousand waiting runs fit in far less.
+const CACHE_BYTES: usize = 64 << 20;
+
 /// Most writes merged into one transaction; bounds latency of the first writer in a batch.
 const MAX_BATCH: usize = 4096;
 
@@ -116,6 +119,27 @@ impl Write {
     }
 }
 
+/// Which runs a listing reads. The narrower scopes never read the history of finished runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunScope {
+    All,
+    /// Pending and running runs.
+    Live,
+    /// Runs waiting for a person.
+    Waiting,
+}
+
+impl RunScope {
+    /// The narrowest scope that holds every run in `state`.
+    pub fn of(state: Option<RunState>) -> RunScope {
+        match state {
+            Some(RunState::Pending | RunState::Running) => RunScope::Live,
+            Some(RunState::Waiting) => RunScope::Waiting,
+            _ => RunScope::All,
+        }
+    }
+}
+
 /// A durable timer: at `due`, the engine resumes `step` of `run`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Timer {
@@ -178,13 +202,17 @@ impl Store {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create the directory {}", dir.display()))?;
         }
-        let db = Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => anyhow!(
-                "{} is in use by another weft process; stop it or pass another --db",
-                path.display()
-            ),
-            other => anyhow!("cannot open the database {}: {other}", path.display()),
-        })?;
+        // redb's page cache is most of a server's memory; the OS page cache holds the rest.
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => anyhow!(
+                    "{} is in use by another weft process; stop it or pass another --db",
+                    path.display()
+                ),
+                other => anyhow!("cannot open the database {}: {other}", path.display()),
+            })?;
         let db = Arc::new(db);
         create_tables(&db)?;
         let (writer, batches) = mpsc::channel();
@@ -254,43 +282,88 @@ impl Store {
 
     pub fn run(&self, id: RunId) -> Result<Option<RunRecord>> {
         let txn = self.db.begin_read()?;
-        let table = txn.open_table(RUNS)?;
         let key = id.to_string();
-        table
-            .get(key.as_str())?
-            .map(|v| serde_json::from_slice(v.value()).context("a stored run is unreadable"))
-            .transpose()
+        let live = txn.open_table(LIVE_RUNS)?.get(key.as_str())?;
+        let found = match live {
+            Some(v) => Some(v),
+            None => txn.open_table(RUNS)?.get(key.as_str())?,
+        };
+        found.map(|v| parse_run(v.value())).transpose()
     }
 
     /// Every run, newest first.
     pub fn runs(&self) -> Result<Vec<RunRecord>> {
-        self.runs_before(None, |_| true, usize::MAX)
+        self.runs_before(RunScope::All, None, |_| true, usize::MAX)
     }
 
-    /// Up to `limit` runs that `keep` accepts, newest first, starting after the run `before`
-    /// (a paging cursor). Run ids are UUIDv7, so key order is start order.
+    /// Up to `limit` runs in `scope` that `keep` accepts, newest first, starting after the
+    /// run `before` (a paging cursor). Run ids are UUIDv7, so key order is start order.
     pub fn runs_before(
         &self,
+        scope: RunScope,
         before: Option<RunId>,
         mut keep: impl FnMut(&RunRecord) -> bool,
         limit: usize,
     ) -> Result<Vec<RunRecord>> {
         let txn = self.db.begin_read()?;
-        let table = txn.open_table(RUNS)?;
+        let history = txn.open_table(RUNS)?;
+        let live = txn.open_table(LIVE_RUNS)?;
         let bound = before.map(|id| id.to_string());
-        let range = match &bound {
-            Some(b) => table.range::<&str>(..b.as_str())?,
-            None => table.range::<&str>(..)?,
+        let below = |table: &redb::ReadOnlyTable<&'static str, &'static [u8]>| match &bound {
+            Some(b) => table.range::<&str>(..b.as_str()),
+            None => table.range::<&str>(..),
         };
         let mut runs = Vec::new();
-        for entry in range.rev() {
-            if runs.len() >= limit {
-                break;
-            }
-            let (_, v) = entry?;
-            let run: RunRecord = serde_json::from_slice(v.value()).context("a stored run is unreadable")?;
+        let mut offer = |bytes: &[u8]| -> Result<bool> {
+            let run = parse_run(bytes)?;
             if keep(&run) {
                 runs.push(run);
+            }
+            Ok(runs.len() < limit)
+        };
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        match scope {
+            RunScope::Live => {
+                for entry in below(&live)?.rev() {
+                    if !offer(entry?.1.value())? {
+                        break;
+                    }
+                }
+            }
+            RunScope::Waiting => {
+                let waiting = txn.open_table(WAITING)?;
+                let ids = match &bound {
+                    Some(b) => waiting.range::<&str>(..b.as_str())?,
+                    None => waiting.range::<&str>(..)?,
+                };
+                for entry in ids.rev() {
+                    let id = entry?.0;
+                    if let Some(v) = history.get(id.value())? {
+                        if !offer(v.value())? {
+                            break;
+                        }
+                    }
+                }
+            }
+            RunScope::All => {
+                // Both tables in one descending order: take the larger key each time.
+                let mut old = below(&history)?.rev().peekable();
+                let mut new = below(&live)?.rev().peekable();
+                loop {
+                    let from_old = match (old.peek(), new.peek()) {
+                        (Some(Ok((a, _))), Some(Ok((b, _)))) => a.value() >= b.value(),
+                        (Some(_), _) => true,
+                        (None, Some(_)) => false,
+                        (None, None) => break,
+                    };
+                    let next = if from_old { old.next() } else { new.next() };
+                    let Some(entry) = next else { break };
+                    if !offer(entry?.1.value())? {
+                        break;
+                    }
+                }
             }
         }
         Ok(runs)
@@ -298,18 +371,19 @@ impl Store {
 
     /// Runs that were pending or running when they were last committed.
     pub fn active_runs(&self) -> Result<Vec<RunId>> {
-        self.run_index(ACTIVE)
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(LIVE_RUNS)?;
+        let mut ids = Vec::new();
+        for entry in table.iter()? {
+            ids.push(entry?.0.value().parse().map_err(|e: String| anyhow!(e))?);
+        }
+        Ok(ids)
     }
 
     /// Runs waiting for a person, oldest first; never scans other runs.
     pub fn waiting_runs(&self) -> Result<Vec<RunId>> {
-        self.run_index(WAITING)
-    }
-
-    /// The run ids in an index table, in id (start) order.
-    fn run_index(&self, index: redb::TableDefinition<&str, ()>) -> Result<Vec<RunId>> {
         let txn = self.db.begin_read()?;
-        let table = txn.open_table(index)?;
+        let table = txn.open_table(WAITING)?;
         let mut ids = Vec::new();
         for entry in table.iter()? {
             let (k, _) = entry?;
@@ -426,17 +500,21 @@ impl Store {
     /// Up to `limit` log lines of `run` after sequence number `after`.
     pub fn logs(&self, run: RunId, after: Option<u64>, limit: usize) -> Result<Vec<LogLine>> {
         let txn = self.db.begin_read()?;
-        let table = txn.open_table(LOGS)?;
         let key = run.to_string();
         let start = after.map_or(0, |a| a + 1);
-        let mut lines = Vec::new();
-        for entry in table
-            .range((key.as_str(), start)..=(key.as_str(), u64::MAX))?
-            .take(limit)
-        {
-            let (_, v) = entry?;
-            lines.push(serde_json::from_slice(v.value())?);
+        // A run's lines are in one table or the other by the time they were written; their
+        // sequence numbers never overlap.
+        let mut lines: Vec<LogLine> = Vec::new();
+        for table in [txn.open_table(LOGS)?, txn.open_table(LIVE_LOGS)?] {
+            for entry in table
+                .range((key.as_str(), start)..=(key.as_str(), u64::MAX))?
+                .take(limit)
+            {
+                lines.push(serde_json::from_slice(entry?.1.value())?);
+            }
         }
+        lines.sort_by_key(|l| l.seq);
+        lines.truncate(limit);
         Ok(lines)
     }
 
@@ -564,7 +642,8 @@ fn apply<'a>(db: &Database, writes: impl Iterator<Item = &'a Write>) -> Result<(
     let txn = db.begin_write()?;
     {
         let mut runs = txn.open_table(RUNS)?;
-        let mut active = txn.open_table(ACTIVE)?;
+        let mut live = txn.open_table(LIVE_RUNS)?;
+        let mut live_logs = txn.open_table(LIVE_LOGS)?;
         let mut waiting = txn.open_table(WAITING)?;
         let mut idempotency = txn.open_table(IDEMPOTENCY)?;
         let mut tokens = txn.open_table(TOKENS)?;
@@ -581,20 +660,41 @@ fn apply<'a>(db: &Database, writes: impl Iterator<Item = &'a Write>) -> Result<(
         for write in writes {
             match write {
                 Write::Run { id, json, state } => {
+                    // Tables are touched only when something changes in them: a rewritten
+                    // page is a page more to sync.
                     let key = id.to_string();
-                    runs.insert(key.as_str(), json.as_slice())?;
-                    // Each index is touched only when membership changes: a rewritten page
-                    // is a page more to sync.
-                    let is_active = matches!(state, RunState::Pending | RunState::Running);
-                    set_member(&mut active, &key, is_active)?;
-                    set_member(&mut waiting, &key, *state == RunState::Waiting)?;
+                    let key = key.as_str();
+                    if matches!(state, RunState::Pending | RunState::Running) {
+                        live.insert(key, json.as_slice())?;
+                        if runs.get(key)?.is_some() {
+                            runs.remove(key)?;
+                        }
+                    } else {
+                        runs.insert(key, json.as_slice())?;
+                        if live.get(key)?.is_some() {
+                            live.remove(key)?;
+                        }
+                        let lines = run_lines(key);
+                        let moved: Vec<(u64, Vec<u8>)> = live_logs
+                            .range(lines.clone())?
+                            .map(|e| e.map(|(k, v)| (k.value().1, v.value().to_vec())))
+                            .collect::<Result<_, _>>()?;
+                        if !moved.is_empty() {
+                            live_logs.retain_in(lines, |_, _| false)?;
+                            for (seq, line) in moved {
+                                logs.insert((key, seq), line.as_slice())?;
+                            }
+                        }
+                    }
+                    set_member(&mut waiting, key, *state == RunState::Waiting)?;
                 }
                 Write::DeleteRun(id) => {
                     let key = id.to_string();
                     runs.remove(key.as_str())?;
-                    active.remove(key.as_str())?;
+                    live.remove(key.as_str())?;
                     waiting.remove(key.as_str())?;
-                    logs.retain_in((key.as_str(), 0)..=(key.as_str(), u64::MAX), |_, _| false)?;
+                    logs.retain_in(run_lines(&key), |_, _| false)?;
+                    live_logs.retain_in(run_lines(&key), |_, _| false)?;
                 }
                 Write::Idempotency { key, run } => {
                     idempotency.insert(key.as_str(), run.to_string().as_str())?;
@@ -641,8 +741,15 @@ fn apply<'a>(db: &Database, writes: impl Iterator<Item = &'a Write>) -> Result<(
                     timers.remove((unix_ms(t.due), run.as_str(), t.step.as_str()))?;
                 }
                 Write::Log { run, seq, json } => {
+                    // A live (or not yet stored) run's lines wait in `live_logs` until it
+                    // moves to the history (see `LIVE_LOGS`).
                     let run = run.to_string();
-                    logs.insert((run.as_str(), *seq), json.as_slice())?;
+                    let key = (run.as_str(), *seq);
+                    if live.get(run.as_str())?.is_none() && runs.get(run.as_str())?.is_some() {
+                        logs.insert(key, json.as_slice())?;
+                    } else {
+                        live_logs.insert(key, json.as_slice())?;
+                    }
                 }
                 Write::Plugin { meta, bytes } => {
                     let key = format!("{}@{}", meta.name, meta.version);
@@ -668,6 +775,15 @@ fn apply<'a>(db: &Database, writes: impl Iterator<Item = &'a Write>) -> Result<(
     Ok(())
 }
 
+/// The key range of every log line of the run with key `run`.
+fn run_lines(run: &str) -> std::ops::RangeInclusive<(&str, u64)> {
+    (run, 0)..=(run, u64::MAX)
+}
+
+fn parse_run(bytes: &[u8]) -> Result<RunRecord> {
+    serde_json::from_slice(bytes).context("a stored run is unreadable")
+}
+
 /// Makes `key` a member of `index` or not, writing only if that changes anything.
 fn set_member(index: &mut redb::Table<&str, ()>, key: &str, member: bool) -> Result<()> {
     if index.get(key)?.is_some() != member {
@@ -683,7 +799,9 @@ fn set_member(index: &mut redb::Table<&str, ()>, key: &str, member: bool) -> Res
 fn create_tables(db: &Database) -> Result<()> {
     let txn = db.begin_write()?;
     txn.open_table(RUNS)?;
-    txn.open_table(ACTIVE)?;
+    txn.open_table(LIVE_RUNS)?;
+    txn.open_table(LIVE_LOGS)?;
+    migrate_active_index(&txn)?;
     txn.open_table(WAITING)?;
     txn.open_table(IDEMPOTENCY)?;
     txn.open_table(TOKENS)?;
@@ -699,6 +817,28 @@ fn create_tables(db: &Database) -> Result<()> {
     txn.open_table(ACTIVE_VERSIONS)?;
     actions::create_tables(&txn)?;
     txn.commit()?;
+    Ok(())
+}
+
+/// Moves the records of pending and running runs from a database written before
+/// `LIVE_RUNS` existed into it, then drops the old index. Does nothing on newer databases.
+fn migrate_active_index(txn: &redb::WriteTransaction) -> Result<()> {
+    let ids: Vec<String> = {
+        let index = txn.open_table(LEGACY_ACTIVE)?;
+        index
+            .iter()?
+            .map(|e| e.map(|(k, _)| k.value().to_owned()))
+            .collect::<Result<_, _>>()?
+    };
+    let mut runs = txn.open_table(RUNS)?;
+    let mut live = txn.open_table(LIVE_RUNS)?;
+    for id in ids {
+        if let Some(record) = runs.remove(id.as_str())? {
+            live.insert(id.as_str(), record.value())?;
+        }
+    }
+    drop((runs, live));
+    txn.delete_table(LEGACY_ACTIVE)?;
     Ok(())
 }
 
@@ -724,4 +864,146 @@ fn timer_from((due, run, step): (u64, &str, &str), kind: u8) -> Result<Timer> {
             TimerKind::Retry
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::WorkflowRef;
+
+    fn record(state: RunState) -> RunRecord {
+        RunRecord {
+            id: RunId::new(),
+            workflow: WorkflowRef {
+                id: "wf".into(),
+                version: 1,
+                digest: Digest::of(b"wf"),
+            },
+            state,
+            inputs: serde_json::json!({}),
+            started_by: "test".into(),
+            created_at: crate::run::now(),
+            ended_at: None,
+            steps: Vec::new(),
+            outputs: None,
+            error: None,
+            restarted_from: None,
+            next_log_seq: 0,
+        }
+    }
+
+    fn line(seq: u64) -> LogLine {
+        LogLine {
+            seq,
+            at: crate::run::now(),
+            level: "info".into(),
+            step: None,
+            message: format!("line {seq}"),
+        }
+    }
+
+    fn ids(runs: Vec<RunRecord>) -> Vec<RunId> {
+        runs.into_iter().map(|r| r.id).collect()
+    }
+
+    #[tokio::test]
+    async fn runs_move_between_live_and_history_with_their_logs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.redb")).unwrap();
+        let finished = record(RunState::Completed);
+        let mut run = record(RunState::Running);
+        store.commit(vec![Write::run(&finished).unwrap()]).await.unwrap();
+        store
+            .commit(vec![
+                Write::log(run.id, &line(0)).unwrap(),
+                Write::run(&run).unwrap(),
+            ])
+            .await
+            .unwrap();
+
+        assert_eq!(store.active_runs().unwrap(), vec![run.id]);
+        assert_eq!(
+            ids(store.runs().unwrap()),
+            vec![run.id, finished.id],
+            "newest first"
+        );
+        let live = store.runs_before(RunScope::Live, None, |_| true, 10).unwrap();
+        assert_eq!(ids(live), vec![run.id]);
+        assert_eq!(store.logs(run.id, None, 10).unwrap().len(), 1);
+
+        run.state = RunState::Waiting;
+        store
+            .commit(vec![
+                Write::log(run.id, &line(1)).unwrap(),
+                Write::run(&run).unwrap(),
+            ])
+            .await
+            .unwrap();
+        assert!(store.active_runs().unwrap().is_empty());
+        assert_eq!(store.waiting_runs().unwrap(), vec![run.id]);
+        let waiting = store.runs_before(RunScope::Waiting, None, |_| true, 10).unwrap();
+        assert_eq!(ids(waiting), vec![run.id]);
+        assert_eq!(
+            ids(store.runs().unwrap()),
+            vec![run.id, finished.id],
+            "listed once"
+        );
+        let seqs: Vec<u64> = store
+            .logs(run.id, None, 10)
+            .unwrap()
+            .iter()
+            .map(|l| l.seq)
+            .collect();
+        assert_eq!(seqs, vec![0, 1]);
+
+        // Answered: live again, with a new line beside the ones already in the history.
+        run.state = RunState::Running;
+        store
+            .commit(vec![
+                Write::log(run.id, &line(2)).unwrap(),
+                Write::run(&run).unwrap(),
+            ])
+            .await
+            .unwrap();
+        let seqs: Vec<u64> = store
+            .logs(run.id, Some(0), 10)
+            .unwrap()
+            .iter()
+            .map(|l| l.seq)
+            .collect();
+        assert_eq!(seqs, vec![1, 2]);
+        assert_eq!(store.run(run.id).unwrap().unwrap().state, RunState::Running);
+
+        store.commit(vec![Write::DeleteRun(run.id)]).await.unwrap();
+        assert!(store.run(run.id).unwrap().is_none());
+        assert!(store.logs(run.id, None, 10).unwrap().is_empty());
+        assert_eq!(ids(store.runs().unwrap()), vec![finished.id]);
+    }
+
+    #[test]
+    fn older_databases_keep_their_pending_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.redb");
+        let run = record(RunState::Running);
+        {
+            // The layout before live_runs: every record in `runs`, an index of active ids.
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            let key = run.id.to_string();
+            let json = serde_json::to_vec(&run).unwrap();
+            txn.open_table(RUNS)
+                .unwrap()
+                .insert(key.as_str(), json.as_slice())
+                .unwrap();
+            txn.open_table(LEGACY_ACTIVE)
+                .unwrap()
+                .insert(key.as_str(), ())
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.active_runs().unwrap(), vec![run.id]);
+        assert_eq!(store.run(run.id).unwrap().unwrap().state, RunState::Running);
+        assert_eq!(ids(store.runs().unwrap()), vec![run.id]);
+    }
 }

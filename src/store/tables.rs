@@ -2,18 +2,26 @@
 
 use redb::TableDefinition;
 
-/// run id → run record (JSON).
+/// run id → run record (JSON) of runs that wait for a person or have finished: the history.
 pub const RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("runs");
-/// run id → (): runs that were pending or running, so a restart never scans finished runs.
-pub const ACTIVE: TableDefinition<&str, ()> = TableDefinition::new("active_runs");
+/// run id → run record (JSON) of runs that are pending or running. Kept apart from `RUNS` so
+/// a step transition rewrites pages of a small tree whatever the size of the history, and a
+/// restart finds the runs to continue without scanning finished ones.
+pub const LIVE_RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("live_runs");
+/// Before format 2, the index of pending and running runs (whose records were in `RUNS`);
+/// moved into `LIVE_RUNS` when an older database is opened.
+pub const LEGACY_ACTIVE: TableDefinition<&str, ()> = TableDefinition::new("active_runs");
 /// run id → (): runs waiting for a person, so listing interactions never scans other runs.
 pub const WAITING: TableDefinition<&str, ()> = TableDefinition::new("waiting_runs");
 /// `Idempotency-Key` → the run id it started.
 pub const IDEMPOTENCY: TableDefinition<&str, &str> = TableDefinition::new("idempotency_keys");
 /// (due unix ms, run id, step) → timer kind.
 pub const TIMERS: TableDefinition<(u64, &str, &str), u8> = TableDefinition::new("timers");
-/// (run id, seq) → log line (JSON).
+/// (run id, seq) → log line (JSON), of runs in `RUNS`.
 pub const LOGS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("logs");
+/// (run id, seq) → log line (JSON) written while the run was live; moved to `LOGS` in the
+/// commit that moves the run to `RUNS`, for the same reason as `LIVE_RUNS`.
+pub const LIVE_LOGS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("live_logs");
 /// `name@version` → plugin metadata (JSON).
 pub const PLUGINS: TableDefinition<&str, &[u8]> = TableDefinition::new("plugins");
 /// digest → component bytes.
