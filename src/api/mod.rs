@@ -29,6 +29,7 @@ use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use serde_json::Value;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use utoipa::OpenApi;
 
 /// What every handler shares.
@@ -221,12 +222,18 @@ pub fn router(engine: Engine, options: &Options) -> Router {
         .with_state(state)
 }
 
-/// Serves the API on `listener` until the process stops. Accepted sockets get TCP_NODELAY so
-/// small responses are not held back by delayed ACKs.
+/// How long requests still being answered (such as `?wait=true` starts) may take once the
+/// server is asked to stop.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Serves the API on `listener` until `stop` completes, then lets requests under way finish
+/// for up to [`STOP_GRACE`]. Accepted sockets get TCP_NODELAY so small responses are not held
+/// back by delayed ACKs.
 pub async fn serve(
     engine: Engine,
     listener: tokio::net::TcpListener,
     options: Options,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let app = router(engine, &options);
     let listener = listener.tap_io(|tcp| {
@@ -234,7 +241,20 @@ pub async fn serve(
             tracing::warn!("cannot set TCP_NODELAY: {e}");
         }
     });
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;
+    let stopping = Arc::new(tokio::sync::Notify::new());
+    let told = stopping.clone();
+    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move {
+            stop.await;
+            told.notify_one();
+        });
+    tokio::select! {
+        served = server => served?,
+        () = async {
+            stopping.notified().await;
+            tokio::time::sleep(STOP_GRACE).await;
+        } => {}
+    }
     Ok(())
 }
 

@@ -90,12 +90,35 @@ impl Sizes {
 /// Concurrent HTTP clients for the throughput figure.
 pub const CLIENTS: usize = 64;
 
-/// Runs every figure and returns them by name.
-pub async fn run(sizes: Sizes, progress: impl Fn(&str)) -> Result<BTreeMap<&'static str, Figure>> {
+/// A group of figures that `weft bench --only` can pick.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Part {
+    /// In process: step overhead, plugin cache, durable throughput (fresh and with history).
+    Engine,
+    /// Against `weft serve`: latency, throughput at 64 clients, latency with history.
+    Http,
+    /// Runs waiting for an approval: memory, database size, restart, answering one.
+    Waiting,
+}
+
+/// Runs the figures of `parts` (all when empty) and returns them by name.
+pub async fn run(
+    sizes: Sizes,
+    parts: &[Part],
+    progress: impl Fn(&str),
+) -> Result<BTreeMap<&'static str, Figure>> {
     let dir = tempfile::tempdir().context("cannot make a temporary directory")?;
+    let wanted = |part| parts.is_empty() || parts.contains(&part);
     let mut figures = BTreeMap::new();
-    engine::measure(dir.path(), sizes, &progress, &mut figures).await?;
-    http::measure(dir.path(), sizes, &progress, &mut figures).await?;
+    if wanted(Part::Engine) {
+        engine::measure(dir.path(), sizes, &progress, &mut figures).await?;
+    }
+    if wanted(Part::Http) {
+        http::latency_and_throughput(dir.path(), sizes, &progress, &mut figures).await?;
+    }
+    if wanted(Part::Waiting) {
+        http::waiting_runs(dir.path(), sizes, &progress, &mut figures).await?;
+    }
     Ok(figures)
 }
 

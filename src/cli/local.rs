@@ -469,8 +469,25 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
         body_limit: args.body_limit_mb << 20,
         local_mode: loopback,
     };
-    crate::api::serve(engine, listener, options).await?;
+    crate::api::serve(engine, listener, options, stop_requested()).await?;
+    // Returning drops the engine and closes the database cleanly, so the next start is quick.
+    eprintln!("weft stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn stop_requested() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(e) => {
+            tracing::warn!("cannot listen for SIGTERM: {e}");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
 }
 
 /// `weft token create` on the local database.

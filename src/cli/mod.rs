@@ -53,6 +53,9 @@ enum Command {
         /// Print one JSON object of {value, unit, floor, ratio} per figure.
         #[arg(long)]
         json: bool,
+        /// Measure only these groups of figures (repeatable; all by default).
+        #[arg(long, value_enum)]
+        only: Vec<crate::bench::Part>,
     },
 }
 
@@ -466,13 +469,13 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         },
         Command::Validate(args) => local::validate(args).await,
         Command::Serve(args) => local::serve(args).await,
-        Command::Bench { quick, json } => {
+        Command::Bench { quick, json, only } => {
             let sizes = if quick {
                 crate::bench::Sizes::QUICK
             } else {
                 crate::bench::Sizes::FULL
             };
-            let figures = crate::bench::run(sizes, |what| eprintln!("measuring {what}…")).await?;
+            let figures = crate::bench::run(sizes, &only, |what| eprintln!("measuring {what}…")).await?;
             if json {
                 println!("{}", crate::bench::to_json(&figures));
             } else {

@@ -30,6 +30,9 @@ use tokio::sync::oneshot;
 /// redb's page cache (reads and writes); a hundred thousand waiting runs fit in far less.
 const CACHE_BYTES: usize = 64 << 20;
 
+/// How long writes that no one waits for (see [`Store::enqueue`]) may wait for company.
+const LAZY_WAIT: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// Most writes merged into one transaction; bounds latency of the first writer in a batch.
 const MAX_BATCH: usize = 4096;
 
@@ -172,17 +175,36 @@ pub struct PluginMeta {
 struct Batch {
     writes: Vec<Write>,
     done: oneshot::Sender<Result<(), String>>,
+    /// Someone waits for this batch to be durable (see [`Store::enqueue`]).
+    awaited: bool,
 }
 
 /// A handle to the store; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     db: Arc<Database>,
-    writer: mpsc::Sender<Batch>,
+    writer: Arc<Writer>,
     path: Arc<PathBuf>,
     /// See [`Store::outbox_ready`].
     outbox_ready: Arc<tokio::sync::Notify>,
     stats: Arc<WriterStats>,
+}
+
+/// The writer thread and its queue. Dropped with the last [`Store`] handle: the queue closes,
+/// the thread commits what is left and is joined, so the database is closed cleanly (and the
+/// next open needs no repair) before the process exits.
+struct Writer {
+    queue: Option<mpsc::Sender<Batch>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        drop(self.queue.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// What the writer thread has committed since the store was opened, so a benchmark can
@@ -215,18 +237,21 @@ impl Store {
             })?;
         let db = Arc::new(db);
         create_tables(&db)?;
-        let (writer, batches) = mpsc::channel();
+        let (queue, batches) = mpsc::channel();
         let writer_db = db.clone();
         let outbox_ready = Arc::new(tokio::sync::Notify::new());
         let ready = outbox_ready.clone();
         let stats = Arc::new(WriterStats::default());
         let counted = stats.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("weft-store-writer".into())
             .spawn(move || write_loop(&writer_db, batches, &ready, &counted))?;
         Ok(Store {
             db,
-            writer,
+            writer: Arc::new(Writer {
+                queue: Some(queue),
+                thread: Some(thread),
+            }),
             path: Arc::new(path.to_owned()),
             outbox_ready,
             stats,
@@ -247,36 +272,37 @@ impl Store {
         if writes.is_empty() {
             return Ok(());
         }
-        let (done, wait) = oneshot::channel();
-        self.writer
-            .send(Batch { writes, done })
-            .map_err(|_| anyhow!("the store's writer has stopped"))?;
-        wait.await
-            .map_err(|_| anyhow!("the store's writer has stopped"))?
-            .map_err(|e| anyhow!("cannot write to {}: {e}", self.path.display()))
+        self.durable(self.send(writes, true)?).await
     }
 
     /// Queues `writes` for the next group commit without waiting for it to be durable: for
-    /// records (the audit log) that must not hold up the response they describe. Readers of
+    /// records (the audit log) that must not hold up the response they describe. They join
+    /// the next awaited commit, or are committed alone within a few milliseconds. Readers of
     /// such records call [`Store::flush`] first.
     pub fn enqueue(&self, writes: Vec<Write>) -> Result<()> {
-        let (done, _) = oneshot::channel();
-        self.writer
-            .send(Batch { writes, done })
-            .map_err(|_| anyhow!("the store's writer has stopped"))
+        self.send(writes, false).map(drop)
     }
 
     /// Waits until everything queued before this call is durable.
     pub async fn flush(&self) -> Result<()> {
+        self.durable(self.send(Vec::new(), true)?).await
+    }
+
+    fn send(&self, writes: Vec<Write>, awaited: bool) -> Result<oneshot::Receiver<Result<(), String>>> {
         let (done, wait) = oneshot::channel();
-        self.writer
-            .send(Batch {
-                writes: Vec::new(),
-                done,
-            })
-            .map_err(|_| anyhow!("the store's writer has stopped"))?;
+        let batch = Batch {
+            writes,
+            done,
+            awaited,
+        };
+        let queue = self.writer.queue.as_ref().ok_or_else(stopped)?;
+        queue.send(batch).map_err(|_| stopped())?;
+        Ok(wait)
+    }
+
+    async fn durable(&self, wait: oneshot::Receiver<Result<(), String>>) -> Result<()> {
         wait.await
-            .map_err(|_| anyhow!("the store's writer has stopped"))?
+            .map_err(|_| stopped())?
             .map_err(|e| anyhow!("cannot write to {}: {e}", self.path.display()))
     }
 
@@ -607,13 +633,18 @@ fn write_loop(
         let mut group = vec![first];
         let mut count = group[0].writes.len();
         while count < MAX_BATCH {
-            match batches.try_recv() {
-                Ok(more) => {
-                    count += more.writes.len();
-                    group.push(more);
-                }
+            let more = match batches.try_recv() {
+                Ok(more) => more,
+                // Writes no one waits for ride along with the next awaited batch rather than
+                // cost a sync of their own, unless none comes soon.
+                Err(_) if !group.iter().any(|b| b.awaited) => match batches.recv_timeout(LAZY_WAIT) {
+                    Ok(more) => more,
+                    Err(_) => break,
+                },
                 Err(_) => break,
-            }
+            };
+            count += more.writes.len();
+            group.push(more);
         }
         let result = apply(db, group.iter().flat_map(|b| &b.writes)).map_err(|e| format!("{e:#}"));
         match &result {
@@ -773,6 +804,10 @@ fn apply<'a>(db: &Database, writes: impl Iterator<Item = &'a Write>) -> Result<(
     }
     txn.commit()?;
     Ok(())
+}
+
+fn stopped() -> anyhow::Error {
+    anyhow!("the store's writer has stopped")
 }
 
 /// The key range of every log line of the run with key `run`.
