@@ -2700,3 +2700,30 @@ async fn waiting_runs_survive_a_server_restart() {
     server.restart();
     assert_eq!(state(&server.execution("ask", &asked).await), "completed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_server_cleanly_and_keeps_waiting_runs() {
+    let mut server = Server::start();
+    server.create_workflow(ASK).await;
+    let asked = start_waiting(&server, "ask", &json!({"input": {"who": "nora"}})).await;
+    let before = server.execution("ask", &asked).await;
+
+    // The client keeps its connection alive; the server closes it and exits anyway.
+    let status = server.stop();
+    assert!(status.success(), "{status}\n{}", server.stderr());
+    assert!(server.stderr().contains("weft stopped"), "{}", server.stderr());
+
+    server.start_again();
+    assert_eq!(server.execution("ask", &asked).await, before);
+    server
+        .post(
+            &interaction_path("ask", &asked),
+            &vro(vec![param("approve", "boolean", json!(true))]),
+        )
+        .await
+        .expect_status(204);
+    assert_eq!(
+        server.wait_state("ask", &asked, "completed").await["outputs"],
+        json!({"size": 2048, "approve": true})
+    );
+}

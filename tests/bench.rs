@@ -1,6 +1,7 @@
 //! `weft bench` at its smallest size, so the benchmark code cannot rot. No time is asserted:
-//! only that every figure is there, measured, and that the work behind it happened (the
-//! benchmark fails by itself when a run does not complete).
+//! only that every figure the issue names is there, measured, with its floor, and that the work
+//! behind it happened (the benchmark fails by itself when a run does not complete, a waiting
+//! run does not wait, or a restarted server lost one).
 
 use serde_json::Value;
 use std::process::{Command, Stdio};
@@ -18,7 +19,14 @@ fn bench_quick_prints_every_figure_with_its_floor() {
     for name in [
         "step_overhead_us",
         "durable_transitions_per_s",
+        "http_p50_ms",
+        "http_p99_ms",
+        "http_runs_per_s_64_clients",
+        "waiting_rss_mb",
+        "waiting_ready_s",
         "cached_plugin_ready_ms",
+        "durable_transitions_per_s_with_history",
+        "http_p50_ms_with_history",
     ] {
         let figure = &figures[name];
         for key in ["value", "floor", "ratio"] {

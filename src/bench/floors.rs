@@ -78,3 +78,19 @@ pub fn redb_same_batches(dir: &Path, batches: &Batches) -> Result<Duration> {
     }
     Ok(started.elapsed())
 }
+
+/// The median time of one durable bare-redb commit of a single `bytes`-sized insert.
+pub fn redb_commit_latency(dir: &Path, bytes: usize, count: usize) -> Result<Duration> {
+    const TABLE: TableDefinition<u64, &[u8]> = TableDefinition::new("latency");
+    let db = Database::create(dir.join("latency.redb"))?;
+    let value = vec![b'x'; bytes];
+    let mut samples = Vec::with_capacity(count);
+    for key in 0..count as u64 {
+        let started = Instant::now();
+        let txn = db.begin_write()?;
+        txn.open_table(TABLE)?.insert(key, value.as_slice())?;
+        txn.commit()?;
+        samples.push(started.elapsed());
+    }
+    Ok(super::percentile(&mut samples, 50))
+}

@@ -384,6 +384,36 @@ impl Server {
     pub fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        self.start_again();
+    }
+
+    /// Asks the server to stop with SIGTERM, as a service manager would, and returns how it
+    /// exited. Panics if it has not exited within [`HANG_GUARD`].
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("a pid");
+        // SAFETY: `kill` has no memory effects; `pid` is our own child, not yet reaped.
+        assert_eq!(
+            unsafe { libc::kill(pid, libc::SIGTERM) },
+            0,
+            "cannot signal weft serve"
+        );
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("weft serve can be waited for") {
+                return status;
+            }
+            assert!(
+                started.elapsed() < HANG_GUARD,
+                "weft serve did not stop within {HANG_GUARD:?} of SIGTERM\n--- stderr\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts another server on the same database after [`Server::stop`]; this handle's client
+    /// follows it.
+    pub fn start_again(&mut self) {
         let (child, base, log) = spawn_server(&self.weft, &self.args);
         self.child = child;
         self.log = log;
