@@ -67,12 +67,12 @@ pub async fn latency_and_throughput(
     );
 
     progress(&format!("HTTP throughput, {CLIENTS} clients"));
-    let health_load = concurrent(&api, sizes.client_runs * 4, None, |api, _| async move {
+    let health_load = concurrent(&api, sizes.client_runs * 4, None, |api| async move {
         api.health().await
     })
     .await?;
     let bar = progress_bar(sizes.client_runs, "runs");
-    let mut load = concurrent(&api, sizes.client_runs, Some(&bar), |api, _| async move {
+    let mut load = concurrent(&api, sizes.client_runs, Some(&bar), |api| async move {
         api.start_completed("bench").await
     })
     .await?;
@@ -94,7 +94,7 @@ pub async fn latency_and_throughput(
     let more = sizes.history.saturating_sub(done);
     progress(&format!("HTTP latency with {} finished runs", done + more));
     let bar = progress_bar(more, "finished runs");
-    concurrent(&api, more, Some(&bar), |api, _| async move {
+    concurrent(&api, more, Some(&bar), |api| async move {
         api.start_completed("bench").await
     })
     .await?;
@@ -128,7 +128,7 @@ pub async fn waiting_runs(
     let bar = progress_bar(sizes.waiting, "waiting runs");
     let ids = Arc::new(std::sync::Mutex::new(Vec::with_capacity(sizes.waiting)));
     let kept = ids.clone();
-    concurrent(&api, sizes.waiting, Some(&bar), move |api, _| {
+    concurrent(&api, sizes.waiting, Some(&bar), move |api| {
         let kept = kept.clone();
         async move {
             let started = Instant::now();
@@ -448,11 +448,11 @@ type Request = Pin<Box<dyn Future<Output = Result<Duration>> + Send>>;
 /// its last one answered.
 async fn concurrent<F, Fut>(api: &Api, count: usize, bar: Option<&ProgressBar>, request: F) -> Result<Load>
 where
-    F: Fn(Api, usize) -> Fut + Send + Sync + 'static,
+    F: Fn(Api) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Duration>> + Send + 'static,
 {
-    let request: Arc<dyn Fn(Api, usize) -> Request + Send + Sync> =
-        Arc::new(move |api, i| Box::pin(request(api, i)) as Request);
+    let request: Arc<dyn Fn(Api) -> Request + Send + Sync> =
+        Arc::new(move |api| Box::pin(request(api)) as Request);
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut clients = Vec::with_capacity(CLIENTS);
@@ -461,11 +461,10 @@ where
         clients.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= count {
+                if next.fetch_add(1, Ordering::Relaxed) >= count {
                     return anyhow::Ok(latencies);
                 }
-                latencies.push(request(api.clone(), i).await?);
+                latencies.push(request(api.clone()).await?);
                 if let Some(bar) = &bar {
                     bar.inc(1);
                 }

@@ -937,6 +937,21 @@ mod tests {
         }
     }
 
+    /// Commits `run` as it is now with one log line `seq`, as a transition does.
+    async fn save(store: &Store, run: &RunRecord, seq: u64) {
+        let writes = vec![Write::log(run.id, &line(seq)).unwrap(), Write::run(run).unwrap()];
+        store.commit(writes).await.unwrap();
+    }
+
+    fn seqs(store: &Store, run: RunId, after: Option<u64>) -> Vec<u64> {
+        store
+            .logs(run, after, 10)
+            .unwrap()
+            .iter()
+            .map(|l| l.seq)
+            .collect()
+    }
+
     fn ids(runs: Vec<RunRecord>) -> Vec<RunId> {
         runs.into_iter().map(|r| r.id).collect()
     }
@@ -948,13 +963,7 @@ mod tests {
         let finished = record(RunState::Completed);
         let mut run = record(RunState::Running);
         store.commit(vec![Write::run(&finished).unwrap()]).await.unwrap();
-        store
-            .commit(vec![
-                Write::log(run.id, &line(0)).unwrap(),
-                Write::run(&run).unwrap(),
-            ])
-            .await
-            .unwrap();
+        save(&store, &run, 0).await;
 
         assert_eq!(store.active_runs().unwrap(), vec![run.id]);
         assert_eq!(
@@ -964,16 +973,10 @@ mod tests {
         );
         let live = store.runs_before(RunScope::Live, None, |_| true, 10).unwrap();
         assert_eq!(ids(live), vec![run.id]);
-        assert_eq!(store.logs(run.id, None, 10).unwrap().len(), 1);
+        assert_eq!(seqs(&store, run.id, None), vec![0]);
 
         run.state = RunState::Waiting;
-        store
-            .commit(vec![
-                Write::log(run.id, &line(1)).unwrap(),
-                Write::run(&run).unwrap(),
-            ])
-            .await
-            .unwrap();
+        save(&store, &run, 1).await;
         assert!(store.active_runs().unwrap().is_empty());
         assert_eq!(store.waiting_runs().unwrap(), vec![run.id]);
         let waiting = store.runs_before(RunScope::Waiting, None, |_| true, 10).unwrap();
@@ -983,30 +986,12 @@ mod tests {
             vec![run.id, finished.id],
             "listed once"
         );
-        let seqs: Vec<u64> = store
-            .logs(run.id, None, 10)
-            .unwrap()
-            .iter()
-            .map(|l| l.seq)
-            .collect();
-        assert_eq!(seqs, vec![0, 1]);
+        assert_eq!(seqs(&store, run.id, None), vec![0, 1]);
 
         // Answered: live again, with a new line beside the ones already in the history.
         run.state = RunState::Running;
-        store
-            .commit(vec![
-                Write::log(run.id, &line(2)).unwrap(),
-                Write::run(&run).unwrap(),
-            ])
-            .await
-            .unwrap();
-        let seqs: Vec<u64> = store
-            .logs(run.id, Some(0), 10)
-            .unwrap()
-            .iter()
-            .map(|l| l.seq)
-            .collect();
-        assert_eq!(seqs, vec![1, 2]);
+        save(&store, &run, 2).await;
+        assert_eq!(seqs(&store, run.id, Some(0)), vec![1, 2]);
         assert_eq!(store.run(run.id).unwrap().unwrap().state, RunState::Running);
 
         store.commit(vec![Write::DeleteRun(run.id)]).await.unwrap();
