@@ -55,6 +55,7 @@ pub async fn measure(
     progress("durable throughput");
     let definition = crate::workflow::parse(NOOP_WORKFLOW).map_err(|p| anyhow!("{p}"))?;
     let workflow = engine.register(definition).await.map_err(|e| anyhow!("{e}"))?;
+    super::settle_disk();
     let fresh = durable_throughput(&engine, &workflow, sizes.runs).await?;
     let fdatasync = floors::fdatasync_per_s(dir, 500)?;
     let redb = floors::redb_same_batches(dir, &fresh.batches)?;
@@ -77,6 +78,7 @@ pub async fn measure(
         sizes.history
     ));
     fill_history(engine.store(), fresh.sample, sizes.history).await?;
+    super::settle_disk();
     let with_history = durable_throughput(&engine, &workflow, sizes.runs).await?;
     figures.insert(
         "durable_transitions_per_s_with_history",

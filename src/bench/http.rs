@@ -40,6 +40,7 @@ pub async fn latency_and_throughput(
     }
 
     progress("HTTP latency, sequential");
+    super::settle_disk();
     let mut health = sequential(sizes.requests, || api.health()).await?;
     let mut runs = sequential(sizes.requests, || api.start_completed("bench")).await?;
     let fresh_api = Api::new(&server, &token, false)?;
@@ -99,6 +100,7 @@ pub async fn latency_and_throughput(
     })
     .await?;
     bar.finish_and_clear();
+    super::settle_disk();
     let mut runs = sequential(sizes.requests, || api.start_completed("bench")).await?;
     figures.insert(
         "http_p50_ms_with_history",

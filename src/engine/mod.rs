@@ -171,6 +171,9 @@ struct Inner {
     /// Signalled whenever a call leaves `in_flight`.
     call_ended: Notify,
     events: broadcast::Sender<Event>,
+    /// Tasks in [`Engine::settled`], by run: woken by the commit that settles the run, so a
+    /// waiter is not woken by every other run's events.
+    settle_waiters: Mutex<HashMap<RunId, Arc<Notify>>>,
     timers_changed: Notify,
     /// Function hooks and the event outbox.
     actions: crate::actions::Actions,
@@ -188,6 +191,7 @@ impl Engine {
                 templates: Templates::new(Syntax::Braces),
                 workflows: Mutex::new(HashMap::new()),
                 live: Mutex::new(HashMap::new()),
+                settle_waiters: Mutex::new(HashMap::new()),
                 keyed_starts: tokio::sync::Mutex::new(()),
                 version_writes: tokio::sync::Mutex::new(()),
                 in_flight: Mutex::new(HashSet::new()),
@@ -362,20 +366,39 @@ impl Engine {
 
     /// Waits until the run is neither pending nor running, and returns it.
     pub async fn settled(&self, id: RunId) -> Result<RunRecord> {
-        let mut events = self.subscribe();
         loop {
-            let run = self.run(id).await?.ok_or_else(|| anyhow!("no run {id}"))?;
-            if !matches!(run.state, RunState::Pending | RunState::Running) {
-                return Ok(run);
-            }
-            loop {
-                match events.recv().await {
-                    Ok(Event::RunChanged { run, .. }) if run == id => break,
-                    Ok(_) => continue,
-                    Err(broadcast::error::RecvError::Lagged(_)) => break,
-                    Err(broadcast::error::RecvError::Closed) => return Err(anyhow!("the engine stopped")),
+            let waiters = self
+                .inner
+                .settle_waiters
+                .lock()
+                .expect("settle waiters lock")
+                .entry(id)
+                .or_default()
+                .clone();
+            // Registered before the state is read, so a commit in between still wakes us.
+            let woken = waiters.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let run = self.run(id).await;
+            match run {
+                Ok(Some(run)) if matches!(run.state, RunState::Pending | RunState::Running) => woken.await,
+                other => {
+                    self.forget_settle_waiters(id, &waiters);
+                    return other?.ok_or_else(|| anyhow!("no run {id}"));
                 }
             }
+        }
+    }
+
+    /// Drops the waiters entry of run `id` if no other task waits on it.
+    fn forget_settle_waiters(&self, id: RunId, mine: &Arc<Notify>) {
+        let mut waiters = self.inner.settle_waiters.lock().expect("settle waiters lock");
+        // The map and `mine` are the only holders: no one else is registered.
+        if waiters
+            .get(&id)
+            .is_some_and(|w| Arc::ptr_eq(w, mine) && Arc::strong_count(mine) == 2)
+        {
+            waiters.remove(&id);
         }
     }
 
@@ -657,6 +680,15 @@ impl Engine {
             self.spawn_call(run, &workflow, i, input);
         }
         if !matches!(run.state, RunState::Pending | RunState::Running) {
+            let waiters = self
+                .inner
+                .settle_waiters
+                .lock()
+                .expect("settle waiters lock")
+                .remove(&run.id);
+            if let Some(waiters) = waiters {
+                waiters.notify_waiters();
+            }
             self.evict(run);
         }
         Ok(())
