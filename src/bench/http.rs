@@ -101,7 +101,9 @@ pub async fn latency_and_throughput(
     .await?;
     bar.finish_and_clear();
     super::settle_disk();
-    let mut runs = sequential(sizes.requests, || api.start_completed("bench")).await?;
+    // A client of its own, as for the fresh figure: one connection, not 64 idle ones in turn.
+    let one = Api::new(&server, &token, true)?;
+    let mut runs = sequential(sizes.requests, || one.start_completed("bench")).await?;
     figures.insert(
         "http_p50_ms_with_history",
         Figure::new(ms(percentile(&mut runs, 50)), "ms", p50, "same, fresh db")
