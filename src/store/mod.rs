@@ -3,8 +3,13 @@
 //!
 //! All writes go through one writer thread that batches whatever is queued into a single
 //! durable transaction (group commit): a busy engine pays one fsync per batch, not per step,
-//! and a caller's `commit` returns only once its writes are on disk. Reads open their own
-//! snapshot and never wait for the writer.
+//! and a caller's `commit` returns only once its writes are on disk. Records no caller waits
+//! for (the audit log) are `enqueue`d and ride along with the next commit. Reads open their
+//! own snapshot and never wait for the writer.
+//!
+//! Runs that are pending or running live in small tables of their own (`tables.rs`) and move
+//! to the history when they wait or finish, so the pages a step transition rewrites, and what
+//! a restart reads, do not grow with the history.
 //!
 //! This module knows nothing of scheduling or WASM; it stores documents the other modules
 //! hand it.
