@@ -208,26 +208,28 @@ pub async fn find_to_answer(state: &AppState, workflow_id: &str, eid: &str) -> R
     let id: RunId = eid.parse().map_err(ApiError::not_found)?;
     match state.engine.run(id).await? {
         Some(run) if run.workflow.id == workflow_id => Ok(run),
-        _ => Err(ApiError::not_found(format!(
-            "workflow {workflow_id} has no execution {eid}"
-        ))),
+        _ => Err(no_such_run(workflow_id, eid)),
     }
 }
 
-/// The run `eid` of workflow `id`; 404 when either is unknown or they do not belong together.
+/// The run `eid` of workflow `id` for a caller whose role allows `action` (403 otherwise);
+/// 404 when either is unknown, they do not belong together, or the caller may not see it.
 pub async fn find(
     state: &AppState,
     caller: &Caller,
+    action: Action,
     workflow_id: &str,
     eid: &str,
 ) -> Result<RunRecord, ApiError> {
-    let id: RunId = eid.parse().map_err(ApiError::not_found)?;
-    match state.engine.run(id).await? {
-        Some(run) if run.workflow.id == workflow_id && caller.0.may_read_run(&run) => Ok(run),
-        _ => Err(ApiError::not_found(format!(
-            "workflow {workflow_id} has no execution {eid}"
-        ))),
+    caller.require(action)?;
+    match find_to_answer(state, workflow_id, eid).await? {
+        run if caller.0.may_read_run(&run) => Ok(run),
+        _ => Err(no_such_run(workflow_id, eid)),
     }
+}
+
+fn no_such_run(workflow_id: &str, eid: &str) -> ApiError {
+    ApiError::not_found(format!("workflow {workflow_id} has no execution {eid}"))
 }
 
 /// One run: inputs (secure ones masked), outputs, steps with the ones waiting now, error,
@@ -241,8 +243,7 @@ pub async fn get(
     PathParams((wf, eid)): PathParams<(String, String)>,
     caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(Action::ReadRuns)?;
-    let run = find(&state, &caller, &wf, &eid).await?;
+    let run = find(&state, &caller, Action::ReadRuns, &wf, &eid).await?;
     Ok(Json(views::execution(
         &run,
         state.engine.workflow_of(&run).ok().as_deref(),
@@ -296,8 +297,9 @@ pub async fn get_state(
     PathParams((wf, eid)): PathParams<(String, String)>,
     caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(Action::ReadRuns)?;
-    Ok(Json(views::state(&find(&state, &caller, &wf, &eid).await?)))
+    Ok(Json(views::state(
+        &find(&state, &caller, Action::ReadRuns, &wf, &eid).await?,
+    )))
 }
 
 /// Cancels the run.
@@ -311,8 +313,7 @@ pub async fn cancel(
     PathParams((wf, eid)): PathParams<(String, String)>,
     caller: Caller,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(Action::ManageRuns)?;
-    let run = find(&state, &caller, &wf, &eid).await?;
+    let run = find(&state, &caller, Action::ManageRuns, &wf, &eid).await?;
     state.engine.cancel(run.id, &caller.0.name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -328,8 +329,7 @@ pub async fn delete(
     PathParams((wf, eid)): PathParams<(String, String)>,
     caller: Caller,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(Action::ManageRuns)?;
-    let run = find(&state, &caller, &wf, &eid).await?;
+    let run = find(&state, &caller, Action::ManageRuns, &wf, &eid).await?;
     state.engine.delete(run.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -353,8 +353,7 @@ pub async fn logs(
     QueryParams(query): QueryParams<LogQuery>,
     caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(Action::ReadRuns)?;
-    let run = find(&state, &caller, &wf, &eid).await?;
+    let run = find(&state, &caller, Action::ReadRuns, &wf, &eid).await?;
     let limit = query.limit.unwrap_or(100).clamp(1, 10_000);
     let lines = state.engine.store().logs(run.id, query.after, limit)?;
     let next_after = lines.last().map(|l| l.seq);
@@ -371,8 +370,7 @@ pub async fn export_logs(
     PathParams((wf, eid)): PathParams<(String, String)>,
     caller: Caller,
 ) -> Result<Response, ApiError> {
-    caller.require(Action::ReadRuns)?;
-    let run = find(&state, &caller, &wf, &eid).await?;
+    let run = find(&state, &caller, Action::ReadRuns, &wf, &eid).await?;
     let mut text = String::new();
     for line in state.engine.store().logs(run.id, None, usize::MAX)? {
         let step = line.step.map(|s| format!(" [{s}]")).unwrap_or_default();
@@ -405,8 +403,9 @@ pub async fn statistics(
     PathParams((wf, eid)): PathParams<(String, String)>,
     caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(Action::ReadRuns)?;
-    Ok(Json(views::statistics(&find(&state, &caller, &wf, &eid).await?)))
+    Ok(Json(views::statistics(
+        &find(&state, &caller, Action::ReadRuns, &wf, &eid).await?,
+    )))
 }
 
 #[derive(Deserialize, Default)]
@@ -428,8 +427,7 @@ pub async fn restart(
     caller: Caller,
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    caller.require(Action::ManageRuns)?;
-    let run = find(&state, &caller, &wf, &eid).await?;
+    let run = find(&state, &caller, Action::ManageRuns, &wf, &eid).await?;
     let body: RestartBody = serde_json::from_value(json_or_empty(&body)?)
         .map_err(|e| ApiError::bad_request(format!("invalid restart body: {e}")))?;
     let id = state.engine.restart(run.id, body.version, &caller.0.name).await?;

@@ -38,8 +38,7 @@ pub async fn get(
     PathParams((wf, eid)): PathParams<(String, String)>,
     caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require(Action::ReadInteractions)?;
-    let run = find(&state, &caller, &wf, &eid).await?;
+    let run = find(&state, &caller, Action::ReadInteractions, &wf, &eid).await?;
     let step = waiting_step(&run)?;
     Ok(Json(views::interaction(&run, step)))
 }
@@ -104,8 +103,7 @@ pub async fn cancel(
     PathParams((wf, eid)): PathParams<(String, String)>,
     caller: Caller,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(Action::ManageRuns)?;
-    let run = find(&state, &caller, &wf, &eid).await?;
+    let run = find(&state, &caller, Action::ManageRuns, &wf, &eid).await?;
     state.engine.cancel_interaction(run.id, &caller.0.name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

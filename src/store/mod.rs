@@ -336,6 +336,9 @@ impl Store {
         mut keep: impl FnMut(&RunRecord) -> bool,
         limit: usize,
     ) -> Result<Vec<RunRecord>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
         let txn = self.db.begin_read()?;
         let history = txn.open_table(RUNS)?;
         let live = txn.open_table(LIVE_RUNS)?;
@@ -352,9 +355,6 @@ impl Store {
             }
             Ok(runs.len() < limit)
         };
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
         match scope {
             RunScope::Live => {
                 for entry in below(&live)?.rev() {
