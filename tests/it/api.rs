@@ -3,9 +3,8 @@
 //! and SecMaster (their documented sample bodies are used verbatim), plus concurrency, a
 //! server restart and the OpenAPI document.
 
-mod common;
 
-use common::*;
+use crate::common::*;
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashSet};

@@ -1,9 +1,8 @@
 //! What survives the process: interaction expiry fired by a later `weft resume` or
 //! `weft answer`, and a run killed with SIGKILL in the middle of a plugin call.
 
-mod common;
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::sync::mpsc;

@@ -1,9 +1,8 @@
 //! Runs that wait for people: approvals, forms, refused answers and cancellation, through
 //! `weft run`, `weft answer` and `weft cancel`.
 
-mod common;
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 const SIGNAL: &str = "RequireApproval1.ApprovalStatus";

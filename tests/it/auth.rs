@@ -5,9 +5,8 @@
 //! token, the `me` filters, the audit log, oversized headers, and tokens stored only as
 //! hashes.
 
-mod common;
 
-use common::*;
+use crate::common::*;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use reqwest::Method;
 use serde_json::{json, Value};

@@ -2,9 +2,8 @@
 //! that never show up in logs, outputs or errors. Real `weft run`, real `http-request` plugin,
 //! a real HTTP server on loopback.
 
-mod common;
 
-use common::{path_str, state, step, Weft};
+use crate::common::{path_str, state, step, Weft};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::sync::mpsc;

@@ -1,9 +1,8 @@
 //! Workflow lifecycle over the real server: drafts and publishing, diffs, and bundles
 //! exported from one server and imported into another, all or nothing.
 
-mod common;
 
-use common::{hostile_wasm, Server};
+use crate::common::{hostile_wasm, Server};
 use serde_json::{json, Value};
 
 /// A workflow whose second step uses the uploaded `hostile` plugin (mode `ok` → {"ok": true}).
@@ -24,7 +23,7 @@ async fn export(server: &Server, ids: &[&str], include_plugins: bool) -> (Value,
     (answer.json(), disposition)
 }
 
-async fn import(server: &Server, bundle: &Value) -> common::Resp {
+async fn import(server: &Server, bundle: &Value) -> crate::common::Resp {
     server
         .post_raw("/v1/workflows/import", "application/json", bundle.to_string())
         .await

@@ -1,8 +1,7 @@
 //! The CLI's client commands (`--server URL`) against a real `weft serve`.
 
-mod common;
 
-use common::{hostile_wasm, path_str, run_id, state, step, Server, Weft};
+use crate::common::{hostile_wasm, path_str, run_id, state, step, Server, Weft};
 
 #[test]
 fn client_commands_drive_a_server() {

@@ -1,9 +1,8 @@
 //! Untrusted plugins: hostile components run side by side with a normal run inside one engine,
 //! and malformed or conflicting uploads through `weft plugin add`.
 
-mod common;
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use weft::engine::{Engine, Event};

@@ -2,9 +2,8 @@
 //! `audit-sink` and `policy`, and the test-only `probe` uploaded over HTTP), rules are set
 //! with ZITADEL's SetExecution body, and what targets did is read back from the actions log.
 
-mod common;
 
-use common::{probe_wasm, Api, Server, Weft};
+use crate::common::{probe_wasm, Api, Server, Weft};
 use serde_json::{json, Value};
 
 /// A workflow whose output `note` is its input `note`, so a run shows what request targets
@@ -76,7 +75,7 @@ fn start_method() -> Value {
 }
 
 /// Starts `noted` with `note`, waits for the run, and returns the whole answer.
-async fn start_noted(api: &Api, note: &str) -> common::Resp {
+async fn start_noted(api: &Api, note: &str) -> crate::common::Resp {
     api.post(
         "/v1/workflows/noted/executions?wait=true",
         &json!({"input": {"note": note}}),
@@ -741,11 +740,11 @@ async fn managing_actions_needs_the_admin_role() {
 async fn the_actions_example_refuses_and_audits_certificate_requests() {
     let server = Server::start();
     let example = |name: &str| -> Value {
-        let path = format!("{}/examples/actions/{name}", common::REPO);
+        let path = format!("{}/examples/actions/{name}", crate::common::REPO);
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
     };
-    let yaml = std::fs::read_to_string(format!("{}/examples/certificate-request.yaml", common::REPO))
+    let yaml = std::fs::read_to_string(format!("{}/examples/certificate-request.yaml", crate::common::REPO))
         .expect("the certificate-request example");
     server.create_workflow(&yaml).await;
     let policy = create_target(&server, example("policy-target.json")).await;

@@ -1,9 +1,6 @@
 //! Shared helpers for the integration tests: a `weft` binary bound to a fresh database in a
 //! temporary directory, small readers for the run record it prints, and a `weft serve` with an
 //! HTTP client for the API tests.
-//!
-//! Each test file uses only some of these helpers.
-#![allow(dead_code)]
 
 use serde_json::Value;
 use std::io::Write as _;
@@ -723,12 +720,6 @@ impl Api {
     /// Polls until the run is in `wanted`, and returns it.
     pub async fn wait_state(&self, workflow: &str, id: &str, wanted: &str) -> Value {
         self.wait_for(workflow, id, wanted, |s| s == wanted).await
-    }
-
-    /// Polls until the run is neither pending nor running, and returns it.
-    pub async fn settled(&self, workflow: &str, id: &str) -> Value {
-        self.wait_for(workflow, id, "settled", |s| !matches!(s, "pending" | "running"))
-            .await
     }
 }
 
