@@ -4,7 +4,8 @@
 //! `target/weft-plugins` (a separate target directory, so the outer build's lock is not
 //! contended). The built-in ones are embedded through `$OUT_DIR/builtins.rs`; the directory of
 //! every built plugin (test-only ones included) is exported to the crate as
-//! `WEFT_PLUGIN_DIR`, which the integration tests use.
+//! `WEFT_PLUGIN_DIR`, which the integration tests use. The host's template engine
+//! (`plugins/templates`) is embedded beside them, but it is not a plugin.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -81,6 +82,16 @@ fn main() {
         ));
     }
     code.push_str("];\n");
+    let engine = wasm_dir.join("templates.wasm");
+    assert!(
+        engine.exists(),
+        "the plugin build did not produce {}",
+        engine.display()
+    );
+    code.push_str(&format!(
+        "/// The host's template engine component (plugins/templates).\npub const TEMPLATE_ENGINE: &[u8] = include_bytes!({:?});\n",
+        engine.display().to_string()
+    ));
     std::fs::write(out_dir.join("builtins.rs"), code).unwrap();
     println!("cargo:rustc-env=WEFT_PLUGIN_DIR={}", wasm_dir.display());
 }

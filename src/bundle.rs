@@ -20,9 +20,9 @@
 
 use crate::engine::Engine;
 use crate::names::{Digest, PluginRef};
-use crate::plugins::builtin;
-use crate::store::{PluginMeta, Write};
-use crate::workflow::{self, Workflow};
+use crate::plugins::{builtin, AddError};
+use crate::store::Write;
+use crate::workflow;
 use anyhow::{anyhow, Result};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -101,7 +101,7 @@ pub struct Imported {
 
 /// Exports workflows `ids` (every version) and the plugins they name; with `include_plugins`
 /// the plugins' bytes too (built-ins are never included: every Weft has them).
-pub fn export(engine: &Engine, ids: &[String], include_plugins: bool) -> Result<Bundle> {
+pub async fn export(engine: &Engine, ids: &[String], include_plugins: bool) -> Result<Bundle> {
     let store = engine.store();
     let mut workflows = Vec::new();
     let mut plugins: BTreeMap<String, BundledPlugin> = BTreeMap::new();
@@ -114,7 +114,8 @@ pub fn export(engine: &Engine, ids: &[String], include_plugins: bool) -> Result<
         let mut bundled = Vec::new();
         for (version, digest) in versions {
             let workflow = engine
-                .workflow(id, Some(version))?
+                .workflow(id, Some(version))
+                .await?
                 .ok_or_else(|| anyhow!("workflow {id} lost version {version}"))?;
             for step in &workflow.steps {
                 if let Some(plugin) = plugin_for(engine, &step.plugin)? {
@@ -155,9 +156,10 @@ pub fn export(engine: &Engine, ids: &[String], include_plugins: bool) -> Result<
 
 /// The plugin a step reference resolves to here, as a bundle entry (without bytes).
 fn plugin_for(engine: &Engine, reference: &PluginRef) -> Result<Option<BundledPlugin>> {
-    let Ok(digest) = engine.plugins().resolve(reference) else {
+    let Ok(resolved) = engine.plugins().resolve(reference) else {
         return Ok(None);
     };
+    let digest = resolved.digest;
     let all = engine.plugins().list()?;
     let meta = match reference {
         PluginRef::Version(name, version) => {
@@ -250,16 +252,15 @@ pub async fn import(
                         plugin.digest
                     )));
                 }
-                let world = host.inspect(&plugin.digest, &bytes).await.map_err(|e| ImportError::Invalid(format!("{at}: {e}")))?;
-                let meta = PluginMeta {
-                    name: plugin.name.clone(),
-                    version: plugin.version.clone(),
-                    digest: plugin.digest.clone(),
-                    world: world.as_str().to_owned(),
-                    size: bytes.len() as u64,
-                    created_at: crate::run::now(),
-                };
-                writes.push(Write::Plugin { meta, bytes: Arc::from(bytes) });
+                // The one way a plugin is added, committed below with everything else.
+                let prepared = host
+                    .prepare(&plugin.name, &plugin.version, bytes)
+                    .await
+                    .map_err(|e| match e {
+                        AddError::Store(e) => ImportError::Internal(e),
+                        other => ImportError::Invalid(format!("{at}: {other}")),
+                    })?;
+                writes.extend(prepared.writes);
                 imported.plugins.push(format!("{}@{}", plugin.name, plugin.version));
             }
         }
@@ -270,18 +271,13 @@ pub async fn import(
     }
 
     // Then every definition, against the plugins here plus the ones arriving.
-    let exists = |reference: &PluginRef| -> Result<(), String> {
-        let arriving = match reference {
-            PluginRef::Latest(name) => incoming.keys().any(|(n, _)| n == name),
-            PluginRef::Version(name, version) => incoming.contains_key(&(name.clone(), version.clone())),
-            PluginRef::Digest(digest) => incoming.values().any(|d| d == digest),
-        };
-        if arriving {
-            Ok(())
-        } else {
-            host.resolve(reference).map(drop)
-        }
+    let incoming = Arc::new(incoming);
+    let arriving = move |reference: &PluginRef| match reference {
+        PluginRef::Latest(name) => incoming.keys().any(|(n, _)| n == name),
+        PluginRef::Version(name, version) => incoming.contains_key(&(name.clone(), version.clone())),
+        PluginRef::Digest(digest) => incoming.values().any(|d| d == digest),
     };
+    let arriving: Arc<dyn Fn(&PluginRef) -> bool + Send + Sync> = Arc::new(arriving);
     let mut publishes = Vec::new();
     for (w, bundled) in bundle.workflows.iter().enumerate() {
         let id = rename
@@ -297,8 +293,13 @@ pub async fn import(
             }
             let definition =
                 workflow::from_value(document).map_err(|p| ImportError::Invalid(format!("{at}: {p}")))?;
-            let workflow = Workflow::validate(definition, &exists)
-                .map_err(|p| ImportError::Invalid(format!("{at}: {p}")))?;
+            let workflow = engine
+                .validate_with(definition, arriving.clone())
+                .await
+                .map_err(|e| match e {
+                    crate::engine::StartError::Invalid(p) => ImportError::Invalid(format!("{at}: {p}")),
+                    crate::engine::StartError::Internal(e) => ImportError::Internal(e),
+                })?;
             let name = format!("{id}@{}", version.version);
             match store.workflow_version(&id, Some(version.version))? {
                 Some((_, digest)) if digest == workflow.digest => imported.unchanged.push(name),

@@ -1,6 +1,8 @@
 //! Weft: a WebAssembly-extensible workflow runner with durable runs and human approvals.
 //!
 //! The crate is split along its real boundaries:
+//! - [`limits`] and [`config`] hold every bound the server keeps and read `weft.toml`;
+//! - [`nesting`] measures how deep a YAML or JSON text nests before anything parses it;
 //! - [`workflow`] parses and validates definitions (the only place that checks them);
 //! - [`run`] holds the run record, the one document the engine changes and the store keeps;
 //! - [`store`] persists everything in one redb file, with group commit;
@@ -19,8 +21,11 @@ pub mod auth;
 pub mod bench;
 pub mod bundle;
 pub mod cli;
+pub mod config;
 pub mod engine;
+pub mod limits;
 pub mod names;
+pub mod nesting;
 pub mod plugins;
 pub mod run;
 pub mod store;

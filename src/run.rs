@@ -154,6 +154,10 @@ pub struct StepRecord {
     pub name: StepName,
     /// The plugin digest resolved when the run started; the run never changes plugin.
     pub plugin: Digest,
+    /// The `name@version` the plugin was declared as and resolved to when the run started:
+    /// whose grant its calls get. `None` for a plugin named by digest (granted nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin_name: Option<String>,
     pub state: StepState,
     /// Attempts made so far (1 after the first call).
     pub attempt: u32,

@@ -4,15 +4,21 @@
 //! passed every check — names, plugins, the `needs` graph, expressions and the references they
 //! make — so the engine never re-checks it. Validation collects every problem at once, each
 //! with its path (`steps[2].input.cn: unknown reference steps.Foo`).
+//!
+//! Nothing here is recursive in the size of its input, and every size is bounded by
+//! [`Limits`]: a definition's nesting depth is checked on the text before it is parsed, and
+//! the `needs` graph is walked with explicit stacks. Templates are never compiled here: the
+//! template engine (in the sandbox) reads them first, and validation checks what it found.
 
+use crate::limits::Limits;
 use crate::names::{Digest, PluginRef, StepName};
 use crate::run::FieldType;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::time::Duration;
-use weft_template::{Syntax, Templates};
+use weft_template::TemplateError;
 
 /// How long a plugin call may take when its step sets no `timeout`.
 pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -127,6 +133,8 @@ pub struct Workflow {
     pub definition: Definition,
     pub digest: Digest,
     pub steps: Vec<Step>,
+    /// The dotted names the `outputs` template reads.
+    pub output_names: Vec<String>,
 }
 
 /// A validated step.
@@ -139,6 +147,10 @@ pub struct Step {
     pub retry: RetryPolicy,
     /// Deadline (the step's `timeout`), memory and output caps for each plugin call.
     pub limits: crate::plugins::Limits,
+    /// The dotted names its `input` template reads (`inputs.cn`, `steps.A.output`).
+    pub input_names: Vec<String>,
+    /// The dotted names its `when` expression reads.
+    pub when_names: Vec<String>,
 }
 
 /// One problem in a definition or in run inputs.
@@ -170,21 +182,77 @@ impl fmt::Display for Problems {
 
 impl std::error::Error for Problems {}
 
-struct Collector(Vec<Problem>);
+/// Most problems reported at once; the rest are counted in a last line, so an error never
+/// grows with the size of the input.
+pub const MAX_PROBLEMS: usize = 100;
+
+struct Collector(Vec<Problem>, usize);
 
 impl Collector {
+    fn new() -> Collector {
+        Collector(Vec::new(), 0)
+    }
+
     fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.0.push(Problem {
-            path: path.into(),
-            message: message.into(),
-        });
+        if self.0.len() < MAX_PROBLEMS {
+            self.0.push(Problem {
+                path: path.into(),
+                message: crate::limits::clip(&message.into()),
+            });
+        } else {
+            self.1 += 1;
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn into_problems(mut self) -> Problems {
+        if self.1 > 0 {
+            self.0.push(Problem {
+                path: String::new(),
+                message: format!("…and {} more problems", self.1),
+            });
+        }
+        Problems(self.0)
     }
 }
 
 /// Parses a definition from YAML or JSON text (JSON is YAML, so one parser reads both).
-pub fn parse(text: &str) -> Result<Definition, Problems> {
-    let deserializer = serde_norway::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(deserializer).map_err(located)
+pub fn parse(text: &str, limits: &Limits) -> Result<Definition, Problems> {
+    from_value(parse_document(text, limits)?)
+}
+
+/// Parses YAML or JSON text into a document, after checking its size and, without parsing,
+/// its nesting depth: a parser's work on a deeply nested text is not linear, and a deep value
+/// is recursive to drop.
+pub fn parse_document(text: &str, limits: &Limits) -> Result<Value, Problems> {
+    let max_bytes = limits.definition_kb << 10;
+    if text.len() > max_bytes {
+        return Err(problem(
+            "",
+            format!(
+                "the definition is {} KiB; at most {} KiB are accepted (limits.definition_kb)",
+                text.len() >> 10,
+                limits.definition_kb
+            ),
+        ));
+    }
+    crate::nesting::check(text, limits.nesting_depth).map_err(|e| problem("", e))?;
+    serde_norway::from_str(text).map_err(|e| {
+        problem(
+            "",
+            format!("not valid YAML or JSON: {}", crate::limits::clip(&e.to_string())),
+        )
+    })
+}
+
+fn problem(path: &str, message: impl Into<String>) -> Problems {
+    Problems(vec![Problem {
+        path: path.to_owned(),
+        message: message.into(),
+    }])
 }
 
 /// Reads a definition from an already-parsed document (the API parses YAML or JSON first).
@@ -197,19 +265,83 @@ fn located<E: fmt::Display>(e: serde_path_to_error::Error<E>) -> Problems {
     let path = e.path().to_string();
     Problems(vec![Problem {
         path: if path == "." { String::new() } else { path },
-        message: e.inner().to_string(),
+        message: crate::limits::clip(&e.inner().to_string()),
     }])
 }
 
+/// Something in a definition the template engine must read: a JSON template (a step's
+/// `input`, the `outputs`) or a bare expression (a step's `when`).
+#[derive(Clone, Debug)]
+pub enum TemplateSource {
+    Template(Value),
+    Expression(String),
+}
+
+/// What the template engine read in one source: for each string, its path below the source
+/// and the dotted names it reads; or every syntax problem.
+pub type TemplateRead = Result<Vec<(String, Vec<String>)>, Vec<TemplateError>>;
+
+impl Definition {
+    /// Every template in the definition, in the order [`Workflow::validate`] expects their
+    /// reads: for each step its `input` then its `when` (if any), then the `outputs`.
+    pub fn template_sources(&self) -> Vec<TemplateSource> {
+        let mut sources = Vec::new();
+        for step in &self.steps {
+            sources.push(TemplateSource::Template(step.input.clone()));
+            if let Some(when) = &step.when {
+                sources.push(TemplateSource::Expression(when.clone()));
+            }
+        }
+        sources.push(TemplateSource::Template(Value::Object(self.outputs.clone())));
+        sources
+    }
+
+    /// The digest of the definition's canonical JSON: its identity in the store.
+    pub fn digest(&self) -> Digest {
+        Digest::of(&serde_json::to_vec(self).expect("definitions serialize"))
+    }
+}
+
 impl Workflow {
-    /// Validates `definition`; `plugin_exists` says whether a plugin reference resolves.
+    /// Validates `definition`; `plugin_exists` says whether a plugin reference resolves, and
+    /// `reads` is what the template engine found in [`Definition::template_sources`], in order.
     pub fn validate(
         definition: Definition,
         plugin_exists: &dyn Fn(&PluginRef) -> Result<(), String>,
+        reads: &[TemplateRead],
+        limits: &Limits,
     ) -> Result<Workflow, Problems> {
-        let mut problems = Collector(Vec::new());
-        let templates = Templates::new(Syntax::Braces);
+        Self::check(definition, plugin_exists, reads, Some(limits))
+    }
+
+    /// Rebuilds a definition the store holds: it passed [`Workflow::validate`] when it was
+    /// stored, and stays usable if the plugins or the limits have changed since (runs use
+    /// pinned digests).
+    pub fn from_stored(definition: Definition, reads: &[TemplateRead]) -> Result<Workflow, Problems> {
+        Self::check(definition, &|_| Ok(()), reads, None)
+    }
+
+    /// The same workflow under another version number; validity does not depend on it.
+    pub fn with_version(mut self, version: u64) -> Workflow {
+        self.definition.version = version;
+        self.digest = self.definition.digest();
+        self
+    }
+
+    fn check(
+        definition: Definition,
+        plugin_exists: &dyn Fn(&PluginRef) -> Result<(), String>,
+        reads: &[TemplateRead],
+        limits: Option<&Limits>,
+    ) -> Result<Workflow, Problems> {
+        let mut problems = Collector::new();
         check_id(&definition.id, &mut problems);
+        if let Some(limits) = limits {
+            if !check_sizes(&definition, limits, &mut problems) {
+                // Too large to check further: the other checks are bounded by these limits.
+                return Err(problems.into_problems());
+            }
+        }
         for (name, spec) in &definition.inputs {
             let path = format!("inputs.{name}");
             if let Some(default) = &spec.default {
@@ -298,53 +430,50 @@ impl Workflow {
                     .collect(),
             })
             .collect();
-        if let Some(cycle) = find_cycle(&needs) {
-            let names: Vec<&str> = cycle.iter().map(|&i| definition.steps[i].name.as_str()).collect();
-            problems.add("steps", format!("cycle in needs: {}", names.join(" -> ")));
-        }
-
-        let ancestors = ancestors(&needs);
-        let all_steps: HashSet<usize> = (0..definition.steps.len()).collect();
+        let everything = Ancestors::all(definition.steps.len());
+        let ancestors = match ancestors(&needs) {
+            Ok(ancestors) => Some(ancestors),
+            Err(cycle) => {
+                let names: Vec<&str> = cycle.iter().map(|&i| definition.steps[i].name.as_str()).collect();
+                problems.add("steps", format!("cycle in needs: {}", names.join(" -> ")));
+                // No order to check references against: check only that they exist.
+                None
+            }
+        };
         let refs = References {
             inputs: &definition.inputs,
             index: &index,
         };
+        if reads.len() != definition.template_sources().len() {
+            problems.add("", "internal: the template reads do not match the definition");
+            return Err(problems.into_problems());
+        }
+        let mut reads = reads.iter();
+        let mut names = Vec::new();
         for (i, step) in definition.steps.iter().enumerate() {
             let path = format!("steps[{i}]");
-            refs.check_template(
-                &templates,
-                &step.input,
-                &format!("{path}.input"),
-                &ancestors[i],
-                &mut problems,
-            );
-            if let Some(when) = &step.when {
-                match templates.expression_references(when) {
-                    Ok(names) => {
-                        for name in names {
-                            refs.check(&name, &format!("{path}.when"), &ancestors[i], &mut problems);
-                        }
-                    }
-                    Err(message) => problems.add(format!("{path}.when"), message),
-                }
-            }
+            let visible = match &ancestors {
+                Some(ancestors) => ancestors.of(i),
+                None => everything.of(0),
+            };
+            let input = refs.check_read(reads.next(), &format!("{path}.input"), &visible, &mut problems);
+            let when = match &step.when {
+                Some(_) => refs.check_read(reads.next(), &format!("{path}.when"), &visible, &mut problems),
+                None => Vec::new(),
+            };
+            names.push((input, when));
         }
-        refs.check_template(
-            &templates,
-            &Value::Object(definition.outputs.clone()),
-            "outputs",
-            &all_steps,
-            &mut problems,
-        );
-        if !problems.0.is_empty() {
-            return Err(Problems(problems.0));
+        let output_names = refs.check_read(reads.next(), "outputs", &everything.of(0), &mut problems);
+        if !problems.is_empty() {
+            return Err(problems.into_problems());
         }
 
         let steps = typed
             .into_iter()
             .zip(needs)
+            .zip(names)
             .zip(&definition.steps)
-            .filter_map(|((typed, needs), step)| {
+            .filter_map(|(((typed, needs), (input_names, when_names)), step)| {
                 let (name, plugin) = typed?;
                 Some(Step {
                     name,
@@ -352,21 +481,24 @@ impl Workflow {
                     needs,
                     retry: step.retry.unwrap_or(RetryPolicy::NONE),
                     limits: step_limits(step),
+                    input_names,
+                    when_names,
                 })
             })
             .collect();
-        let digest = Digest::of(&serde_json::to_vec(&definition).expect("definitions serialize"));
+        let digest = definition.digest();
         Ok(Workflow {
             definition,
             digest,
             steps,
+            output_names,
         })
     }
 
     /// Checks and completes run inputs: unknown names, missing required ones, types; applies
     /// defaults. Strings are converted to the declared type (`"2048"` for an integer).
     pub fn bind_inputs(&self, mut given: Map<String, Value>) -> Result<Value, Problems> {
-        let mut problems = Collector(Vec::new());
+        let mut problems = Collector::new();
         let mut bound = Map::new();
         for (name, spec) in &self.definition.inputs {
             let path = format!("inputs.{name}");
@@ -385,17 +517,17 @@ impl Workflow {
                 }
             }
         }
+        let known: Vec<&str> = self.definition.inputs.keys().map(String::as_str).collect();
         for name in given.keys() {
-            let known: Vec<&str> = self.definition.inputs.keys().map(String::as_str).collect();
             problems.add(
-                format!("inputs.{name}"),
+                format!("inputs.{}", crate::limits::clip(name)),
                 format!("unknown input; this workflow takes: {}", known.join(", ")),
             );
         }
-        if problems.0.is_empty() {
+        if problems.is_empty() {
             Ok(Value::Object(bound))
         } else {
-            Err(Problems(problems.0))
+            Err(problems.into_problems())
         }
     }
 }
@@ -482,41 +614,47 @@ struct References<'a> {
 }
 
 impl References<'_> {
-    fn check_template(
+    /// Checks the names one template source reads (or reports its syntax problems), and
+    /// returns every name it reads, for the engine to build the source's context from.
+    fn check_read(
         &self,
-        templates: &Templates,
-        template: &Value,
+        read: Option<&TemplateRead>,
         path: &str,
-        visible: &HashSet<usize>,
+        visible: &Visible<'_>,
         problems: &mut Collector,
-    ) {
-        match templates.references(template) {
-            Ok(found) => {
-                for (at, names) in found {
-                    let at = if at.is_empty() {
-                        path.to_owned()
-                    } else {
-                        format!("{path}.{at}")
-                    };
+    ) -> Vec<String> {
+        let at = |sub: &str| {
+            if sub.is_empty() {
+                path.to_owned()
+            } else if sub.starts_with('[') {
+                format!("{path}{sub}")
+            } else {
+                format!("{path}.{sub}")
+            }
+        };
+        let mut all = Vec::new();
+        match read {
+            Some(Ok(found)) => {
+                for (sub, names) in found {
                     for name in names {
-                        self.check(&name, &at, visible, problems);
+                        self.check(name, &at(sub), visible, problems);
+                        all.push(name.clone());
                     }
                 }
             }
-            Err(errors) => {
+            Some(Err(errors)) => {
                 for e in errors {
-                    let at = if e.path.is_empty() {
-                        path.to_owned()
-                    } else {
-                        format!("{path}.{}", e.path)
-                    };
-                    problems.add(at, e.message);
+                    problems.add(at(&e.path), crate::limits::clip(&e.message));
                 }
             }
+            None => problems.add(path, "internal: no template read for this source"),
         }
+        all.sort();
+        all.dedup();
+        all
     }
 
-    fn check(&self, name: &str, path: &str, visible: &HashSet<usize>, problems: &mut Collector) {
+    fn check(&self, name: &str, path: &str, visible: &Visible<'_>, problems: &mut Collector) {
         let mut parts = name.split('.');
         match (parts.next(), parts.next(), parts.next()) {
             (Some("inputs"), Some(input), _) if !self.inputs.contains_key(input) => problems.add(
@@ -529,7 +667,7 @@ impl References<'_> {
                     path,
                     format!("unknown reference steps.{step}: there is no such step"),
                 ),
-                Some(i) if !visible.contains(i) => problems.add(
+                Some(&i) if !visible.contains(i) => problems.add(
                     path,
                     format!("steps.{step} may not have run yet here: add {step} to this step's `needs`"),
                 ),
@@ -550,77 +688,182 @@ impl References<'_> {
     }
 }
 
-/// A cycle in the `needs` graph, as step indices from a step back to itself.
-fn find_cycle(needs: &[Vec<usize>]) -> Option<Vec<usize>> {
-    #[derive(Clone, Copy, PartialEq)]
-    enum Mark {
-        New,
-        Open,
-        Done,
+/// For every step, the steps that must finish before it (its transitive `needs`), as one
+/// bit set per step; or a cycle, as step indices from a step back to itself. Steps are taken
+/// in dependency order (Kahn's algorithm), so nothing recurses.
+fn ancestors(needs: &[Vec<usize>]) -> Result<Ancestors, Vec<usize>> {
+    let n = needs.len();
+    let mut waiting_on: Vec<usize> = needs.iter().map(Vec::len).collect();
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, deps) in needs.iter().enumerate() {
+        for &d in deps {
+            dependents[d].push(i);
+        }
     }
-    fn visit(
-        i: usize,
-        needs: &[Vec<usize>],
-        marks: &mut [Mark],
-        path: &mut Vec<usize>,
-    ) -> Option<Vec<usize>> {
-        marks[i] = Mark::Open;
-        path.push(i);
-        for &n in &needs[i] {
-            match marks[n] {
-                Mark::Open => {
-                    let start = path.iter().position(|&p| p == n).unwrap_or(0);
-                    let mut cycle = path[start..].to_vec();
-                    cycle.push(n);
-                    return Some(cycle);
-                }
-                Mark::New => {
-                    if let Some(cycle) = visit(n, needs, marks, path) {
-                        return Some(cycle);
-                    }
-                }
-                Mark::Done => {}
+    let mut sets = Ancestors::none(n);
+    let mut ready: Vec<usize> = (0..n).filter(|&i| waiting_on[i] == 0).collect();
+    let mut done = 0;
+    while let Some(i) = ready.pop() {
+        done += 1;
+        for &d in &needs[i] {
+            sets.add(i, d);
+            sets.merge(i, d);
+        }
+        for &j in &dependents[i] {
+            waiting_on[j] -= 1;
+            if waiting_on[j] == 0 {
+                ready.push(j);
             }
         }
-        path.pop();
-        marks[i] = Mark::Done;
-        None
     }
-    let mut marks = vec![Mark::New; needs.len()];
-    (0..needs.len()).find_map(|i| {
-        (marks[i] == Mark::New)
-            .then(|| visit(i, needs, &mut marks, &mut Vec::new()))
-            .flatten()
-    })
+    if done == n {
+        return Ok(sets);
+    }
+    // Every step left waits on another step left: follow `needs` until a step repeats.
+    let start = (0..n).find(|&i| waiting_on[i] > 0).expect("a step is left");
+    let mut seen = vec![usize::MAX; n];
+    let mut path = Vec::new();
+    let mut at = start;
+    while seen[at] == usize::MAX {
+        seen[at] = path.len();
+        path.push(at);
+        at = *needs[at]
+            .iter()
+            .find(|&&d| waiting_on[d] > 0)
+            .expect("a step left waits on a step left");
+    }
+    let mut cycle = path[seen[at]..].to_vec();
+    cycle.push(at);
+    Err(cycle)
 }
 
-/// For each step, every step that must finish before it (its transitive `needs`).
-fn ancestors(needs: &[Vec<usize>]) -> Vec<HashSet<usize>> {
-    fn collect(i: usize, needs: &[Vec<usize>], into: &mut HashSet<usize>) {
-        for &n in &needs[i] {
-            if into.insert(n) {
-                collect(n, needs, into);
-            }
+/// One bit set of step indices per step.
+struct Ancestors {
+    words: usize,
+    bits: Vec<u64>,
+}
+
+impl Ancestors {
+    fn none(n: usize) -> Ancestors {
+        let words = n.div_ceil(64);
+        Ancestors {
+            words,
+            bits: vec![0; words * n],
         }
     }
-    (0..needs.len())
-        .map(|i| {
-            let mut set = HashSet::new();
-            collect(i, needs, &mut set);
-            set
-        })
-        .collect()
+
+    /// One set, shared by every step, holding every step: what `outputs` may read.
+    fn all(n: usize) -> Ancestors {
+        let words = n.div_ceil(64);
+        let mut bits = vec![u64::MAX; words.max(1)];
+        if n % 64 != 0 {
+            if let Some(last) = bits.get_mut(words.saturating_sub(1)) {
+                *last = (1u64 << (n % 64)) - 1;
+            }
+        }
+        Ancestors { words, bits }
+    }
+
+    fn add(&mut self, step: usize, ancestor: usize) {
+        self.bits[step * self.words + ancestor / 64] |= 1 << (ancestor % 64);
+    }
+
+    /// Adds every ancestor of `from` to `step`'s.
+    fn merge(&mut self, step: usize, from: usize) {
+        for w in 0..self.words {
+            self.bits[step * self.words + w] |= self.bits[from * self.words + w];
+        }
+    }
+
+    fn of(&self, step: usize) -> Visible<'_> {
+        Visible(&self.bits[step * self.words..(step + 1) * self.words])
+    }
+}
+
+/// The steps visible from one place: a bit set of step indices.
+struct Visible<'a>(&'a [u64]);
+
+impl Visible<'_> {
+    fn contains(&self, i: usize) -> bool {
+        self.0.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+}
+
+/// Checks the counts and sizes [`Limits`] bounds, before anything else is looked at; false
+/// when any is exceeded.
+fn check_sizes(definition: &Definition, limits: &Limits, problems: &mut Collector) -> bool {
+    let before = problems.0.len() + problems.1;
+    if definition.steps.len() > limits.steps {
+        problems.add(
+            "steps",
+            format!(
+                "{} steps; a workflow may have at most {} (limits.steps)",
+                definition.steps.len(),
+                limits.steps
+            ),
+        );
+    }
+    if definition.inputs.len() > limits.inputs {
+        problems.add(
+            "inputs",
+            format!(
+                "{} inputs; a workflow may declare at most {} (limits.inputs)",
+                definition.inputs.len(),
+                limits.inputs
+            ),
+        );
+    }
+    let max = limits.template_kb << 10;
+    let mut too_long = |path: String, text: &str| {
+        if text.len() > max {
+            problems.add(
+                path,
+                format!(
+                    "this template is {} KiB; at most {} KiB are accepted (limits.template_kb)",
+                    text.len() >> 10,
+                    limits.template_kb
+                ),
+            );
+        }
+    };
+    for (i, step) in definition.steps.iter().enumerate() {
+        let _ = weft_template::walk::<()>(&step.input, &mut |at, text| {
+            too_long(format!("steps[{i}].input.{at}"), text);
+            Ok(Value::Null)
+        });
+        if let Some(when) = &step.when {
+            too_long(format!("steps[{i}].when"), when);
+        }
+    }
+    let _ = weft_template::walk::<()>(&Value::Object(definition.outputs.clone()), &mut |at, text| {
+        too_long(format!("outputs.{at}"), text);
+        Ok(Value::Null)
+    });
+    problems.0.len() + problems.1 == before
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Validates with plain-lookup templates only, which need no template engine.
     fn validate(yaml: &str) -> Result<Workflow, Problems> {
-        Workflow::validate(parse(yaml)?, &|p| match p {
-            PluginRef::Latest(n) if n == "missing" => Err("unknown plugin missing".into()),
-            _ => Ok(()),
-        })
+        let limits = Limits::default();
+        let definition = parse(yaml, &limits)?;
+        let reads: Vec<TemplateRead> = definition
+            .template_sources()
+            .iter()
+            .map(|s| crate::plugins::read_without_engine(s).expect("plain lookups"))
+            .collect();
+        Workflow::validate(
+            definition,
+            &|p| match p {
+                PluginRef::Latest(n) if n == "missing" => Err("unknown plugin missing".into()),
+                _ => Ok(()),
+            },
+            &reads,
+            &limits,
+        )
     }
 
     #[test]

@@ -138,6 +138,7 @@ async fn call(plugins: &PluginHost, trigger: &str, target: &Target, payload: &Va
     let call = TargetCall {
         trigger: trigger.to_owned(),
         target: target.name.clone(),
+        declared_as: target.declared_as.clone(),
     };
     let envelope = json!({ "config": target.config, "payload": payload });
     let limits = Limits::with_deadline(target.timeout);

@@ -237,10 +237,12 @@ impl Actions {
         let missing = |field: &str| ActionError::Invalid(format!("{field}: missing; every target needs one"));
         let now = crate::run::now();
         let plugin = spec.plugin.ok_or_else(|| missing("plugin"))?;
+        let resolved = self.target_plugin(&plugin)?;
         let target = Target {
             id: uuid::Uuid::now_v7().to_string(),
             name: spec.name.ok_or_else(|| missing("name"))?,
-            digest: self.target_plugin(&plugin)?,
+            digest: resolved.digest,
+            declared_as: resolved.declared_as,
             plugin,
             kind: spec
                 .kind
@@ -258,7 +260,9 @@ impl Actions {
     pub async fn update_target(&self, id: &str, spec: TargetSpec) -> Result<Target, ActionError> {
         let mut target = (*self.target(id)?).clone();
         if let Some(plugin) = spec.plugin {
-            target.digest = self.target_plugin(&plugin)?;
+            let resolved = self.target_plugin(&plugin)?;
+            target.digest = resolved.digest;
+            target.declared_as = resolved.declared_as;
             target.plugin = plugin;
         }
         target.name = spec.name.unwrap_or(target.name);
@@ -271,13 +275,16 @@ impl Actions {
     }
 
     /// Resolves a target's plugin to the digest it will call, refusing step plugins.
-    fn target_plugin(&self, plugin: &crate::names::PluginRef) -> Result<crate::names::Digest, ActionError> {
+    fn target_plugin(
+        &self,
+        plugin: &crate::names::PluginRef,
+    ) -> Result<crate::plugins::Resolved, ActionError> {
         let plugins = &self.inner.plugins;
-        let digest = plugins
+        let resolved = plugins
             .resolve(plugin)
             .map_err(|e| ActionError::Invalid(format!("plugin: {e}")))?;
-        match plugins.world_of(&digest)? {
-            Some(World::Target) => Ok(digest),
+        match plugins.world_of(&resolved.digest)? {
+            Some(World::Target) => Ok(resolved),
             _ => Err(ActionError::Invalid(format!(
                 "plugin: {plugin} is a step plugin; a target needs a component exporting \
                  weft:plugin/target (world target-plugin), such as audit-sink or policy"

@@ -44,6 +44,10 @@ pub struct Target {
     pub plugin: PluginRef,
     /// The component the name resolved to when the target was saved; calls use this one.
     pub digest: Digest,
+    /// The `name@version` the plugin resolved to when the target was saved: whose grant its
+    /// calls get. `None` for a plugin named by digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declared_as: Option<String>,
     #[serde(rename = "type")]
     pub kind: TargetType,
     #[serde(with = "humantime_serde")]

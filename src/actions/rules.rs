@@ -131,6 +131,7 @@ mod tests {
             name: id.into(),
             plugin: "audit-sink".parse().unwrap(),
             digest: crate::names::Digest::of(id.as_bytes()),
+            declared_as: None,
             kind: TargetType::Call,
             timeout: Duration::from_secs(1),
             interrupt_on_error: false,

@@ -45,7 +45,7 @@ pub async fn export(
             return Err(ApiError::not_found(format!("no workflow {id}")));
         }
     }
-    let bundle = bundle::export(&state.engine, &request.id, query.include_plugins)?;
+    let bundle = bundle::export(&state.engine, &request.id, query.include_plugins).await?;
     let name = match request.id.as_slice() {
         [one] => one.clone(),
         _ => "workflows".to_owned(),

@@ -51,7 +51,8 @@ pub async fn start(
     let mut inputs = super::params::start_inputs(&body)?;
     let workflow = state
         .engine
-        .workflow(&workflow_id, query.version)?
+        .workflow(&workflow_id, query.version)
+        .await?
         .ok_or_else(|| match query.version {
             Some(v) => ApiError::not_found(format!("workflow {workflow_id} has no version {v}")),
             None => ApiError::not_found(format!("no workflow {workflow_id}")),
@@ -87,7 +88,7 @@ async fn started(state: &AppState, workflow_id: &str, id: RunId, wait: bool) -> 
     let location = format!("/v1/workflows/{workflow_id}/executions/{id}");
     if wait {
         let run = state.engine.settled(id).await?;
-        let body = views::execution(&run, state.engine.workflow_of(&run).ok().as_deref());
+        let body = views::execution(&run, state.engine.workflow_of(&run).await.ok().as_deref());
         return Ok((StatusCode::OK, [(header::LOCATION, location)], Json(body)).into_response());
     }
     let run = state
@@ -246,7 +247,7 @@ pub async fn get(
     let run = find(&state, &caller, Action::ReadRuns, &wf, &eid).await?;
     Ok(Json(views::execution(
         &run,
-        state.engine.workflow_of(&run).ok().as_deref(),
+        state.engine.workflow_of(&run).await.ok().as_deref(),
     )))
 }
 
@@ -283,7 +284,7 @@ pub async fn get_by_id(
     };
     Ok(Json(views::execution(
         &run,
-        state.engine.workflow_of(&run).ok().as_deref(),
+        state.engine.workflow_of(&run).await.ok().as_deref(),
     )))
 }
 

@@ -25,10 +25,8 @@ pub use error::ApiError;
 use crate::engine::Engine;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use serde_json::Value;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use utoipa::OpenApi;
 
@@ -41,21 +39,12 @@ pub struct AppState {
 }
 
 /// Server settings.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Options {
-    /// Largest request body accepted; larger ones get 413.
-    pub body_limit: usize,
+    /// Body size, connection count and timeouts (see [`crate::limits`]).
+    pub limits: crate::limits::Limits,
     /// Local mode (see [`auth`]): only for a server listening on loopback.
     pub local_mode: bool,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            body_limit: 50 << 20,
-            local_mode: false,
-        }
-    }
 }
 
 #[derive(OpenApi)]
@@ -212,51 +201,192 @@ pub fn router(engine: Engine, options: &Options) -> Router {
                 "this endpoint does not take that method; see /v1/openapi.json",
             )
         })
-        // Inside the body limit, so hooks read bodies under it; inside auth, so they know the caller.
+        // Inside the body reader, so hooks read bodies under its limits; inside auth, so they
+        // know the caller.
         .layer(axum::middleware::from_fn_with_state(state.clone(), hooks::run))
-        .layer(DefaultBodyLimit::max(options.body_limit))
+        .layer(DefaultBodyLimit::max(options.limits.body_bytes()))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            BodyLimits::from(&options.limits),
+            read_body,
+        ))
         .with_state(state)
+}
+
+/// Most bytes of a refused body read and dropped before the connection is closed.
+const DISCARD_BYTES: usize = 16 << 20;
+
+/// Reads and drops up to `max` bytes of `body`, for at most `timeout`.
+async fn discard(body: axum::body::Body, max: usize, timeout: std::time::Duration) {
+    use http_body_util::BodyExt;
+    let drain = async {
+        let mut body = body;
+        let mut seen = 0;
+        while let Some(Ok(frame)) = body.frame().await {
+            seen += frame.data_ref().map_or(0, |d| d.len());
+            if seen > max {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(timeout, drain).await;
+}
+
+/// What [`read_body`] enforces.
+#[derive(Clone, Copy)]
+struct BodyLimits {
+    bytes: usize,
+    timeout: std::time::Duration,
+}
+
+impl BodyLimits {
+    fn from(limits: &crate::limits::Limits) -> BodyLimits {
+        BodyLimits {
+            bytes: limits.body_bytes(),
+            timeout: limits.body_timeout,
+        }
+    }
+}
+
+/// Reads every request body before anything else runs: a `Content-Length` above the limit
+/// is refused (413) before a byte of the body is read, a body that grows past it is cut off
+/// (413), and a client that sends its body too slowly gets 408. Handlers then see the whole
+/// body in memory.
+async fn read_body(
+    axum::extract::State(limits): axum::extract::State<BodyLimits>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use http_body_util::BodyExt;
+    let too_large = || {
+        ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!(
+                "the body is larger than the server's limit of {} MiB (limits.body_mb, weft serve --body-limit-mb)",
+                limits.bytes >> 20
+            ),
+        )
+        .into_response()
+    };
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let (parts, body) = request.into_parts();
+    if declared.is_some_and(|n| n > limits.bytes as u64) {
+        // Refused before the body is read. It is still taken off the wire (and dropped, up to
+        // a bound) so that the client, busy sending it, gets to read the answer.
+        tokio::spawn(discard(body, DISCARD_BYTES, limits.timeout));
+        return too_large();
+    }
+    let limited = http_body_util::Limited::new(body, limits.bytes);
+    let bytes = match tokio::time::timeout(limits.timeout, limited.collect()).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
+        Ok(Err(e)) => return ApiError::bad_request(format!("cannot read the body: {e}")).into_response(),
+        Err(_) => {
+            return ApiError::new(
+                axum::http::StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                format!(
+                    "the body did not arrive within {} (limits.body_timeout)",
+                    humantime::format_duration(limits.timeout)
+                ),
+            )
+            .into_response()
+        }
+    };
+    next.run(axum::extract::Request::from_parts(
+        parts,
+        axum::body::Body::from(bytes),
+    ))
+    .await
 }
 
 /// How long requests still being answered (such as `?wait=true` starts) may take once the
 /// server is asked to stop.
 const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// How long to pause accepting after the system refused a connection (no file descriptors
+/// left): the connections being served free theirs.
+const ACCEPT_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Serves the API on `listener` until `stop` completes, then lets requests under way finish
-/// for up to [`STOP_GRACE`]. Accepted sockets get TCP_NODELAY so small responses are not held
-/// back by delayed ACKs.
+/// for up to [`STOP_GRACE`].
+///
+/// At most `limits.max_connections` connections are served at once (others wait in the
+/// listen queue); a connection that does not deliver a request head within
+/// `limits.idle_timeout` (slow headers, or idle between kept-alive requests) is closed.
+/// Accepted sockets get TCP_NODELAY so small responses are not held back by delayed ACKs.
 pub async fn serve(
     engine: Engine,
     listener: tokio::net::TcpListener,
     options: Options,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use tower::ServiceExt;
     let app = router(engine, &options);
-    let listener = listener.tap_io(|tcp| {
+    let connections = Arc::new(tokio::sync::Semaphore::new(options.limits.max_connections));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(options.limits.idle_timeout)
+        .max_buf_size(MAX_HEAD_BYTES);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(stop);
+    loop {
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => permit?,
+            () = &mut stop => break,
+        };
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!("cannot accept a connection: {e}");
+                    tokio::time::sleep(ACCEPT_PAUSE).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::warn!("cannot set TCP_NODELAY: {e}");
         }
-    });
-    let stopping = Arc::new(tokio::sync::Notify::new());
-    let told = stopping.clone();
-    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move {
-            stop.await;
-            told.notify_one();
+        let service = app.clone().map_request(
+            move |mut request: axum::extract::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                request.map(axum::body::Body::new)
+            },
+        );
+        let connection = http.serve_connection(
+            TokioIo::new(tcp),
+            hyper_util::service::TowerToHyperService::new(service),
+        );
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!("connection from {peer} ended: {e}");
+            }
+            drop(permit);
         });
+    }
+    drop(listener);
     tokio::select! {
-        served = server => served?,
-        () = async {
-            stopping.notified().await;
-            tokio::time::sleep(STOP_GRACE).await;
-        } => {}
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(STOP_GRACE) => {}
     }
     Ok(())
 }
+
+/// The most bytes of a request head (request line and headers) read before 431.
+const MAX_HEAD_BYTES: usize = 128 << 10;
 
 /// A JSON body, or `{}` when there is none. Clients such as `curl -d '{}'` send JSON with
 /// a form content type, so the type is not checked here.

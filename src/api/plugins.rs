@@ -49,19 +49,17 @@ pub async fn upload(
     RawBody(body): RawBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.require(Action::WritePlugins)?;
-    let plugins = state.engine.plugins();
-    let existed = state
+    let added = state
         .engine
-        .store()
-        .plugin(&query.name, &query.version)?
-        .is_some();
-    let meta = plugins.add(&query.name, &query.version, body.to_vec()).await?;
-    let status = if existed {
+        .plugins()
+        .add(&query.name, &query.version, body.to_vec())
+        .await?;
+    let status = if added.existed {
         StatusCode::OK
     } else {
         StatusCode::CREATED
     };
-    Ok((status, Json(view(&meta, false))))
+    Ok((status, Json(view(&added.meta, false))))
 }
 
 /// Every plugin, built-ins included.
@@ -136,7 +134,7 @@ pub async fn delete(
     let meta = store
         .plugin(name, version)?
         .ok_or_else(|| ApiError::not_found(format!("no plugin {name}@{version}")))?;
-    if let Some(user) = pinned_by(&state, &meta)? {
+    if let Some(user) = pinned_by(&state, &meta).await? {
         return Err(ApiError::conflict(format!(
             "{name}@{version} is in use by {user}; delete or finish that first"
         )));
@@ -151,11 +149,11 @@ pub async fn delete(
 }
 
 /// A workflow version or unfinished run that uses `meta`, if any.
-fn pinned_by(state: &AppState, meta: &PluginMeta) -> Result<Option<String>, ApiError> {
+async fn pinned_by(state: &AppState, meta: &PluginMeta) -> Result<Option<String>, ApiError> {
     let store = state.engine.store();
     for (id, _, _) in store.workflows()? {
         for (version, _) in store.workflow_versions(&id)? {
-            let Some(workflow) = state.engine.workflow(&id, Some(version))? else {
+            let Some(workflow) = state.engine.workflow(&id, Some(version)).await? else {
                 continue;
             };
             let uses = workflow.steps.iter().any(|s| match &s.plugin {

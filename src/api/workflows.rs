@@ -111,17 +111,21 @@ pub async fn diff(
     caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Action::ReadWorkflows)?;
-    let document = |version: u64| -> Result<Value, ApiError> {
-        let workflow = state
-            .engine
-            .workflow(&id, Some(version))?
-            .ok_or_else(|| ApiError::not_found(format!("workflow {id} has no version {version}")))?;
-        let mut value = serde_json::to_value(&workflow.definition).map_err(anyhow::Error::from)?;
-        // The version number always differs; the diff is about content.
-        value.as_object_mut().map(|o| o.remove("version"));
-        Ok(value)
+    let document = |version: u64| {
+        let (state, id) = (&state, &id);
+        async move {
+            let workflow = state
+                .engine
+                .workflow(id, Some(version))
+                .await?
+                .ok_or_else(|| ApiError::not_found(format!("workflow {id} has no version {version}")))?;
+            let mut value = serde_json::to_value(&workflow.definition).map_err(anyhow::Error::from)?;
+            // The version number always differs; the diff is about content.
+            value.as_object_mut().map(|o| o.remove("version"));
+            Ok::<Value, ApiError>(value)
+        }
     };
-    let changes = json_patch::diff(&document(a)?, &document(b)?);
+    let changes = json_patch::diff(&document(a).await?, &document(b).await?);
     Ok(Json(json!({"id": id, "from": a, "to": b, "changes": changes})))
 }
 
@@ -134,7 +138,8 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<
     for (id, version, digest) in state.engine.store().workflows()? {
         let description = state
             .engine
-            .workflow(&id, Some(version))?
+            .workflow(&id, Some(version))
+            .await?
             .map(|w| w.definition.description.clone())
             .unwrap_or_default();
         items
@@ -154,7 +159,7 @@ pub async fn get_latest(
     caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Action::ReadWorkflows)?;
-    definition(&state, &id, None)
+    definition(&state, &id, None).await
 }
 
 /// One version's definition.
@@ -168,14 +173,18 @@ pub async fn get_version(
     caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Action::ReadWorkflows)?;
-    definition(&state, &id, Some(version))
+    definition(&state, &id, Some(version)).await
 }
 
-fn definition(state: &AppState, id: &str, version: Option<u64>) -> Result<Json<Value>, ApiError> {
-    let workflow = state.engine.workflow(id, version)?.ok_or_else(|| match version {
-        Some(v) => ApiError::not_found(format!("workflow {id} has no version {v}")),
-        None => ApiError::not_found(format!("no workflow {id}")),
-    })?;
+async fn definition(state: &AppState, id: &str, version: Option<u64>) -> Result<Json<Value>, ApiError> {
+    let workflow = state
+        .engine
+        .workflow(id, version)
+        .await?
+        .ok_or_else(|| match version {
+            Some(v) => ApiError::not_found(format!("workflow {id} has no version {v}")),
+            None => ApiError::not_found(format!("no workflow {id}")),
+        })?;
     Ok(Json(json!({
         "id": workflow.definition.id,
         "version": workflow.definition.version,

@@ -36,6 +36,7 @@ pub async fn measure(
         engine
             .plugins()
             .resolve(&PluginRef::Latest(name.into()))
+            .map(|r| r.digest)
             .map_err(anyhow::Error::msg)
     };
 
@@ -53,7 +54,8 @@ pub async fn measure(
     );
 
     progress("durable throughput");
-    let definition = crate::workflow::parse(NOOP_WORKFLOW).map_err(|p| anyhow!("{p}"))?;
+    let definition = crate::workflow::parse(NOOP_WORKFLOW, &crate::limits::Limits::default())
+        .map_err(|p| anyhow!("{p}"))?;
     let workflow = engine.register(definition).await.map_err(|e| anyhow!("{e}"))?;
     super::settle_disk();
     let fresh = durable_throughput(&engine, &workflow, sizes.runs).await?;
@@ -103,6 +105,7 @@ async fn step_overhead(host: &PluginHost, echo: &Digest, calls: usize) -> Result
         step: "Noop".into(),
         attempt: 1,
         started_by: "bench".into(),
+        declared_as: Some("echo".into()),
     };
     let text = input.to_string();
     host.bare_call(echo, &text).await?;

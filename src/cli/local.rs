@@ -29,13 +29,25 @@ fn open_store(db: &DbArgs) -> Result<Store> {
     Store::open(&db_path(db)?)
 }
 
-fn open_engine(db: &DbArgs) -> Result<Engine> {
-    let store = open_store(db)?;
-    let grants = match &db.config {
-        Some(path) => crate::plugins::Grants::load(path)?,
-        None => crate::plugins::Grants::default(),
+/// `weft.toml` (`--config`, `$WEFT_CONFIG`): grants and limits.
+fn config(db: &DbArgs) -> Result<crate::config::Config> {
+    crate::config::Config::load(db.config.as_deref())
+}
+
+/// The plugin host over the database, with the grants and limits of `weft.toml`; untrusted
+/// components are compiled by child processes of this executable.
+fn open_host(db: &DbArgs) -> Result<PluginHost> {
+    let config = config(db)?;
+    let options = crate::plugins::HostOptions {
+        grants: config.grants,
+        limits: config.limits,
+        compiler: crate::plugins::Compiler::worker()?,
     };
-    Ok(Engine::new(PluginHost::with_grants(store, grants)?))
+    PluginHost::with_options(open_store(db)?, options)
+}
+
+fn open_engine(db: &DbArgs) -> Result<Engine> {
+    Ok(Engine::new(open_host(db)?))
 }
 
 /// The process exit code for a run: 0 completed, 2 waiting, 1 failed, rejected or canceled.
@@ -47,9 +59,14 @@ pub(super) fn exit_code(run: &RunRecord) -> ExitCode {
     }
 }
 
-fn read_definition(file: &Path) -> Result<workflow::Definition> {
+/// Reads and parses a definition file within the engine's limits.
+async fn read_definition(engine: &Engine, file: &Path) -> Result<workflow::Definition> {
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    workflow::parse(&text)
+    let document = engine
+        .parse_document(text)
+        .await
+        .map_err(|e| start_error(file, e))?;
+    workflow::from_value(document)
         .map_err(|problems| anyhow!("{}:\n{}", file.display(), indent(&problems.to_string())))
 }
 
@@ -146,7 +163,6 @@ fn state_is_busy(state: RunState) -> bool {
 
 /// `weft run FILE`.
 pub async fn run(args: RunArgs) -> Result<ExitCode> {
-    let definition = read_definition(&args.file)?;
     let inputs = parse_inputs(&args.inputs)?;
     let answers = args
         .answers
@@ -154,6 +170,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         .map(|a| parse_answer(a))
         .collect::<Result<Vec<_>>>()?;
     let engine = open_engine(&args.db)?;
+    let definition = read_definition(&engine, &args.file).await?;
     let workflow = engine
         .register(definition)
         .await
@@ -171,12 +188,15 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
 pub async fn start(args: StartArgs) -> Result<ExitCode> {
     let inputs = parse_inputs(&args.inputs)?;
     let engine = open_engine(&args.db)?;
-    let workflow = engine.workflow(&args.workflow, args.version)?.ok_or_else(|| {
-        anyhow!(
-            "no workflow {} in the database; add it with `weft workflow apply FILE`",
-            args.workflow
-        )
-    })?;
+    let workflow = engine
+        .workflow(&args.workflow, args.version)
+        .await?
+        .ok_or_else(|| {
+            anyhow!(
+                "no workflow {} in the database; add it with `weft workflow apply FILE`",
+                args.workflow
+            )
+        })?;
     let run = follow(&engine, &workflow, inputs, Vec::new(), &args.identity.person()).await?;
     finish_output(&run, args.json, &args.db)
 }
@@ -235,9 +255,11 @@ async fn follow(
 /// `weft workflow apply FILE` on the local database.
 pub async fn apply_workflow(db: DbArgs, file: PathBuf, publish: bool) -> Result<ExitCode> {
     let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
-    let document: Value = serde_norway::from_str(&text)
-        .map_err(|e| anyhow!("{}: not valid YAML or JSON: {e}", file.display()))?;
     let engine = open_engine(&db)?;
+    let document = engine
+        .parse_document(text)
+        .await
+        .map_err(|e| start_error(&file, e))?;
     let (saved, _) = engine
         .save_version(document, publish)
         .await
@@ -256,14 +278,14 @@ pub async fn publish_workflow(db: DbArgs, id: &str, version: u64) -> Result<Exit
 }
 
 /// `weft workflow export ID... -o FILE` from the local database.
-pub fn export_workflows(
+pub async fn export_workflows(
     db: DbArgs,
     ids: &[String],
     output: &Path,
     include_plugins: bool,
 ) -> Result<ExitCode> {
     let engine = open_engine(&db)?;
-    let bundle = crate::bundle::export(&engine, ids, include_plugins)?;
+    let bundle = crate::bundle::export(&engine, ids, include_plugins).await?;
     std::fs::write(output, serde_json::to_vec_pretty(&bundle)?)
         .with_context(|| format!("cannot write {}", output.display()))?;
     println!("exported {} workflow(s) to {}", ids.len(), output.display());
@@ -396,11 +418,12 @@ pub fn show_run(db: DbArgs, run: &str, json: bool, logs: bool) -> Result<ExitCod
 /// `weft plugin add FILE --name N --version V`.
 pub async fn add_plugin(db: DbArgs, file: PathBuf, name: String, version: String) -> Result<ExitCode> {
     let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-    let host = PluginHost::new(open_store(&db)?)?;
+    let host = open_host(&db)?;
     let meta = host
         .add(&name, &version, bytes)
         .await
-        .map_err(|e| anyhow!("{}: {e}", file.display()))?;
+        .map_err(|e| anyhow!("{}: {e}", file.display()))?
+        .meta;
     println!(
         "{}@{} {} ({} world, {} bytes)",
         meta.name, meta.version, meta.digest, meta.world, meta.size
@@ -410,7 +433,7 @@ pub async fn add_plugin(db: DbArgs, file: PathBuf, name: String, version: String
 
 /// `weft plugin list`.
 pub fn list_plugins(db: DbArgs) -> Result<ExitCode> {
-    let host = PluginHost::new(open_store(&db)?)?;
+    let host = open_host(&db)?;
     for meta in host.list()? {
         println!(
             "{}@{}\t{}\t{}\t{} bytes",
@@ -422,10 +445,12 @@ pub fn list_plugins(db: DbArgs) -> Result<ExitCode> {
 
 /// `weft validate FILE`.
 pub async fn validate(args: ValidateArgs) -> Result<ExitCode> {
-    let definition = read_definition(&args.file)?;
-    let host = PluginHost::new(open_store(&args.db)?)?;
-    let workflow = workflow::Workflow::validate(definition, &|r| host.resolve(r).map(drop))
-        .map_err(|p| anyhow!("{}:\n{}", args.file.display(), indent(&p.to_string())))?;
+    let engine = open_engine(&args.db)?;
+    let definition = read_definition(&engine, &args.file).await?;
+    let workflow = engine
+        .validate(definition)
+        .await
+        .map_err(|e| start_error(&args.file, e))?;
     println!(
         "{}: {} v{} is valid ({} steps)",
         args.file.display(),
@@ -465,8 +490,12 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
              the X-Weft-User header). Create a token with `weft token create` to require authentication."
         );
     }
+    let mut limits = engine.plugins().limits().clone();
+    if let Some(mb) = args.body_limit_mb {
+        limits.body_mb = mb;
+    }
     let options = crate::api::Options {
-        body_limit: args.body_limit_mb << 20,
+        limits,
         local_mode: loopback,
     };
     crate::api::serve(engine, listener, options, stop_requested()).await?;

@@ -45,6 +45,10 @@ enum Command {
     Validate(ValidateArgs),
     /// Serve the HTTP API over the database.
     Serve(ServeArgs),
+    /// Compile a component read on stdin to an artifact on stdout (used by `weft serve` to
+    /// compile uploads in a child process under a memory and time budget).
+    #[command(name = "__compile", hide = true)]
+    Compile,
     /// Measure the performance figures against floors measured in the same run.
     Bench {
         /// Every figure at a small size (for CI).
@@ -64,9 +68,10 @@ struct ServeArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: std::net::SocketAddr,
-    /// Largest request body accepted, in MiB (plugin uploads included).
-    #[arg(long, default_value_t = 50)]
-    body_limit_mb: usize,
+    /// Largest request body accepted, in MiB (plugin uploads included) [default: limits.body_mb
+    /// of weft.toml, 50].
+    #[arg(long)]
+    body_limit_mb: Option<usize>,
     #[command(flatten)]
     db: DbArgs,
 }
@@ -427,7 +432,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             server,
         }) => match server.remote() {
             Some(client) => remote::export_workflows(&client, &ids, &output, include_plugins).await,
-            None => local::export_workflows(db, &ids, &output, include_plugins),
+            None => local::export_workflows(db, &ids, &output, include_plugins).await,
         },
         Command::Workflow(WorkflowCommand::Import {
             file,
@@ -469,6 +474,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         },
         Command::Validate(args) => local::validate(args).await,
         Command::Serve(args) => local::serve(args).await,
+        Command::Compile => Ok(crate::plugins::compile_worker()),
         Command::Bench { quick, json, only } => {
             let sizes = if quick {
                 crate::bench::Sizes::QUICK

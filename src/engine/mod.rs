@@ -21,7 +21,7 @@ mod versions;
 
 pub use versions::{SaveStatus, Saved};
 
-pub use transition::expression_context;
+pub use transition::context_for;
 
 use crate::names::{Digest, RunId, StepName};
 use crate::plugins::{CallContext, Limits, Outcome, PluginHost, ResumeEvent};
@@ -35,7 +35,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{broadcast, Notify};
 use transition::Transition;
-use weft_template::{Syntax, Templates};
 
 /// Something that happened to a run, published after it was committed.
 #[derive(Clone, Debug)]
@@ -160,7 +159,6 @@ pub struct Engine {
 struct Inner {
     store: Store,
     plugins: PluginHost,
-    templates: Templates,
     workflows: Mutex<HashMap<Digest, Arc<Workflow>>>,
     live: Mutex<HashMap<RunId, RunHandle>>,
     keyed_starts: tokio::sync::Mutex<()>,
@@ -188,7 +186,6 @@ impl Engine {
                 store: plugins.store().clone(),
                 actions: crate::actions::Actions::start(plugins.clone()),
                 plugins,
-                templates: Templates::new(Syntax::Braces),
                 workflows: Mutex::new(HashMap::new()),
                 live: Mutex::new(HashMap::new()),
                 settle_waiters: Mutex::new(HashMap::new()),
@@ -223,16 +220,16 @@ impl Engine {
     }
 
     /// A stored workflow by id, at `version` or its active version.
-    pub fn workflow(&self, id: &str, version: Option<u64>) -> Result<Option<Arc<Workflow>>> {
+    pub async fn workflow(&self, id: &str, version: Option<u64>) -> Result<Option<Arc<Workflow>>> {
         match self.inner.store.workflow_version(id, version)? {
-            Some((_, digest)) => self.workflow_by_digest(&digest).map(Some),
+            Some((_, digest)) => self.workflow_by_digest(&digest).await.map(Some),
             None => Ok(None),
         }
     }
 
     /// The workflow version a run started with.
-    pub fn workflow_of(&self, run: &RunRecord) -> Result<Arc<Workflow>> {
-        self.workflow_by_digest(&run.workflow.digest)
+    pub async fn workflow_of(&self, run: &RunRecord) -> Result<Arc<Workflow>> {
+        self.workflow_by_digest(&run.workflow.digest).await
     }
 
     fn cache(&self, workflow: Workflow) -> Arc<Workflow> {
@@ -245,7 +242,7 @@ impl Engine {
         workflow
     }
 
-    fn workflow_by_digest(&self, digest: &Digest) -> Result<Arc<Workflow>> {
+    async fn workflow_by_digest(&self, digest: &Digest) -> Result<Arc<Workflow>> {
         if let Some(found) = self
             .inner
             .workflows
@@ -261,8 +258,15 @@ impl Engine {
             .definition(digest)?
             .ok_or_else(|| anyhow!("the definition {digest} is missing from the store"))?;
         let definition: Definition = serde_json::from_slice(&json)?;
-        // Plugins were checked when the definition was stored; runs use pinned digests.
-        let workflow = Workflow::validate(definition, &|_| Ok(()))
+        let reads = self
+            .inner
+            .plugins
+            .read_templates(&definition.template_sources())
+            .await
+            .map_err(|e| anyhow!("cannot read the templates of {digest}: {e}"))?;
+        // Plugins and sizes were checked when the definition was stored; runs use pinned
+        // digests, and a stored definition stays usable when the limits change.
+        let workflow = Workflow::from_stored(definition, &reads)
             .map_err(|p| anyhow!("stored definition {digest} no longer validates: {p}"))?;
         Ok(self.cache(workflow))
     }
@@ -308,7 +312,7 @@ impl Engine {
         let mut steps = Vec::new();
         for (i, step) in workflow.steps.iter().enumerate() {
             match self.inner.plugins.resolve(&step.plugin) {
-                Ok(digest) => steps.push(new_step(step.name.clone(), digest)),
+                Ok(resolved) => steps.push(new_step(step.name.clone(), resolved)),
                 Err(message) => problems.push(crate::workflow::Problem {
                     path: format!("steps[{i}].plugin"),
                     message,
@@ -350,7 +354,7 @@ impl Engine {
         let mut guard = handle.clone().lock_owned().await;
         self.inner.live.lock().expect("live runs lock").insert(id, handle);
         // `guard` holds the handle now; the map has the other reference.
-        transition::advance(&mut guard, workflow, &self.inner.templates, &mut tx);
+        transition::advance(&mut guard, workflow, &self.inner.plugins, &mut tx).await;
         self.commit(&mut guard, tx).await?;
         Ok(id)
     }
@@ -451,7 +455,7 @@ impl Engine {
                 "{answered_by} may not answer step {step_name}: {assigned}"
             )));
         }
-        let workflow = self.workflow_by_digest(&run.workflow.digest)?;
+        let workflow = self.workflow_by_digest(&run.workflow.digest).await?;
         let answered_at = now();
         let event = ResumeEvent::Answer {
             signal_type: signal_type.to_owned(),
@@ -493,7 +497,7 @@ impl Engine {
             tx.writes.push(Write::DeleteTimer(timer));
         }
         transition::apply_outcome(&mut run, &workflow, i, report.outcome, report.elapsed, &mut tx);
-        transition::advance(&mut run, &workflow, &self.inner.templates, &mut tx);
+        transition::advance(&mut run, &workflow, &self.inner.plugins, &mut tx).await;
         self.commit(&mut run, tx).await?;
         Ok(run.clone())
     }
@@ -573,10 +577,10 @@ impl Engine {
             )));
         }
         let workflow = match version {
-            Some(v) => self.workflow(&old.workflow.id, Some(v))?.ok_or_else(|| {
+            Some(v) => self.workflow(&old.workflow.id, Some(v)).await?.ok_or_else(|| {
                 RestartError::UnknownVersion(format!("workflow {} has no version {v}", old.workflow.id))
             })?,
-            None => self.workflow_by_digest(&old.workflow.digest)?,
+            None => self.workflow_by_digest(&old.workflow.digest).await?,
         };
         let inputs = match old.inputs {
             Value::Object(map) => map,
@@ -598,7 +602,7 @@ impl Engine {
             let Some(mut run) = self.lock(id).await? else {
                 continue;
             };
-            let workflow = self.workflow_by_digest(&run.workflow.digest)?;
+            let workflow = self.workflow_by_digest(&run.workflow.digest).await?;
             let mut tx = Transition::default();
             for i in 0..run.steps.len() {
                 let here = self.is_in_flight(id, i, run.steps[i].attempt);
@@ -613,7 +617,7 @@ impl Engine {
                     );
                 }
             }
-            transition::advance(&mut run, &workflow, &self.inner.templates, &mut tx);
+            transition::advance(&mut run, &workflow, &self.inner.plugins, &mut tx).await;
             self.commit(&mut run, tx).await?;
         }
         self.inner.timers_changed.notify_one();
@@ -675,7 +679,7 @@ impl Engine {
         for event in tx.events {
             let _ = self.inner.events.send(event);
         }
-        let workflow = self.workflow_by_digest(&run.workflow.digest)?;
+        let workflow = self.workflow_by_digest(&run.workflow.digest).await?;
         for (i, input) in tx.to_start {
             self.spawn_call(run, &workflow, i, input);
         }
@@ -759,12 +763,12 @@ impl Engine {
             // Canceled meanwhile, or a stale attempt: the result is not wanted.
             return Ok(());
         }
-        let workflow = self.workflow_by_digest(&run.workflow.digest)?;
+        let workflow = self.workflow_by_digest(&run.workflow.digest).await?;
         let mut tx = Transition::default();
         let name = step.name.clone();
         tx.plugin_logs(&mut run, &name, report.logs);
         transition::apply_outcome(&mut run, &workflow, i, report.outcome, report.elapsed, &mut tx);
-        transition::advance(&mut run, &workflow, &self.inner.templates, &mut tx);
+        transition::advance(&mut run, &workflow, &self.inner.plugins, &mut tx).await;
         self.commit(&mut run, tx).await
     }
 
@@ -780,10 +784,11 @@ impl Engine {
     }
 }
 
-fn new_step(name: StepName, plugin: Digest) -> StepRecord {
+fn new_step(name: StepName, plugin: crate::plugins::Resolved) -> StepRecord {
     StepRecord {
         name,
-        plugin,
+        plugin: plugin.digest,
+        plugin_name: plugin.declared_as,
         state: StepState::Pending,
         attempt: 0,
         started_at: None,
@@ -806,6 +811,7 @@ fn call_context(run: &RunRecord, i: usize) -> CallContext {
         step: run.steps[i].name.to_string(),
         attempt: run.steps[i].attempt.max(1),
         started_by: run.started_by.clone(),
+        declared_as: run.steps[i].plugin_name.clone(),
     }
 }
 

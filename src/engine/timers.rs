@@ -56,7 +56,7 @@ async fn fire(engine: &Engine, timer: &Timer) -> anyhow::Result<()> {
         drop(run);
         return engine.store().commit(vec![delete]).await;
     };
-    let workflow = engine.workflow_by_digest(&run.workflow.digest)?;
+    let workflow = engine.workflow_by_digest(&run.workflow.digest).await?;
     let mut tx = Transition::default();
     tx.writes.push(delete);
     let name = run.steps[i].name.clone();
@@ -91,7 +91,7 @@ async fn fire(engine: &Engine, timer: &Timer) -> anyhow::Result<()> {
             transition::apply_outcome(&mut run, &workflow, i, outcome, report.elapsed, &mut tx);
         }
     }
-    transition::advance(&mut run, &workflow, &engine.inner.templates, &mut tx);
+    transition::advance(&mut run, &workflow, &engine.inner.plugins, &mut tx).await;
     tx.dirty = true;
     engine.commit(&mut run, tx).await?;
     Ok(())

@@ -1,16 +1,16 @@
 //! The run state machine: given a run record, decide what changes, and collect the writes and
-//! events that describe the change. Nothing here waits on I/O; the caller commits the writes
-//! and only then acts on them (starts plugin calls, publishes events).
+//! events that describe the change. Nothing here touches the store; the caller commits the
+//! writes and only then acts on them (starts plugin calls, publishes events). The only thing
+//! awaited is template evaluation, which runs in the plugin host's sandbox.
 
 use super::Event;
 use crate::names::StepName;
-use crate::plugins::{Outcome, PluginLog, Suspension};
+use crate::plugins::{Outcome, PluginHost, PluginLog, Suspension};
 use crate::run::{now, LogLine, RunRecord, RunState, StepState, Waiting};
 use crate::store::{Timer, TimerKind, Write};
 use crate::workflow::Workflow;
 use serde_json::{json, Map, Value};
 use std::time::Duration;
-use weft_template::Templates;
 
 /// The writes and events one transition produced.
 #[derive(Default)]
@@ -59,33 +59,61 @@ impl Transition {
     }
 }
 
-/// The values expressions may read: `inputs`, `steps.<name>.output|state` and `run`.
-pub fn expression_context(run: &RunRecord) -> Value {
-    let steps: Map<String, Value> = run
-        .steps
-        .iter()
-        .map(|s| {
-            let state = serde_json::to_value(s.state).unwrap_or(Value::Null);
-            let output = s.output.clone().unwrap_or(Value::Null);
-            (s.name.to_string(), json!({ "output": output, "state": state }))
-        })
-        .collect();
-    json!({
-        "inputs": run.inputs,
-        "steps": steps,
-        "run": {
+/// The values a template may read, as far as the dotted `names` it reads reach:
+/// `inputs.<name>`, `steps.<name>` (its `output` and `state`) and `run`. Only what is read is
+/// copied, so building a step's context does not grow with the run's other outputs.
+pub fn context_for(run: &RunRecord, names: &[String]) -> Value {
+    let mut inputs = Map::new();
+    let mut steps = Map::new();
+    let mut with_run = false;
+    let step_value = |s: &crate::run::StepRecord| {
+        let state = serde_json::to_value(s.state).unwrap_or(Value::Null);
+        let output = s.output.clone().unwrap_or(Value::Null);
+        json!({ "output": output, "state": state })
+    };
+    for name in names {
+        let mut parts = name.splitn(3, '.');
+        match (parts.next(), parts.next()) {
+            (Some("inputs"), Some(input)) => {
+                if let Some(value) = run.inputs.get(input) {
+                    inputs.insert(input.to_owned(), value.clone());
+                }
+            }
+            (Some("inputs"), None) => {
+                if let Value::Object(all) = &run.inputs {
+                    inputs.extend(all.iter().map(|(k, v)| (k.clone(), v.clone())));
+                }
+            }
+            (Some("steps"), Some(step)) => {
+                if let Some(record) = run.step(step) {
+                    steps.insert(step.to_owned(), step_value(record));
+                }
+            }
+            (Some("steps"), None) => {
+                for record in &run.steps {
+                    steps.insert(record.name.to_string(), step_value(record));
+                }
+            }
+            (Some("run"), _) => with_run = true,
+            _ => {}
+        }
+    }
+    let mut context = json!({ "inputs": inputs, "steps": steps });
+    if with_run {
+        context["run"] = json!({
             "id": run.id.to_string(),
             "workflow": run.workflow.id,
             "version": run.workflow.version,
             "started_by": run.started_by,
-        },
-    })
+        });
+    }
+    context
 }
 
 /// Moves the run forward as far as it can go without calling a plugin: skips steps whose
 /// `when` is false, marks ready steps running (returning them to start), and settles the run
 /// state (`waiting`, `completed`, `failed`) when nothing is left to run.
-pub fn advance(run: &mut RunRecord, workflow: &Workflow, templates: &Templates, tx: &mut Transition) {
+pub async fn advance(run: &mut RunRecord, workflow: &Workflow, plugins: &PluginHost, tx: &mut Transition) {
     if run.state.is_finished() {
         return;
     }
@@ -104,11 +132,11 @@ pub fn advance(run: &mut RunRecord, workflow: &Workflow, templates: &Templates, 
             if !deps_done || tx.to_start.iter().any(|(j, _)| *j == i) {
                 continue;
             }
-            let context = expression_context(run);
             let definition = &workflow.definition.steps[i];
             let name = run.steps[i].name.clone();
             if let Some(when) = &definition.when {
-                match templates.is_true(when, &context) {
+                let context = context_for(run, &workflow.steps[i].when_names);
+                match plugins.is_true(when, &context).await {
                     Ok(true) => {}
                     Ok(false) => {
                         let step = &mut run.steps[i];
@@ -137,7 +165,8 @@ pub fn advance(run: &mut RunRecord, workflow: &Workflow, templates: &Templates, 
                     }
                 }
             }
-            match templates.render(&definition.input, &context) {
+            let context = context_for(run, &workflow.steps[i].input_names);
+            match plugins.render(&definition.input, &context).await {
                 Ok(input) => {
                     let step = &mut run.steps[i];
                     step.state = StepState::Running;
@@ -163,11 +192,11 @@ pub fn advance(run: &mut RunRecord, workflow: &Workflow, templates: &Templates, 
             break;
         }
     }
-    settle(run, workflow, templates, tx);
+    settle(run, workflow, plugins, tx).await;
 }
 
 /// Decides the run state from its steps.
-fn settle(run: &mut RunRecord, workflow: &Workflow, templates: &Templates, tx: &mut Transition) {
+async fn settle(run: &mut RunRecord, workflow: &Workflow, plugins: &PluginHost, tx: &mut Transition) {
     let count = |state: StepState| run.steps.iter().filter(|s| s.state == state).count();
     if let Some(failed) = run.steps.iter().find(|s| s.state == StepState::Failed) {
         let error = format!(
@@ -188,7 +217,10 @@ fn settle(run: &mut RunRecord, workflow: &Workflow, templates: &Templates, tx: &
         return tx.set_run_state(run, RunState::Running);
     }
     let outputs = Value::Object(workflow.definition.outputs.clone());
-    match templates.render(&outputs, &expression_context(run)) {
+    match plugins
+        .render(&outputs, &context_for(run, &workflow.output_names))
+        .await
+    {
         Ok(rendered) => {
             run.outputs = Some(rendered);
             finish(run, RunState::Completed, None, tx);

@@ -6,7 +6,7 @@
 //! published version creates a new draft instead, so a published version never changes.
 
 use super::{Engine, StartError};
-use crate::names::Digest;
+use crate::names::{Digest, PluginRef};
 use crate::store::Write;
 use crate::workflow::{self, Workflow};
 use serde::Serialize;
@@ -39,6 +39,19 @@ pub struct Saved {
 }
 
 impl Engine {
+    /// Parses a definition text (YAML or JSON) off the async workers, within the size and
+    /// nesting limits and `limits.validation_timeout`.
+    pub async fn parse_document(&self, text: String) -> Result<Value, StartError> {
+        let limits = self.plugins().limits().clone();
+        let timeout = limits.validation_timeout;
+        let work = tokio::task::spawn_blocking(move || workflow::parse_document(&text, &limits));
+        match tokio::time::timeout(timeout, work).await {
+            Ok(Ok(parsed)) => parsed.map_err(StartError::Invalid),
+            Ok(Err(e)) => Err(StartError::Internal(anyhow::anyhow!("the parser crashed: {e}"))),
+            Err(_) => Err(too_slow(timeout)),
+        }
+    }
+
     /// Validates and stores a definition document (YAML or JSON, already parsed). Without a
     /// `version` the next one is assigned. With `publish` the version becomes active.
     pub async fn save_version(
@@ -58,33 +71,34 @@ impl Engine {
                 .entry("version")
                 .or_insert_with(|| Value::from(latest.map_or(1, |v| v + 1)));
         }
-        let mut definition = workflow::from_value(document).map_err(StartError::Invalid)?;
-        let (id, version) = (definition.id.clone(), definition.version);
+        let definition = workflow::from_value(document).map_err(StartError::Invalid)?;
+        // Validity does not depend on the version number, so one validation serves every
+        // version the content may end up under.
+        let mut workflow = self.validate(definition).await?;
+        let (id, version) = (workflow.definition.id.clone(), workflow.definition.version);
         let published = store.published_versions(&id)?;
         let mut status = SaveStatus::Created;
         if let Some((_, existing)) = store.workflow_version(&id, Some(version))? {
-            let candidate = self.validate(definition.clone())?;
-            status = if candidate.digest == existing {
+            status = if workflow.digest == existing {
                 SaveStatus::Unchanged
             } else if published.contains(&version) {
                 // A published version never changes: the edit becomes a new draft, unless the
                 // newest version is already a draft with exactly this content.
                 let newest = latest.unwrap_or(version);
-                definition.version = newest;
+                workflow = workflow.with_version(newest);
                 let same_draft = !published.contains(&newest)
                     && store.workflow_version(&id, Some(newest))?.map(|(_, d)| d)
-                        == Some(self.validate(definition.clone())?.digest);
+                        == Some(workflow.digest.clone());
                 if same_draft {
                     SaveStatus::Unchanged
                 } else {
-                    definition.version = newest + 1;
+                    workflow = workflow.with_version(newest + 1);
                     SaveStatus::NewDraft
                 }
             } else {
                 SaveStatus::Overwritten
             };
         }
-        let workflow = self.validate(definition)?;
         let version = workflow.definition.version;
         let mut writes = Vec::new();
         if status != SaveStatus::Unchanged {
@@ -138,9 +152,50 @@ impl Engine {
         Ok(self.save_version(document, true).await?.1)
     }
 
-    /// Checks a definition against the plugins this engine knows.
-    pub fn validate(&self, definition: workflow::Definition) -> Result<Workflow, StartError> {
-        let plugins = self.plugins();
-        Workflow::validate(definition, &|r| plugins.resolve(r).map(drop)).map_err(StartError::Invalid)
+    /// Checks a definition against the plugins this engine knows and the limits: the
+    /// template engine reads its templates in the sandbox, then the rest is checked off the
+    /// async workers within `limits.validation_timeout`.
+    pub async fn validate(&self, definition: workflow::Definition) -> Result<Workflow, StartError> {
+        self.validate_with(definition, Arc::new(|_| false)).await
     }
+
+    /// [`Engine::validate`], where plugins `arriving` accepts exist too (a bundle's).
+    pub async fn validate_with(
+        &self,
+        definition: workflow::Definition,
+        arriving: Arc<dyn Fn(&PluginRef) -> bool + Send + Sync>,
+    ) -> Result<Workflow, StartError> {
+        let plugins = self.plugins().clone();
+        let reads = plugins
+            .read_templates(&definition.template_sources())
+            .await
+            .map_err(|e| StartError::Internal(anyhow::anyhow!("cannot read templates: {e}")))?;
+        let limits = plugins.limits().clone();
+        let timeout = limits.validation_timeout;
+        let work = tokio::task::spawn_blocking(move || {
+            let exists = |r: &PluginRef| {
+                if arriving(r) {
+                    Ok(())
+                } else {
+                    plugins.resolve(r).map(drop)
+                }
+            };
+            Workflow::validate(definition, &exists, &reads, &limits)
+        });
+        match tokio::time::timeout(timeout, work).await {
+            Ok(Ok(validated)) => validated.map_err(StartError::Invalid),
+            Ok(Err(e)) => Err(StartError::Internal(anyhow::anyhow!("validation crashed: {e}"))),
+            Err(_) => Err(too_slow(timeout)),
+        }
+    }
+}
+
+fn too_slow(timeout: std::time::Duration) -> StartError {
+    StartError::Invalid(workflow::Problems(vec![workflow::Problem {
+        path: String::new(),
+        message: format!(
+            "checking the definition took longer than {} (limits.validation_timeout); make it smaller",
+            humantime::format_duration(timeout)
+        ),
+    }]))
 }

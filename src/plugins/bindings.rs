@@ -19,3 +19,12 @@ pub mod target {
         },
     });
 }
+
+/// The host's own template engine (`plugins/templates`), not a plugin world.
+pub mod templates {
+    wasmtime::component::bindgen!({
+        path: "plugins/templates/wit",
+        world: "template-engine",
+        exports: { default: async },
+    });
+}

@@ -1,11 +1,10 @@
 //! Which plugins exist: the bundled ones and those uploaded to the store, by name, version
-//! and digest.
+//! and digest; and the one way a plugin is added.
 
-use super::{builtin, PluginHost, World};
+use super::{builtin, compile, PluginHost, World};
 use crate::names::{Digest, PluginRef};
 use crate::store::{PluginMeta, Write};
 use anyhow::Result;
-use std::borrow::Cow;
 use std::sync::Arc;
 
 /// Why a plugin could not be added.
@@ -21,16 +20,42 @@ pub enum AddError {
     Store(#[from] anyhow::Error),
 }
 
+/// A checked and compiled plugin, not yet stored: its metadata and the writes that store it
+/// (bytes, compiled artifact, and the `plugin.uploaded` event), to commit alone
+/// ([`PluginHost::add`]) or with a bundle's other writes.
+pub struct Prepared {
+    pub meta: PluginMeta,
+    pub writes: Vec<Write>,
+    /// The same bytes were already stored under this name and version: nothing to write.
+    pub existed: bool,
+}
+
+/// A plugin reference resolved to what a run is pinned to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolved {
+    pub digest: Digest,
+    /// `name@version`, whose grant calls get; `None` when the reference was a digest.
+    pub declared_as: Option<String>,
+}
+
 impl PluginHost {
-    /// Resolves a step's plugin reference to the digest a run will be pinned to.
-    pub fn resolve(&self, plugin: &PluginRef) -> Result<Digest, String> {
+    /// Resolves a step's plugin reference to the digest a run will be pinned to, and the
+    /// name and version whose grant it gets.
+    pub fn resolve(&self, plugin: &PluginRef) -> Result<Resolved, String> {
         let store_error = |e: anyhow::Error| format!("cannot read plugins: {e:#}");
+        let named = |name: &str, version: &str, digest: Digest| Resolved {
+            digest,
+            declared_as: Some(format!("{name}@{version}")),
+        };
         match plugin {
             PluginRef::Digest(digest) => {
                 let known = builtin::all().iter().any(|b| &b.digest == digest)
                     || self.store().plugin_bytes(digest).map_err(store_error)?.is_some();
                 known
-                    .then(|| digest.clone())
+                    .then(|| Resolved {
+                        digest: digest.clone(),
+                        declared_as: None,
+                    })
                     .ok_or_else(|| format!("unknown plugin {digest}: no plugin with this digest is stored"))
             }
             PluginRef::Version(name, version) => {
@@ -38,23 +63,23 @@ impl PluginHost {
                     .iter()
                     .find(|b| b.name == name && b.version == version)
                 {
-                    return Ok(b.digest.clone());
+                    return Ok(named(b.name, b.version, b.digest.clone()));
                 }
                 self.store()
                     .plugin(name, version)
                     .map_err(store_error)?
-                    .map(|meta| meta.digest)
+                    .map(|meta| named(name, version, meta.digest))
                     .ok_or_else(|| self.unknown(plugin))
             }
             PluginRef::Latest(name) => {
                 if let Some(b) = builtin::all().iter().find(|b| b.name == name) {
-                    return Ok(b.digest.clone());
+                    return Ok(named(b.name, b.version, b.digest.clone()));
                 }
                 let all = self.store().plugins().map_err(store_error)?;
                 all.into_iter()
                     .filter(|meta| &meta.name == name)
                     .max_by_key(|meta| meta.created_at)
-                    .map(|meta| meta.digest)
+                    .map(|meta| named(name, &meta.version, meta.digest))
                     .ok_or_else(|| self.unknown(plugin))
             }
         }
@@ -80,48 +105,64 @@ impl PluginHost {
         if let Ok(stored) = self.store().plugins() {
             names.extend(stored.into_iter().map(|m| format!("{}@{}", m.name, m.version)));
         }
-        format!("unknown plugin {plugin}; known plugins: {}", names.join(", "))
-    }
-
-    /// The name a digest was stored under (a built-in's, or the first uploaded version's);
-    /// grants are given by name.
-    pub(super) fn name_of(&self, digest: &Digest) -> Result<String> {
-        if let Some(b) = builtin::all().iter().find(|b| &b.digest == digest) {
-            return Ok(b.name.to_owned());
-        }
-        Ok(self
-            .store()
-            .plugins()?
-            .into_iter()
-            .find(|m| &m.digest == digest)
-            .map(|m| m.name)
-            .unwrap_or_default())
-    }
-
-    /// The component bytes for `digest`.
-    pub(super) fn bytes(&self, digest: &Digest) -> Result<Option<Cow<'static, [u8]>>> {
-        if let Some(b) = builtin::all().iter().find(|b| &b.digest == digest) {
-            return Ok(Some(Cow::Borrowed(b.bytes)));
-        }
-        Ok(self.store().plugin_bytes(digest)?.map(Cow::Owned))
+        crate::limits::clip(&format!(
+            "unknown plugin {plugin}; known plugins: {}",
+            names.join(", ")
+        ))
     }
 
     /// Validates, compiles and stores a plugin under `name@version`. Adding the same bytes
     /// again is a no-op; different bytes under an existing name and version are a conflict.
-    pub async fn add(&self, name: &str, version: &str, bytes: Vec<u8>) -> Result<PluginMeta, AddError> {
+    pub async fn add(&self, name: &str, version: &str, bytes: Vec<u8>) -> Result<Prepared, AddError> {
+        let key = format!("{name}@{version}");
+        // From the check to the commit, one upload of this name and version at a time: two
+        // different components must not both take it. Other plugins compile meanwhile.
+        let lock = self
+            .inner
+            .adding
+            .lock()
+            .expect("adding lock")
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let held = lock.lock().await;
+        let prepared = self.prepare(name, version, bytes).await;
+        let result = match prepared {
+            Ok(mut prepared) => {
+                let writes = std::mem::take(&mut prepared.writes);
+                match self.store().commit(writes).await {
+                    Ok(()) => Ok(prepared),
+                    Err(e) => Err(AddError::Store(e)),
+                }
+            }
+            Err(e) => Err(e),
+        };
+        drop(held);
+        let mut adding = self.inner.adding.lock().expect("adding lock");
+        if adding.get(&key).is_some_and(|l| Arc::strong_count(l) == 2) {
+            adding.remove(&key);
+        }
+        result
+    }
+
+    /// Checks, compiles and links a plugin, and returns the writes that store it; stores
+    /// nothing. Refused bytes leave nothing behind, not even their compiled artifact.
+    pub async fn prepare(&self, name: &str, version: &str, bytes: Vec<u8>) -> Result<Prepared, AddError> {
         let reference: PluginRef = format!("{name}@{version}").parse().map_err(AddError::Invalid)?;
         if builtin::all().iter().any(|b| b.name == name) {
             return Err(AddError::Invalid(format!(
                 "{name} is the name of a built-in plugin; choose another name"
             )));
         }
+        compile::check_header(&bytes).map_err(AddError::Invalid)?;
         let digest = Digest::of(&bytes);
-        // From the check to the commit, one upload at a time: two different components must
-        // not both take one name and version.
-        let _adding = self.inner.adding.lock().await;
         if let Some(existing) = self.store().plugin(name, version)? {
             return if existing.digest == digest {
-                Ok(existing)
+                Ok(Prepared {
+                    meta: existing,
+                    writes: Vec::new(),
+                    existed: true,
+                })
             } else {
                 Err(AddError::Conflict(format!(
                     "{reference} already exists with digest {}; upload under a new version",
@@ -129,25 +170,42 @@ impl PluginHost {
                 )))
             };
         }
-        let world = self.inspect(&digest, &bytes).await.map_err(AddError::Invalid)?;
+        let size = bytes.len() as u64;
+        let mut writes = Vec::new();
+        let key = self.artifact_key(&digest);
+        let component = match self.cached_component(&key)? {
+            // The same bytes were compiled before (under another name, or an earlier version).
+            Some(component) => component,
+            None => {
+                let compiled = self.compile(bytes.clone()).await.map_err(AddError::Invalid)?;
+                writes.push(Write::Compiled {
+                    key,
+                    bytes: compiled.artifact,
+                });
+                compiled.component
+            }
+        };
+        let (world, _) = compile::link(&self.inner.linker, &component).map_err(AddError::Invalid)?;
         let meta = PluginMeta {
             name: name.to_owned(),
             version: version.to_owned(),
             digest,
             world: world.as_str().to_owned(),
-            size: bytes.len() as u64,
+            size,
             created_at: crate::run::now(),
         };
-        let bytes: Arc<[u8]> = bytes.into();
-        let mut writes = vec![Write::Plugin {
+        writes.push(Write::Plugin {
             meta: meta.clone(),
-            bytes,
-        }];
+            bytes: Arc::from(bytes),
+        });
         if let Some(hook) = self.inner.on_added.get() {
             writes.extend(hook(&meta)?);
         }
-        self.store().commit(writes).await?;
-        Ok(meta)
+        Ok(Prepared {
+            meta,
+            writes,
+            existed: false,
+        })
     }
 
     /// Every plugin: built-ins first, then uploaded ones.

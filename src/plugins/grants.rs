@@ -1,4 +1,7 @@
-//! What a plugin may reach beyond its sandbox, granted per plugin name in `weft.toml`:
+//! What a plugin may reach beyond its sandbox, granted in `weft.toml` (read by
+//! [`crate::config`]) per plugin name, or per `name@version`. A grant follows the name and
+//! version a step or target declared, never the bytes: the same component uploaded under an
+//! ungranted name gets nothing.
 //! outbound HTTP to listed hosts and methods, named secrets, environment variables, and
 //! tighter limits. Without a grant a plugin reaches nothing.
 //!
@@ -18,30 +21,21 @@
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 
-/// The parsed `weft.toml`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct File {
-    #[serde(default)]
-    secrets: BTreeMap<String, SecretSource>,
-    #[serde(default)]
-    plugins: BTreeMap<String, GrantFile>,
-}
-
+/// Where a secret's value comes from: given in the file, or read from an environment variable.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "lowercase")]
-enum SecretSource {
+pub(crate) enum SecretSource {
     Value(String),
     Env(String),
 }
 
+/// One plugin's section of `weft.toml`, as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct GrantFile {
+pub(crate) struct GrantFile {
     #[serde(default)]
     http: Vec<String>,
     #[serde(default)]
@@ -112,17 +106,14 @@ pub struct Grants {
 }
 
 impl Grants {
-    /// Reads `weft.toml`; every problem names the file and the key.
-    pub fn load(path: &Path) -> Result<Grants> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        Self::parse(&text).with_context(|| format!("{}", path.display()))
-    }
-
-    pub fn parse(text: &str) -> Result<Grants> {
-        let file: File = toml::from_str(text)?;
+    /// Builds the grants from `weft.toml`'s `[secrets]` and `[plugins.*]` sections; every
+    /// problem names the key.
+    pub(crate) fn from_file(
+        file_secrets: BTreeMap<String, SecretSource>,
+        plugins: BTreeMap<String, GrantFile>,
+    ) -> Result<Grants> {
         let mut secrets = HashMap::new();
-        for (name, source) in file.secrets {
+        for (name, source) in file_secrets {
             let value = match source {
                 SecretSource::Value(v) => v,
                 SecretSource::Env(var) => std::env::var(&var)
@@ -131,7 +122,7 @@ impl Grants {
             secrets.insert(name, value);
         }
         let mut by_plugin = HashMap::new();
-        for (plugin, grant) in file.plugins {
+        for (plugin, grant) in plugins {
             let http = grant
                 .http
                 .iter()
@@ -158,9 +149,16 @@ impl Grants {
         Ok(Grants { by_plugin })
     }
 
-    /// The grant of plugin `name`: nothing, unless configured.
-    pub fn of(&self, name: &str) -> Grant {
-        self.by_plugin.get(name).cloned().unwrap_or_default()
+    /// The grant of the plugin declared as `name@version`: the one configured for exactly
+    /// that version (`[plugins."name@version"]`), else the one for the name; nothing unless
+    /// configured.
+    pub fn of(&self, declared_as: &str) -> Grant {
+        let name = declared_as.split_once('@').map_or(declared_as, |(name, _)| name);
+        self.by_plugin
+            .get(declared_as)
+            .or_else(|| self.by_plugin.get(name))
+            .cloned()
+            .unwrap_or_default()
     }
 }
 
@@ -196,7 +194,7 @@ mod tests {
 
     #[test]
     fn unknown_secrets_are_named() {
-        let err = Grants::parse("[plugins.x]\nsecrets = [\"nope\"]\n").unwrap_err();
+        let err = crate::config::Config::parse("[plugins.x]\nsecrets = [\"nope\"]\n").unwrap_err();
         assert!(err.to_string().contains("no secret nope"), "{err}");
     }
 

@@ -2,7 +2,6 @@
 //! `audit-sink` and `policy`, and the test-only `probe` uploaded over HTTP), rules are set
 //! with ZITADEL's SetExecution body, and what targets did is read back from the actions log.
 
-
 use crate::common::{probe_wasm, Api, Server, Weft};
 use serde_json::{json, Value};
 
@@ -744,8 +743,11 @@ async fn the_actions_example_refuses_and_audits_certificate_requests() {
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
     };
-    let yaml = std::fs::read_to_string(format!("{}/examples/certificate-request.yaml", crate::common::REPO))
-        .expect("the certificate-request example");
+    let yaml = std::fs::read_to_string(format!(
+        "{}/examples/certificate-request.yaml",
+        crate::common::REPO
+    ))
+    .expect("the certificate-request example");
     server.create_workflow(&yaml).await;
     let policy = create_target(&server, example("policy-target.json")).await;
     let audit = create_target(&server, example("audit-sink-target.json")).await;

@@ -3,7 +3,6 @@
 //! and SecMaster (their documented sample bodies are used verbatim), plus concurrency, a
 //! server restart and the OpenAPI document.
 
-
 use crate::common::*;
 use reqwest::Method;
 use serde_json::{json, Value};

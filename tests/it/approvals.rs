@@ -1,7 +1,6 @@
 //! Runs that wait for people: approvals, forms, refused answers and cancellation, through
 //! `weft run`, `weft answer` and `weft cancel`.
 
-
 use crate::common::*;
 use serde_json::{json, Value};
 

@@ -5,7 +5,6 @@
 //! token, the `me` filters, the audit log, oversized headers, and tokens stored only as
 //! hashes.
 
-
 use crate::common::*;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use reqwest::Method;

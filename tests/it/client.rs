@@ -1,6 +1,5 @@
 //! The CLI's client commands (`--server URL`) against a real `weft serve`.
 
-
 use crate::common::{hostile_wasm, path_str, run_id, state, step, Server, Weft};
 
 #[test]

@@ -1,7 +1,6 @@
 //! What survives the process: interaction expiry fired by a later `weft resume` or
 //! `weft answer`, and a run killed with SIGKILL in the middle of a plugin call.
 
-
 use crate::common::*;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};

@@ -2,7 +2,6 @@
 //! that never show up in logs, outputs or errors. Real `weft run`, real `http-request` plugin,
 //! a real HTTP server on loopback.
 
-
 use crate::common::{path_str, state, step, Weft};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;

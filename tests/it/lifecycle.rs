@@ -1,7 +1,6 @@
 //! Workflow lifecycle over the real server: drafts and publishing, diffs, and bundles
 //! exported from one server and imported into another, all or nothing.
 
-
 use crate::common::{hostile_wasm, Server};
 use serde_json::{json, Value};
 

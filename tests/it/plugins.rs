@@ -1,7 +1,6 @@
 //! Untrusted plugins: hostile components run side by side with a normal run inside one engine,
 //! and malformed or conflicting uploads through `weft plugin add`.
 
-
 use crate::common::*;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
@@ -12,7 +11,8 @@ use weft::store::Store;
 use weft::workflow::{self, Workflow};
 
 async fn register(engine: &Engine, yaml: &str) -> Arc<Workflow> {
-    let definition = workflow::parse(yaml).unwrap_or_else(|p| panic!("{p}"));
+    let definition =
+        workflow::parse(yaml, &weft::limits::Limits::default()).unwrap_or_else(|p| panic!("{p}"));
     engine
         .register(definition)
         .await

@@ -1,7 +1,6 @@
 //! Workflows without people: ordering, references, DAGs, `when`, retries, validation, and the
 //! example from the documentation. Every test drives the real `weft` binary.
 
-
 use crate::common::*;
 use serde_json::json;
 use std::path::Path;
