@@ -298,7 +298,7 @@ pub async fn import(
                 .await
                 .map_err(|e| match e {
                     crate::engine::StartError::Invalid(p) => ImportError::Invalid(format!("{at}: {p}")),
-                    crate::engine::StartError::Internal(e) => ImportError::Internal(e),
+                    other => ImportError::Internal(other.into()),
                 })?;
             let name = format!("{id}@{}", version.version);
             match store.workflow_version(&id, Some(version.version))? {

@@ -101,6 +101,9 @@ pub struct RunRecord {
     /// The run this one restarts, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restarted_from: Option<RunId>,
+    /// The scoped `Idempotency-Key` that started this run, forgotten when the run is deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
     /// Sequence number of the next log line.
     #[serde(default)]
     pub next_log_seq: u64,

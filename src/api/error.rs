@@ -118,6 +118,11 @@ impl From<StartError> for ApiError {
     fn from(error: StartError) -> Self {
         match error {
             StartError::Invalid(problems) => ApiError::invalid("invalid_input", problems),
+            StartError::KeyReused(message) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                message,
+            ),
             StartError::Internal(e) => ApiError::internal(e),
         }
     }

@@ -203,18 +203,10 @@ fn time_param(name: &str, value: Option<&str>) -> Result<Option<OffsetDateTime>,
         .transpose()
 }
 
-/// The run `eid` of workflow `id` for answering: whether the caller may answer is the
-/// engine's assignee check (403), not visibility.
-pub async fn find_to_answer(state: &AppState, workflow_id: &str, eid: &str) -> Result<RunRecord, ApiError> {
-    let id: RunId = eid.parse().map_err(ApiError::not_found)?;
-    match state.engine.run(id).await? {
-        Some(run) if run.workflow.id == workflow_id => Ok(run),
-        _ => Err(no_such_run(workflow_id, eid)),
-    }
-}
-
-/// The run `eid` of workflow `id` for a caller whose role allows `action` (403 otherwise);
-/// 404 when either is unknown, they do not belong together, or the caller may not see it.
+/// The run `eid` of workflow `id` for a caller whose role allows `action`. 404 when either
+/// is unknown, they do not belong together, or the caller may not see the run: an approver
+/// sees only runs assigned to them, and gets 404 for any other, whatever the method or body.
+/// 403 when the caller sees the run but the role may not do `action`.
 pub async fn find(
     state: &AppState,
     caller: &Caller,
@@ -222,11 +214,28 @@ pub async fn find(
     workflow_id: &str,
     eid: &str,
 ) -> Result<RunRecord, ApiError> {
-    caller.require(action)?;
-    match find_to_answer(state, workflow_id, eid).await? {
-        run if caller.0.may_read_run(&run) => Ok(run),
-        _ => Err(no_such_run(workflow_id, eid)),
+    let run = match eid.parse::<RunId>() {
+        Ok(id) => state.engine.run(id).await?,
+        Err(_) => None,
+    };
+    let run = run
+        .filter(|run| run.workflow.id == workflow_id)
+        .ok_or_else(|| no_such_run(workflow_id, eid))?;
+    visible(caller, action, run).map_err(|unseen| unseen.unwrap_or_else(|| no_such_run(workflow_id, eid)))
+}
+
+/// `run` if `caller` may see it and do `action` to it: `Err(None)` when the run is not
+/// visible (the caller's 404), `Err(Some(403))` when the role may not do `action`.
+pub fn visible(caller: &Caller, action: Action, run: RunRecord) -> Result<RunRecord, Option<ApiError>> {
+    let approver = caller.0.role == crate::auth::Role::Approver;
+    if approver && !caller.0.may_read_run(&run) {
+        return Err(None);
     }
+    caller.require(action).map_err(Some)?;
+    if caller.0.role.allows(Action::ReadRuns) && !caller.0.may_read_run(&run) {
+        return Err(None);
+    }
+    Ok(run)
 }
 
 fn no_such_run(workflow_id: &str, eid: &str) -> ApiError {

@@ -3,8 +3,8 @@
 
 use super::auth::Caller;
 use super::error::ApiError;
-use super::executions::{find, find_to_answer};
-use super::extract::{JsonBody, PathParams, QueryParams, RawBody};
+use super::executions::{find, visible};
+use super::extract::{PathParams, QueryParams, RawBody};
 use super::{json_or_empty, views, AppState};
 use crate::auth::{Action, Role};
 use crate::names::RunId;
@@ -58,8 +58,7 @@ pub async fn answer(
     caller: Caller,
     RawBody(body): RawBody,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(Action::AnswerInteractions)?;
-    let run = find_to_answer(&state, &wf, &eid).await?;
+    let run = find(&state, &caller, Action::AnswerInteractions, &wf, &eid).await?;
     let body = json_or_empty(&body)?;
     let data = match body.get("parameters") {
         Some(parameters) => super::params::execution_context(parameters)?,
@@ -178,7 +177,7 @@ pub struct Signal {
 /// Sends a signal to a run's waiting step.
 #[utoipa::path(post, path = "/v1/instances/{eid}/signals", tag = "signals",
     params(("eid" = String, Path, description = "Execution id")),
-    request_body = Signal,
+    request_body(content = Signal, content_type = "application/json"),
     responses((status = 204, description = "Applied"),
         (status = 400, description = "Unknown signal type or invalid data", body = super::error::ErrorBody),
         (status = 404, description = "No such run", body = super::error::ErrorBody),
@@ -187,10 +186,30 @@ pub async fn signal(
     State(state): State<AppState>,
     PathParams(eid): PathParams<String>,
     caller: Caller,
-    JsonBody(signal): JsonBody<Signal>,
+    headers: axum::http::HeaderMap,
+    RawBody(body): RawBody,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(Action::AnswerInteractions)?;
-    let id: RunId = eid.parse().map_err(ApiError::not_found)?;
+    let unknown = || ApiError::not_found(format!("no execution {}", crate::limits::clip(&eid)));
+    let id: RunId = eid.parse().map_err(|_| unknown())?;
+    // Who may see the run is settled before the body is read: a run an approver may not see
+    // is 404 whatever they send.
+    let run = state.engine.run(id).await?.ok_or_else(unknown)?;
+    visible(&caller, Action::AnswerInteractions, run).map_err(|e| e.unwrap_or_else(unknown))?;
+    let json = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+        });
+    if !json {
+        return Err(ApiError::unsupported_media(
+            "send the body as JSON with `Content-Type: application/json`",
+        ));
+    }
+    let signal: Signal = serde_json::from_value(json_or_empty(&body)?)
+        .map_err(|e| ApiError::bad_request(format!("invalid signal: {e}")))?;
     let (step, signal_type) = signal
         .signal_key
         .split_once('.')

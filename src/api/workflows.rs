@@ -54,18 +54,18 @@ pub async fn create(
             content_type
         )));
     }
-    let text =
-        std::str::from_utf8(&body).map_err(|_| ApiError::bad_request("the definition is not UTF-8 text"))?;
-    let document: Value = serde_norway::from_str(text)
-        .map_err(|e| ApiError::bad_request(format!("the definition is not valid YAML or JSON: {e}")))?;
+    let text = String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError::bad_request("the definition is not UTF-8 text"))?;
+    let invalid = |e: StartError| match e {
+        StartError::Invalid(p) => ApiError::invalid("invalid_definition", p),
+        other => other.into(),
+    };
+    let document = state.engine.parse_document(text).await.map_err(invalid)?;
     let (saved, _) = state
         .engine
         .save_version(document, query.publish)
         .await
-        .map_err(|e| match e {
-            StartError::Invalid(p) => ApiError::invalid("invalid_definition", p),
-            StartError::Internal(e) => ApiError::internal(e),
-        })?;
+        .map_err(invalid)?;
     let status = match saved.status {
         SaveStatus::Created | SaveStatus::NewDraft => StatusCode::CREATED,
         SaveStatus::Unchanged | SaveStatus::Overwritten => StatusCode::OK,

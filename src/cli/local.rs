@@ -82,6 +82,7 @@ fn start_error(file: &Path, e: StartError) -> anyhow::Error {
         StartError::Invalid(problems) => {
             anyhow!("{}:\n{}", file.display(), indent(&problems.to_string()))
         }
+        StartError::KeyReused(message) => anyhow!(message),
         StartError::Internal(e) => e,
     }
 }

@@ -70,7 +70,8 @@ pub enum Event {
 /// How a run is started, beyond its workflow and inputs.
 #[derive(Clone, Debug, Default)]
 pub struct StartOptions {
-    /// A client's `Idempotency-Key`: the same key returns the same run.
+    /// A client's `Idempotency-Key`: the same key, from the same caller, with the same
+    /// request, returns the same run. Keys are scoped to the workflow and the caller.
     pub idempotency_key: Option<String>,
     /// The run this one restarts.
     pub restarted_from: Option<RunId>,
@@ -143,6 +144,9 @@ pub enum RestartError {
 pub enum StartError {
     #[error("{0}")]
     Invalid(Problems),
+    /// The `Idempotency-Key` already started a run from a different request.
+    #[error("{0}")]
+    KeyReused(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -291,20 +295,33 @@ impl Engine {
         started_by: &str,
         options: StartOptions,
     ) -> Result<RunId, StartError> {
-        // Keys are per workflow. Keyed starts are serialized so two requests with one key
-        // cannot both miss.
-        let idempotency_key = options
-            .idempotency_key
-            .map(|key| format!("{}\0{key}", workflow.definition.id));
-        let _keyed = match &idempotency_key {
-            Some(key) => {
+        // Keys are per workflow and caller; the same key with another request is refused.
+        // Keyed starts are serialized so two requests with one key cannot both miss.
+        let given_key = options.idempotency_key;
+        let idempotency_key = given_key
+            .as_ref()
+            .map(|key| format!("{}\0{started_by}\0{key}", workflow.definition.id));
+        let request = Digest::of(
+            serde_json::json!({"version": workflow.definition.version, "inputs": inputs})
+                .to_string()
+                .as_bytes(),
+        );
+        let _keyed = match (&idempotency_key, &given_key) {
+            (Some(key), Some(given)) => {
                 let guard = self.inner.keyed_starts.lock().await;
-                if let Some(id) = self.inner.store.idempotent_run(key)? {
+                if let Some((id, earlier)) = self.inner.store.idempotent_run(key)? {
+                    if earlier.is_some_and(|earlier| earlier != request) {
+                        return Err(StartError::KeyReused(format!(
+                            "Idempotency-Key {:?} already started run {id} with a different request; \
+                             send the same request to get that run, or use a new key",
+                            crate::limits::clip(given)
+                        )));
+                    }
                     return Ok(id);
                 }
                 Some(guard)
             }
-            None => None,
+            _ => None,
         };
         let inputs = hooks::pre_start(&self.inner.actions, workflow, inputs, started_by).await?;
         let inputs = workflow.bind_inputs(inputs).map_err(StartError::Invalid)?;
@@ -338,11 +355,16 @@ impl Engine {
             outputs: None,
             error: None,
             restarted_from: options.restarted_from,
+            idempotency_key: idempotency_key.clone(),
             next_log_seq: 0,
         };
         let mut tx = Transition::default();
         if let Some(key) = idempotency_key {
-            tx.writes.push(Write::Idempotency { key, run: run.id });
+            tx.writes.push(Write::Idempotency {
+                key,
+                run: run.id,
+                request,
+            });
         }
         if let Some(from) = options.restarted_from {
             tx.log(&mut run, "info", None, format!("restart of run {from}"));
@@ -558,7 +580,10 @@ impl Engine {
                 run.state.as_str()
             )));
         }
-        self.inner.store.commit(vec![Write::DeleteRun(id)]).await?;
+        let mut writes = vec![Write::DeleteRun(id)];
+        // The key is free again: it started a run that no longer exists.
+        writes.extend(run.idempotency_key.clone().map(Write::DeleteIdempotency));
+        self.inner.store.commit(writes).await?;
         self.evict(&run);
         Ok(())
     }

@@ -51,11 +51,15 @@ pub enum Write {
     },
     /// Remove a finished run and its log.
     DeleteRun(RunId),
-    /// Remember that an `Idempotency-Key` started this run.
+    /// Remember that an `Idempotency-Key` started this run, from a request with digest
+    /// `request`.
     Idempotency {
         key: String,
         run: RunId,
+        request: Digest,
     },
+    /// Forget an `Idempotency-Key` (its run was deleted).
+    DeleteIdempotency(String),
     Timer(Timer),
     DeleteTimer(Timer),
     Log {
@@ -423,13 +427,23 @@ impl Store {
         Ok(ids)
     }
 
-    /// The run an `Idempotency-Key` started, if any.
-    pub fn idempotent_run(&self, key: &str) -> Result<Option<RunId>> {
+    /// The run an `Idempotency-Key` started, if any, and the digest of the request that
+    /// started it (absent for keys stored before requests were recorded).
+    pub fn idempotent_run(&self, key: &str) -> Result<Option<(RunId, Option<Digest>)>> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(IDEMPOTENCY)?;
         let found = table.get(key)?.map(|v| v.value().to_owned());
         found
-            .map(|id| id.parse().map_err(|e: String| anyhow!(e)))
+            .map(|value| {
+                let (run, request) = match value.split_once(' ') {
+                    Some((run, request)) => (
+                        run.to_owned(),
+                        Some(request.parse().map_err(|e: String| anyhow!(e))?),
+                    ),
+                    None => (value, None),
+                };
+                Ok((run.parse().map_err(|e: String| anyhow!(e))?, request))
+            })
             .transpose()
     }
 
@@ -732,8 +746,11 @@ fn apply<'a>(db: &Database, writes: impl Iterator<Item = &'a Write>) -> Result<(
                     logs.retain_in(run_lines(&key), |_, _| false)?;
                     live_logs.retain_in(run_lines(&key), |_, _| false)?;
                 }
-                Write::Idempotency { key, run } => {
-                    idempotency.insert(key.as_str(), run.to_string().as_str())?;
+                Write::Idempotency { key, run, request } => {
+                    idempotency.insert(key.as_str(), format!("{run} {request}").as_str())?;
+                }
+                Write::DeleteIdempotency(key) => {
+                    idempotency.remove(key.as_str())?;
                 }
                 Write::Publish { id, version } => {
                     published.insert((id.as_str(), *version), ())?;
@@ -928,6 +945,7 @@ mod tests {
             outputs: None,
             error: None,
             restarted_from: None,
+            idempotency_key: None,
             next_log_seq: 0,
         }
     }

@@ -221,11 +221,11 @@ fn table() -> Vec<Op> {
         op("executions get-by-id",  M::GET,    "/v1/executions/{seen}", Empty, 200, "ynyy"),
         op("executions state",      M::GET,    "{gate}/{seen}/state", Empty, 200, "ynyy"),
         op("executions cancel",     M::DELETE, "{gate}/{cancel}/state", Empty, 204, "ynyn"),
-        op("executions delete",     M::DELETE, "{gate}/{finished}", Empty, 204, "ynyn"),
+        op("executions delete",     M::DELETE, "{gate}/{finished}", Empty, 204, "ynyh"),
         op("executions logs",       M::GET,    "{gate}/{seen}/logs", Empty, 200, "ynyy"),
         op("executions export",     M::GET,    "{gate}/{seen}/logs/export", Empty, 200, "ynyy"),
         op("executions statistics", M::GET,    "{gate}/{seen}/statistics", Empty, 200, "ynyy"),
-        op("executions restart",    M::POST,   "{gate}/{restart}/restart", Json("{}"), 202, "ynyn"),
+        op("executions restart",    M::POST,   "{gate}/{restart}/restart", Json("{}"), 202, "ynyh"),
         op("interaction get",       M::GET,    "{gate}/{seen}/interaction", Empty, 200, "ynyy"),
         op("interaction answer",    M::POST,   "{gate}/{answer}/interaction", Json("{}"), 204, "ynny"),
         op("interaction cancel",    M::DELETE, "{gate}/{drop}/interaction", Empty, 204, "ynyn"),
@@ -235,16 +235,19 @@ fn table() -> Vec<Op> {
         op("tokens list",           M::GET,    "/v1/tokens", Empty, 200, "ynnn"),
         op("tokens revoke",         M::DELETE, "/v1/tokens/victim-{role}", Empty, 204, "ynnn"),
         op("audit",                 M::GET,    "/v1/audit", Empty, 200, "ynnn"),
-        // A run with nothing assigned to the approver does not exist for them. (By id, see
-        // an_approver_cannot_read_an_unassigned_run_by_id.) The admin's answer is invalid, so
-        // the run stays as it is.
+        // A run with nothing assigned to the approver does not exist for them, whatever the
+        // method or body: 404, never 403, 409 or 400. (By id, see
+        // an_approver_cannot_read_an_unassigned_run_by_id; a canceled run's steps wait for no
+        // one, so `finished` and `restart` are hidden from the approver too.) The admin's
+        // answers are invalid, so the run stays as it is.
         op("unassigned get",        M::GET,    "{elsewhere}/{hidden}", Empty, 200, "ynyh"),
         op("unassigned state",      M::GET,    "{elsewhere}/{hidden}/state", Empty, 200, "ynyh"),
         op("unassigned logs",       M::GET,    "{elsewhere}/{hidden}/logs", Empty, 200, "ynyh"),
         op("unassigned export",     M::GET,    "{elsewhere}/{hidden}/logs/export", Empty, 200, "ynyh"),
         op("unassigned statistics", M::GET,    "{elsewhere}/{hidden}/statistics", Empty, 200, "ynyh"),
         op("unassigned interaction",M::GET,    "{elsewhere}/{hidden}/interaction", Empty, 200, "ynyh"),
-        op("unassigned answer",     M::POST,   "{elsewhere}/{hidden}/interaction", Json(INVALID_ANSWER), 400, "ynnu"),
+        op("unassigned answer",     M::POST,   "{elsewhere}/{hidden}/interaction", Json(INVALID_ANSWER), 400, "ynnh"),
+        op("unassigned signal",     M::POST,   "/v1/instances/{hidden}/signals", Json("not json"), 400, "ynnh"),
     ]
 }
 
@@ -536,11 +539,12 @@ async fn an_approver_cannot_answer_by_signal_what_they_cannot_see() {
         .get(&interaction_path("anyone", &id))
         .await
         .expect_error(404, "not_found", &[]);
-    // ...and answering a step assigned to no one is for admins only, by either endpoint.
+    // ...and so do answers by either endpoint: a step assigned to no one is for admins only,
+    // and a run she may not see does not exist for her.
     api["carol"]
         .post(&interaction_path("anyone", &id), &json!({}))
         .await
-        .expect_error(403, "not_assigned", &["assigned to no one"]);
+        .expect_error(404, "not_found", &[]);
     let answer = api["carol"]
         .post(
             &signal_path(&id),
@@ -549,7 +553,7 @@ async fn an_approver_cannot_answer_by_signal_what_they_cannot_see() {
         .await;
     let run = api["root"].execution("anyone", &id).await;
     assert_eq!(answered_by(&run, "Ask"), Vec::<String>::new(), "{run:#}");
-    answer.expect_error(403, "not_assigned", &["assigned to no one"]);
+    answer.expect_error(404, "not_found", &[]);
 }
 
 // --- 401s. ---
@@ -874,8 +878,8 @@ async fn only_assignees_answer_and_as_their_token_says() {
         .create_workflow(&form_workflow("form", "[alice]"))
         .await;
 
-    // carol is not among the approvers: she cannot see the run, and answering it either way
-    // is refused as not hers.
+    // carol is not among the approvers: she cannot see the run, so for her it does not exist
+    // however she answers it.
     let id = start_waiting(olga, "pair").await;
     let before = olga.execution("pair", &id).await;
     let carol = &api["carol"];
@@ -886,11 +890,11 @@ async fn only_assignees_answer_and_as_their_token_says() {
     carol
         .post(&interaction_path("pair", &id), &approve())
         .await
-        .expect_error(403, "not_assigned", &["carol", "alice, bob"]);
+        .expect_error(404, "not_found", &[]);
     carol
         .post(&signal_path(&id), &approve_signal())
         .await
-        .expect_error(403, "not_assigned", &["carol", "alice, bob"]);
+        .expect_error(404, "not_found", &[]);
     // The operator may read but not answer.
     olga.post(&interaction_path("pair", &id), &approve())
         .await
@@ -931,12 +935,12 @@ async fn only_assignees_answer_and_as_their_token_says() {
         .await
         .expect_error(404, "not_found", &[]);
 
-    // A group assignee: a member of the group answers, others may not.
+    // A group assignee: a member of the group answers; for others the run does not exist.
     let id = start_waiting(olga, "secops").await;
     api["eve"]
         .post(&signal_path(&id), &approve_signal())
         .await
-        .expect_error(403, "not_assigned", &["eve", "group:secops"]);
+        .expect_error(404, "not_found", &[]);
     api["eve"]
         .get(&interaction_path("secops", &id))
         .await
@@ -952,7 +956,7 @@ async fn only_assignees_answer_and_as_their_token_says() {
     assert_eq!(answered_by(&run, "Approve"), ["dana"], "{run:#}");
     assert_eq!(run["outputs"]["approvals"][0]["by"], "dana", "{run:#}");
 
-    // An admin may answer a step assigned to someone else.
+    // An admin may answer a step assigned to someone else; another approver may not.
     let id = start_waiting(olga, "form").await;
     api["carol"]
         .post(
@@ -960,7 +964,7 @@ async fn only_assignees_answer_and_as_their_token_says() {
             &json!({"SignalKey": "Ask.UserInteraction", "Data": {}}),
         )
         .await
-        .expect_error(403, "not_assigned", &["carol", "alice"]);
+        .expect_error(404, "not_found", &[]);
     api["root"]
         .post(&interaction_path("form", &id), &json!({}))
         .await
