@@ -51,6 +51,8 @@ pub struct CallState {
     secrets: HashMap<String, String>,
     http: wasmtime_wasi_http::WasiHttpCtx,
     outbound: Outbound,
+    /// The template engine's progress: the source it was reading last.
+    pub(super) reading: Option<u32>,
 }
 
 impl CallState {
@@ -78,6 +80,7 @@ impl CallState {
                 rules: grant.http.clone(),
                 denied: Vec::new(),
             },
+            reading: None,
         }
     }
 }
@@ -182,6 +185,12 @@ impl WasiView for CallState {
 }
 
 impl types::Host for CallState {}
+
+impl super::bindings::templates::weft::templates::progress::Host for CallState {
+    fn reading(&mut self, index: u32) {
+        self.reading = Some(index);
+    }
+}
 
 impl host::Host for CallState {
     fn log(&mut self, level: host::Level, message: String) {

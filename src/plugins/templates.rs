@@ -39,7 +39,7 @@ impl PluginHost {
             let (pre, mut sandbox) = self.engine_sandbox().await?;
             let limits = sandbox.limits;
             let store = &mut sandbox.store;
-            let found = finish(
+            let result = finish(
                 tokio::time::timeout(limits.deadline + super::DEADLINE_GRACE, async {
                     let instance = pre.instantiate_async(&mut *store).await?;
                     instance
@@ -49,7 +49,29 @@ impl PluginHost {
                 })
                 .await,
                 limits,
-            )?;
+            );
+            let found = match result {
+                Ok(found) => found,
+                Err(message) => {
+                    // The source being read when a limit stopped the engine is the culprit;
+                    // the ones after it were not read (their definition is refused anyway).
+                    let at = sandbox.store.data().reading.map_or(0, |i| i as usize);
+                    for (n, &i) in needed.iter().enumerate() {
+                        reads[i] = Some(Err(if n == at {
+                            vec![TemplateError {
+                                path: String::new(),
+                                message: message.clone(),
+                            }]
+                        } else {
+                            Vec::new()
+                        }));
+                    }
+                    return Ok(reads
+                        .into_iter()
+                        .map(|r| r.expect("every source is read"))
+                        .collect());
+                }
+            };
             if found.len() != needed.len() {
                 return Err("the template engine answered for the wrong number of templates".into());
             }

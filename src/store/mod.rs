@@ -592,6 +592,16 @@ impl Store {
         Ok(table.get(digest.as_str())?.map(|v| v.value().to_vec()))
     }
 
+    /// Whether any compiled artifact of the component with `digest` is stored, for any
+    /// engine configuration.
+    pub fn has_artifact(&self, digest: &Digest) -> Result<bool> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(COMPILED)?;
+        let prefix = format!("{digest}/");
+        let found = table.range(prefix.as_str()..)?.next().transpose()?;
+        Ok(found.is_some_and(|(k, _)| k.value().starts_with(&prefix)))
+    }
+
     pub fn compiled(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(COMPILED)?;

@@ -172,6 +172,12 @@ impl Weft {
             .unwrap_or_else(|e| panic!("cannot start {WEFT}: {e}"))
     }
 
+    /// Writes `text` as `weft.toml` in the temporary directory and returns its path, for
+    /// `--config`.
+    pub fn write_config(&self, text: &str) -> PathBuf {
+        self.write_file("weft.toml", text.as_bytes())
+    }
+
     /// Writes `yaml` to `name` in the temporary directory.
     pub fn write_workflow(&self, name: &str, yaml: &str) -> PathBuf {
         self.write_file(name, yaml.as_bytes())
@@ -420,6 +426,28 @@ impl Server {
     /// A client for this server, to move into a task.
     pub fn api(&self) -> Api {
         self.api.clone()
+    }
+
+    /// The server's resident memory, in MiB (Linux).
+    pub fn rss_mib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the server's /proc status");
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .expect("VmRSS in /proc status");
+        kib >> 10
+    }
+
+    /// The `host:port` the server listens on.
+    pub fn address(&self) -> String {
+        self.api
+            .base
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned()
     }
 
     /// What the server has written to stderr so far.

@@ -231,3 +231,66 @@ steps:
         .expect_code(1)
         .expect_stderr(&["steps[0].limits.memory_mb: must be between 1 and 512"]);
 }
+
+/// A grant follows the name (and version) a step declares, never the component's bytes: the
+/// same component uploaded under a granted and an ungranted name keeps each its own grant, in
+/// any order, after any restart (every `weft run` is a new process).
+#[test]
+fn a_grant_follows_the_declared_name_not_the_bytes() {
+    let (port, heard) = serve(2);
+    let weft = Weft::new();
+    let config = weft.write_file(
+        "weft.toml",
+        format!(
+            "[secrets]\napi_token = {{ value = \"{SECRET}\" }}\n\n[plugins.fetcher]\nhttp = [\"GET 127.0.0.1:{port}\"]\nsecrets = [\"api_token\"]\n"
+        )
+        .as_bytes(),
+    );
+    let bytes = std::path::Path::new(crate::common::PLUGIN_DIR).join("http_request.wasm");
+    // The ungranted name first: a name recovered from the bytes would be this one.
+    for name in ["stranger", "fetcher"] {
+        weft.run(&[
+            "plugin",
+            "add",
+            path_str(&bytes),
+            "--name",
+            name,
+            "--version",
+            "1.0.0",
+        ])
+        .expect_code(0);
+    }
+    let url = format!("url=http://127.0.0.1:{port}/ping");
+    let run = |plugin: &str| {
+        let file = weft.write_workflow(
+            &format!("{plugin}.yaml"),
+            &format!(
+                "id: via-{plugin}\ninputs:\n  url: {{type: string}}\nsteps:\n  - name: Fetch\n    plugin: {plugin}@1.0.0\n    input: {{url: \"{{{{ inputs.url }}}}\", bearer_secret: api_token}}\n"
+            ),
+        );
+        weft.run(&[
+            "run",
+            path_str(&file),
+            "--config",
+            path_str(&config),
+            "-i",
+            &url,
+            "--json",
+        ])
+    };
+    for order in [["fetcher", "stranger"], ["stranger", "fetcher"]] {
+        for plugin in order {
+            let out = run(plugin);
+            let record = out.json();
+            if plugin == "fetcher" {
+                out.expect_code(0);
+                assert_eq!(heard.recv().unwrap().1, format!("Bearer {SECRET}"));
+            } else {
+                out.expect_code(1);
+                let error = step(&record, "Fetch")["error"].as_str().unwrap_or_default();
+                assert!(error.contains("api_token is not granted"), "{error}");
+            }
+        }
+    }
+    assert!(heard.try_recv().is_err(), "the ungranted name reached the server");
+}

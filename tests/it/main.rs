@@ -12,6 +12,7 @@ mod bench;
 mod client;
 mod durability;
 mod grants;
+mod hardening;
 mod lifecycle;
 mod plugins;
 mod workflows;

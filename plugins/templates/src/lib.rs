@@ -33,6 +33,11 @@ impl Guest for Engine {
         let templates = Templates::new(Syntax::Braces);
         sources
             .into_iter()
+            .enumerate()
+            .map(|(i, source)| {
+                weft::templates::progress::reading(i as u32);
+                source
+            })
             .map(|source| match source {
                 Source::Template(json) => {
                     let template = parse("template", &json).map_err(|p| vec![p])?;
