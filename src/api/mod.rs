@@ -333,7 +333,9 @@ pub async fn serve(
     use hyper_util::rt::{TokioIo, TokioTimer};
     use tower::ServiceExt;
     let app = router(engine, &options);
-    let connections = Arc::new(tokio::sync::Semaphore::new(options.limits.max_connections));
+    let connections = Arc::new(tokio::sync::Semaphore::new(connection_cap(
+        options.limits.max_connections,
+    )));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(options.limits.idle_timeout)
@@ -383,6 +385,43 @@ pub async fn serve(
         () = tokio::time::sleep(STOP_GRACE) => {}
     }
     Ok(())
+}
+
+/// Descriptors kept free for the database, plugin compiles and the like.
+const RESERVED_FDS: u64 = 128;
+
+/// How many connections may be served at once: `wanted`, if the process may open that many
+/// files. Every connection holds a descriptor, so the soft open-files limit is first raised
+/// to the hard one; past it, accepting would fail, so the cap is lowered (with a warning).
+fn connection_cap(wanted: usize) -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return wanted;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    let usable = usize::try_from(limit.rlim_cur.saturating_sub(RESERVED_FDS)).unwrap_or(usize::MAX);
+    if wanted > usable {
+        tracing::warn!(
+            "limits.max_connections is {wanted} but this process may open only {} files; serving at most {usable} connections",
+            limit.rlim_cur
+        );
+        return usable.max(1);
+    }
+    wanted
 }
 
 /// The most bytes of a request head (request line and headers) read before 431.
