@@ -1,8 +1,9 @@
-//! Host-side bindings for the two worlds of `wit/weft.wit`.
+//! Host-side bindings for the two worlds of the plugin contract (`wit/v0.1.0/weft.wit`), and
+//! for the host's own template engine.
 
 pub mod step {
     wasmtime::component::bindgen!({
-        path: "wit",
+        path: "wit/v0.1.0",
         world: "step-plugin",
         exports: { default: async },
     });
@@ -10,7 +11,7 @@ pub mod step {
 
 pub mod target {
     wasmtime::component::bindgen!({
-        path: "wit",
+        path: "wit/v0.1.0",
         world: "target-plugin",
         exports: { default: async },
         with: {

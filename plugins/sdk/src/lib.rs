@@ -48,7 +48,7 @@ pub mod target;
 pub mod bindings {
     wit_bindgen::generate!({
         world: "step-plugin",
-        path: "../../wit",
+        path: "../../wit/v0.1.0",
         pub_export_macro: true,
         export_macro_name: "__export_step_plugin",
         default_bindings_module: "weft_plugin_sdk::bindings",

@@ -19,7 +19,7 @@ use std::marker::PhantomData;
 pub mod bindings {
     wit_bindgen::generate!({
         world: "target-plugin",
-        path: "../../wit",
+        path: "../../wit/v0.1.0",
         pub_export_macro: true,
         export_macro_name: "__export_target_plugin",
         default_bindings_module: "weft_plugin_sdk::target::bindings",
