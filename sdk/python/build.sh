@@ -36,7 +36,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 # Import the plugin with this machine's Python first: a mistake shows now, not after the build.
-world=$(PYTHONPATH="$sdk" "$python" -m weft_plugin._build "$plugin_dir" "$work")
+world=$(PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$sdk" "$python" -m weft_plugin._build "$plugin_dir" "$work")
 
 echo "building $plugin_dir ($world) -> $out" >&2
 start=$EPOCHREALTIME
