@@ -9,7 +9,8 @@
 # 2. runs both SDKs' unit tests;
 # 3. builds the four examples in examples/plugins/ into OUT_DIR, one at a time (2 cores), and
 #    prints each component's size, build time and WIT world;
-# 4. runs the built components in Node with a fake host (sdk/js/tools/check-examples.mjs).
+# 4. runs the built components in Node with a fake host (sdk/js/tools/check-examples.mjs) and,
+#    with WEFT_SDK_WASMTIME=1, in wasmtime 48 as the host will (sdk/wasmtime-check).
 #
 # Anything that cannot be installed or fails stops the run with a non-zero status and says why;
 # nothing is skipped.
@@ -73,6 +74,15 @@ done
 
 step "run the components with a fake host"
 (cd "$sdk/js" && node --experimental-wasm-extended-const tools/check-examples.mjs "$out")
+
+step "load the components in wasmtime 48, as the host will"
+if [ "${WEFT_SDK_WASMTIME:-0}" = 1 ]; then
+    command -v cargo >/dev/null || die "cargo not found; install Rust (rustup) or unset WEFT_SDK_WASMTIME"
+    CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$repo/target/sdk-wasmtime-check}" cargo run --quiet --release --locked \
+        --manifest-path "$sdk/wasmtime-check/Cargo.toml" -- "$out" || die "the wasmtime check failed"
+else
+    echo "not run: set WEFT_SDK_WASMTIME=1 to build sdk/wasmtime-check (compiles wasmtime 48, about 10 min on 2 cores)"
+fi
 
 step "components"
 printf '%s\n' "${summary[@]}"
