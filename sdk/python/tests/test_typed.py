@@ -1,6 +1,5 @@
 """Typed input: conversion with paths in every message, and the JSON Schemas derived from hints."""
 
-import dataclasses
 import enum
 import unittest
 from dataclasses import dataclass, field

@@ -15,7 +15,6 @@ from .outcome import (
     OUTCOMES,
     Answer,
     Context,
-    Expired,
     Fail,
     InvalidAnswer,
     Outcome,
