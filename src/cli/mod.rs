@@ -23,7 +23,7 @@ enum Command {
     Run(RunArgs),
     /// Answer a waiting step of a run (Keyfactor signal `Step.SignalType`) and continue it.
     Answer(AnswerArgs),
-    /// Continue runs that were running when the last process stopped, and fire due timers.
+    /// Continue runs left running when their runner stopped, and fire due timers.
     Resume(DbArgs),
     /// Cancel a run that has not finished.
     Cancel(CancelArgs),
@@ -205,9 +205,10 @@ enum TokenCommand {
 
 #[derive(Args)]
 struct DbArgs {
-    /// The database file [default: weft.redb in the user's data directory].
-    #[arg(long, env = "WEFT_DB", global = true)]
-    db: Option<PathBuf>,
+    /// The database: a redb file, or postgres://USER[:PASS]@HOST:PORT/DB [default: weft.redb
+    /// in the user's data directory].
+    #[arg(long, env = "WEFT_DB", global = true, hide_env_values = true)]
+    db: Option<String>,
     /// Plugin grants (outbound HTTP, secrets, env, limits): a weft.toml file.
     #[arg(long, env = "WEFT_CONFIG", global = true)]
     config: Option<PathBuf>,
@@ -380,7 +381,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             server,
         }) => match server.remote() {
             Some(client) => remote::list_runs(&client, state, json).await,
-            None => local::list_runs(db, state, json),
+            None => local::list_runs(db, state, json).await,
         },
         Command::Runs(RunsCommand::Show {
             run,
@@ -390,7 +391,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             server,
         }) => match server.remote() {
             Some(client) => remote::show_run(&client, &run, json, logs).await,
-            None => local::show_run(db, &run, json, logs),
+            None => local::show_run(db, &run, json, logs).await,
         },
         Command::Plugin(PluginCommand::Push {
             file,
@@ -404,7 +405,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         },
         Command::Plugin(PluginCommand::List { db, server }) => match server.remote() {
             Some(client) => remote::list_plugins(&client).await,
-            None => local::list_plugins(db),
+            None => local::list_plugins(db).await,
         },
         Command::Workflow(WorkflowCommand::Apply {
             file,
@@ -466,7 +467,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         },
         Command::Token(TokenCommand::List { db, server }) => match server.remote() {
             Some(client) => remote::list_tokens(&client).await,
-            None => local::list_tokens(db),
+            None => local::list_tokens(db).await,
         },
         Command::Token(TokenCommand::Revoke { which, db, server }) => match server.remote() {
             Some(client) => remote::revoke_token(&client, &which).await,

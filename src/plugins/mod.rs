@@ -29,7 +29,7 @@ mod outcome;
 mod sandbox;
 mod templates;
 
-pub use catalog::{AddError, Prepared, Resolved};
+pub use catalog::{AddError, PluginMeta, Prepared, Resolved};
 pub use compile::{worker_main as compile_worker, Compiler};
 pub use grants::Grants;
 pub use limits::Limits;
@@ -208,7 +208,7 @@ pub struct PluginHost {
 struct Inner {
     engine: Engine,
     linker: Linker<CallState>,
-    store: Store,
+    store: Arc<dyn Store>,
     /// Identifies the engine configuration in compiled-artifact cache keys.
     engine_hash: String,
     loaded: Mutex<HashMap<Digest, Arc<OnceCell<Arc<Loaded>>>>>,
@@ -228,17 +228,21 @@ struct Inner {
 }
 
 /// Given an added plugin, the writes to commit in the same transaction as the plugin itself.
-pub type AddedHook = Box<dyn Fn(&crate::store::PluginMeta) -> Result<Vec<Write>> + Send + Sync>;
+pub type AddedHook = Box<
+    dyn Fn(PluginMeta) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<Write>>> + Send>>
+        + Send
+        + Sync,
+>;
 
 impl PluginHost {
     /// A host that grants no plugin anything beyond its sandbox, with the default limits,
     /// compiling in this process.
-    pub fn new(store: Store) -> Result<PluginHost> {
+    pub fn new(store: Arc<dyn Store>) -> Result<PluginHost> {
         Self::with_options(store, HostOptions::default())
     }
 
     /// Builds the engine and linker once, and starts the epoch ticker.
-    pub fn with_options(store: Store, options: HostOptions) -> Result<PluginHost> {
+    pub fn with_options(store: Arc<dyn Store>, options: HostOptions) -> Result<PluginHost> {
         let engine =
             Engine::new(&compile::engine_config()).map_err(|e| anyhow!("cannot configure wasmtime: {e}"))?;
 
@@ -295,8 +299,9 @@ impl PluginHost {
         }
     }
 
-    pub fn store(&self) -> &Store {
-        &self.inner.store
+    /// The catalog's store (plugins, artifacts); nothing outside this module reaches it here.
+    fn store(&self) -> &dyn Store {
+        &*self.inner.store
     }
 
     /// The limits this host was set up with.
@@ -512,9 +517,9 @@ impl PluginHost {
             let (bytes, trusted) = match builtin::all().iter().find(|b| &b.digest == plugin) {
                 Some(b) => (b.bytes.to_vec(), true),
                 None => (
-                    self.inner
-                        .store
-                        .plugin_bytes(plugin)?
+                    self.store()
+                        .plugin_bytes(plugin)
+                        .await?
                         .ok_or_else(|| anyhow!("no plugin with digest {plugin} is stored"))?,
                     false,
                 ),
@@ -537,7 +542,7 @@ impl PluginHost {
     /// Untrusted bytes are compiled under the compile budgets.
     async fn component(&self, digest: &Digest, bytes: &[u8], trusted: bool) -> Result<Component> {
         let key = self.artifact_key(digest);
-        if let Some(component) = self.cached_component(&key)? {
+        if let Some(component) = self.cached_component(&key).await? {
             return Ok(component);
         }
         let compiled = if trusted {
@@ -545,9 +550,8 @@ impl PluginHost {
         } else {
             self.compile(bytes.to_vec()).await.map_err(|e| anyhow!(e))?
         };
-        self.inner
-            .store
-            .commit(vec![Write::Compiled {
+        self.store()
+            .commit(vec![Write::Artifact {
                 key,
                 bytes: compiled.artifact,
             }])
@@ -556,8 +560,8 @@ impl PluginHost {
     }
 
     /// The component whose compiled artifact is cached under `key`, if it is and is usable.
-    fn cached_component(&self, key: &str) -> Result<Option<Component>> {
-        let Some(artifact) = self.inner.store.compiled(key)? else {
+    async fn cached_component(&self, key: &str) -> Result<Option<Component>> {
+        let Some(artifact) = self.store().artifact(key).await? else {
             return Ok(None);
         };
         // SAFETY: the artifact was produced by `Component::serialize` of this same engine
