@@ -37,7 +37,7 @@ pub async fn measure(
     )
     .await?;
     let engine = Engine::new(store.clone(), PluginHost::new(store.clone())?);
-    engine.start_work();
+    engine.start_work().await?;
     let latest = |name: &str| {
         let plugins = engine.plugins().clone();
         let reference = PluginRef::Latest(name.into());

@@ -63,7 +63,7 @@ async fn open_engine_with(db: &DbArgs, options: EngineOptions) -> Result<Engine>
 /// [`open_engine`], working: it fires timers, delivers events and moves runs on.
 async fn working_engine(db: &DbArgs) -> Result<Engine> {
     let engine = open_engine(db).await?;
-    engine.start_work();
+    engine.start_work().await?;
     Ok(engine)
 }
 
@@ -508,9 +508,9 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
             db_option(&args.db)?
         );
     }
+    engine.start_work().await?;
     let resumed = engine.recover().await?;
     let fired = engine.fire_due_timers().await?;
-    engine.start_work();
     eprintln!(
         "weft serving http://{address} (database {}; runner {}; resumed {resumed} run(s), fired {fired} timer(s))",
         engine.database(),

@@ -45,14 +45,22 @@ pub(super) enum Committed {
     Stale,
 }
 
-/// Starts this runner's background work: with several runners on the database, the
-/// heartbeat, taking over runs of dead runners, and following other runners' changes.
-pub(super) fn start(engine: &Engine) {
+/// Starts this runner's background work: following other runners' changes and, with
+/// several runners on the database, the heartbeat (the first one before this returns, so
+/// the runner is known before it owns a run) and taking over runs of dead runners.
+pub(super) async fn start(engine: &Engine) -> Result<()> {
     tokio::spawn(follow(engine.clone()));
     if engine.inner.store.shared() {
+        let options = &engine.inner.options;
+        engine
+            .inner
+            .store
+            .heartbeat(options.address.as_deref(), options.lease)
+            .await?;
         tokio::spawn(heartbeat(engine.clone()));
         tokio::spawn(claim_orphans_forever(engine.clone()));
     }
+    Ok(())
 }
 
 impl Engine {
@@ -390,8 +398,38 @@ impl Engine {
                 }
             }
             Notice::Timers => self.inner.timers_changed.notify_one(),
+            Notice::Orphans => self.inner.orphans.notify_one(),
+            Notice::Missed => self.resync(),
             _ => {}
         }
+    }
+
+    /// After notices may have been missed: every copy in memory may be out of date, and
+    /// tasks waiting for runs to settle look at the store again.
+    fn resync(&self) {
+        let ids: Vec<RunId> = self
+            .inner
+            .live
+            .lock()
+            .expect("live runs lock")
+            .keys()
+            .copied()
+            .collect();
+        for id in ids {
+            self.forget(id);
+        }
+        let waiting: Vec<RunId> = self
+            .inner
+            .settle_waiters
+            .lock()
+            .expect("settle waiters lock")
+            .keys()
+            .copied()
+            .collect();
+        for id in waiting {
+            self.wake_settled(id);
+        }
+        self.inner.timers_changed.notify_one();
     }
 
     /// Drops this process's copy of run `id` unless a task holds it (that task's commit
@@ -407,43 +445,15 @@ impl Engine {
     }
 }
 
-/// Follows the store's notices for as long as the engine lives.
+/// Follows the store's notices. Background tasks hold the engine: they end with the runtime.
 async fn follow(engine: Engine) {
     let mut notices = engine.inner.store.subscribe();
-    let weak = Arc::downgrade(&engine.inner);
-    drop(engine);
     loop {
-        let notice = notices.recv().await;
-        let Some(inner) = weak.upgrade() else { return };
-        let engine = Engine { inner };
-        match notice {
+        match notices.recv().await {
             Ok(notice) => engine.on_notice(notice),
             Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                // Missed some: every copy in memory may be out of date, and settled waiters
-                // check the store again.
-                tracing::warn!("missed {missed} store notices; re-reading");
-                let ids: Vec<RunId> = engine
-                    .inner
-                    .live
-                    .lock()
-                    .expect("live runs lock")
-                    .keys()
-                    .copied()
-                    .collect();
-                for id in ids {
-                    engine.forget(id);
-                }
-                let waiting: Vec<RunId> = engine
-                    .inner
-                    .settle_waiters
-                    .lock()
-                    .expect("settle waiters lock")
-                    .keys()
-                    .copied()
-                    .collect();
-                for id in waiting {
-                    engine.wake_settled(id);
-                }
+                tracing::warn!("missed {missed} store notices; reading again");
+                engine.resync();
             }
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         }
@@ -452,29 +462,22 @@ async fn follow(engine: Engine) {
 
 /// Renews this runner's lease, five times per lease.
 async fn heartbeat(engine: Engine) {
-    let weak = Arc::downgrade(&engine.inner);
     let lease = engine.inner.options.lease;
-    drop(engine);
+    let address = engine.inner.options.address.clone();
     loop {
-        let Some(inner) = weak.upgrade() else { return };
-        let address = inner.options.address.clone();
-        if let Err(e) = inner.store.heartbeat(address.as_deref(), lease).await {
+        tokio::time::sleep(lease / 5).await;
+        if let Err(e) = engine.inner.store.heartbeat(address.as_deref(), lease).await {
             tracing::error!("cannot renew this runner's lease: {e}");
         }
-        drop(inner);
-        tokio::time::sleep(lease / 5).await;
     }
 }
 
-/// Takes over the runs of runners whose lease lapsed, checking five times per lease.
+/// Takes over the runs of runners whose lease lapsed, checking five times per lease, and at
+/// once when a runner gives its runs up.
 async fn claim_orphans_forever(engine: Engine) {
-    let weak = Arc::downgrade(&engine.inner);
     let lease = engine.inner.options.lease;
-    drop(engine);
     loop {
-        tokio::time::sleep(lease / 5).await;
-        let Some(inner) = weak.upgrade() else { return };
-        let engine = Engine { inner };
+        let _ = tokio::time::timeout(lease / 5, engine.inner.orphans.notified()).await;
         match engine.recover().await {
             Ok(0) => {}
             Ok(n) => tracing::info!("took over {n} run(s) of runners that stopped"),

@@ -222,6 +222,8 @@ struct Inner {
     /// or on another runner), so a waiter is not woken by every other run's events.
     settle_waiters: Mutex<HashMap<RunId, Arc<Notify>>>,
     timers_changed: Notify,
+    /// Signalled when a runner gave its runs up, to take them over at once.
+    orphans: Notify,
     /// Function hooks and the event outbox.
     actions: crate::actions::Actions,
 }
@@ -249,6 +251,7 @@ impl Engine {
                 call_ended: Notify::new(),
                 events,
                 timers_changed: Notify::new(),
+                orphans: Notify::new(),
             }),
         }
     }
@@ -257,10 +260,11 @@ impl Engine {
     /// delivering events, following what other runners commit and, with several runners on
     /// the database, the heartbeat and taking over the runs of runners that died. Commands
     /// that only read or configure leave it off.
-    pub fn start_work(&self) {
+    pub async fn start_work(&self) -> Result<()> {
+        driver::start(self).await?;
         tokio::spawn(timers::run(self.clone()));
         self.inner.actions.start_delivery();
-        driver::start(self);
+        Ok(())
     }
 
     /// Stops cleanly: waits for this process's plugin calls, then hands this runner's runs

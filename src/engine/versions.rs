@@ -128,10 +128,14 @@ impl Engine {
             Some(id) => try_ok!(store.latest_version(id).await),
             None => None,
         };
+        // Without a version the next one is assigned; if another runner takes that number
+        // first, the save is decided again (it never lands on their version).
+        let mut numbered = false;
         if let Some(object) = document.as_object_mut() {
-            object
-                .entry("version")
-                .or_insert_with(|| Value::from(latest.map_or(1, |v| v + 1)));
+            object.entry("version").or_insert_with(|| {
+                numbered = true;
+                Value::from(latest.map_or(1, |v| v + 1))
+            });
         }
         let definition = try_ok!(workflow::from_value(document).map_err(StartError::Invalid));
         // Validity does not depend on the version number, so one validation serves every
@@ -142,6 +146,9 @@ impl Engine {
         let mut status = SaveStatus::Created;
         let mut replaces = None;
         if let Some((_, existing)) = try_ok!(store.workflow_version(&id, Some(version)).await) {
+            if numbered {
+                return Err(Raced);
+            }
             status = if workflow.digest == existing {
                 SaveStatus::Unchanged
             } else if published.contains(&version) {

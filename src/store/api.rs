@@ -265,6 +265,10 @@ pub enum Notice {
     Rules,
     /// Plugin grants changed.
     Grants,
+    /// A runner gave its runs up (it is stopping): take them over now.
+    Orphans,
+    /// Notices may have been missed (a lost connection): read again what matters.
+    Missed,
 }
 
 /// A runner as the database knows it.
@@ -420,7 +424,8 @@ pub trait Coordination {
     /// Whether other runners may share this database (PostgreSQL); a redb file has one.
     fn shared(&self) -> bool;
 
-    /// Records that this runner is alive until `lease` from now.
+    /// Records that this runner is alive until `lease` from now. A runner beats once before
+    /// it owns any run, so no other runner takes its new runs for orphans.
     async fn heartbeat(&self, address: Option<&str>, lease: Duration) -> StoreResult<()>;
 
     /// Every runner whose lease has not long lapsed, with how many runs it owns.

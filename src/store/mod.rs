@@ -7,6 +7,7 @@
 //! keys the other modules hand it, and enforces the conditions their writes carry.
 
 mod api;
+mod postgres;
 pub mod redb;
 
 pub use api::*;
@@ -41,10 +42,7 @@ pub fn new_runner_id() -> String {
 pub async fn open(location: &Location, runner: String) -> anyhow::Result<Arc<dyn Store>> {
     match location {
         Location::File(path) => Ok(Arc::new(redb::RedbStore::open(path, runner)?)),
-        Location::Postgres(url) => anyhow::bail!(
-            "PostgreSQL ({}) is not supported by this build yet",
-            mask_password(url)
-        ),
+        Location::Postgres(url) => Ok(Arc::new(postgres::PgStore::open(url, runner).await?)),
     }
 }
 

@@ -59,7 +59,7 @@ async fn hostile_plugins_fail_alone_while_a_normal_run_completes() {
     let bytes = std::fs::read(hostile_wasm()).expect("hostile.wasm was built");
     host.add("hostile", "1.0.0", bytes).await.expect("add hostile");
     let engine = Engine::new(store, host);
-    engine.start_work();
+    engine.start_work().await.expect("start work");
 
     let normal = register(
         &engine,
