@@ -60,7 +60,7 @@ impl Engine {
         let given_key = options.idempotency_key;
         let idempotency_key = given_key
             .as_ref()
-            .map(|key| format!("{}\0{started_by}\0{key}", workflow.definition.id));
+            .map(|key| serde_json::json!([workflow.definition.id, started_by, key]).to_string());
         let request = Digest::of(
             serde_json::json!({"version": workflow.definition.version, "inputs": inputs})
                 .to_string()

@@ -78,10 +78,19 @@ impl Output {
     }
 }
 
-/// A `weft` with its own database file in its own temporary directory.
+/// Where a test's data lives: a redb file, or a database on the test PostgreSQL server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Redb,
+    Postgres,
+}
+
+/// A `weft` with its own database (a file, or a PostgreSQL database) and its own temporary
+/// directory.
 pub struct Weft {
     pub dir: tempfile::TempDir,
-    pub db: PathBuf,
+    /// The `--db` argument: a file path or a `postgres://` URL.
+    pub db: String,
 }
 
 impl Default for Weft {
@@ -91,10 +100,29 @@ impl Default for Weft {
 }
 
 impl Weft {
+    /// A `weft` on a redb file.
     pub fn new() -> Weft {
+        Weft::on(Backend::Redb)
+    }
+
+    /// A `weft` on a fresh database of `backend`.
+    pub fn on(backend: Backend) -> Weft {
         let dir = tempfile::tempdir().expect("cannot create a temporary directory");
-        let db = dir.path().join("weft.redb");
+        let db = match backend {
+            Backend::Redb => dir.path().join("weft.redb").display().to_string(),
+            Backend::Postgres => crate::postgres::database(),
+        };
         Weft { dir, db }
+    }
+
+    /// The database file (for tests of the redb file itself).
+    pub fn db_file(&self) -> PathBuf {
+        assert!(
+            !self.db.starts_with("postgres://"),
+            "not a file database: {}",
+            self.db
+        );
+        PathBuf::from(&self.db)
     }
 
     /// A `weft` command with `args`, then `--db` this database, stdin closed, run in the
@@ -350,6 +378,11 @@ impl Server {
     /// `weft serve --listen 127.0.0.1:0 --db FILE` on a fresh database.
     pub fn start() -> Server {
         Server::with_args(&[])
+    }
+
+    /// `weft serve` on a fresh database of `backend`.
+    pub fn start_on(backend: Backend) -> Server {
+        Server::on(Weft::on(backend), &[])
     }
 
     /// [`Server::start`] with extra `serve` arguments, such as `--body-limit-mb 1`.

@@ -320,7 +320,7 @@ fn refused_uploads_leave_nothing_in_the_database() {
     assert!(!list.stdout.contains("foreign"), "{}", list.stdout);
     // Not even the compiled artifacts of the refused components are kept.
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    let store = weft::store::redb::RedbStore::open(&weft.db, "test".into()).unwrap();
+    let store = weft::store::redb::RedbStore::open(&weft.db_file(), "test".into()).unwrap();
     for digest in digests {
         use weft::store::CatalogStore;
         assert!(

@@ -142,10 +142,14 @@ async fn migrate(client: &mut tokio_postgres::Client) -> anyhow::Result<()> {
 
 /// A database error as a store error: a lost connection is `Unavailable`, the rest `Other`.
 pub(super) fn db_error(e: tokio_postgres::Error) -> StoreError {
-    if e.is_closed() || e.as_db_error().is_none() {
-        StoreError::Unavailable(format!("PostgreSQL: {e}"))
-    } else {
-        StoreError::Other(anyhow!("PostgreSQL: {e}"))
+    match e.as_db_error() {
+        Some(db) if !e.is_closed() => StoreError::Other(anyhow!(
+            "PostgreSQL: {} ({}){}",
+            db.message(),
+            db.code().code(),
+            db.detail().map(|d| format!(": {d}")).unwrap_or_default()
+        )),
+        _ => StoreError::Unavailable(format!("PostgreSQL: {e}")),
     }
 }
 

@@ -14,7 +14,7 @@ pub const LIVE_RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("live_r
 pub const LEGACY_ACTIVE: TableDefinition<&str, ()> = TableDefinition::new("active_runs");
 /// run id → (): runs waiting for a person, so listing interactions never scans other runs.
 pub const WAITING: TableDefinition<&str, ()> = TableDefinition::new("waiting_runs");
-/// `workflow\0caller\0Idempotency-Key` → `run-id request-digest`: the run it started and the
+/// `[workflow, caller, Idempotency-Key]` (as JSON) → `run-id request-digest`: the run it started and the
 /// digest of the request that started it.
 pub const IDEMPOTENCY: TableDefinition<&str, &str> = TableDefinition::new("idempotency_keys");
 /// (due unix ms, run id, step) → timer kind.
