@@ -493,9 +493,12 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr()?;
+    if args.lease < std::time::Duration::from_millis(500) {
+        bail!("--lease {}: a lease must be at least 500ms", humantime::format_duration(args.lease));
+    }
     let options = EngineOptions {
         address: Some(address.to_string()),
-        ..EngineOptions::default()
+        lease: args.lease,
     };
     let engine = open_engine_with(&args.db, options).await?;
     let has_tokens = engine.has_tokens().await?;

@@ -72,6 +72,10 @@ struct ServeArgs {
     /// of weft.toml, 50].
     #[arg(long)]
     body_limit_mb: Option<usize>,
+    /// How long this runner's runs stay its own without a heartbeat (with several runners
+    /// on PostgreSQL): when it dies, the others take its runs over after this.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    lease: std::time::Duration,
     #[command(flatten)]
     db: DbArgs,
 }

@@ -480,7 +480,7 @@ async fn claim_orphans_forever(engine: Engine) {
         let _ = tokio::time::timeout(lease / 5, engine.inner.orphans.notified()).await;
         match engine.recover().await {
             Ok(0) => {}
-            Ok(n) => tracing::info!("took over {n} run(s) of runners that stopped"),
+            Ok(n) => tracing::warn!("took over {n} run(s) of runners that stopped"),
             Err(e) => {
                 tracing::error!("cannot take over runs: {e:#}");
                 tokio::time::sleep(ERROR_PAUSE).await;

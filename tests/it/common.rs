@@ -115,6 +115,14 @@ impl Weft {
         Weft { dir, db }
     }
 
+    /// Another `weft` (its own directory) on the same database: another runner.
+    pub fn same_database(&self) -> Weft {
+        Weft {
+            dir: tempfile::tempdir().expect("cannot create a temporary directory"),
+            db: self.db.clone(),
+        }
+    }
+
     /// The database file (for tests of the redb file itself).
     pub fn db_file(&self) -> PathBuf {
         assert!(
@@ -415,11 +423,16 @@ impl Server {
         }
     }
 
+    /// Kills the server with SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Kills the server (SIGKILL, as a crash would) and starts another on the same database.
     /// The new one listens on another port; this handle's client follows it.
     pub fn restart(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
         self.start_again();
     }
 

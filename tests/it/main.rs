@@ -14,6 +14,7 @@ mod grants;
 mod hardening;
 mod lifecycle;
 mod plugins;
+mod runners;
 mod store;
 mod workflows;
 

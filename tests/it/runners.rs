@@ -1,0 +1,317 @@
+//! Several runners on one PostgreSQL database: three `weft serve` processes share the runs,
+//! and every invariant (one owner per run, answers applied once, timers fired once, events
+//! delivered once, unique version numbers) holds across processes. A runner killed with
+//! SIGKILL loses nothing: the others take its runs over when its lease lapses.
+
+use crate::common::*;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use tokio::sync::Barrier;
+use tokio::task::JoinSet;
+
+/// Three runners on one fresh PostgreSQL database, each with `args` after `serve`.
+fn three_runners(args: &[&str]) -> Vec<Server> {
+    let first = Weft::on(Backend::Postgres);
+    let (second, third) = (first.same_database(), first.same_database());
+    [first, second, third]
+        .into_iter()
+        .map(|weft| Server::on(weft, args))
+        .collect()
+}
+
+/// A form, then a step that logs one line: a run that waits, and shows by its log whether
+/// a step ran twice.
+const CONFIRM: &str = r#"
+id: confirm
+steps:
+  - name: Confirm
+    plugin: interaction
+    input:
+      fields:
+        - {name: size, type: integer, default: 2048}
+  - name: After
+    plugin: echo
+    input: {log: "after the answer", size: "{{ steps.Confirm.output.size }}"}
+outputs:
+  size: "{{ steps.After.output.size }}"
+"#;
+
+fn interaction_path(id: &str) -> String {
+    format!("{}/interaction", Api::execution_path("confirm", id))
+}
+
+/// The messages of a run's log.
+async fn log_messages(api: &Api, workflow: &str, id: &str) -> Vec<String> {
+    let page = api
+        .get(&format!(
+            "{}/logs?limit=1000",
+            Api::execution_path(workflow, id)
+        ))
+        .await
+        .expect_status(200)
+        .json();
+    page["items"]
+        .as_array()
+        .expect("log lines")
+        .iter()
+        .filter_map(|l| l["message"].as_str().map(str::to_owned))
+        .collect()
+}
+
+fn count(messages: &[String], needle: &str) -> usize {
+    messages.iter().filter(|m| m.contains(needle)).count()
+}
+
+/// Runs `work(i, api_of_runner)` for `0..n`, at most `width` at a time, and returns the
+/// results in order.
+async fn each<T, F, Fut>(apis: &[Api], n: usize, width: usize, work: F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(usize, Vec<Api>) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+{
+    let mut results: Vec<Option<T>> = (0..n).map(|_| None).collect();
+    let mut tasks = JoinSet::new();
+    for i in 0..n {
+        if tasks.len() == width {
+            let (j, t) = tasks.join_next().await.expect("a task").expect("no panic");
+            results[j] = Some(t);
+        }
+        let work = work(i, apis.to_vec());
+        tasks.spawn(async move { (i, work.await) });
+    }
+    while let Some(done) = tasks.join_next().await {
+        let (j, t) = done.expect("no panic");
+        results[j] = Some(t);
+    }
+    results.into_iter().map(|r| r.expect("every task ran")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_started_on_one_runner_are_answered_on_another() {
+    const RUNS: usize = 300;
+    let runners = three_runners(&[]);
+    let apis: Vec<Api> = runners.iter().map(Server::api).collect();
+    runners[0].create_workflow(CONFIRM).await;
+
+    // Run i starts on runner i, is answered on runner i+1 and read back on runner i+2.
+    let ids = each(&apis, RUNS, 24, |i, apis| async move {
+        let id = apis[i % 3].start_run("confirm", &json!({})).await;
+        apis[(i + 1) % 3].wait_state("confirm", &id, "waiting").await;
+        let body = json!({"parameters": [{"name": "size", "type": "number", "value": i}]});
+        apis[(i + 1) % 3]
+            .post_as("approver", &interaction_path(&id), &body)
+            .await
+            .expect_status(204);
+        let run = apis[(i + 2) % 3].wait_state("confirm", &id, "completed").await;
+        (id, run)
+    })
+    .await;
+
+    for (i, (id, run)) in ids.iter().enumerate() {
+        assert_eq!(run["outputs"]["size"], json!(i), "{run:#}");
+        for name in ["Confirm", "After"] {
+            assert_eq!(step(run, name)["attempt"], 1, "{name} of run {id}: {run:#}");
+        }
+        let messages = log_messages(&apis[i % 3], "confirm", id).await;
+        assert_eq!(count(&messages, "after the answer"), 1, "run {id}: {messages:#?}");
+    }
+    let listed = apis[2]
+        .get("/v1/workflows/confirm/executions?limit=1000")
+        .await
+        .expect_status(200)
+        .json();
+    assert_eq!(listed["items"].as_array().map(Vec::len), Some(RUNS));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_answers_over_three_runners_get_one_success() {
+    const CLIENTS: usize = 20;
+    let runners = three_runners(&[]);
+    runners[0].create_workflow(CONFIRM).await;
+    let id = runners[1].start_run("confirm", &json!({})).await;
+    runners[2].wait_state("confirm", &id, "waiting").await;
+
+    let barrier = Arc::new(Barrier::new(CLIENTS));
+    let mut answers = JoinSet::new();
+    for i in 0..CLIENTS {
+        let (api, barrier, path) = (runners[i % 3].api(), barrier.clone(), interaction_path(&id));
+        answers.spawn(async move {
+            let body = json!({"parameters": [{"name": "size", "type": "number", "value": i}]});
+            barrier.wait().await;
+            (i, api.post_as(&format!("client{i}"), &path, &body).await)
+        });
+    }
+    let answers = answers.join_all().await;
+    let won: Vec<usize> = answers
+        .iter()
+        .filter(|(_, a)| a.status == 204)
+        .map(|(i, _)| *i)
+        .collect();
+    assert_eq!(won.len(), 1, "{answers:#?}");
+    for (_, answer) in answers.iter().filter(|(_, a)| a.status != 204) {
+        answer.expect_error(409, "conflict", &[]);
+    }
+    let run = runners[0].wait_state("confirm", &id, "completed").await;
+    assert_eq!(run["outputs"]["size"], json!(won[0]), "{run:#}");
+    assert_eq!(step(&run, "Confirm")["answers"].as_array().map(Vec::len), Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runs_of_a_killed_runner_are_taken_over() {
+    const RUNS: usize = 6;
+    let mut runners = three_runners(&["--lease", "2s"]);
+    runners[0]
+        .create_workflow(
+            r#"
+id: slow
+steps:
+  - name: Sleep
+    plugin: sleep
+    input: {ms: 1500}
+  - name: After
+    plugin: echo
+    input: {log: "after the sleep"}
+"#,
+        )
+        .await;
+    let mut ids = Vec::new();
+    for _ in 0..RUNS {
+        ids.push(runners[0].start_run("slow", &json!({})).await);
+    }
+    // Every run is mid-call on the first runner when it dies.
+    for id in &ids {
+        let path = Api::execution_path("slow", id);
+        runners[1]
+            .poll(&path, "calling Sleep", |run| step_state(run, "Sleep") == "running")
+            .await;
+    }
+    runners[0].kill();
+
+    for (i, id) in ids.iter().enumerate() {
+        let run = runners[1 + i % 2].wait_state("slow", id, "completed").await;
+        // At least once: the call the dead runner made is made again.
+        assert_eq!(step(&run, "Sleep")["attempt"], 2, "{run:#}");
+        assert_eq!(step(&run, "After")["attempt"], 1, "{run:#}");
+        let messages = log_messages(&runners[1].api(), "slow", id).await;
+        assert_eq!(count(&messages, "after the sleep"), 1, "run {id}: {messages:#?}");
+    }
+    let taken: String = runners[1..].iter().map(Server::stderr).collect();
+    assert!(taken.contains("took over"), "{taken}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_expiry_fires_once_across_runners() {
+    const RUNS: usize = 100;
+    let runners = three_runners(&[]);
+    let apis: Vec<Api> = runners.iter().map(Server::api).collect();
+    runners[0]
+        .create_workflow(
+            "id: expiring\nsteps:\n  - name: Approve\n    plugin: approval\n    input: {expires_in: 1s, on_expiry: fail}\n",
+        )
+        .await;
+    let ids = each(&apis, RUNS, 24, |i, apis| async move {
+        apis[i % 3].start_run("expiring", &json!({})).await
+    })
+    .await;
+    for (i, id) in ids.iter().enumerate() {
+        let run = apis[(i + 1) % 3].wait_state("expiring", id, "failed").await;
+        assert_eq!(step_state(&run, "Approve"), "failed", "{run:#}");
+    }
+    for id in &ids {
+        let messages = log_messages(&apis[0], "expiring", id).await;
+        assert_eq!(
+            count(&messages, "the interaction expired"),
+            1,
+            "run {id}: {messages:#?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_event_is_delivered_once_across_runners() {
+    const RUNS: usize = 30;
+    let runners = three_runners(&[]);
+    let apis: Vec<Api> = runners.iter().map(Server::api).collect();
+    let sink = runners[0]
+        .post(
+            "/v1/actions/targets",
+            &json!({"name": "sink", "plugin": "audit-sink", "type": "webhook"}),
+        )
+        .await
+        .expect_status(201)
+        .json()["id"]
+        .as_str()
+        .expect("a target id")
+        .to_owned();
+    runners[1]
+        .put(
+            "/v1/actions/executions",
+            &json!({"condition": {"event": {"event": "execution.completed"}}, "targets": [{"target": sink}]}),
+        )
+        .await
+        .expect_status(200);
+    runners[2]
+        .create_workflow("id: quick\nsteps:\n  - name: Echo\n    plugin: echo\n    input: {}\n")
+        .await;
+    let ids = each(&apis, RUNS, 12, |i, apis| async move {
+        let run = apis[i % 3]
+            .post("/v1/workflows/quick/executions?wait=true", &json!({}))
+            .await
+            .expect_status(200)
+            .json();
+        run_id(&run)
+    })
+    .await;
+
+    let query = format!("/v1/actions/log?target={sink}&limit=1000");
+    runners[0]
+        .poll(&query, "every event delivered", |page| {
+            page["items"].as_array().map_or(0, Vec::len) >= RUNS
+        })
+        .await;
+    for api in &apis {
+        api.poll("/v1/actions/outbox", "empty", |page| page["items"] == json!([]))
+            .await;
+    }
+    let page = runners[0].get(&query).await.expect_status(200).json();
+    let calls = page["items"].as_array().expect("log items");
+    assert_eq!(calls.len(), RUNS, "{page:#}");
+    let delivered: BTreeSet<String> = ids
+        .iter()
+        .filter(|id| {
+            calls.iter().any(|c| {
+                c["logs"].as_array().is_some_and(|lines| {
+                    lines
+                        .iter()
+                        .any(|l| l["message"].as_str().is_some_and(|m| m.contains(id.as_str())))
+                })
+            })
+        })
+        .cloned()
+        .collect();
+    assert_eq!(delivered.len(), RUNS, "{page:#}");
+    for call in calls {
+        assert_eq!(call["delivery"]["attempt"], 1, "{call:#}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_posted_to_three_runners_at_once_are_distinct() {
+    const POSTS: usize = 12;
+    let runners = three_runners(&[]);
+    let apis: Vec<Api> = runners.iter().map(Server::api).collect();
+    let versions = each(&apis, POSTS, POSTS, |i, apis| async move {
+        let yaml = format!("id: shared\nsteps:\n  - name: Echo{i}\n    plugin: echo\n    input: {{}}\n");
+        let created: Value = apis[i % 3]
+            .post_raw("/v1/workflows", "application/yaml", yaml)
+            .await
+            .expect_status(201)
+            .json();
+        created["version"].clone()
+    })
+    .await;
+    let distinct: BTreeSet<String> = versions.iter().map(Value::to_string).collect();
+    assert_eq!(distinct.len(), POSTS, "{versions:?}");
+}
