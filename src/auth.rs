@@ -60,6 +60,10 @@ pub enum Action {
     ReadAudit,
     /// Create, change and read action targets, execution rules, the outbox and actions log.
     ManageActions,
+    /// Read and change what plugins are granted.
+    ManageGrants,
+    /// See the runners sharing the database.
+    ReadRunners,
 }
 
 impl Action {
@@ -78,6 +82,8 @@ impl Action {
             Action::ManageTokens => "manage tokens",
             Action::ReadAudit => "read the audit log",
             Action::ManageActions => "manage actions (targets and execution rules)",
+            Action::ManageGrants => "manage plugin grants",
+            Action::ReadRunners => "list runners",
         }
     }
 }

@@ -5,6 +5,7 @@ use super::show;
 use super::{AnswerArgs, CancelArgs, DbArgs, RunArgs, ServeArgs, StartArgs, ValidateArgs};
 use crate::engine::{AnswerError, Engine, EngineOptions, Event, RunQuery, StartError};
 use crate::names::RunId;
+use crate::plugins::grants::GrantSpec;
 use crate::plugins::PluginHost;
 use crate::run::{RunRecord, RunState};
 use crate::store::Location;
@@ -52,12 +53,14 @@ async fn open_engine_with(db: &DbArgs, options: EngineOptions) -> Result<Engine>
     let config = config(db)?;
     let store = crate::store::open(&location(db)?, crate::store::new_runner_id()).await?;
     let host = crate::plugins::HostOptions {
-        grants: config.grants,
+        secrets: config.secrets,
         limits: config.limits,
         compiler: crate::plugins::Compiler::worker()?,
     };
     let plugins = PluginHost::with_options(store.clone(), host)?;
-    Ok(Engine::with_options(store, plugins, options))
+    let engine = Engine::with_options(store, plugins, options);
+    engine.seed_grants(&config.grants).await?;
+    Ok(engine)
 }
 
 /// [`open_engine`], working: it fires timers, delivers events and moves runs on.
@@ -494,7 +497,10 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr()?;
     if args.lease < std::time::Duration::from_millis(500) {
-        bail!("--lease {}: a lease must be at least 500ms", humantime::format_duration(args.lease));
+        bail!(
+            "--lease {}: a lease must be at least 500ms",
+            humantime::format_duration(args.lease)
+        );
     }
     let options = EngineOptions {
         address: Some(address.to_string()),
@@ -584,5 +590,86 @@ pub async fn revoke_token(db: DbArgs, which: &str) -> Result<ExitCode> {
         bail!("no active token {which}");
     }
     println!("revoked {which}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weft grant list` on the local database.
+pub async fn list_grants(db: DbArgs) -> Result<ExitCode> {
+    for (plugin, grant) in open_engine(&db).await?.grants().await? {
+        println!("{}", show::grant_line(&grant.view(&plugin)));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weft grant show PLUGIN` on the local database.
+pub async fn show_grant(db: DbArgs, plugin: &str) -> Result<ExitCode> {
+    let grants = open_engine(&db).await?.grants().await?;
+    let grant = grants
+        .get(plugin)
+        .ok_or_else(|| anyhow!("no grant for {plugin}"))?;
+    println!("{}", serde_json::to_string_pretty(&grant.view(plugin))?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weft grant set PLUGIN ...` on the local database, audited as the operating-system user
+/// (or `--as`).
+pub async fn set_grant(db: DbArgs, plugin: &str, spec: GrantSpec, by: &str) -> Result<ExitCode> {
+    let engine = open_engine(&db).await?;
+    let grant = engine.set_grant(plugin, spec, by).await?;
+    engine.record_audit(&cli_audit(by, &format!("weft grant set {plugin}")));
+    engine.flush().await?;
+    println!("{}", show::grant_line(&grant.view(plugin)));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weft grant delete PLUGIN` on the local database, audited.
+pub async fn delete_grant(db: DbArgs, plugin: &str, by: &str) -> Result<ExitCode> {
+    let engine = open_engine(&db).await?;
+    if !engine.delete_grant(plugin).await? {
+        bail!("no grant for {plugin}");
+    }
+    engine.record_audit(&cli_audit(by, &format!("weft grant delete {plugin}")));
+    engine.flush().await?;
+    println!("removed the grant of {plugin}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// An audit entry for a change made with the CLI on the database itself.
+fn cli_audit(by: &str, action: &str) -> serde_json::Value {
+    serde_json::json!({
+        "at": crate::run::rfc3339(crate::run::now()),
+        "token": null,
+        "name": by,
+        "role": "admin",
+        "action": action,
+        "target": action,
+        "outcome": 0,
+        "via": "cli",
+    })
+}
+
+/// `weft runners` on the database.
+pub async fn runners(db: DbArgs, json: bool) -> Result<ExitCode> {
+    let engine = open_engine(&db).await?;
+    let this = engine.runner().to_owned();
+    let now = crate::run::now();
+    let items: Vec<serde_json::Value> = engine
+        .runners()
+        .await?
+        .into_iter()
+        .filter(|runner| runner.id != this)
+        .map(|runner| {
+            let mut shown = serde_json::to_value(&runner).unwrap_or_default();
+            shown["alive"] = serde_json::json!(runner.lease_until > now);
+            shown
+        })
+        .collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&items)?);
+    } else {
+        for runner in &items {
+            println!("{}", show::runner_line(runner));
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -41,6 +41,19 @@ enum Command {
     /// Manage API tokens (shown once; only their hash is stored).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manage plugin grants (outbound HTTP, secret names, env, limits), kept in the database
+    /// so every runner applies the same ones.
+    #[command(subcommand)]
+    Grant(GrantCommand),
+    /// List the runners sharing the database.
+    Runners {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
     /// Check a workflow definition without running it.
     Validate(ValidateArgs),
     /// Serve the HTTP API over the database.
@@ -205,6 +218,92 @@ enum TokenCommand {
         #[command(flatten)]
         server: ServerArgs,
     },
+}
+
+#[derive(Subcommand)]
+enum GrantCommand {
+    /// List every grant.
+    List {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Show one plugin's grant as JSON.
+    Show {
+        /// A plugin name, or name@version.
+        plugin: String,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Set (replace) a plugin's grant. Secret values are not given here: each runner reads
+    /// them from its own weft.toml [secrets].
+    Set {
+        /// A plugin name, or name@version.
+        plugin: String,
+        #[command(flatten)]
+        spec: GrantArgs,
+        #[command(flatten)]
+        identity: Identity,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Remove a plugin's grant.
+    Delete {
+        plugin: String,
+        #[command(flatten)]
+        identity: Identity,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+/// A grant on the command line.
+#[derive(Args)]
+struct GrantArgs {
+    /// An allowed outbound request: `METHOD host[:port]` or `host[:port]`; repeat for several.
+    #[arg(long = "http", value_name = "RULE")]
+    http: Vec<String>,
+    /// A secret the plugin may read; repeat for several.
+    #[arg(long = "secret", value_name = "NAME")]
+    secrets: Vec<String>,
+    /// An environment variable the plugin sees, NAME=VALUE; repeat for several.
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    env: Vec<String>,
+    #[arg(long)]
+    memory_mb: Option<usize>,
+    #[arg(long)]
+    max_output_kb: Option<usize>,
+    #[arg(long)]
+    max_concurrent: Option<usize>,
+}
+
+impl GrantArgs {
+    fn spec(self) -> anyhow::Result<crate::plugins::grants::GrantSpec> {
+        let env = self
+            .env
+            .iter()
+            .map(|pair| {
+                pair.split_once('=')
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .ok_or_else(|| anyhow::anyhow!("--env {pair}: use NAME=VALUE"))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(crate::plugins::grants::GrantSpec {
+            http: self.http,
+            secrets: self.secrets,
+            env,
+            memory_mb: self.memory_mb,
+            max_output_kb: self.max_output_kb,
+            max_concurrent: self.max_concurrent,
+        })
+    }
 }
 
 #[derive(Args)]
@@ -476,6 +575,40 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Token(TokenCommand::Revoke { which, db, server }) => match server.remote() {
             Some(client) => remote::revoke_token(&client, &which).await,
             None => local::revoke_token(db, &which).await,
+        },
+        Command::Grant(GrantCommand::List { db, server }) => match server.remote() {
+            Some(client) => remote::list_grants(&client).await,
+            None => local::list_grants(db).await,
+        },
+        Command::Grant(GrantCommand::Show { plugin, db, server }) => match server.remote() {
+            Some(client) => remote::show_grant(&client, &plugin).await,
+            None => local::show_grant(db, &plugin).await,
+        },
+        Command::Grant(GrantCommand::Set {
+            plugin,
+            spec,
+            identity,
+            db,
+            server,
+        }) => {
+            let spec = spec.spec()?;
+            match server.remote() {
+                Some(client) => remote::set_grant(&client, &plugin, &spec).await,
+                None => local::set_grant(db, &plugin, spec, &identity.person().name).await,
+            }
+        }
+        Command::Grant(GrantCommand::Delete {
+            plugin,
+            identity,
+            db,
+            server,
+        }) => match server.remote() {
+            Some(client) => remote::delete_grant(&client, &plugin).await,
+            None => local::delete_grant(db, &plugin, &identity.person().name).await,
+        },
+        Command::Runners { json, db, server } => match server.remote() {
+            Some(client) => remote::runners(&client, json).await,
+            None => local::runners(db, json).await,
         },
         Command::Validate(args) => local::validate(args).await,
         Command::Serve(args) => local::serve(args).await,

@@ -97,6 +97,11 @@ impl Engine {
             .enqueue(vec![Write::Audit(entry.to_string().into_bytes())]);
     }
 
+    /// Waits until everything queued so far (audit entries) is committed.
+    pub async fn flush(&self) -> Result<()> {
+        Ok(self.inner.store.flush().await?)
+    }
+
     /// Up to `limit` audit entries after sequence number `after`, including every entry
     /// recorded before this call.
     pub async fn audit(&self, after: Option<u64>, limit: usize) -> Result<Vec<(u64, Value)>> {

@@ -399,9 +399,23 @@ impl Engine {
             }
             Notice::Timers => self.inner.timers_changed.notify_one(),
             Notice::Orphans => self.inner.orphans.notify_one(),
-            Notice::Missed => self.resync(),
+            Notice::Grants => self.spawn_grants_reload(),
+            Notice::Missed => {
+                self.resync();
+                self.spawn_grants_reload();
+            }
             _ => {}
         }
+    }
+
+    /// Reloads the grants another runner changed, off the notice loop.
+    fn spawn_grants_reload(&self) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = engine.reload_grants().await {
+                tracing::error!("cannot reload plugin grants: {e:#}");
+            }
+        });
     }
 
     /// After notices may have been missed: every copy in memory may be out of date, and

@@ -7,8 +7,9 @@
 //!   runner changed the run first), the plugin calls it makes for the runs it owns, taking
 //!   over the runs of runners that died, and following what other runners commit;
 //! - [`timers`] fires durable timers, each claimed so it fires once across runners;
+//! - [`grants`] keeps plugin grants in the store and in force in the plugin host;
 //! - [`versions`] stores and publishes workflow versions; [`access`] keeps tokens, the audit
-//!   log, grants and sessions; [`hooks`] is where the engine meets actions.
+//!   log and sessions; [`hooks`] is where the engine meets actions.
 //!
 //! Every change is committed to the store before anything acts on it, and carries the run's
 //! revision it was made from: a step is marked running (durably) before its plugin is called,
@@ -22,6 +23,7 @@
 
 mod access;
 mod driver;
+mod grants;
 mod hooks;
 mod plugins;
 mod runs;
@@ -29,6 +31,7 @@ mod timers;
 mod transition;
 mod versions;
 
+pub use grants::GrantError;
 pub use plugins::RemoveError;
 pub use runs::RunQuery;
 pub use transition::context_for;
@@ -285,6 +288,11 @@ impl Engine {
     /// This runner's id.
     pub fn runner(&self) -> &str {
         self.inner.store.runner()
+    }
+
+    /// The runners sharing the database, with their leases and heartbeats.
+    pub async fn runners(&self) -> Result<Vec<crate::store::RunnerInfo>> {
+        Ok(self.inner.store.runners().await?)
     }
 
     /// What the database is, for messages: a file path, or a URL without its password.

@@ -23,7 +23,7 @@ pub mod builtin;
 mod catalog;
 mod compile;
 mod floor;
-pub(crate) mod grants;
+pub mod grants;
 mod limits;
 mod outcome;
 mod sandbox;
@@ -151,11 +151,12 @@ struct Unavailable {
     retryable: bool,
 }
 
-/// How a plugin host is set up: what plugins are granted, the limits, and where untrusted
-/// components are compiled.
+/// How a plugin host is set up: this runner's secret values, the limits, and where untrusted
+/// components are compiled. The grants themselves come from the store, through
+/// [`PluginHost::set_grants`].
 #[derive(Clone, Debug, Default)]
 pub struct HostOptions {
-    pub grants: Grants,
+    pub secrets: grants::Secrets,
     pub limits: crate::limits::Limits,
     pub compiler: Compiler,
 }
@@ -213,7 +214,9 @@ struct Inner {
     engine_hash: String,
     loaded: Mutex<HashMap<Digest, Arc<OnceCell<Arc<Loaded>>>>>,
     permits: Semaphore,
-    grants: Grants,
+    secrets: grants::Secrets,
+    /// The grants in force, replaced whole when the stored ones change.
+    grants: std::sync::RwLock<Arc<Grants>>,
     limits: crate::limits::Limits,
     caps: HostCaps,
     compiler: Compiler,
@@ -279,7 +282,8 @@ impl PluginHost {
                 engine_hash,
                 loaded: Mutex::new(HashMap::new()),
                 permits: Semaphore::new(compile::MAX_CONCURRENT_CALLS as usize),
-                grants: options.grants,
+                secrets: options.secrets,
+                grants: std::sync::RwLock::new(Arc::new(Grants::default())),
                 caps: HostCaps::from(&options.limits),
                 compiles: Semaphore::new(options.limits.compile_concurrency),
                 limits: options.limits,
@@ -289,6 +293,13 @@ impl PluginHost {
                 on_added: std::sync::OnceLock::new(),
             }),
         })
+    }
+
+    /// Puts the stored grants in force for calls starting from now, with this runner's secret
+    /// values.
+    pub fn set_grants<'a>(&self, specs: impl IntoIterator<Item = (&'a str, &'a grants::GrantSpec)>) {
+        let grants = Grants::build(specs, &self.inner.secrets);
+        *self.inner.grants.write().expect("grants lock") = Arc::new(grants);
     }
 
     /// Sets the writes to commit with every plugin added from now on; only the first hook
@@ -486,7 +497,7 @@ impl PluginHost {
             retryable: true,
         })?;
         let grant = declared_as
-            .map(|name| self.inner.grants.of(name))
+            .map(|name| self.inner.grants.read().expect("grants lock").of(name))
             .unwrap_or_default();
         let plugin_permit = match &grant.concurrency {
             Some(semaphore) => semaphore.clone().acquire_owned().await.ok(),

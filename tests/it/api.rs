@@ -317,6 +317,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/actions/conditions"),
     ("get", "/v1/actions/log"),
     ("get", "/v1/actions/outbox"),
+    ("get", "/v1/grants"),
+    ("get", "/v1/grants/{plugin}"),
+    ("put", "/v1/grants/{plugin}"),
+    ("delete", "/v1/grants/{plugin}"),
+    ("get", "/v1/runners"),
 ];
 
 /// Every `$ref` string anywhere in `value`.

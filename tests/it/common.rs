@@ -729,6 +729,16 @@ impl Api {
         .await
     }
 
+    /// PUTs `body` as JSON on behalf of `user` (the `X-Weft-User` header).
+    pub async fn put_as(&self, user: &str, path: &str, body: &Value) -> Resp {
+        self.send(
+            self.request(reqwest::Method::PUT, path)
+                .header(USER, user)
+                .json(body),
+        )
+        .await
+    }
+
     /// POSTs `body` with the given content type.
     pub async fn post_raw(&self, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> Resp {
         self.send(

@@ -44,10 +44,7 @@ fn interaction_path(id: &str) -> String {
 /// The messages of a run's log.
 async fn log_messages(api: &Api, workflow: &str, id: &str) -> Vec<String> {
     let page = api
-        .get(&format!(
-            "{}/logs?limit=1000",
-            Api::execution_path(workflow, id)
-        ))
+        .get(&format!("{}/logs?limit=1000", Api::execution_path(workflow, id)))
         .await
         .expect_status(200)
         .json();
@@ -95,7 +92,7 @@ async fn runs_started_on_one_runner_are_answered_on_another() {
     let apis: Vec<Api> = runners.iter().map(Server::api).collect();
     runners[0].create_workflow(CONFIRM).await;
 
-    // Run i starts on runner i, is answered on runner i+1 and read back on runner i+2.
+    // Run i starts on runner i, is answered on runner i+1 and awaited on runner i+2.
     let ids = each(&apis, RUNS, 24, |i, apis| async move {
         let id = apis[i % 3].start_run("confirm", &json!({})).await;
         apis[(i + 1) % 3].wait_state("confirm", &id, "waiting").await;
@@ -104,7 +101,13 @@ async fn runs_started_on_one_runner_are_answered_on_another() {
             .post_as("approver", &interaction_path(&id), &body)
             .await
             .expect_status(204);
-        let run = apis[(i + 2) % 3].wait_state("confirm", &id, "completed").await;
+        // `?wait=true` on a third runner returns once the owner has finished the run.
+        let run = apis[(i + 2) % 3]
+            .get(&format!("/v1/executions/{id}?wait=true"))
+            .await
+            .expect_status(200)
+            .json();
+        assert_eq!(state(&run), "completed", "{run:#}");
         (id, run)
     })
     .await;
@@ -184,7 +187,9 @@ steps:
     for id in &ids {
         let path = Api::execution_path("slow", id);
         runners[1]
-            .poll(&path, "calling Sleep", |run| step_state(run, "Sleep") == "running")
+            .poll(&path, "calling Sleep", |run| {
+                step_state(run, "Sleep") == "running"
+            })
             .await;
     }
     runners[0].kill();
@@ -314,4 +319,153 @@ async fn versions_posted_to_three_runners_at_once_are_distinct() {
     .await;
     let distinct: BTreeSet<String> = versions.iter().map(Value::to_string).collect();
     assert_eq!(distinct.len(), POSTS, "{versions:?}");
+}
+
+/// A workflow that fetches `url` with the `api_token` secret.
+const FETCH: &str = r#"
+id: fetch
+inputs:
+  url: {type: string}
+steps:
+  - name: Fetch
+    plugin: http-request
+    input: {url: "{{ inputs.url }}", bearer_secret: api_token}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_set_on_one_runner_applies_on_the_others() {
+    use crate::grants::{serve, SECRET};
+    let (port, heard) = serve(2);
+    let first = Weft::on(Backend::Postgres);
+    // Each runner has the secret's value and no grant of its own.
+    let runners: Vec<Server> = [first.same_database(), first.same_database(), first]
+        .into_iter()
+        .map(|weft| {
+            let config = weft.write_file(
+                "weft.toml",
+                format!("[secrets]\napi_token = {{ value = \"{SECRET}\" }}\n").as_bytes(),
+            );
+            Server::on(weft, &["--config", path_str(&config)])
+        })
+        .collect();
+    runners[0].create_workflow(FETCH).await;
+    let body = json!({"input": {"url": format!("http://127.0.0.1:{port}/ping")}});
+    let fetch = |api: Api| {
+        let body = body.clone();
+        async move {
+            api.post("/v1/workflows/fetch/executions?wait=true", &body)
+                .await
+                .expect_status(200)
+                .json()
+        }
+    };
+
+    let denied = fetch(runners[1].api()).await;
+    assert_eq!(state(&denied), "failed", "{denied:#}");
+
+    let grant = json!({"http": [format!("GET 127.0.0.1:{port}")], "secrets": ["api_token"]});
+    let set = runners[0]
+        .put_as("alice", "/v1/grants/http-request", &grant)
+        .await
+        .expect_status(200)
+        .json();
+    assert_eq!(set["updated_by"], "alice", "{set:#}");
+    assert_eq!(set["source"], "admin", "{set:#}");
+    for runner in &runners[1..] {
+        let run = runner
+            .poll("/v1/grants/http-request", "the grant", |g| {
+                g["plugin"] == "http-request"
+            })
+            .await;
+        assert_eq!(run["http"], grant["http"]);
+    }
+    // The other runners apply it as soon as they hear of it.
+    for runner in &runners[1..] {
+        let run = poll_run(runner, &fetch, "completed").await;
+        assert_eq!(step(&run, "Fetch")["output"]["status"], 200, "{run:#}");
+        assert_eq!(heard.recv().expect("a request").1, format!("Bearer {SECRET}"));
+    }
+
+    runners[2]
+        .delete("/v1/grants/http-request")
+        .await
+        .expect_status(204);
+    let run = poll_run(&runners[1], &fetch, "failed").await;
+    let error = step(&run, "Fetch")["error"].as_str().unwrap_or_default();
+    assert!(error.contains("is not granted"), "{error}");
+    assert!(
+        heard.try_recv().is_err(),
+        "a deleted grant still reached the server"
+    );
+
+    // Admins only, and audited.
+    let audit = runners[0]
+        .get("/v1/audit?limit=1000")
+        .await
+        .expect_status(200)
+        .json();
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .expect("audit items")
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert!(actions.contains(&"PUT /v1/grants/http-request"), "{actions:?}");
+    runners[0]
+        .put("/v1/grants/Not%20A%20Name", &grant)
+        .await
+        .expect_error(400, "invalid_request", &["Not A Name"]);
+    runners[0]
+        .put("/v1/grants/http-request", &json!({"http": ["GET not a host"]}))
+        .await
+        .expect_error(400, "invalid_request", &["http[0]", "not a host"]);
+    runners[0]
+        .put("/v1/grants/http-request", &json!({"hosts": []}))
+        .await
+        .expect_error(400, "invalid_request", &["hosts"]);
+}
+
+/// Starts fetch runs on `runner` until one ends in `wanted` (a grant change reaches a runner
+/// through a notice, so the first run after the change may still see the old grant).
+async fn poll_run<F, Fut>(runner: &Server, fetch: &F, wanted: &str) -> Value
+where
+    F: Fn(Api) -> Fut,
+    Fut: std::future::Future<Output = Value>,
+{
+    let started = std::time::Instant::now();
+    loop {
+        let run = fetch(runner.api()).await;
+        if state(&run) == wanted {
+            return run;
+        }
+        assert!(started.elapsed() < POLL_LIMIT, "no run was {wanted}: {run:#}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runners_are_listed_for_admins() {
+    let runners = three_runners(&[]);
+    let listed = runners[0].get("/v1/runners").await.expect_status(200).json();
+    let items = listed["items"].as_array().expect("runners");
+    assert_eq!(items.len(), 3, "{listed:#}");
+    let addresses: BTreeSet<String> = items
+        .iter()
+        .map(|r| r["address"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let expected: BTreeSet<String> = runners.iter().map(Server::address).collect();
+    assert_eq!(addresses, expected, "{listed:#}");
+    assert_eq!(items.iter().filter(|r| r["this"] == true).count(), 1);
+    for runner in items {
+        assert_eq!(runner["alive"], true, "{runner:#}");
+        let heartbeat = time(&runner["heartbeat_at"]);
+        assert!(time(&runner["lease_until"]) > heartbeat, "{runner:#}");
+    }
+    let token = runners[0].weft.create_token("ops", "operator", &[]);
+    runners[0]
+        .api()
+        .with_token(&token)
+        .get("/v1/runners")
+        .await
+        .expect_error(403, "forbidden", &["list runners"]);
 }
