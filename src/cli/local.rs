@@ -673,3 +673,36 @@ pub async fn runners(db: DbArgs, json: bool) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// `weft db copy --from A --to B`: every record of A into the empty B, checked.
+pub async fn copy_database(from: &str, to: &str) -> Result<ExitCode> {
+    let (from, to) = (Location::parse(from), Location::parse(to));
+    if from == to {
+        bail!("--from and --to name the same database");
+    }
+    let source = crate::store::open(&from, crate::store::new_runner_id()).await?;
+    let target = crate::store::open(&to, crate::store::new_runner_id()).await?;
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {pos} records copied ({msg}), {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let copied = crate::store::copy::copy(&*source, &*target, &mut |kind, copied| {
+        bar.set_position(copied);
+        bar.set_message(kind.to_owned());
+    })
+    .await;
+    bar.finish_and_clear();
+    let counts = copied?;
+    let total: u64 = counts.values().sum();
+    eprintln!(
+        "copied {total} records from {} to {}, and checked each:",
+        source.describe(),
+        target.describe()
+    );
+    for (kind, count) in &counts {
+        eprintln!("  {count:>9} {kind}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -45,6 +45,9 @@ enum Command {
     /// so every runner applies the same ones.
     #[command(subcommand)]
     Grant(GrantCommand),
+    /// Work on whole databases.
+    #[command(subcommand)]
+    Db(DbCommand),
     /// List the runners sharing the database.
     Runners {
         #[arg(long)]
@@ -261,6 +264,20 @@ enum GrantCommand {
         db: DbArgs,
         #[command(flatten)]
         server: ServerArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum DbCommand {
+    /// Copy every record of one database into a new, empty one (a redb file into
+    /// PostgreSQL, say), then check the copy record by record. Stop the runners on both first.
+    Copy {
+        /// The database to copy: a redb file or postgres://USER[:PASS]@HOST:PORT/DB.
+        #[arg(long)]
+        from: String,
+        /// The empty database to copy into: a redb file or postgres://... .
+        #[arg(long)]
+        to: String,
     },
 }
 
@@ -606,6 +623,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Some(client) => remote::delete_grant(&client, &plugin).await,
             None => local::delete_grant(db, &plugin, &identity.person().name).await,
         },
+        Command::Db(DbCommand::Copy { from, to }) => local::copy_database(&from, &to).await,
         Command::Runners { json, db, server } => match server.remote() {
             Some(client) => remote::runners(&client, json).await,
             None => local::runners(db, json).await,

@@ -6,7 +6,8 @@
 //! - [`CatalogStore`]: plugins (metadata, bytes, compiled artifacts) and workflow versions;
 //! - [`AccessStore`]: tokens, the audit log, plugin grants and browser sessions;
 //! - [`ActionStore`]: action targets and rules, the event outbox, the actions log;
-//! - [`Coordination`]: runners, their heartbeats, and claiming work no live runner owns.
+//! - [`Coordination`]: runners, their heartbeats, and claiming work no live runner owns;
+//! - [`Transfer`]: every record as it is, to copy a database to another backend.
 //!
 //! Every change goes through [`Store::commit`]: a list of [`Write`]s applied all or nothing,
 //! in a transaction shared with whatever else is being committed (group commit). A write may
@@ -63,7 +64,7 @@ pub struct RunIndex {
 
 /// A run document as stored: its revision (1 when created, one more on every write) and
 /// the runner driving it (none while it waits or once it has finished).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct StoredRun {
     pub id: RunId,
     pub doc: Vec<u8>,
@@ -93,7 +94,7 @@ impl RunScope {
 }
 
 /// A durable timer: at `due`, the engine resumes `step` of `run`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Timer {
     pub due: OffsetDateTime,
     pub run: RunId,
@@ -101,7 +102,7 @@ pub struct Timer {
     pub kind: TimerKind,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum TimerKind {
     /// An interaction's expiry.
     Expire,
@@ -110,7 +111,7 @@ pub enum TimerKind {
 }
 
 /// A stored plugin version: its key, its component's digest, and its metadata document.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct StoredPlugin {
     pub name: String,
     pub version: String,
@@ -444,9 +445,153 @@ pub trait Coordination {
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Notice>;
 }
 
+/// One stored record, whatever the backend: what `weft db copy` moves. Runners, claims and
+/// leases are not records: they belong to the processes using a database.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Record {
+    /// A run with its revision and owner (a dead owner's runs are taken over as usual).
+    Run(StoredRun),
+    Log {
+        run: RunId,
+        seq: u64,
+        doc: Vec<u8>,
+    },
+    Timer(Timer),
+    Idempotency {
+        key: String,
+        run: RunId,
+        request: Option<Digest>,
+    },
+    Plugin(StoredPlugin),
+    PluginBytes {
+        digest: Digest,
+        bytes: Vec<u8>,
+    },
+    Artifact {
+        key: String,
+        bytes: Vec<u8>,
+    },
+    WorkflowVersion {
+        id: String,
+        version: u64,
+        digest: Digest,
+    },
+    Definition {
+        digest: Digest,
+        doc: Vec<u8>,
+    },
+    Published {
+        id: String,
+        version: u64,
+    },
+    ActiveVersion {
+        id: String,
+        version: u64,
+    },
+    Token {
+        hash: String,
+        doc: Vec<u8>,
+    },
+    Audit {
+        seq: u64,
+        doc: Vec<u8>,
+    },
+    Grant {
+        plugin: String,
+        doc: Vec<u8>,
+    },
+    Session {
+        id: String,
+        doc: Vec<u8>,
+    },
+    Target {
+        id: String,
+        doc: Vec<u8>,
+    },
+    Execution {
+        key: String,
+        doc: Vec<u8>,
+    },
+    Outbox {
+        seq: u64,
+        doc: Vec<u8>,
+    },
+    ActionLog {
+        seq: u64,
+        doc: Vec<u8>,
+    },
+    RulesRevision(u64),
+}
+
+impl Record {
+    /// The kind of record, for counts and messages ("runs", "log lines", ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Record::Run(_) => "runs",
+            Record::Log { .. } => "run log lines",
+            Record::Timer(_) => "timers",
+            Record::Idempotency { .. } => "idempotency keys",
+            Record::Plugin(_) => "plugin versions",
+            Record::PluginBytes { .. } => "plugin components",
+            Record::Artifact { .. } => "compiled artifacts",
+            Record::WorkflowVersion { .. } => "workflow versions",
+            Record::Definition { .. } => "definitions",
+            Record::Published { .. } => "published versions",
+            Record::ActiveVersion { .. } => "active versions",
+            Record::Token { .. } => "tokens",
+            Record::Audit { .. } => "audit entries",
+            Record::Grant { .. } => "grants",
+            Record::Session { .. } => "sessions",
+            Record::Target { .. } => "action targets",
+            Record::Execution { .. } => "execution rules",
+            Record::Outbox { .. } => "outbox events",
+            Record::ActionLog { .. } => "actions log entries",
+            Record::RulesRevision(_) => "rule set revisions",
+        }
+    }
+
+    /// Roughly how many bytes the record holds, to size import batches.
+    pub fn size(&self) -> usize {
+        64 + match self {
+            Record::Run(run) => run.doc.len(),
+            Record::Plugin(plugin) => plugin.meta.len(),
+            Record::Log { doc, .. }
+            | Record::Definition { doc, .. }
+            | Record::Token { doc, .. }
+            | Record::Audit { doc, .. }
+            | Record::Grant { doc, .. }
+            | Record::Session { doc, .. }
+            | Record::Target { doc, .. }
+            | Record::Execution { doc, .. }
+            | Record::Outbox { doc, .. }
+            | Record::ActionLog { doc, .. } => doc.len(),
+            Record::PluginBytes { bytes, .. } | Record::Artifact { bytes, .. } => bytes.len(),
+            _ => 0,
+        }
+    }
+}
+
+/// Every record, for copying a database to another backend.
+#[async_trait]
+pub trait Transfer {
+    /// Whether the store holds no record (a new database).
+    async fn is_empty(&self) -> StoreResult<bool>;
+
+    /// Sends every record to `records`, kind by kind: runs before their log lines and
+    /// timers, plugin versions before their components. Stops early if the receiver is
+    /// dropped.
+    async fn export(&self, records: tokio::sync::mpsc::Sender<Record>) -> StoreResult<()>;
+
+    /// Stores `records` as they are, all or nothing, checking no condition: only for filling
+    /// a new database, with no runner using it.
+    async fn import(&self, records: Vec<Record>) -> StoreResult<()>;
+}
+
 /// The whole storage interface.
 #[async_trait]
-pub trait Store: RunStore + CatalogStore + AccessStore + ActionStore + Coordination + Send + Sync {
+pub trait Store:
+    RunStore + CatalogStore + AccessStore + ActionStore + Coordination + Transfer + Send + Sync
+{
     /// Applies `writes` all or nothing, in a transaction shared with whatever else is being
     /// committed. A failed condition fails only this call, naming what failed.
     async fn commit(&self, writes: Vec<Write>) -> StoreResult<()>;

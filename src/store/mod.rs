@@ -7,12 +7,15 @@
 //! keys the other modules hand it, and enforces the conditions their writes carry.
 
 mod api;
+pub mod copy;
 mod postgres;
 pub mod redb;
 
 pub use api::*;
 
+use crate::run::RunState;
 use std::sync::Arc;
+use time::OffsetDateTime;
 
 /// Where the data lives: a redb file, or a PostgreSQL URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,6 +34,31 @@ impl Location {
             Location::File(text.into())
         }
     }
+}
+
+/// The index fields of a stored run document. The store reads them back only where it
+/// rewrites a run its writer did not hand it: a claim, a copy.
+pub(crate) fn index_of(doc: &[u8]) -> StoreResult<RunIndex> {
+    #[derive(serde::Deserialize)]
+    struct Fields {
+        state: RunState,
+        workflow: Workflow,
+        started_by: String,
+        #[serde(with = "time::serde::rfc3339")]
+        created_at: OffsetDateTime,
+    }
+    #[derive(serde::Deserialize)]
+    struct Workflow {
+        id: String,
+    }
+    let fields: Fields = serde_json::from_slice(doc)
+        .map_err(|e| StoreError::Other(anyhow::anyhow!("a stored run is unreadable: {e}")))?;
+    Ok(RunIndex {
+        state: fields.state,
+        workflow: fields.workflow.id,
+        started_by: fields.started_by,
+        created_at: fields.created_at,
+    })
 }
 
 /// A new runner id: unique, and sorting by start time.

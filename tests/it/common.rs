@@ -31,6 +31,42 @@ fn drain(mut pipe: impl std::io::Read + Send + 'static) -> std::thread::JoinHand
     })
 }
 
+/// Runs `command` (`weft ARGS`) to completion. A command still running after [`HANG_GUARD`]
+/// is killed and the test fails: that is a hang, not a slow machine.
+fn finish(mut command: Command, args: &[&str]) -> Output {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {WEFT}: {e}"));
+    let stdout = drain(child.stdout.take().expect("stdout is piped"));
+    let stderr = drain(child.stderr.take().expect("stderr is piped"));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("cannot wait for weft") {
+            break Some(status);
+        }
+        if started.elapsed() > HANG_GUARD {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = Output {
+        code: status.and_then(|s| s.code()).unwrap_or(-1),
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    };
+    assert!(
+        status.is_some(),
+        "weft {args:?} hung: still running after {HANG_GUARD:?}, killed\n--- stdout\n{}\n--- stderr\n{}",
+        out.stdout,
+        out.stderr
+    );
+    out
+}
+
 /// What one `weft` command did.
 #[derive(Debug)]
 pub struct Output {
@@ -137,11 +173,16 @@ impl Weft {
     /// temporary directory. `WEFT_DB`, `WEFT_LOG`, `WEFT_SERVER` and `WEFT_TOKEN` from the
     /// caller's environment are removed, so a developer's settings never redirect a test.
     pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = self.command_without_db(args);
+        command.arg("--db").arg(&self.db);
+        command
+    }
+
+    /// [`Weft::command`] without `--db`, for commands that name their databases otherwise.
+    pub fn command_without_db(&self, args: &[&str]) -> Command {
         let mut command = Command::new(WEFT);
         command
             .args(args)
-            .arg("--db")
-            .arg(&self.db)
             .current_dir(self.dir.path())
             .env_remove("WEFT_DB")
             .env_remove("WEFT_LOG")
@@ -156,42 +197,16 @@ impl Weft {
         self.run_in(self.dir.path(), args)
     }
 
-    /// Runs `weft ARGS --db DB` to completion in `cwd`. A command still running after
-    /// [`HANG_GUARD`] is killed and the test fails: that is a hang, not a slow machine.
+    /// Runs `weft ARGS --db DB` to completion in `cwd`.
     pub fn run_in(&self, cwd: &Path, args: &[&str]) -> Output {
-        let mut child = self
-            .command(args)
-            .current_dir(cwd)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {WEFT}: {e}"));
-        let stdout = drain(child.stdout.take().expect("stdout is piped"));
-        let stderr = drain(child.stderr.take().expect("stderr is piped"));
-        let started = Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("cannot wait for weft") {
-                break Some(status);
-            }
-            if started.elapsed() > HANG_GUARD {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let out = Output {
-            code: status.and_then(|s| s.code()).unwrap_or(-1),
-            stdout: stdout.join().expect("stdout reader"),
-            stderr: stderr.join().expect("stderr reader"),
-        };
-        assert!(
-            status.is_some(),
-            "weft {args:?} hung: still running after {HANG_GUARD:?}, killed\n--- stdout\n{}\n--- stderr\n{}",
-            out.stdout,
-            out.stderr
-        );
-        out
+        let mut command = self.command(args);
+        command.current_dir(cwd);
+        finish(command, args)
+    }
+
+    /// Runs `weft ARGS` (no `--db`) to completion.
+    pub fn run_without_db(&self, args: &[&str]) -> Output {
+        finish(self.command_without_db(args), args)
     }
 
     /// Runs `weft ARGS --db DB` and parses its stdout as JSON, whatever the exit code.

@@ -469,3 +469,92 @@ async fn runners_are_listed_for_admins() {
         .await
         .expect_error(403, "forbidden", &["list runners"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redb_file_copied_to_postgres_carries_on_there() {
+    // A file in use: a finished run, two waiting ones, a token, a grant and an action rule.
+    let mut single = Server::start();
+    single.create_workflow(CONFIRM).await;
+    let answer = json!({"parameters": [{"name": "size", "type": "number", "value": 7}]});
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let id = single.start_run("confirm", &json!({})).await;
+        single.wait_state("confirm", &id, "waiting").await;
+        ids.push(id);
+    }
+    single
+        .post_as("approver", &interaction_path(&ids[0]), &answer)
+        .await
+        .expect_status(204);
+    let finished = single.wait_state("confirm", &ids[0], "completed").await;
+    let finished_log = log_messages(&single.api(), "confirm", &ids[0]).await;
+    single
+        .put("/v1/grants/echo", &json!({"env": {"REGION": "eu"}}))
+        .await
+        .expect_status(200);
+    let token = single
+        .post("/v1/tokens", &json!({"name": "ops", "role": "admin"}))
+        .await
+        .expect_status(201)
+        .json()["token"]
+        .as_str()
+        .expect("a token")
+        .to_owned();
+    assert!(single.stop().success());
+
+    let target = crate::postgres::database();
+    let copied = single
+        .weft
+        .run_without_db(&["db", "copy", "--from", &single.weft.db, "--to", &target]);
+    copied
+        .expect_code(0)
+        .expect_stderr(&["records from", "checked each", "runs", "tokens"]);
+    let again = single
+        .weft
+        .run_without_db(&["db", "copy", "--from", &single.weft.db, "--to", &target]);
+    again.expect_code(1).expect_stderr(&["is not empty"]);
+
+    let pg = Weft {
+        dir: tempfile::tempdir().expect("a temporary directory"),
+        db: target,
+    };
+    let runners: Vec<Server> = [pg.same_database(), pg]
+        .into_iter()
+        .map(|weft| Server::on(weft, &[]))
+        .collect();
+    let apis: Vec<Api> = runners.iter().map(|r| r.api().with_token(&token)).collect();
+    let listed = apis[0]
+        .get("/v1/workflows/confirm/executions")
+        .await
+        .expect_status(200)
+        .json();
+    let mut listed: Vec<String> = listed["items"]
+        .as_array()
+        .expect("runs")
+        .iter()
+        .map(run_id)
+        .collect();
+    listed.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(listed, expected);
+    assert_eq!(apis[1].execution("confirm", &ids[0]).await, finished);
+    assert_eq!(log_messages(&apis[1], "confirm", &ids[0]).await, finished_log);
+    assert_eq!(
+        apis[0].get("/v1/grants/echo").await.expect_status(200).json()["env"],
+        json!({"REGION": "eu"})
+    );
+    for (i, id) in ids[1..].iter().enumerate() {
+        apis[i % 2]
+            .post(&interaction_path(id), &answer)
+            .await
+            .expect_status(204);
+        let run = apis[(i + 1) % 2].wait_state("confirm", id, "completed").await;
+        assert_eq!(run["outputs"]["size"], json!(7), "{run:#}");
+    }
+    apis[0]
+        .anonymous()
+        .get("/v1/workflows/confirm/executions")
+        .await
+        .expect_status(401);
+}

@@ -58,6 +58,7 @@ on_both!(
     orphaned_runs_are_claimed_with_a_new_revision,
     commits_are_noticed,
     records_round_trip,
+    every_record_is_copied_to_the_other_backend,
 );
 
 fn index(state: RunState) -> RunIndex {
@@ -539,4 +540,171 @@ async fn records_round_trip(backend: Backend) {
         .await
         .unwrap();
     assert!(store.session("s").await.unwrap().is_none());
+}
+
+/// Every record of `store`, in export order.
+async fn export(store: &dyn Store) -> Vec<Record> {
+    let (sender, mut receiver) = tokio::sync::mpsc::channel(16);
+    let collect = async {
+        let mut all = Vec::new();
+        while let Some(record) = receiver.recv().await {
+            all.push(record);
+        }
+        all
+    };
+    let (read, all) = tokio::join!(store.export(sender), collect);
+    read.expect("export");
+    all
+}
+
+/// One record of each kind, copied to a store of the other backend: the copy reads the same,
+/// record for record and through the ordinary reads, and numbering continues after it.
+async fn every_record_is_copied_to_the_other_backend(backend: Backend) {
+    let (source, _, _dir) = open(backend, "r1").await;
+    let other = match backend {
+        Backend::Redb => Backend::Postgres,
+        Backend::Postgres => Backend::Redb,
+    };
+    let (target, _, _other_dir) = open(other, "r2").await;
+    assert!(source.is_empty().await.unwrap() && target.is_empty().await.unwrap());
+
+    let (live, waiting, done) = (RunId::new(), RunId::new(), RunId::new());
+    let due = time::OffsetDateTime::from_unix_timestamp(2_000_000_000).unwrap();
+    let timer = Timer {
+        due,
+        run: waiting,
+        step: "Approve".into(),
+        kind: TimerKind::Expire,
+    };
+    let mut writes = vec![
+        run_write(live, RunState::Running, None, Some("r1")),
+        run_write(waiting, RunState::Waiting, None, None),
+        run_write(done, RunState::Completed, None, None),
+        Write::Timer(timer.clone()),
+        Write::Idempotency {
+            key: "k".into(),
+            run: done,
+            request: Digest::of(b"request"),
+        },
+        Write::Plugin {
+            name: "p".into(),
+            version: "1.0.0".into(),
+            digest: Digest::of(b"component"),
+            meta: serde_json::to_vec(
+                &serde_json::json!({"name": "p", "version": "1.0.0", "digest": Digest::of(b"component")}),
+            )
+            .unwrap(),
+            bytes: Arc::from(b"component".to_vec()),
+        },
+        Write::Artifact {
+            key: "a/b".into(),
+            bytes: b"compiled".to_vec(),
+        },
+        Write::Workflow {
+            id: "wf".into(),
+            version: 1,
+            digest: Digest::of(b"def"),
+            definition: b"def".to_vec(),
+            replaces: None,
+        },
+        Write::Publish {
+            id: "wf".into(),
+            version: 1,
+        },
+        Write::Token {
+            hash: "h".into(),
+            doc: b"{}".to_vec(),
+        },
+        Write::Grant {
+            plugin: "p".into(),
+            doc: Some(b"{}".to_vec()),
+        },
+        Write::Session {
+            id: "s".into(),
+            doc: Some(b"{}".to_vec()),
+        },
+        Write::Action(ActionWrite::Target {
+            id: "t".into(),
+            doc: b"{}".to_vec(),
+        }),
+        Write::Action(ActionWrite::Execution {
+            key: "e".into(),
+            doc: b"{}".to_vec(),
+        }),
+        Write::Action(ActionWrite::RulesRevision { expect: 0 }),
+        Write::Action(ActionWrite::Outbox(b"{\"event\":1}".to_vec())),
+        Write::Action(ActionWrite::Log(b"{\"log\":1}".to_vec())),
+        Write::Audit(b"{\"audit\":1}".to_vec()),
+    ];
+    for (i, run) in [live, waiting, done].into_iter().enumerate() {
+        writes.push(Write::Log {
+            run,
+            seq: i as u64 + 1,
+            doc: format!("{{\"line\":{i}}}").into_bytes(),
+        });
+    }
+    source.commit(writes).await.unwrap();
+    assert!(!source.is_empty().await.unwrap());
+
+    let mut seen = Vec::new();
+    let counts = weft::store::copy::copy(&*source, &*target, &mut |kind, n| seen.push((kind.to_owned(), n)))
+        .await
+        .expect("the copy");
+    assert_eq!(counts.values().sum::<u64>(), export(&*source).await.len() as u64);
+    assert_eq!(counts["runs"], 3);
+    assert_eq!(counts["run log lines"], 3);
+    assert!(!seen.is_empty(), "no progress was reported");
+
+    let (mut a, mut b) = (export(&*source).await, export(&*target).await);
+    let key = |r: &Record| format!("{r:?}");
+    a.sort_by_key(key);
+    b.sort_by_key(key);
+    assert_eq!(a, b);
+
+    // The copy reads like the original.
+    for id in [live, waiting, done] {
+        assert_eq!(source.run(id).await.unwrap(), target.run(id).await.unwrap());
+        assert_eq!(
+            source.logs(id, None, 10).await.unwrap(),
+            target.logs(id, None, 10).await.unwrap()
+        );
+    }
+    assert_eq!(target.waiting_runs().await.unwrap(), vec![waiting]);
+    assert_eq!(target.next_timer_due().await.unwrap(), Some(due));
+    assert_eq!(
+        target.idempotent_run("k").await.unwrap(),
+        Some((done, Some(Digest::of(b"request"))))
+    );
+    assert_eq!(
+        target
+            .plugin_bytes(&Digest::of(b"component"))
+            .await
+            .unwrap()
+            .unwrap(),
+        b"component"
+    );
+    assert_eq!(target.workflow_version("wf", None).await.unwrap().unwrap().0, 1);
+    assert_eq!(target.rules_revision().await.unwrap(), 1);
+    assert!(target.has_tokens().await.unwrap());
+
+    // Numbered records continue after the copied ones.
+    target.enqueue(vec![Write::Audit(b"{\"audit\":2}".to_vec())]);
+    let audit = target.audit(None, 10).await.unwrap();
+    assert_eq!(audit.len(), 2, "{audit:?}");
+    assert!(audit[1].0 > audit[0].0, "{audit:?}");
+    target
+        .commit(vec![Write::Action(ActionWrite::Outbox(
+            b"{\"event\":2}".to_vec(),
+        ))])
+        .await
+        .unwrap();
+    let outbox = target.outbox(10).await.unwrap();
+    assert_eq!(outbox.len(), 2, "{outbox:?}");
+    assert!(outbox[1].0 > outbox[0].0, "{outbox:?}");
+
+    // A database that holds anything is refused.
+    let refused = weft::store::copy::copy(&*source, &*target, &mut |_, _| {})
+        .await
+        .expect_err("a copy into a database that is not empty");
+    assert!(refused.to_string().contains("is not empty"), "{refused:#}");
 }

@@ -13,6 +13,7 @@
 //!   the database's clock, so runners' clocks need not agree.
 
 mod listen;
+mod transfer;
 mod writer;
 
 use super::api::*;
@@ -329,7 +330,7 @@ pub(super) fn kind_code(kind: TimerKind) -> i16 {
     }
 }
 
-fn kind_of(code: i16) -> TimerKind {
+pub(super) fn kind_of(code: i16) -> TimerKind {
     if code == 0 {
         TimerKind::Expire
     } else {
@@ -541,7 +542,8 @@ impl PgStore {
         limit: usize,
     ) -> StoreResult<Vec<(u64, Vec<u8>)>> {
         let client = self.client().await?;
-        let after = after.map_or(0, to_i64);
+        // From the start: below every number, 0 included (a copied redb file starts at 0).
+        let after = after.map_or(-1, to_i64);
         let rows = client
             .query(sql, &[&after, &to_i64(limit as u64)])
             .await

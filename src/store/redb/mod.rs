@@ -18,6 +18,7 @@
 
 mod actions;
 mod tables;
+mod transfer;
 
 use super::api::*;
 use crate::names::{Digest, RunId};
@@ -667,7 +668,7 @@ impl Coordination for RedbStore {
         let mut claimed = Vec::new();
         for run in live {
             // The claim is an ordinary conditional write of the same document.
-            let index = claim_index(&run.doc)?;
+            let index = super::index_of(&run.doc)?;
             let write = Write::Run {
                 id: run.id,
                 doc: run.doc.clone(),
@@ -695,30 +696,6 @@ impl Coordination for RedbStore {
     fn subscribe(&self) -> broadcast::Receiver<Notice> {
         self.notices.subscribe()
     }
-}
-
-/// The index fields of a stored run document, read back to rewrite it as it is.
-fn claim_index(doc: &[u8]) -> StoreResult<RunIndex> {
-    #[derive(serde::Deserialize)]
-    struct Fields {
-        state: RunState,
-        workflow: Workflow,
-        started_by: String,
-        #[serde(with = "time::serde::rfc3339")]
-        created_at: OffsetDateTime,
-    }
-    #[derive(serde::Deserialize)]
-    struct Workflow {
-        id: String,
-    }
-    let fields: Fields =
-        serde_json::from_slice(doc).map_err(|e| other(anyhow!("a stored run is unreadable: {e}")))?;
-    Ok(RunIndex {
-        state: fields.state,
-        workflow: fields.workflow.id,
-        started_by: fields.started_by,
-        created_at: fields.created_at,
-    })
 }
 
 #[async_trait]
