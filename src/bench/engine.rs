@@ -1,6 +1,7 @@
 //! The in-process figures: step overhead, durable throughput (fresh and with history) and
 //! plugin cache. They drive the engine and plugin host directly, with no HTTP in the way.
 
+use super::databases::Databases;
 use super::{floors, ms, percentile, Figure, Sizes};
 use crate::engine::Engine;
 use crate::names::{Digest, PluginRef, RunId};
@@ -26,16 +27,15 @@ const TRANSITIONS_PER_RUN: usize = 6;
 
 pub async fn measure(
     dir: &Path,
+    databases: &Databases,
     sizes: Sizes,
     progress: &impl Fn(&str),
     figures: &mut BTreeMap<&'static str, Figure>,
 ) -> Result<()> {
     // The benchmark fills the history itself, so it keeps a handle on the store it measures.
-    let store = crate::store::open(
-        &crate::store::Location::File(dir.join("engine.redb")),
-        crate::store::new_runner_id(),
-    )
-    .await?;
+    let db = databases.fresh("engine").await?;
+    let store =
+        crate::store::open(&crate::store::Location::parse(&db), crate::store::new_runner_id()).await?;
     let engine = Engine::new(store.clone(), PluginHost::new(store.clone())?);
     engine.start_work().await?;
     let latest = |name: &str| {
@@ -70,15 +70,24 @@ pub async fn measure(
     super::settle_disk();
     let fresh = durable_throughput(&engine, &workflow, sizes.runs).await?;
     let fdatasync = floors::fdatasync_per_s(dir, 500)?;
-    let redb = floors::redb_same_batches(dir, &fresh.batches)?;
+    let (bare, floor_is) = match databases {
+        Databases::Files(_) => (
+            floors::redb_same_batches(dir, &fresh.batches)?,
+            "bare redb, same commits",
+        ),
+        Databases::Postgres { .. } => (
+            super::databases::pg_same_batches(&databases.fresh("floor").await?, &fresh.batches).await?,
+            "bare PostgreSQL, same commits",
+        ),
+    };
     let fresh_rate = fresh.transitions_per_s();
     figures.insert(
         "durable_transitions_per_s",
         Figure::new(
             fresh_rate,
             "transitions/s",
-            fresh.transitions as f64 / redb.as_secs_f64(),
-            "bare redb, same commits",
+            fresh.transitions as f64 / bare.as_secs_f64(),
+            floor_is,
         )
         .with("fdatasync_per_s", fdatasync)
         .with("commits", fresh.batches.transactions as f64)

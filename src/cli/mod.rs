@@ -76,6 +76,11 @@ enum Command {
         /// Measure only these groups of figures (repeatable; all by default).
         #[arg(long, value_enum)]
         only: Vec<crate::bench::Part>,
+        /// Measure on PostgreSQL: fresh databases created (and dropped) on the server of this
+        /// postgres://USER[:PASS]@HOST:PORT/DB URL, whose user needs CREATEDB [default: redb
+        /// files in a temporary directory].
+        #[arg(long)]
+        db: Option<String>,
     },
 }
 
@@ -631,13 +636,19 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Validate(args) => local::validate(args).await,
         Command::Serve(args) => local::serve(args).await,
         Command::Compile => Ok(crate::plugins::compile_worker()),
-        Command::Bench { quick, json, only } => {
+        Command::Bench {
+            quick,
+            json,
+            only,
+            db,
+        } => {
             let sizes = if quick {
                 crate::bench::Sizes::QUICK
             } else {
                 crate::bench::Sizes::FULL
             };
-            let figures = crate::bench::run(sizes, &only, |what| eprintln!("measuring {what}…")).await?;
+            let figures =
+                crate::bench::run(sizes, &only, db.as_deref(), |what| eprintln!("measuring {what}…")).await?;
             if json {
                 println!("{}", crate::bench::to_json(&figures));
             } else {

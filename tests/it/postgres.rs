@@ -173,6 +173,22 @@ pub fn database() -> String {
     format!("postgres://weft@127.0.0.1:{}/{name}", cluster.port)
 }
 
+/// The names of every database on the test cluster.
+pub fn database_names() -> Vec<String> {
+    let cluster = cluster();
+    let mut list = cluster.command("psql");
+    list.args(["-h", "127.0.0.1", "-U", "weft", "-d", "postgres", "-At", "-c"])
+        .arg("SELECT datname FROM pg_database")
+        .arg("-p")
+        .arg(cluster.port.to_string());
+    let out = list.output().expect("psql");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Every row of every table of the database at `url`, as text, with byte columns shown as
 /// text where they are (JSON documents are): what someone reading the database would see.
 pub fn dump_text(url: &str) -> String {
