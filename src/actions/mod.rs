@@ -192,9 +192,10 @@ impl Actions {
         }
     }
 
-    /// Starts delivering events, those left undelivered by an earlier process first.
-    pub fn start_delivery(&self) {
-        tokio::spawn(outbox::deliver(self.clone()));
+    /// Starts delivering events, those left undelivered by an earlier process first; the
+    /// task runs until aborted.
+    pub fn start_delivery(&self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(outbox::deliver(self.clone()))
     }
 
     async fn rules(&self) -> Result<Arc<RuleSet>> {

@@ -111,6 +111,7 @@ pub async fn measure(
         )
         .with("finished_runs_in_db", sizes.history as f64),
     );
+    engine.stop().await;
     Ok(())
 }
 

@@ -49,7 +49,7 @@ pub(super) enum Committed {
 /// several runners on the database, the heartbeat (the first one before this returns, so
 /// the runner is known before it owns a run) and taking over runs of dead runners.
 pub(super) async fn start(engine: &Engine) -> Result<()> {
-    tokio::spawn(follow(engine.clone()));
+    engine.background(tokio::spawn(follow(engine.clone())));
     if engine.inner.store.shared() {
         let options = &engine.inner.options;
         engine
@@ -57,8 +57,8 @@ pub(super) async fn start(engine: &Engine) -> Result<()> {
             .store
             .heartbeat(options.address.as_deref(), options.lease)
             .await?;
-        tokio::spawn(heartbeat(engine.clone()));
-        tokio::spawn(claim_orphans_forever(engine.clone()));
+        engine.background(tokio::spawn(heartbeat(engine.clone())));
+        engine.background(tokio::spawn(claim_orphans_forever(engine.clone())));
     }
     Ok(())
 }

@@ -224,6 +224,8 @@ struct Inner {
     /// Tasks in [`Engine::settled`], by run: woken by the commit that settles the run (here
     /// or on another runner), so a waiter is not woken by every other run's events.
     settle_waiters: Mutex<HashMap<RunId, Arc<Notify>>>,
+    /// This runner's background tasks, aborted by [`Engine::stop`].
+    background: Mutex<Vec<tokio::task::AbortHandle>>,
     timers_changed: Notify,
     /// Signalled when a runner gave its runs up, to take them over at once.
     orphans: Notify,
@@ -250,6 +252,7 @@ impl Engine {
                 workflows: Mutex::new(HashMap::new()),
                 live: Mutex::new(HashMap::new()),
                 settle_waiters: Mutex::new(HashMap::new()),
+                background: Mutex::new(Vec::new()),
                 in_flight: Mutex::new(HashSet::new()),
                 call_ended: Notify::new(),
                 events,
@@ -265,15 +268,27 @@ impl Engine {
     /// that only read or configure leave it off.
     pub async fn start_work(&self) -> Result<()> {
         driver::start(self).await?;
-        tokio::spawn(timers::run(self.clone()));
-        self.inner.actions.start_delivery();
+        self.background(tokio::spawn(timers::run(self.clone())));
+        self.background(self.inner.actions.start_delivery());
         Ok(())
     }
 
-    /// Stops cleanly: waits for this process's plugin calls, then hands this runner's runs
-    /// back so other runners take them over at once.
+    /// Keeps `task` to abort when the engine stops.
+    fn background(&self, task: tokio::task::JoinHandle<()>) {
+        self.inner
+            .background
+            .lock()
+            .expect("background lock")
+            .push(task.abort_handle());
+    }
+
+    /// Stops cleanly: waits for this process's plugin calls, hands this runner's runs back so
+    /// other runners take them over at once, and ends the background work.
     pub async fn stop(&self) {
         self.quiesce().await;
+        for task in std::mem::take(&mut *self.inner.background.lock().expect("background lock")) {
+            task.abort();
+        }
     }
 
     pub fn plugins(&self) -> &PluginHost {

@@ -58,14 +58,14 @@ fn decode(line: &str) -> Option<Notice> {
     })
 }
 
-/// Starts listening; the first connection must succeed.
+/// Starts listening; the first connection must succeed. The task runs until aborted.
 pub async fn start(
     config: tokio_postgres::Config,
     url: String,
     notices: broadcast::Sender<Notice>,
-) -> StoreResult<()> {
+) -> StoreResult<tokio::task::AbortHandle> {
     let connection = listen(&config, &url).await?;
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let mut connection = Some(connection);
         loop {
             if let Some(live) = connection.take() {
@@ -83,7 +83,7 @@ pub async fn start(
             }
         }
     });
-    Ok(())
+    Ok(task.abort_handle())
 }
 
 type Listening = (

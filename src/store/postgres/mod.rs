@@ -47,6 +47,14 @@ pub struct PgStore {
     runner: String,
     notices: broadcast::Sender<Notice>,
     stats: Arc<WriterStats>,
+    /// The task listening for notices, stopped with the store.
+    listening: tokio::task::AbortHandle,
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.listening.abort();
+    }
 }
 
 /// The connection settings of `url`, with a connect timeout and a name for `pg_stat_activity`.
@@ -112,8 +120,9 @@ impl PgStore {
         let stats = Arc::new(WriterStats::default());
         let writer =
             writer::Writer::start(config.clone(), url.to_owned(), runner.clone(), stats.clone()).await?;
-        listen::start(config, url.to_owned(), notices.clone()).await?;
+        let listening = listen::start(config, url.to_owned(), notices.clone()).await?;
         Ok(PgStore {
+            listening,
             pool,
             writer,
             url: url.to_owned(),

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Statement, Transaction};
+use tokio_postgres::{Client, Statement};
 
 /// How long writes that no one waits for may wait for company.
 const LAZY_WAIT: Duration = Duration::from_millis(5);
@@ -347,14 +347,18 @@ fn failure(e: tokio_postgres::Error) -> Failure {
     }
 }
 
-/// One try at committing a group.
+/// One try at committing a group, in as few round trips as its conditions allow: `BEGIN`
+/// with the run locks, then every statement and `COMMIT` sent before any answer is awaited.
+/// Only a caller that takes keys (in a savepoint of its own) waits for answers in between.
+/// The transaction is opened and closed by hand so `COMMIT` can ride in the same flight; a
+/// failed statement aborts the transaction, and `COMMIT` then rolls it back.
 async fn try_group(
     client: &mut Client,
     st: &Statements,
     runner: &str,
     group: &[Batch],
 ) -> Result<Vec<Result<(), Refusal>>, Failure> {
-    let txn = client.transaction().await.map_err(failure)?;
+    let client: &Client = client;
     // Every run written, locked in id order with its current revision.
     let mut ids: Vec<uuid::Uuid> = group
         .iter()
@@ -366,43 +370,46 @@ async fn try_group(
         .collect();
     ids.sort();
     ids.dedup();
-    let mut revisions: HashMap<uuid::Uuid, i64> = HashMap::new();
-    if !ids.is_empty() {
-        let rows = txn.query(&st.lock_runs, &[&ids]).await.map_err(failure)?;
-        for row in rows {
-            revisions.insert(row.get(0), row.get(1));
+    let begin = client.batch_execute("BEGIN");
+    let rows = if ids.is_empty() {
+        begin.await.map_err(failure)?;
+        Vec::new()
+    } else {
+        let params: [&(dyn ToSql + Sync); 1] = [&ids];
+        let (began, rows) = futures_util::join!(begin, client.query(&st.lock_runs, &params));
+        began.map_err(failure)?;
+        match rows {
+            Ok(rows) => rows,
+            Err(e) => return Err(rolled_back(client, e).await),
         }
-    }
+    };
+    let mut revisions: HashMap<uuid::Uuid, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     let mut results = Vec::with_capacity(group.len());
     let mut applied: Vec<&Write> = Vec::new();
+    let mut pending: Vec<Pending<'_>> = Vec::new();
     for (n, batch) in group.iter().enumerate() {
         let result = match check_runs(&batch.writes, &mut revisions) {
             Err(refusal) => Err(refusal),
             Ok(()) if !needs_savepoint(&batch.writes) => {
-                apply_all(&txn, st, &batch.writes).await?;
+                for write in &batch.writes {
+                    statements_for(client, st, write, &mut pending);
+                }
                 Ok(())
             }
             Ok(()) => {
-                // Taking keys can fail: alone in a savepoint, rolled back alone.
-                let name = format!("caller{n}");
-                txn.batch_execute(&format!("SAVEPOINT {name}"))
-                    .await
-                    .map_err(failure)?;
-                match take_keys(&txn, st, &batch.writes).await? {
-                    Ok(()) => {
-                        apply_all(&txn, st, &batch.writes).await?;
-                        txn.batch_execute(&format!("RELEASE SAVEPOINT {name}"))
-                            .await
-                            .map_err(failure)?;
-                        Ok(())
-                    }
-                    Err(refusal) => {
-                        txn.batch_execute(&format!("ROLLBACK TO SAVEPOINT {name}"))
-                            .await
-                            .map_err(failure)?;
+                // Taking keys can fail: alone in a savepoint, rolled back alone. What is
+                // pending goes first, so statements stay in order.
+                let sent = std::mem::take(&mut pending);
+                if let Err(e) = try_join_all(sent).await {
+                    return Err(rolled_back(client, e).await);
+                }
+                match in_savepoint(client, st, n, &batch.writes).await {
+                    Err(e) => return Err(rolled_back(client, e).await),
+                    Ok(Err(refusal)) => {
                         undo_runs(&batch.writes, &mut revisions);
                         Err(refusal)
                     }
+                    Ok(Ok(())) => Ok(()),
                 }
             }
         };
@@ -415,16 +422,21 @@ async fn try_group(
         .iter()
         .any(|w| matches!(w, Write::Action(ActionWrite::Log(_))))
     {
-        txn.execute(&st.trim_action_log, &[&MAX_ACTION_LOG])
-            .await
-            .map_err(failure)?;
+        pending.push(Box::pin(async move {
+            client.execute(&st.trim_action_log, &[&MAX_ACTION_LOG]).await
+        }));
     }
     for payload in notify_payloads(&applied, runner) {
-        txn.execute(&st.notify, &[&listen::CHANNEL, &payload])
-            .await
-            .map_err(failure)?;
+        pending.push(Box::pin(async move {
+            client.execute(&st.notify, &[&listen::CHANNEL, &payload]).await
+        }));
     }
-    txn.commit().await.map_err(|e| {
+    let (statements, commit) = futures_util::join!(try_join_all(pending), client.batch_execute("COMMIT"));
+    if let Err(e) = statements {
+        // The transaction was aborted at that statement; the COMMIT after it rolled it back.
+        return Err(failure(e));
+    }
+    commit.map_err(|e| {
         if e.is_closed() || e.as_db_error().is_none() {
             Failure::Unknown(e.to_string())
         } else {
@@ -432,6 +444,42 @@ async fn try_group(
         }
     })?;
     Ok(results)
+}
+
+/// Rolls back an open transaction after `e`, so the connection can be used again, and says
+/// how the try failed.
+async fn rolled_back(client: &Client, e: tokio_postgres::Error) -> Failure {
+    let _ = client.batch_execute("ROLLBACK").await;
+    failure(e)
+}
+
+/// Takes a caller's keys and applies its writes in a savepoint, rolled back alone when a key
+/// is taken.
+async fn in_savepoint(
+    client: &Client,
+    st: &Statements,
+    n: usize,
+    writes: &[Write],
+) -> Result<Result<(), Refusal>, tokio_postgres::Error> {
+    let name = format!("caller{n}");
+    client.batch_execute(&format!("SAVEPOINT {name}")).await?;
+    match take_keys(client, st, writes).await? {
+        Ok(()) => {
+            let mut pending = Vec::new();
+            for write in writes {
+                statements_for(client, st, write, &mut pending);
+            }
+            try_join_all(pending).await?;
+            client.batch_execute(&format!("RELEASE SAVEPOINT {name}")).await?;
+            Ok(Ok(()))
+        }
+        Err(refusal) => {
+            client
+                .batch_execute(&format!("ROLLBACK TO SAVEPOINT {name}"))
+                .await?;
+            Ok(Err(refusal))
+        }
+    }
 }
 
 /// Checks one caller's run writes against the revisions read (and moves them on as the
@@ -486,17 +534,16 @@ fn needs_savepoint(writes: &[Write]) -> bool {
 /// Takes the keys a caller's writes need, each by the statement that writes it; the first
 /// that is taken refuses the caller.
 async fn take_keys(
-    txn: &Transaction<'_>,
+    txn: &Client,
     st: &Statements,
     writes: &[Write],
-) -> Result<Result<(), Refusal>, Failure> {
+) -> Result<Result<(), Refusal>, tokio_postgres::Error> {
     for write in writes {
         let refused = match write {
             Write::Idempotency { key, run, request } => {
                 let taken = txn
                     .execute(&st.take_idempotency, &[key, &run.uuid(), &request.as_str()])
-                    .await
-                    .map_err(failure)?;
+                    .await?;
                 (taken == 0).then(|| Refusal::Conflict(format!("the idempotency key {key:?} is taken")))
             }
             Write::Plugin {
@@ -508,19 +555,13 @@ async fn take_keys(
             } => {
                 let taken = txn
                     .execute(&st.take_plugin, &[name, version, &digest.as_str(), meta])
-                    .await
-                    .map_err(failure)?;
+                    .await?;
                 if taken == 1 {
                     txn.execute(&st.insert_plugin_bytes, &[&digest.as_str(), &bytes.as_ref()])
-                        .await
-                        .map_err(failure)?;
+                        .await?;
                     None
                 } else {
-                    let holder: String = txn
-                        .query_one(&st.plugin_holder, &[name, version])
-                        .await
-                        .map_err(failure)?
-                        .get(0);
+                    let holder: String = txn.query_one(&st.plugin_holder, &[name, version]).await?.get(0);
                     (holder != digest.as_str()).then(|| {
                         Refusal::Conflict(format!("{name}@{version} already exists with digest {holder}"))
                     })
@@ -534,22 +575,21 @@ async fn take_keys(
                 replaces,
             } => {
                 let done = match replaces {
-                    None => txn
-                        .execute(&st.take_workflow, &[id, &to_i64(*version), &digest.as_str()])
-                        .await
-                        .map_err(failure)?,
-                    Some(old) => txn
-                        .execute(
+                    None => {
+                        txn.execute(&st.take_workflow, &[id, &to_i64(*version), &digest.as_str()])
+                            .await?
+                    }
+                    Some(old) => {
+                        txn.execute(
                             &st.replace_workflow,
                             &[id, &to_i64(*version), &digest.as_str(), &old.as_str()],
                         )
-                        .await
-                        .map_err(failure)?,
+                        .await?
+                    }
                 };
                 if done == 1 {
                     txn.execute(&st.insert_definition, &[&digest.as_str(), definition])
-                        .await
-                        .map_err(failure)?;
+                        .await?;
                     None
                 } else if replaces.is_none() {
                     Some(Refusal::Conflict(format!(
@@ -562,10 +602,7 @@ async fn take_keys(
                 }
             }
             Write::Action(ActionWrite::RulesRevision { expect }) => {
-                let moved = txn
-                    .execute(&st.bump_rules, &[&to_i64(*expect)])
-                    .await
-                    .map_err(failure)?;
+                let moved = txn.execute(&st.bump_rules, &[&to_i64(*expect)]).await?;
                 (moved == 0).then(|| {
                     Refusal::Stale("the action rules changed since they were read; try again".into())
                 })
@@ -582,24 +619,8 @@ async fn take_keys(
 /// A statement with its parameters, to be sent in order with the others of a transaction.
 type Pending<'a> = Pin<Box<dyn Future<Output = Result<u64, tokio_postgres::Error>> + Send + 'a>>;
 
-/// Applies a caller's writes (the keys it takes are written by [`take_keys`]): every
-/// statement is sent before any answer is awaited.
-async fn apply_all(txn: &Transaction<'_>, st: &Statements, writes: &[Write]) -> Result<(), Failure> {
-    let mut pending: Vec<Pending<'_>> = Vec::new();
-    for write in writes {
-        statements_for(txn, st, write, &mut pending);
-    }
-    try_join_all(pending).await.map_err(failure)?;
-    Ok(())
-}
-
 /// The statements that apply `write`, in order.
-fn statements_for<'a>(
-    txn: &'a Transaction<'_>,
-    st: &'a Statements,
-    write: &'a Write,
-    out: &mut Vec<Pending<'a>>,
-) {
+fn statements_for<'a>(txn: &'a Client, st: &'a Statements, write: &'a Write, out: &mut Vec<Pending<'a>>) {
     let mut run = |statement: &'a Statement, params: Vec<Box<dyn ToSql + Sync + Send + 'a>>| {
         out.push(Box::pin(async move {
             let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect();
