@@ -196,7 +196,10 @@ impl RunStore for PgStore {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                "SELECT id, doc, revision, owner FROM runs WHERE id = $1",
+                &client
+                    .prepare_cached("SELECT id, doc, revision, owner FROM runs WHERE id = $1")
+                    .await
+                    .map_err(db_error)?,
                 &[&id.uuid()],
             )
             .await
@@ -249,7 +252,13 @@ impl RunStore for PgStore {
     async fn waiting_runs(&self) -> StoreResult<Vec<RunId>> {
         let client = self.client().await?;
         let rows = client
-            .query("SELECT id FROM runs WHERE state = 'waiting' ORDER BY id", &[])
+            .query(
+                &client
+                    .prepare_cached("SELECT id FROM runs WHERE state = 'waiting' ORDER BY id")
+                    .await
+                    .map_err(db_error)?,
+                &[],
+            )
             .await
             .map_err(db_error)?;
         Ok(rows
@@ -263,7 +272,12 @@ impl RunStore for PgStore {
         let after = after.map_or(-1, to_i64);
         let rows = client
             .query(
-                "SELECT doc FROM run_logs WHERE run = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                &client
+                    .prepare_cached(
+                        "SELECT doc FROM run_logs WHERE run = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                    )
+                    .await
+                    .map_err(db_error)?,
                 &[&run.uuid(), &after, &to_i64(limit as u64)],
             )
             .await
@@ -275,7 +289,10 @@ impl RunStore for PgStore {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                "SELECT run, request FROM idempotency_keys WHERE key = $1",
+                &client
+                    .prepare_cached("SELECT run, request FROM idempotency_keys WHERE key = $1")
+                    .await
+                    .map_err(db_error)?,
                 &[&key],
             )
             .await
@@ -291,7 +308,12 @@ impl RunStore for PgStore {
         let client = self.client().await?;
         let row = client
             .query_one(
-                "SELECT min(due) FROM timers WHERE claimed_until IS NULL OR claimed_until < now()",
+                &client
+                    .prepare_cached(
+                        "SELECT min(due) FROM timers WHERE claimed_until IS NULL OR claimed_until < now()",
+                    )
+                    .await
+                    .map_err(db_error)?,
                 &[],
             )
             .await
@@ -309,11 +331,11 @@ impl RunStore for PgStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                "UPDATE timers SET claimed_by = $1, claimed_until = now() + $2 * interval '1 millisecond' \
+                &client.prepare_cached("UPDATE timers SET claimed_by = $1, claimed_until = now() + $2 * interval '1 millisecond' \
                  WHERE (run, step, due) IN (SELECT run, step, due FROM timers WHERE due <= $3 \
                    AND (claimed_until IS NULL OR claimed_until < now()) ORDER BY due LIMIT $4 \
                    FOR UPDATE SKIP LOCKED) \
-                 RETURNING due, run, step, kind",
+                 RETURNING due, run, step, kind").await.map_err(db_error)?,
                 &[&runner, &millis(lease), &now, &to_i64(limit as u64)],
             )
             .await
@@ -353,7 +375,12 @@ impl CatalogStore for PgStore {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                "SELECT name, version, digest, meta FROM plugins WHERE name = $1 AND version = $2",
+                &client
+                    .prepare_cached(
+                        "SELECT name, version, digest, meta FROM plugins WHERE name = $1 AND version = $2",
+                    )
+                    .await
+                    .map_err(db_error)?,
                 &[&name, &version],
             )
             .await
@@ -365,7 +392,10 @@ impl CatalogStore for PgStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT name, version, digest, meta FROM plugins ORDER BY name, version",
+                &client
+                    .prepare_cached("SELECT name, version, digest, meta FROM plugins ORDER BY name, version")
+                    .await
+                    .map_err(db_error)?,
                 &[],
             )
             .await
@@ -391,7 +421,10 @@ impl CatalogStore for PgStore {
         let prefix = format!("{digest}/%");
         let row = client
             .query_one(
-                "SELECT EXISTS (SELECT 1 FROM artifacts WHERE key LIKE $1)",
+                &client
+                    .prepare_cached("SELECT EXISTS (SELECT 1 FROM artifacts WHERE key LIKE $1)")
+                    .await
+                    .map_err(db_error)?,
                 &[&prefix],
             )
             .await
@@ -405,7 +438,12 @@ impl CatalogStore for PgStore {
             Some(v) => {
                 client
                     .query_opt(
-                        "SELECT version, digest FROM workflows WHERE id = $1 AND version = $2",
+                        &client
+                            .prepare_cached(
+                                "SELECT version, digest FROM workflows WHERE id = $1 AND version = $2",
+                            )
+                            .await
+                            .map_err(db_error)?,
                         &[&id, &to_i64(v)],
                     )
                     .await
@@ -413,8 +451,13 @@ impl CatalogStore for PgStore {
             None => {
                 client
                     .query_opt(
-                        "SELECT w.version, w.digest FROM workflows w JOIN active_versions a \
+                        &client
+                            .prepare_cached(
+                                "SELECT w.version, w.digest FROM workflows w JOIN active_versions a \
                      ON a.id = w.id AND a.version = w.version WHERE w.id = $1",
+                            )
+                            .await
+                            .map_err(db_error)?,
                         &[&id],
                     )
                     .await
@@ -429,7 +472,10 @@ impl CatalogStore for PgStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT version, digest FROM workflows WHERE id = $1 ORDER BY version",
+                &client
+                    .prepare_cached("SELECT version, digest FROM workflows WHERE id = $1 ORDER BY version")
+                    .await
+                    .map_err(db_error)?,
                 &[&id],
             )
             .await
@@ -442,7 +488,13 @@ impl CatalogStore for PgStore {
     async fn latest_version(&self, id: &str) -> StoreResult<Option<u64>> {
         let client = self.client().await?;
         let row = client
-            .query_one("SELECT max(version) FROM workflows WHERE id = $1", &[&id])
+            .query_one(
+                &client
+                    .prepare_cached("SELECT max(version) FROM workflows WHERE id = $1")
+                    .await
+                    .map_err(db_error)?,
+                &[&id],
+            )
             .await
             .map_err(db_error)?;
         Ok(row.get::<_, Option<i64>>(0).map(to_u64))
@@ -452,7 +504,10 @@ impl CatalogStore for PgStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT version FROM published_versions WHERE id = $1 ORDER BY version",
+                &client
+                    .prepare_cached("SELECT version FROM published_versions WHERE id = $1 ORDER BY version")
+                    .await
+                    .map_err(db_error)?,
                 &[&id],
             )
             .await
@@ -464,7 +519,7 @@ impl CatalogStore for PgStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT DISTINCT ON (id) id, version, digest FROM workflows ORDER BY id, version DESC",
+                &client.prepare_cached("SELECT DISTINCT ON (id) id, version, digest FROM workflows ORDER BY id, version DESC").await.map_err(db_error)?,
                 &[],
             )
             .await
@@ -484,7 +539,10 @@ impl PgStore {
     /// The one bytes column `sql` selects for `key`, if there is such a row.
     async fn bytes(&self, sql: &str, key: &str) -> StoreResult<Option<Vec<u8>>> {
         let client = self.client().await?;
-        let row = client.query_opt(sql, &[&key]).await.map_err(db_error)?;
+        let row = client
+            .query_opt(&client.prepare_cached(sql).await.map_err(db_error)?, &[&key])
+            .await
+            .map_err(db_error)?;
         Ok(row.map(|r| r.get(0)))
     }
 }
@@ -511,7 +569,13 @@ impl AccessStore for PgStore {
     async fn has_tokens(&self) -> StoreResult<bool> {
         let client = self.client().await?;
         let row = client
-            .query_one("SELECT EXISTS (SELECT 1 FROM tokens)", &[])
+            .query_one(
+                &client
+                    .prepare_cached("SELECT EXISTS (SELECT 1 FROM tokens)")
+                    .await
+                    .map_err(db_error)?,
+                &[],
+            )
             .await
             .map_err(db_error)?;
         Ok(row.get(0))
@@ -539,7 +603,10 @@ impl AccessStore for PgStore {
 impl PgStore {
     async fn pairs(&self, sql: &str) -> StoreResult<Vec<(String, Vec<u8>)>> {
         let client = self.client().await?;
-        let rows = client.query(sql, &[]).await.map_err(db_error)?;
+        let rows = client
+            .query(&client.prepare_cached(sql).await.map_err(db_error)?, &[])
+            .await
+            .map_err(db_error)?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
@@ -554,7 +621,10 @@ impl PgStore {
         // From the start: below every number, 0 included (a copied redb file starts at 0).
         let after = after.map_or(-1, to_i64);
         let rows = client
-            .query(sql, &[&after, &to_i64(limit as u64)])
+            .query(
+                &client.prepare_cached(sql).await.map_err(db_error)?,
+                &[&after, &to_i64(limit as u64)],
+            )
             .await
             .map_err(db_error)?;
         Ok(rows.iter().map(|r| (to_u64(r.get(0)), r.get(1))).collect())
@@ -574,16 +644,31 @@ impl ActionStore for PgStore {
             .await
             .map_err(db_error)?;
         let revision: i64 = txn
-            .query_one("SELECT value FROM meta WHERE key = 'rules_revision'", &[])
+            .query_one(
+                &txn.prepare_cached("SELECT value FROM meta WHERE key = 'rules_revision'")
+                    .await
+                    .map_err(db_error)?,
+                &[],
+            )
             .await
             .map_err(db_error)?
             .get(0);
         let targets = txn
-            .query("SELECT doc FROM action_targets ORDER BY id", &[])
+            .query(
+                &txn.prepare_cached("SELECT doc FROM action_targets ORDER BY id")
+                    .await
+                    .map_err(db_error)?,
+                &[],
+            )
             .await
             .map_err(db_error)?;
         let executions = txn
-            .query("SELECT doc FROM action_executions ORDER BY key", &[])
+            .query(
+                &txn.prepare_cached("SELECT doc FROM action_executions ORDER BY key")
+                    .await
+                    .map_err(db_error)?,
+                &[],
+            )
             .await
             .map_err(db_error)?;
         txn.commit().await.map_err(db_error)?;
@@ -597,7 +682,13 @@ impl ActionStore for PgStore {
     async fn rules_revision(&self) -> StoreResult<u64> {
         let client = self.client().await?;
         let row = client
-            .query_one("SELECT value FROM meta WHERE key = 'rules_revision'", &[])
+            .query_one(
+                &client
+                    .prepare_cached("SELECT value FROM meta WHERE key = 'rules_revision'")
+                    .await
+                    .map_err(db_error)?,
+                &[],
+            )
             .await
             .map_err(db_error)?;
         Ok(to_u64(row.get(0)))
@@ -621,11 +712,11 @@ impl ActionStore for PgStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                "UPDATE action_outbox SET claimed_by = $1, claimed_until = now() + $2 * interval '1 millisecond' \
+                &client.prepare_cached("UPDATE action_outbox SET claimed_by = $1, claimed_until = now() + $2 * interval '1 millisecond' \
                  WHERE seq IN (SELECT seq FROM action_outbox \
                    WHERE claimed_until IS NULL OR claimed_until < now() ORDER BY seq LIMIT $3 \
                    FOR UPDATE SKIP LOCKED) \
-                 RETURNING seq, doc",
+                 RETURNING seq, doc").await.map_err(db_error)?,
                 &[&runner, &millis(lease), &to_i64(limit as u64)],
             )
             .await
@@ -684,18 +775,28 @@ impl Coordination for PgStore {
         // Runners long gone and owning nothing are forgotten.
         client
             .execute(
-                "DELETE FROM runners WHERE lease_until < now() - interval '1 hour' \
+                &client
+                    .prepare_cached(
+                        "DELETE FROM runners WHERE lease_until < now() - interval '1 hour' \
                  AND NOT EXISTS (SELECT 1 FROM runs WHERE owner = runners.id)",
+                    )
+                    .await
+                    .map_err(db_error)?,
                 &[],
             )
             .await
             .map_err(db_error)?;
         client
             .execute(
-                "INSERT INTO runners (id, address, started_at, heartbeat_at, lease_until) \
+                &client
+                    .prepare_cached(
+                        "INSERT INTO runners (id, address, started_at, heartbeat_at, lease_until) \
                  VALUES ($1, $2, now(), now(), now() + $3 * interval '1 millisecond') \
                  ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), lease_until = EXCLUDED.lease_until, \
                    address = COALESCE(EXCLUDED.address, runners.address)",
+                    )
+                    .await
+                    .map_err(db_error)?,
                 &[&self.runner, &address, &millis(lease)],
             )
             .await
@@ -707,9 +808,14 @@ impl Coordination for PgStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                "SELECT w.id, w.address, w.started_at, w.heartbeat_at, w.lease_until, \
+                &client
+                    .prepare_cached(
+                        "SELECT w.id, w.address, w.started_at, w.heartbeat_at, w.lease_until, \
                    (SELECT count(*) FROM runs r WHERE r.owner = w.id) \
                  FROM runners w WHERE w.lease_until > now() - interval '1 minute' ORDER BY w.started_at",
+                    )
+                    .await
+                    .map_err(db_error)?,
                 &[],
             )
             .await
@@ -731,12 +837,17 @@ impl Coordination for PgStore {
         let client = self.client().await?;
         let rows = client
             .query(
-                "UPDATE runs SET owner = $1, revision = revision + 1 \
+                &client
+                    .prepare_cached(
+                        "UPDATE runs SET owner = $1, revision = revision + 1 \
                  WHERE id IN (SELECT r.id FROM runs r LEFT JOIN runners w ON w.id = r.owner \
                    WHERE r.state IN ('pending', 'running') AND r.owner IS DISTINCT FROM $1 \
                      AND (r.owner IS NULL OR w.id IS NULL OR w.lease_until < now()) \
                    ORDER BY r.id LIMIT $2 FOR UPDATE OF r SKIP LOCKED) \
                  RETURNING id, doc, revision, owner",
+                    )
+                    .await
+                    .map_err(db_error)?,
                 &[&self.runner, &to_i64(limit as u64)],
             )
             .await
@@ -748,18 +859,33 @@ impl Coordination for PgStore {
         let client = self.client().await?;
         let released = client
             .execute(
-                "UPDATE runs SET owner = NULL, revision = revision + 1 WHERE owner = $1",
+                &client
+                    .prepare_cached("UPDATE runs SET owner = NULL, revision = revision + 1 WHERE owner = $1")
+                    .await
+                    .map_err(db_error)?,
                 &[&self.runner],
             )
             .await
             .map_err(db_error)?;
         client
-            .execute("DELETE FROM runners WHERE id = $1", &[&self.runner])
+            .execute(
+                &client
+                    .prepare_cached("DELETE FROM runners WHERE id = $1")
+                    .await
+                    .map_err(db_error)?,
+                &[&self.runner],
+            )
             .await
             .map_err(db_error)?;
         if released > 0 {
             client
-                .execute("SELECT pg_notify($1, $2)", &[&listen::CHANNEL, &"orphans"])
+                .execute(
+                    &client
+                        .prepare_cached("SELECT pg_notify($1, $2)")
+                        .await
+                        .map_err(db_error)?,
+                    &[&listen::CHANNEL, &"orphans"],
+                )
                 .await
                 .map_err(db_error)?;
         }

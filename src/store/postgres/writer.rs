@@ -16,14 +16,13 @@
 use super::{db_error, kind_code, listen, to_i64, unreachable};
 use crate::store::api::*;
 use crate::store::redb::notices_of;
-use futures_util::future::try_join_all;
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Statement};
 
@@ -44,8 +43,8 @@ const NOTIFY_BYTES: usize = 7_000;
 /// one message, so the statements of a transaction can be sent without waiting for each
 /// answer (pipelining).
 struct Statements {
-    lock_runs: Statement,
-    upsert_run: Statement,
+    insert_run: Statement,
+    update_run: Statement,
     delete_run: Statement,
     delete_run_logs: Statement,
     insert_log: Statement,
@@ -55,7 +54,6 @@ struct Statements {
     delete_idempotency: Statement,
     take_plugin: Statement,
     insert_plugin_bytes: Statement,
-    plugin_holder: Statement,
     delete_plugin: Statement,
     upsert_artifact: Statement,
     take_workflow: Statement,
@@ -85,25 +83,31 @@ struct Statements {
     notify: Statement,
 }
 
+/// `change` (an INSERT or UPDATE) made to fail when it changes no row: the count divides one,
+/// so a condition that does not hold ends the transaction with `division_by_zero`, which the
+/// writer reads as that caller's refusal. This is what lets a whole group go out in one flight.
+fn expect_one(change: &str) -> String {
+    format!("WITH changed AS ({change} RETURNING 1) SELECT 1 / (SELECT count(*)::int FROM changed)")
+}
+
 impl Statements {
     async fn prepare(client: &Client) -> Result<Statements, tokio_postgres::Error> {
         Ok(Statements {
-            lock_runs: client.prepare("SELECT id, revision FROM runs WHERE id = ANY($1) ORDER BY id FOR UPDATE").await?,
-            upsert_run: client.prepare("INSERT INTO runs (id, doc, revision, owner, state, workflow, started_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc, revision = EXCLUDED.revision, owner = EXCLUDED.owner, state = EXCLUDED.state").await?,
+            insert_run: client.prepare("INSERT INTO runs (id, doc, revision, owner, state, workflow, started_by, created_at) VALUES ($1, $2, 1, $3, $4, $5, $6, $7)").await?,
+            update_run: client.prepare(&expect_one("UPDATE runs SET doc = $2, revision = $3 + 1, owner = $4, state = $5 WHERE id = $1 AND revision = $3")).await?,
             delete_run: client.prepare("DELETE FROM runs WHERE id = $1").await?,
             delete_run_logs: client.prepare("DELETE FROM run_logs WHERE run = $1").await?,
             insert_log: client.prepare("INSERT INTO run_logs (run, seq, doc) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING").await?,
             insert_timer: client.prepare("INSERT INTO timers (due, run, step, kind) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING").await?,
             delete_timer: client.prepare("DELETE FROM timers WHERE run = $1 AND step = $2 AND due = $3").await?,
-            take_idempotency: client.prepare("INSERT INTO idempotency_keys (key, run, request) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING").await?,
+            take_idempotency: client.prepare("INSERT INTO idempotency_keys (key, run, request) VALUES ($1, $2, $3)").await?,
             delete_idempotency: client.prepare("DELETE FROM idempotency_keys WHERE key = $1").await?,
-            take_plugin: client.prepare("INSERT INTO plugins (name, version, digest, meta) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING").await?,
+            take_plugin: client.prepare(&expect_one("INSERT INTO plugins (name, version, digest, meta) VALUES ($1, $2, $3, $4) ON CONFLICT (name, version) DO UPDATE SET digest = plugins.digest WHERE plugins.digest = EXCLUDED.digest")).await?,
             insert_plugin_bytes: client.prepare("INSERT INTO plugin_bytes (digest, bytes) VALUES ($1, $2) ON CONFLICT DO NOTHING").await?,
-            plugin_holder: client.prepare("SELECT digest FROM plugins WHERE name = $1 AND version = $2").await?,
             delete_plugin: client.prepare("WITH gone AS (DELETE FROM plugins WHERE name = $1 AND version = $2 RETURNING digest) DELETE FROM plugin_bytes WHERE digest IN (SELECT digest FROM gone) AND NOT EXISTS (SELECT 1 FROM plugins p WHERE p.digest = plugin_bytes.digest AND NOT (p.name = $1 AND p.version = $2))").await?,
             upsert_artifact: client.prepare("INSERT INTO artifacts (key, bytes) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET bytes = EXCLUDED.bytes").await?,
-            take_workflow: client.prepare("INSERT INTO workflows (id, version, digest) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING").await?,
-            replace_workflow: client.prepare("UPDATE workflows SET digest = $3 WHERE id = $1 AND version = $2 AND digest = $4").await?,
+            take_workflow: client.prepare("INSERT INTO workflows (id, version, digest) VALUES ($1, $2, $3)").await?,
+            replace_workflow: client.prepare(&expect_one("UPDATE workflows SET digest = $3 WHERE id = $1 AND version = $2 AND digest = $4")).await?,
             insert_definition: client.prepare("INSERT INTO definitions (digest, doc) VALUES ($1, $2) ON CONFLICT DO NOTHING").await?,
             publish: client.prepare("INSERT INTO published_versions (id, version) VALUES ($1, $2) ON CONFLICT DO NOTHING").await?,
             activate: client.prepare("INSERT INTO active_versions (id, version) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET version = EXCLUDED.version").await?,
@@ -120,7 +124,7 @@ impl Statements {
             delete_target: client.prepare("DELETE FROM action_targets WHERE id = $1").await?,
             upsert_execution: client.prepare("INSERT INTO action_executions (key, doc) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET doc = EXCLUDED.doc").await?,
             delete_execution: client.prepare("DELETE FROM action_executions WHERE key = $1").await?,
-            bump_rules: client.prepare("UPDATE meta SET value = value + 1 WHERE key = 'rules_revision' AND value = $1").await?,
+            bump_rules: client.prepare(&expect_one("UPDATE meta SET value = value + 1 WHERE key = 'rules_revision' AND value = $1")).await?,
             insert_outbox: client.prepare("INSERT INTO action_outbox (doc) VALUES ($1)").await?,
             update_outbox: client.prepare("UPDATE action_outbox SET doc = $2 WHERE seq = $1").await?,
             delete_outbox: client.prepare("DELETE FROM action_outbox WHERE seq = $1").await?,
@@ -347,11 +351,12 @@ fn failure(e: tokio_postgres::Error) -> Failure {
     }
 }
 
-/// One try at committing a group, in as few round trips as its conditions allow: `BEGIN`
-/// with the run locks, then every statement and `COMMIT` sent before any answer is awaited.
-/// Only a caller that takes keys (in a savepoint of its own) waits for answers in between.
-/// The transaction is opened and closed by hand so `COMMIT` can ride in the same flight; a
-/// failed statement aborts the transaction, and `COMMIT` then rolls it back.
+/// One try at committing a group in one round trip: `BEGIN`, every caller's statements, the
+/// notices and `COMMIT` go out before any answer is awaited. A caller's conditions (the
+/// revision it read, a key it takes) are statements that fail when they do not hold; the
+/// failure aborts the transaction, the `COMMIT` after it rolls back, and the group is sent
+/// again without that caller, who is refused. Conflicts are rare, so this is nearly always
+/// one flight.
 async fn try_group(
     client: &mut Client,
     st: &Statements,
@@ -359,287 +364,147 @@ async fn try_group(
     group: &[Batch],
 ) -> Result<Vec<Result<(), Refusal>>, Failure> {
     let client: &Client = client;
-    // Every run written, locked in id order with its current revision.
-    let mut ids: Vec<uuid::Uuid> = group
-        .iter()
-        .flat_map(|b| &b.writes)
-        .filter_map(|w| match w {
-            Write::Run { id, .. } => Some(id.uuid()),
-            _ => None,
-        })
-        .collect();
-    ids.sort();
-    ids.dedup();
-    let begin = client.batch_execute("BEGIN");
-    let rows = if ids.is_empty() {
-        begin.await.map_err(failure)?;
-        Vec::new()
-    } else {
-        let params: [&(dyn ToSql + Sync); 1] = [&ids];
-        let (began, rows) = futures_util::join!(begin, client.query(&st.lock_runs, &params));
-        began.map_err(failure)?;
-        match rows {
-            Ok(rows) => rows,
-            Err(e) => return Err(rolled_back(client, e).await),
-        }
-    };
-    let mut revisions: HashMap<uuid::Uuid, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-    let mut results = Vec::with_capacity(group.len());
-    let mut applied: Vec<&Write> = Vec::new();
-    let mut pending: Vec<Pending<'_>> = Vec::new();
-    for (n, batch) in group.iter().enumerate() {
-        let result = match check_runs(&batch.writes, &mut revisions) {
-            Err(refusal) => Err(refusal),
-            Ok(()) if !needs_savepoint(&batch.writes) => {
+    let mut refused: Vec<Option<Refusal>> = vec![None; group.len()];
+    loop {
+        let mut flight = Flight::default();
+        flight.push(
+            None,
+            Box::pin(async move { client.batch_execute("BEGIN").await.map(|()| 0) }),
+        );
+        let mut applied: Vec<&Write> = Vec::new();
+        for (n, batch) in group.iter().enumerate() {
+            if refused[n].is_none() {
                 for write in &batch.writes {
-                    statements_for(client, st, write, &mut pending);
+                    statements_for(client, st, write, n, &mut flight);
                 }
-                Ok(())
+                applied.extend(&batch.writes);
             }
-            Ok(()) => {
-                // Taking keys can fail: alone in a savepoint, rolled back alone. What is
-                // pending goes first, so statements stay in order.
-                let sent = std::mem::take(&mut pending);
-                if let Err(e) = try_join_all(sent).await {
-                    return Err(rolled_back(client, e).await);
-                }
-                match in_savepoint(client, st, n, &batch.writes).await {
-                    Err(e) => return Err(rolled_back(client, e).await),
-                    Ok(Err(refusal)) => {
-                        undo_runs(&batch.writes, &mut revisions);
-                        Err(refusal)
-                    }
-                    Ok(Ok(())) => Ok(()),
-                }
-            }
-        };
-        if result.is_ok() {
-            applied.extend(&batch.writes);
         }
-        results.push(result);
-    }
-    if applied
-        .iter()
-        .any(|w| matches!(w, Write::Action(ActionWrite::Log(_))))
-    {
-        pending.push(Box::pin(async move {
-            client.execute(&st.trim_action_log, &[&MAX_ACTION_LOG]).await
-        }));
-    }
-    for payload in notify_payloads(&applied, runner) {
-        pending.push(Box::pin(async move {
-            client.execute(&st.notify, &[&listen::CHANNEL, &payload]).await
-        }));
-    }
-    let (statements, commit) = futures_util::join!(try_join_all(pending), client.batch_execute("COMMIT"));
-    if let Err(e) = statements {
-        // The transaction was aborted at that statement; the COMMIT after it rolled it back.
-        return Err(failure(e));
-    }
-    commit.map_err(|e| {
-        if e.is_closed() || e.as_db_error().is_none() {
-            Failure::Unknown(e.to_string())
-        } else {
-            failure(e)
+        if applied
+            .iter()
+            .any(|w| matches!(w, Write::Action(ActionWrite::Log(_))))
+        {
+            flight.push(
+                None,
+                Box::pin(async move { client.execute(&st.trim_action_log, &[&MAX_ACTION_LOG]).await }),
+            );
         }
-    })?;
-    Ok(results)
-}
-
-/// Rolls back an open transaction after `e`, so the connection can be used again, and says
-/// how the try failed.
-async fn rolled_back(client: &Client, e: tokio_postgres::Error) -> Failure {
-    let _ = client.batch_execute("ROLLBACK").await;
-    failure(e)
-}
-
-/// Takes a caller's keys and applies its writes in a savepoint, rolled back alone when a key
-/// is taken.
-async fn in_savepoint(
-    client: &Client,
-    st: &Statements,
-    n: usize,
-    writes: &[Write],
-) -> Result<Result<(), Refusal>, tokio_postgres::Error> {
-    let name = format!("caller{n}");
-    client.batch_execute(&format!("SAVEPOINT {name}")).await?;
-    match take_keys(client, st, writes).await? {
-        Ok(()) => {
-            let mut pending = Vec::new();
-            for write in writes {
-                statements_for(client, st, write, &mut pending);
-            }
-            try_join_all(pending).await?;
-            client.batch_execute(&format!("RELEASE SAVEPOINT {name}")).await?;
-            Ok(Ok(()))
+        for payload in notify_payloads(&applied, runner) {
+            flight.push(
+                None,
+                Box::pin(async move { client.execute(&st.notify, &[&listen::CHANNEL, &payload]).await }),
+            );
         }
-        Err(refusal) => {
-            client
-                .batch_execute(&format!("ROLLBACK TO SAVEPOINT {name}"))
-                .await?;
-            Ok(Err(refusal))
-        }
-    }
-}
-
-/// Checks one caller's run writes against the revisions read (and moves them on as the
-/// writes would); the first that does not hold refuses the caller.
-fn check_runs(writes: &[Write], revisions: &mut HashMap<uuid::Uuid, i64>) -> Result<(), Refusal> {
-    let mut next = revisions.clone();
-    for write in writes {
-        if let Write::Run { id, expect, .. } = write {
-            let current = next.get(&id.uuid()).copied();
-            match (expect, current) {
-                (None, Some(_)) => return Err(Refusal::Conflict(format!("run {id} exists already"))),
-                (Some(e), Some(c)) if to_i64(*e) != c => {
-                    return Err(Refusal::Stale(format!(
-                        "run {id} is at revision {c}, not {e}: it changed since it was read"
-                    )))
-                }
-                (Some(_), None) => return Err(Refusal::Stale(format!("run {id} no longer exists"))),
-                _ => {}
-            }
-            next.insert(id.uuid(), expect.map_or(1, |e| to_i64(e) + 1));
-        }
-    }
-    *revisions = next;
-    Ok(())
-}
-
-/// Puts back the revisions of a caller rolled back after `check_runs` moved them on.
-fn undo_runs(writes: &[Write], revisions: &mut HashMap<uuid::Uuid, i64>) {
-    for write in writes.iter().rev() {
-        if let Write::Run { id, expect, .. } = write {
-            match expect {
-                Some(e) => revisions.insert(id.uuid(), to_i64(*e)),
-                None => revisions.remove(&id.uuid()),
-            };
-        }
-    }
-}
-
-/// Whether a caller's writes take keys that may be taken already.
-fn needs_savepoint(writes: &[Write]) -> bool {
-    writes.iter().any(|w| {
-        matches!(
-            w,
-            Write::Idempotency { .. }
-                | Write::Plugin { .. }
-                | Write::Workflow { .. }
-                | Write::Action(ActionWrite::RulesRevision { .. })
-        )
-    })
-}
-
-/// Takes the keys a caller's writes need, each by the statement that writes it; the first
-/// that is taken refuses the caller.
-async fn take_keys(
-    txn: &Client,
-    st: &Statements,
-    writes: &[Write],
-) -> Result<Result<(), Refusal>, tokio_postgres::Error> {
-    for write in writes {
-        let refused = match write {
-            Write::Idempotency { key, run, request } => {
-                let taken = txn
-                    .execute(&st.take_idempotency, &[key, &run.uuid(), &request.as_str()])
-                    .await?;
-                (taken == 0).then(|| Refusal::Conflict(format!("the idempotency key {key:?} is taken")))
-            }
-            Write::Plugin {
-                name,
-                version,
-                digest,
-                meta,
-                bytes,
-            } => {
-                let taken = txn
-                    .execute(&st.take_plugin, &[name, version, &digest.as_str(), meta])
-                    .await?;
-                if taken == 1 {
-                    txn.execute(&st.insert_plugin_bytes, &[&digest.as_str(), &bytes.as_ref()])
-                        .await?;
-                    None
+        flight.push(
+            None,
+            Box::pin(async move { client.batch_execute("COMMIT").await.map(|()| 0) }),
+        );
+        let (refusals, answers) = flight.send().await;
+        let commit = answers.len() - 1;
+        match answers
+            .into_iter()
+            .enumerate()
+            .find_map(|(i, a)| a.err().map(|e| (i, e)))
+        {
+            None => return Ok(refused.into_iter().map(|r| r.map_or(Ok(()), Err)).collect()),
+            Some((i, e)) if i == commit => {
+                return Err(if e.is_closed() || e.as_db_error().is_none() {
+                    Failure::Unknown(e.to_string())
                 } else {
-                    let holder: String = txn.query_one(&st.plugin_holder, &[name, version]).await?.get(0);
-                    (holder != digest.as_str()).then(|| {
-                        Refusal::Conflict(format!("{name}@{version} already exists with digest {holder}"))
-                    })
-                }
-            }
-            Write::Workflow {
-                id,
-                version,
-                digest,
-                definition,
-                replaces,
-            } => {
-                let done = match replaces {
-                    None => {
-                        txn.execute(&st.take_workflow, &[id, &to_i64(*version), &digest.as_str()])
-                            .await?
-                    }
-                    Some(old) => {
-                        txn.execute(
-                            &st.replace_workflow,
-                            &[id, &to_i64(*version), &digest.as_str(), &old.as_str()],
-                        )
-                        .await?
-                    }
-                };
-                if done == 1 {
-                    txn.execute(&st.insert_definition, &[&digest.as_str(), definition])
-                        .await?;
-                    None
-                } else if replaces.is_none() {
-                    Some(Refusal::Conflict(format!(
-                        "workflow {id} version {version} exists already"
-                    )))
-                } else {
-                    Some(Refusal::Stale(format!(
-                        "workflow {id} version {version} changed since it was read"
-                    )))
-                }
-            }
-            Write::Action(ActionWrite::RulesRevision { expect }) => {
-                let moved = txn.execute(&st.bump_rules, &[&to_i64(*expect)]).await?;
-                (moved == 0).then(|| {
-                    Refusal::Stale("the action rules changed since they were read; try again".into())
+                    failure(e)
                 })
             }
-            _ => None,
-        };
-        if let Some(refusal) = refused {
-            return Ok(Err(refusal));
+            Some((i, e)) => match (&refusals[i], e.code()) {
+                (Some((caller, refusal)), Some(code))
+                    if *code == SqlState::DIVISION_BY_ZERO || *code == SqlState::UNIQUE_VIOLATION =>
+                {
+                    refused[*caller] = Some(refusal.clone());
+                }
+                _ => return Err(failure(e)),
+            },
         }
     }
-    Ok(Ok(()))
+}
+
+/// The statements of one transaction, in the order they are sent, each with the caller it
+/// refuses (and how) when it fails on its condition.
+#[derive(Default)]
+struct Flight<'a> {
+    statements: Vec<Pending<'a>>,
+    refusals: Vec<Option<(usize, Refusal)>>,
+}
+
+impl<'a> Flight<'a> {
+    fn push(&mut self, refuses: Option<(usize, Refusal)>, statement: Pending<'a>) {
+        self.statements.push(statement);
+        self.refusals.push(refuses);
+    }
+
+    /// Sends every statement in order (a statement goes out when its future is first
+    /// polled), then awaits the answers.
+    async fn send(
+        self,
+    ) -> (
+        Vec<Option<(usize, Refusal)>>,
+        Vec<Result<u64, tokio_postgres::Error>>,
+    ) {
+        let mut statements = self.statements;
+        let mut answers: Vec<Option<Result<u64, tokio_postgres::Error>>> =
+            Vec::with_capacity(statements.len());
+        for statement in &mut statements {
+            answers.push(match futures_util::poll!(statement.as_mut()) {
+                std::task::Poll::Ready(answer) => Some(answer),
+                std::task::Poll::Pending => None,
+            });
+        }
+        let mut done = Vec::with_capacity(statements.len());
+        for (statement, answer) in statements.into_iter().zip(answers) {
+            done.push(match answer {
+                Some(answer) => answer,
+                None => statement.await,
+            });
+        }
+        (self.refusals, done)
+    }
 }
 
 /// A statement with its parameters, to be sent in order with the others of a transaction.
 type Pending<'a> = Pin<Box<dyn Future<Output = Result<u64, tokio_postgres::Error>> + Send + 'a>>;
 
-/// The statements that apply `write`, in order.
-fn statements_for<'a>(txn: &'a Client, st: &'a Statements, write: &'a Write, out: &mut Vec<Pending<'a>>) {
-    let mut run = |statement: &'a Statement, params: Vec<Box<dyn ToSql + Sync + Send + 'a>>| {
-        out.push(Box::pin(async move {
-            let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect();
-            txn.execute(statement, &refs).await
-        }));
+/// The statements that apply `write` of caller `caller`, in order; those that check a
+/// condition carry the refusal the caller gets when it does not hold.
+fn statements_for<'a>(
+    txn: &'a Client,
+    st: &'a Statements,
+    write: &'a Write,
+    caller: usize,
+    out: &mut Flight<'a>,
+) {
+    let mut guarded = |refusal: Option<Refusal>,
+                       statement: &'a Statement,
+                       params: Vec<Box<dyn ToSql + Sync + Send + 'a>>| {
+        out.push(
+            refusal.map(|r| (caller, r)),
+            Box::pin(async move {
+                let refs: Vec<&(dyn ToSql + Sync)> =
+                    params.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect();
+                txn.execute(statement, &refs).await
+            }),
+        );
     };
     match write {
         Write::Run {
             id,
             doc,
             index,
-            expect,
+            expect: None,
             owner,
-        } => run(
-            &st.upsert_run,
+        } => guarded(
+            Some(Refusal::Conflict(format!("run {id} exists already"))),
+            &st.insert_run,
             vec![
                 Box::new(id.uuid()),
                 Box::new(doc.as_slice()),
-                Box::new(expect.map_or(1, |e| to_i64(e) + 1)),
                 Box::new(owner.as_deref()),
                 Box::new(index.state.as_str()),
                 Box::new(index.workflow.as_str()),
@@ -647,11 +512,31 @@ fn statements_for<'a>(txn: &'a Client, st: &'a Statements, write: &'a Write, out
                 Box::new(index.created_at),
             ],
         ),
+        Write::Run {
+            id,
+            doc,
+            index,
+            expect: Some(expect),
+            owner,
+        } => guarded(
+            Some(Refusal::Stale(format!(
+                "run {id} is no longer at revision {expect}: it changed since it was read"
+            ))),
+            &st.update_run,
+            vec![
+                Box::new(id.uuid()),
+                Box::new(doc.as_slice()),
+                Box::new(to_i64(*expect)),
+                Box::new(owner.as_deref()),
+                Box::new(index.state.as_str()),
+            ],
+        ),
         Write::DeleteRun(id) => {
-            run(&st.delete_run, vec![Box::new(id.uuid())]);
-            run(&st.delete_run_logs, vec![Box::new(id.uuid())]);
+            guarded(None, &st.delete_run, vec![Box::new(id.uuid())]);
+            guarded(None, &st.delete_run_logs, vec![Box::new(id.uuid())]);
         }
-        Write::Log { run: id, seq, doc } => run(
+        Write::Log { run: id, seq, doc } => guarded(
+            None,
             &st.insert_log,
             vec![
                 Box::new(id.uuid()),
@@ -659,7 +544,8 @@ fn statements_for<'a>(txn: &'a Client, st: &'a Statements, write: &'a Write, out
                 Box::new(doc.as_slice()),
             ],
         ),
-        Write::Timer(t) => run(
+        Write::Timer(t) => guarded(
+            None,
             &st.insert_timer,
             vec![
                 Box::new(t.due),
@@ -668,76 +554,164 @@ fn statements_for<'a>(txn: &'a Client, st: &'a Statements, write: &'a Write, out
                 Box::new(kind_code(t.kind)),
             ],
         ),
-        Write::DeleteTimer(t) => run(
+        Write::DeleteTimer(t) => guarded(
+            None,
             &st.delete_timer,
             vec![Box::new(t.run.uuid()), Box::new(t.step.as_str()), Box::new(t.due)],
         ),
-        Write::DeleteIdempotency(key) => run(&st.delete_idempotency, vec![Box::new(key.as_str())]),
-        Write::DeletePlugin { name, version } => run(
+        Write::DeleteIdempotency(key) => guarded(None, &st.delete_idempotency, vec![Box::new(key.as_str())]),
+        Write::DeletePlugin { name, version } => guarded(
+            None,
             &st.delete_plugin,
             vec![Box::new(name.as_str()), Box::new(version.as_str())],
         ),
-        Write::Artifact { key, bytes } => run(
+        Write::Artifact { key, bytes } => guarded(
+            None,
             &st.upsert_artifact,
             vec![Box::new(key.as_str()), Box::new(bytes.as_slice())],
         ),
         Write::Publish { id, version } => {
-            run(
+            guarded(
+                None,
                 &st.publish,
                 vec![Box::new(id.as_str()), Box::new(to_i64(*version))],
             );
-            run(
+            guarded(
+                None,
                 &st.activate,
                 vec![Box::new(id.as_str()), Box::new(to_i64(*version))],
             );
         }
         Write::DeleteWorkflow(id) => {
-            run(&st.delete_workflow, vec![Box::new(id.as_str())]);
-            run(&st.delete_published, vec![Box::new(id.as_str())]);
-            run(&st.delete_active, vec![Box::new(id.as_str())]);
+            guarded(None, &st.delete_workflow, vec![Box::new(id.as_str())]);
+            guarded(None, &st.delete_published, vec![Box::new(id.as_str())]);
+            guarded(None, &st.delete_active, vec![Box::new(id.as_str())]);
         }
-        Write::Token { hash, doc } => run(
+        Write::Token { hash, doc } => guarded(
+            None,
             &st.upsert_token,
             vec![Box::new(hash.as_str()), Box::new(doc.as_slice())],
         ),
-        Write::Audit(doc) => run(&st.insert_audit, vec![Box::new(doc.as_slice())]),
+        Write::Audit(doc) => guarded(None, &st.insert_audit, vec![Box::new(doc.as_slice())]),
         Write::Grant { plugin, doc } => match doc {
-            Some(doc) => run(
+            Some(doc) => guarded(
+                None,
                 &st.upsert_grant,
                 vec![Box::new(plugin.as_str()), Box::new(doc.as_slice())],
             ),
-            None => run(&st.delete_grant, vec![Box::new(plugin.as_str())]),
+            None => guarded(None, &st.delete_grant, vec![Box::new(plugin.as_str())]),
         },
         Write::Session { id, doc } => match doc {
-            Some(doc) => run(
+            Some(doc) => guarded(
+                None,
                 &st.upsert_session,
                 vec![Box::new(id.as_str()), Box::new(doc.as_slice())],
             ),
-            None => run(&st.delete_session, vec![Box::new(id.as_str())]),
+            None => guarded(None, &st.delete_session, vec![Box::new(id.as_str())]),
         },
         Write::Action(action) => match action {
-            ActionWrite::Target { id, doc } => run(
+            ActionWrite::Target { id, doc } => guarded(
+                None,
                 &st.upsert_target,
                 vec![Box::new(id.as_str()), Box::new(doc.as_slice())],
             ),
-            ActionWrite::DeleteTarget(id) => run(&st.delete_target, vec![Box::new(id.as_str())]),
-            ActionWrite::Execution { key, doc } => run(
+            ActionWrite::DeleteTarget(id) => guarded(None, &st.delete_target, vec![Box::new(id.as_str())]),
+            ActionWrite::Execution { key, doc } => guarded(
+                None,
                 &st.upsert_execution,
                 vec![Box::new(key.as_str()), Box::new(doc.as_slice())],
             ),
-            ActionWrite::DeleteExecution(key) => run(&st.delete_execution, vec![Box::new(key.as_str())]),
-            ActionWrite::Outbox(doc) => run(&st.insert_outbox, vec![Box::new(doc.as_slice())]),
-            ActionWrite::UpdateOutbox { seq, doc } => run(
+            ActionWrite::DeleteExecution(key) => {
+                guarded(None, &st.delete_execution, vec![Box::new(key.as_str())])
+            }
+            ActionWrite::Outbox(doc) => guarded(None, &st.insert_outbox, vec![Box::new(doc.as_slice())]),
+            ActionWrite::UpdateOutbox { seq, doc } => guarded(
+                None,
                 &st.update_outbox,
                 vec![Box::new(to_i64(*seq)), Box::new(doc.as_slice())],
             ),
-            ActionWrite::DeleteOutbox(seq) => run(&st.delete_outbox, vec![Box::new(to_i64(*seq))]),
-            ActionWrite::Log(doc) => run(&st.insert_action_log, vec![Box::new(doc.as_slice())]),
-            // Moved by `take_keys`.
-            ActionWrite::RulesRevision { .. } => {}
+            ActionWrite::DeleteOutbox(seq) => guarded(None, &st.delete_outbox, vec![Box::new(to_i64(*seq))]),
+            ActionWrite::Log(doc) => guarded(None, &st.insert_action_log, vec![Box::new(doc.as_slice())]),
+            ActionWrite::RulesRevision { expect } => guarded(
+                Some(Refusal::Stale(
+                    "the action rules changed since they were read; try again".into(),
+                )),
+                &st.bump_rules,
+                vec![Box::new(to_i64(*expect))],
+            ),
         },
-        // Written by `take_keys`, under the caller's savepoint.
-        Write::Idempotency { .. } | Write::Plugin { .. } | Write::Workflow { .. } => {}
+        Write::Idempotency { key, run, request } => guarded(
+            Some(Refusal::Conflict(format!("the idempotency key {key:?} is taken"))),
+            &st.take_idempotency,
+            vec![
+                Box::new(key.as_str()),
+                Box::new(run.uuid()),
+                Box::new(request.as_str()),
+            ],
+        ),
+        Write::Plugin {
+            name,
+            version,
+            digest,
+            meta,
+            bytes,
+        } => {
+            guarded(
+                Some(Refusal::Conflict(format!(
+                    "{name}@{version} already exists with another digest"
+                ))),
+                &st.take_plugin,
+                vec![
+                    Box::new(name.as_str()),
+                    Box::new(version.as_str()),
+                    Box::new(digest.as_str()),
+                    Box::new(meta.as_slice()),
+                ],
+            );
+            guarded(
+                None,
+                &st.insert_plugin_bytes,
+                vec![Box::new(digest.as_str()), Box::new(bytes.as_ref())],
+            );
+        }
+        Write::Workflow {
+            id,
+            version,
+            digest,
+            definition,
+            replaces,
+        } => {
+            match replaces {
+                None => guarded(
+                    Some(Refusal::Conflict(format!(
+                        "workflow {id} version {version} exists already"
+                    ))),
+                    &st.take_workflow,
+                    vec![
+                        Box::new(id.as_str()),
+                        Box::new(to_i64(*version)),
+                        Box::new(digest.as_str()),
+                    ],
+                ),
+                Some(old) => guarded(
+                    Some(Refusal::Stale(format!(
+                        "workflow {id} version {version} changed since it was read"
+                    ))),
+                    &st.replace_workflow,
+                    vec![
+                        Box::new(id.as_str()),
+                        Box::new(to_i64(*version)),
+                        Box::new(digest.as_str()),
+                        Box::new(old.as_str()),
+                    ],
+                ),
+            }
+            guarded(
+                None,
+                &st.insert_definition,
+                vec![Box::new(digest.as_str()), Box::new(definition.as_slice())],
+            );
+        }
     }
 }
 
