@@ -465,6 +465,11 @@ async fn follow(engine: Engine) {
     loop {
         match notices.recv().await {
             Ok(notice) => engine.on_notice(notice),
+            // Alone on the database, only this runner writes: what it holds in memory is
+            // current, and the missed notices were its own.
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) if !engine.inner.store.shared() => {
+                engine.inner.timers_changed.notify_one();
+            }
             Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
                 tracing::warn!("missed {missed} store notices; reading again");
                 engine.resync();
