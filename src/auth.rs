@@ -60,6 +60,10 @@ pub enum Action {
     ReadAudit,
     /// Create, change and read action targets, execution rules, the outbox and actions log.
     ManageActions,
+    /// Read and change what plugins are granted.
+    ManageGrants,
+    /// See the runners sharing the database.
+    ReadRunners,
 }
 
 impl Action {
@@ -78,6 +82,8 @@ impl Action {
             Action::ManageTokens => "manage tokens",
             Action::ReadAudit => "read the audit log",
             Action::ManageActions => "manage actions (targets and execution rules)",
+            Action::ManageGrants => "manage plugin grants",
+            Action::ReadRunners => "list runners",
         }
     }
 }
@@ -177,55 +183,4 @@ impl Principal {
                     .is_some_and(|w| !w.assignees.is_empty() && person.may_answer(&w.assignees))
         })
     }
-}
-
-/// Creates and stores a token; returns the secret (to show once) and the record.
-pub async fn create_token(
-    store: &crate::store::Store,
-    name: &str,
-    role: Role,
-    groups: Vec<String>,
-) -> anyhow::Result<(String, TokenRecord)> {
-    let valid = |n: &str| {
-        !n.is_empty() && n.len() <= 64 && n.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c))
-    };
-    if !valid(name) {
-        anyhow::bail!("invalid token name {name:?}: use letters, digits, `.`, `_`, `-` or `@` (at most 64)");
-    }
-    if let Some(bad) = groups.iter().find(|g| !valid(g)) {
-        anyhow::bail!("invalid group name {bad:?}: use letters, digits, `.`, `_`, `-` or `@`");
-    }
-    let (secret, hash) = new_secret()?;
-    let record = TokenRecord {
-        id: uuid::Uuid::now_v7().to_string(),
-        name: name.to_owned(),
-        role,
-        groups,
-        created_at: crate::run::now(),
-        revoked_at: None,
-    };
-    store
-        .commit(vec![crate::store::Write::Token {
-            hash,
-            record: record.clone(),
-        }])
-        .await?;
-    Ok((secret, record))
-}
-
-/// Revokes every active token whose id or name is `which`; returns how many.
-pub async fn revoke_token(store: &crate::store::Store, which: &str) -> anyhow::Result<usize> {
-    let now = crate::run::now();
-    let writes: Vec<crate::store::Write> = store
-        .tokens()?
-        .into_iter()
-        .filter(|(_, t)| t.revoked_at.is_none() && (t.id == which || t.name == which))
-        .map(|(hash, mut record)| {
-            record.revoked_at = Some(now);
-            crate::store::Write::Token { hash, record }
-        })
-        .collect();
-    let count = writes.len();
-    store.commit(writes).await?;
-    Ok(count)
 }

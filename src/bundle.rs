@@ -18,10 +18,9 @@
 //! the bundle, and that no (id, version) already holds other content. Then it writes it all
 //! in one transaction, so an import is all or nothing, and importing twice changes nothing.
 
-use crate::engine::Engine;
+use crate::engine::{Engine, Staged, StagedVersion};
 use crate::names::{Digest, PluginRef};
 use crate::plugins::{builtin, AddError};
-use crate::store::Write;
 use crate::workflow;
 use anyhow::{anyhow, Result};
 use base64::Engine as _;
@@ -102,15 +101,14 @@ pub struct Imported {
 /// Exports workflows `ids` (every version) and the plugins they name; with `include_plugins`
 /// the plugins' bytes too (built-ins are never included: every Weft has them).
 pub async fn export(engine: &Engine, ids: &[String], include_plugins: bool) -> Result<Bundle> {
-    let store = engine.store();
     let mut workflows = Vec::new();
     let mut plugins: BTreeMap<String, BundledPlugin> = BTreeMap::new();
     for id in ids {
-        let versions = store.workflow_versions(id)?;
+        let versions = engine.workflow_versions(id).await?;
         if versions.is_empty() {
             return Err(anyhow!("no workflow {id}"));
         }
-        let published = store.published_versions(id)?;
+        let published = engine.published_versions(id).await?;
         let mut bundled = Vec::new();
         for (version, digest) in versions {
             let workflow = engine
@@ -118,7 +116,7 @@ pub async fn export(engine: &Engine, ids: &[String], include_plugins: bool) -> R
                 .await?
                 .ok_or_else(|| anyhow!("workflow {id} lost version {version}"))?;
             for step in &workflow.steps {
-                if let Some(plugin) = plugin_for(engine, &step.plugin)? {
+                if let Some(plugin) = plugin_for(engine, &step.plugin).await? {
                     plugins
                         .entry(format!("{}@{}", plugin.name, plugin.version))
                         .or_insert(plugin);
@@ -133,14 +131,16 @@ pub async fn export(engine: &Engine, ids: &[String], include_plugins: bool) -> R
         }
         workflows.push(BundledWorkflow {
             id: id.clone(),
-            active_version: store.workflow_version(id, None)?.map(|(v, _)| v),
+            active_version: engine.active_version(id).await?,
             versions: bundled,
         });
     }
     if include_plugins {
         for plugin in plugins.values_mut().filter(|p| !p.builtin) {
-            let bytes = store
-                .plugin_bytes(&plugin.digest)?
+            let bytes = engine
+                .plugins()
+                .uploaded_bytes(&plugin.digest)
+                .await?
                 .ok_or_else(|| anyhow!("the bytes of {}@{} are missing", plugin.name, plugin.version))?;
             plugin.bytes = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
         }
@@ -155,12 +155,12 @@ pub async fn export(engine: &Engine, ids: &[String], include_plugins: bool) -> R
 }
 
 /// The plugin a step reference resolves to here, as a bundle entry (without bytes).
-fn plugin_for(engine: &Engine, reference: &PluginRef) -> Result<Option<BundledPlugin>> {
-    let Ok(resolved) = engine.plugins().resolve(reference) else {
+async fn plugin_for(engine: &Engine, reference: &PluginRef) -> Result<Option<BundledPlugin>> {
+    let Ok(resolved) = engine.plugins().resolve(reference).await else {
         return Ok(None);
     };
     let digest = resolved.digest;
-    let all = engine.plugins().list()?;
+    let all = engine.plugins().list().await?;
     let meta = match reference {
         PluginRef::Version(name, version) => {
             all.into_iter().find(|m| &m.name == name && &m.version == version)
@@ -206,9 +206,8 @@ pub async fn import(
     bundle: Bundle,
     rename: &HashMap<String, String>,
 ) -> Result<Imported, ImportError> {
-    let store = engine.store();
     let host = engine.plugins();
-    let mut writes = Vec::new();
+    let mut staged = Staged::default();
     let mut imported = Imported {
         imported: Vec::new(),
         unchanged: Vec::new(),
@@ -229,14 +228,14 @@ pub async fn import(
             }
             continue;
         }
-        let existing = store.plugin(&plugin.name, &plugin.version)?;
+        let existing = host.uploaded_version(&plugin.name, &plugin.version).await?;
         match (&plugin.bytes, existing) {
             (_, Some(meta)) if meta.digest == plugin.digest => {}
             (_, Some(meta)) => conflicts.push(format!(
                 "plugin {}@{} exists here with digest {}, the bundle has {}",
                 plugin.name, plugin.version, meta.digest, plugin.digest
             )),
-            (None, None) if store.plugin_bytes(&plugin.digest)?.is_some() => {}
+            (None, None) if host.uploaded_bytes(&plugin.digest).await?.is_some() => {}
             (None, None) => {
                 return Err(ImportError::Invalid(format!(
                     "{at}: the plugin is missing here and the bundle does not carry it; export with include_plugins or upload it first"
@@ -253,14 +252,13 @@ pub async fn import(
                     )));
                 }
                 // The one way a plugin is added, committed below with everything else.
-                let prepared = host
-                    .prepare(&plugin.name, &plugin.version, bytes)
+                engine
+                    .stage_plugin(&mut staged, &plugin.name, &plugin.version, bytes)
                     .await
                     .map_err(|e| match e {
                         AddError::Store(e) => ImportError::Internal(e),
                         other => ImportError::Invalid(format!("{at}: {other}")),
                     })?;
-                writes.extend(prepared.writes);
                 imported.plugins.push(format!("{}@{}", plugin.name, plugin.version));
             }
         }
@@ -301,49 +299,45 @@ pub async fn import(
                     other => ImportError::Internal(other.into()),
                 })?;
             let name = format!("{id}@{}", version.version);
-            match store.workflow_version(&id, Some(version.version))? {
-                Some((_, digest)) if digest == workflow.digest => imported.unchanged.push(name),
-                Some((_, digest)) => conflicts.push(format!(
+            let staged_version = engine
+                .stage_version(&mut staged, &workflow)
+                .await
+                .map_err(|e| match e {
+                    crate::engine::StartError::Invalid(p) => ImportError::Invalid(format!("{at}: {p}")),
+                    other => ImportError::Internal(other.into()),
+                })?;
+            match staged_version {
+                StagedVersion::Unchanged => imported.unchanged.push(name),
+                StagedVersion::Conflict(digest) => conflicts.push(format!(
                     "workflow {id} version {} exists here with digest {digest}, the bundle has {}; import with a rename",
                     version.version, workflow.digest
                 )),
-                None => {
-                    writes.push(Write::Workflow {
-                        id: id.clone(),
-                        version: version.version,
-                        digest: workflow.digest.clone(),
-                        json: serde_json::to_vec(&workflow.definition).map_err(anyhow::Error::from)?,
-                    });
-                    imported.imported.push(name);
-                }
+                StagedVersion::New => imported.imported.push(name),
             }
         }
         // Publish history first, the active version last, so it ends active.
-        let already_active = store.workflow_version(&id, None)?.map(|(v, _)| v);
+        let already_active = engine.active_version(&id).await?;
+        let published = engine.published_versions(&id).await?;
         for version in bundled.versions.iter().filter(|v| v.published) {
-            if Some(version.version) != bundled.active_version
-                && !store.published_versions(&id)?.contains(&version.version)
-            {
-                publishes.push(Write::Publish {
-                    id: id.clone(),
-                    version: version.version,
-                });
+            if Some(version.version) != bundled.active_version && !published.contains(&version.version) {
+                publishes.push((id.clone(), version.version));
             }
         }
-        if let Some(active) = bundled
-            .active_version
-            .filter(|a| already_active.is_none() && Some(*a) != already_active)
-        {
-            publishes.push(Write::Publish {
-                id: id.clone(),
-                version: active,
-            });
+        if let Some(active) = bundled.active_version.filter(|_| already_active.is_none()) {
+            publishes.push((id.clone(), active));
         }
     }
     if !conflicts.is_empty() {
         return Err(ImportError::Conflict(conflicts));
     }
-    writes.extend(publishes);
-    store.commit(writes).await?;
+    for (id, version) in publishes {
+        engine.stage_publish(&mut staged, &id, version);
+    }
+    engine.commit_staged(staged).await.map_err(|e| match e {
+        crate::store::StoreError::Conflict(m) | crate::store::StoreError::Stale(m) => {
+            ImportError::Conflict(vec![format!("{m} (changed while importing; import again)")])
+        }
+        other => ImportError::Internal(other.into()),
+    })?;
     Ok(imported)
 }

@@ -1,11 +1,10 @@
-//! `weft.toml`: what plugins are granted (`[secrets]`, `[plugins.NAME]`, see
-//! [`crate::plugins::Grants`]) and the server's limits (`[limits]`, see [`crate::limits`]).
-//! Every problem names the file and the key.
+//! `weft.toml`: this runner's secret values (`[secrets]`), the plugin grants it seeds into the
+//! store (`[plugins.NAME]`, see [`crate::plugins::grants`]) and the server's limits
+//! (`[limits]`, see [`crate::limits`]). Every problem names the file and the key.
 
 use crate::limits::Limits;
-use crate::plugins::grants::{GrantFile, SecretSource};
-use crate::plugins::Grants;
-use anyhow::{anyhow, Context, Result};
+use crate::plugins::grants::{self, GrantSpec, SecretSource, Secrets};
+use anyhow::{anyhow, bail, Context, Result};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,7 +16,7 @@ struct File {
     #[serde(default)]
     secrets: BTreeMap<String, SecretSource>,
     #[serde(default)]
-    plugins: BTreeMap<String, GrantFile>,
+    plugins: BTreeMap<String, GrantSpec>,
     #[serde(default)]
     limits: Limits,
 }
@@ -25,7 +24,10 @@ struct File {
 /// A read `weft.toml`.
 #[derive(Clone, Debug, Default)]
 pub struct Config {
-    pub grants: Grants,
+    /// This runner's secret values.
+    pub secrets: Secrets,
+    /// Grants to seed into the store, by plugin name or `name@version`.
+    pub grants: BTreeMap<String, GrantSpec>,
     pub limits: Limits,
 }
 
@@ -43,8 +45,18 @@ impl Config {
     pub fn parse(text: &str) -> Result<Config> {
         let file: File = toml::from_str(text)?;
         file.limits.check().map_err(|e| anyhow!(e))?;
+        let secrets = Secrets::read(file.secrets)?;
+        for (plugin, spec) in &file.plugins {
+            let at = format!("plugins.{plugin}");
+            grants::check_key(plugin).with_context(|| at.clone())?;
+            spec.check(&at)?;
+            if let Some(name) = spec.secrets.iter().find(|name| !secrets.contains(name)) {
+                bail!("{at}.secrets: no secret {name} under [secrets]");
+            }
+        }
         Ok(Config {
-            grants: Grants::from_file(file.secrets, file.plugins)?,
+            secrets,
+            grants: file.plugins,
             limits: file.limits,
         })
     }

@@ -161,6 +161,17 @@ impl RunId {
     pub fn new() -> Self {
         RunId(uuid::Uuid::now_v7())
     }
+
+    /// The UUID itself, for stores that keep it as one.
+    pub fn uuid(self) -> uuid::Uuid {
+        self.0
+    }
+}
+
+impl From<uuid::Uuid> for RunId {
+    fn from(id: uuid::Uuid) -> RunId {
+        RunId(id)
+    }
 }
 
 impl Default for RunId {

@@ -107,9 +107,41 @@ pub struct RunRecord {
     /// Sequence number of the next log line.
     #[serde(default)]
     pub next_log_seq: u64,
+    /// The store's revision of this record as last read or written; `None` until first
+    /// stored. Not part of the document: the store keeps it beside it.
+    #[serde(skip)]
+    pub revision: Option<u64>,
+    /// The runner driving this run, as last read or written; not part of the document.
+    #[serde(skip)]
+    pub owner: Option<String>,
 }
 
 impl RunRecord {
+    /// The run as the store returned it: its document, revision and owner.
+    pub fn from_stored(stored: crate::store::StoredRun) -> anyhow::Result<RunRecord> {
+        let mut run: RunRecord = serde_json::from_slice(&stored.doc)
+            .map_err(|e| anyhow::anyhow!("the stored run {} is unreadable: {e}", stored.id))?;
+        run.revision = Some(stored.revision);
+        run.owner = stored.owner;
+        Ok(run)
+    }
+
+    /// The fields of this run the store indexes.
+    pub fn index(&self) -> crate::store::RunIndex {
+        crate::store::RunIndex {
+            state: self.state,
+            workflow: self.workflow.id.clone(),
+            started_by: self.started_by.clone(),
+            created_at: self.created_at,
+        }
+    }
+
+    /// Whether a runner must drive this run (start its steps, fire its retries): it is
+    /// pending or running.
+    pub fn is_live(&self) -> bool {
+        matches!(self.state, RunState::Pending | RunState::Running)
+    }
+
     pub fn step(&self, name: &str) -> Option<&StepRecord> {
         self.steps.iter().find(|s| s.name.as_str() == name)
     }

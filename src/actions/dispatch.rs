@@ -10,7 +10,7 @@
 
 use super::model::{Target, TargetType};
 use crate::plugins::{Limits, PluginHost, PluginLog, TargetCall, TargetReport};
-use crate::store::{ActionWrite, Store, Write};
+use crate::store::{ActionWrite, Write};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -85,6 +85,7 @@ pub struct ChainEnd {
 /// Calls `chain` in order on `payload`.
 pub async fn run(
     plugins: &PluginHost,
+    store: &Arc<dyn crate::store::Store>,
     trigger: &str,
     chain: &[Arc<Target>],
     mut payload: Value,
@@ -93,7 +94,7 @@ pub async fn run(
     let mut log = Vec::new();
     for target in chain {
         if target.kind == TargetType::Async {
-            spawn_async(plugins, trigger, target, &payload, delivery);
+            spawn_async(plugins, store, trigger, target, &payload, delivery);
             continue;
         }
         let report = call(plugins, trigger, target, &payload).await;
@@ -121,19 +122,6 @@ pub async fn run(
     }
 }
 
-/// Commits log writes on their own task: a hooked request does not wait for the log.
-pub fn commit_later(store: &Store, log: Vec<Write>) {
-    if log.is_empty() {
-        return;
-    }
-    let store = store.clone();
-    tokio::spawn(async move {
-        if let Err(e) = store.commit(log).await {
-            tracing::error!("cannot write the actions log: {e:#}");
-        }
-    });
-}
-
 async fn call(plugins: &PluginHost, trigger: &str, target: &Target, payload: &Value) -> TargetReport {
     let call = TargetCall {
         trigger: trigger.to_owned(),
@@ -147,21 +135,20 @@ async fn call(plugins: &PluginHost, trigger: &str, target: &Target, payload: &Va
         .await
 }
 
+/// Calls an async target on its own task; its log entry joins the next commit.
 fn spawn_async(
     plugins: &PluginHost,
+    store: &Arc<dyn crate::store::Store>,
     trigger: &str,
     target: &Arc<Target>,
     payload: &Value,
     delivery: Option<&Delivery>,
 ) {
-    let (plugins, target, payload) = (plugins.clone(), target.clone(), payload.clone());
+    let (plugins, store, target, payload) = (plugins.clone(), store.clone(), target.clone(), payload.clone());
     let (trigger, delivery) = (trigger.to_owned(), delivery.cloned());
     tokio::spawn(async move {
         let report = call(&plugins, &trigger, &target, &payload).await;
-        let log = vec![entry(&trigger, &target, &report, false, delivery.as_ref())];
-        if let Err(e) = plugins.store().commit(log).await {
-            tracing::error!("cannot write the actions log: {e:#}");
-        }
+        store.enqueue(vec![entry(&trigger, &target, &report, false, delivery.as_ref())]);
     });
 }
 

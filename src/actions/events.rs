@@ -9,8 +9,8 @@
 //! This module only describes events; [`super::outbox`] stores and delivers them.
 
 use crate::names::StepName;
+use crate::plugins::PluginMeta;
 use crate::run::{rfc3339, RunRecord, RunState};
-use crate::store::PluginMeta;
 use serde_json::{json, Value};
 
 /// Every event, with what it means (for messages and the README's table).

@@ -92,7 +92,8 @@ pub async fn list_targets(
     let items: Vec<Value> = state
         .engine
         .actions()
-        .targets()?
+        .targets()
+        .await?
         .into_iter()
         .filter(|t| query.name.as_ref().is_none_or(|n| t.name.contains(n.as_str())))
         .filter(|t| query.kind.is_none_or(|k| t.kind == k))
@@ -117,7 +118,7 @@ pub async fn get_target(
     caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Action::ManageActions)?;
-    Ok(Json(json!(*state.engine.actions().target(&id)?)))
+    Ok(Json(json!(*state.engine.actions().target(&id).await?)))
 }
 
 /// Changes a target: the fields given replace the stored ones, the others stay.
@@ -216,7 +217,8 @@ pub async fn search_executions(
     let result: Vec<Value> = state
         .engine
         .actions()
-        .executions()?
+        .executions()
+        .await?
         .iter()
         .filter(|e| search.kind.is_none_or(|k| e.condition.kind() == k))
         .filter(|e| {
@@ -301,7 +303,7 @@ pub async fn log(
                 .as_ref()
                 .is_none_or(|e| entry.delivery.as_ref().is_some_and(|d| d.event == *e))
     };
-    let entries = state.engine.actions().log(query.after, limit, keep)?;
+    let entries = state.engine.actions().log(query.after, limit, keep).await?;
     let next_after = entries.last().map(|(seq, _)| *seq).or(query.after);
     let items: Vec<Value> = entries
         .into_iter()
@@ -319,6 +321,6 @@ pub async fn log(
     responses((status = 200, description = "Pending events", body = serde_json::Value)))]
 pub async fn outbox(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
     caller.require(Action::ManageActions)?;
-    let items = state.engine.actions().outbox(MAX_LOG_PAGE)?;
+    let items = state.engine.actions().outbox(MAX_LOG_PAGE).await?;
     Ok(Json(json!({ "items": items })))
 }

@@ -42,7 +42,7 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
     }
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let caller = resolve(&state, &request);
+    let caller = resolve(&state, request.headers()).await;
     let (principal, response) = match caller {
         Ok(principal) => {
             request.extensions_mut().insert(principal.clone());
@@ -65,12 +65,11 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
     response
 }
 
-fn resolve(state: &AppState, request: &Request) -> Result<Principal, ApiError> {
+async fn resolve(state: &AppState, headers: &header::HeaderMap) -> Result<Principal, ApiError> {
     let unauthorized = |message: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message);
-    let store = state.engine.store();
-    let Some(value) = request.headers().get(header::AUTHORIZATION) else {
-        if state.local_mode && !store.has_tokens()? {
-            return local_principal(request);
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        if state.local_mode && !state.engine.has_tokens().await? {
+            return local_principal(headers);
         }
         return Err(unauthorized(
             "send `Authorization: Bearer <token>`; create tokens with `weft token create`",
@@ -89,7 +88,7 @@ fn resolve(state: &AppState, request: &Request) -> Result<Principal, ApiError> {
             "malformed token: tokens look like weft_ followed by 64 hex digits",
         ));
     }
-    match store.token(&auth::hash(secret))? {
+    match state.engine.token(secret).await? {
         Some(token) if token.revoked_at.is_none() => Ok(Principal {
             name: token.name,
             role: token.role,
@@ -102,8 +101,8 @@ fn resolve(state: &AppState, request: &Request) -> Result<Principal, ApiError> {
     }
 }
 
-fn local_principal(request: &Request) -> Result<Principal, ApiError> {
-    let name = match request.headers().get(USER_HEADER) {
+fn local_principal(headers: &header::HeaderMap) -> Result<Principal, ApiError> {
+    let name = match headers.get(USER_HEADER) {
         Some(value) => value
             .to_str()
             .ok()
@@ -134,10 +133,7 @@ fn record(state: &AppState, who: Option<&Principal>, method: &Method, path: &str
     });
     // Queued, not awaited: the entry joins the next group commit instead of adding a disk
     // sync to every response; `GET /v1/audit` flushes before it reads.
-    let write = crate::store::Write::Audit(entry.to_string().into_bytes());
-    if let Err(e) = state.engine.store().enqueue(vec![write]) {
-        tracing::error!("cannot write the audit log: {e:#}");
-    }
+    state.engine.record_audit(&entry);
 }
 
 /// The authenticated caller.

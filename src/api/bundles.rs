@@ -41,7 +41,7 @@ pub async fn export(
 ) -> Result<Response, ApiError> {
     caller.require(Action::ReadWorkflows)?;
     for id in &request.id {
-        if state.engine.store().workflow_versions(id)?.is_empty() {
+        if state.engine.workflow_versions(id).await?.is_empty() {
             return Err(ApiError::not_found(format!("no workflow {id}")));
         }
     }

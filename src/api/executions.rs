@@ -6,10 +6,10 @@ use super::error::ApiError;
 use super::extract::{PathParams, QueryParams, RawBody};
 use super::{json_or_empty, views, AppState};
 use crate::auth::Action;
+use crate::engine::RunQuery;
 use crate::engine::StartOptions;
 use crate::names::RunId;
 use crate::run::{RunRecord, RunState};
-use crate::store::RunScope;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -131,7 +131,7 @@ pub async fn list_for_workflow(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Action::ReadRuns)?;
     query.workflow = Some(workflow_id);
-    list_runs(&state, &caller, query)
+    list_runs(&state, &caller, query).await
 }
 
 /// Runs of every workflow, newest first, filtered and paged (`?state=waiting`).
@@ -144,10 +144,10 @@ pub async fn list_all(
     caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Action::ReadRuns)?;
-    list_runs(&state, &caller, query)
+    list_runs(&state, &caller, query).await
 }
 
-fn list_runs(state: &AppState, caller: &Caller, query: ListQuery) -> Result<Json<Value>, ApiError> {
+async fn list_runs(state: &AppState, caller: &Caller, query: ListQuery) -> Result<Json<Value>, ApiError> {
     let wanted: Option<RunState> = query
         .state
         .as_deref()
@@ -177,10 +177,12 @@ fn list_runs(state: &AppState, caller: &Caller, query: ListQuery) -> Result<Json
             && before.is_none_or(|t| run.created_at < t)
     };
     // One more than asked tells whether there is a next page.
-    let mut runs = state
-        .engine
-        .store()
-        .runs_before(RunScope::of(wanted), cursor, keep, limit + 1)?;
+    let query = RunQuery {
+        state: wanted,
+        before: cursor,
+        limit: limit + 1,
+    };
+    let mut runs = state.engine.runs(query, keep).await?;
     let next_cursor = if runs.len() > limit {
         runs.truncate(limit);
         runs.last().map(|r| r.id.to_string())
@@ -365,7 +367,7 @@ pub async fn logs(
 ) -> Result<Json<Value>, ApiError> {
     let run = find(&state, &caller, Action::ReadRuns, &wf, &eid).await?;
     let limit = query.limit.unwrap_or(100).clamp(1, 10_000);
-    let lines = state.engine.store().logs(run.id, query.after, limit)?;
+    let lines = state.engine.logs(run.id, query.after, limit).await?;
     let next_after = lines.last().map(|l| l.seq);
     Ok(Json(json!({"items": lines, "next_after": next_after})))
 }
@@ -382,7 +384,7 @@ pub async fn export_logs(
 ) -> Result<Response, ApiError> {
     let run = find(&state, &caller, Action::ReadRuns, &wf, &eid).await?;
     let mut text = String::new();
-    for line in state.engine.store().logs(run.id, None, usize::MAX)? {
+    for line in state.engine.logs(run.id, None, usize::MAX).await? {
         let step = line.step.map(|s| format!(" [{s}]")).unwrap_or_default();
         text.push_str(&format!(
             "{} {}{} {}\n",

@@ -186,8 +186,8 @@ async fn hooked(
 ) -> Result<Response, ApiError> {
     let actions = state.engine.actions();
     let service = service_of(operation);
-    let before = actions.api_chain(Phase::Request, operation, service)?;
-    let after = actions.api_chain(Phase::Response, operation, service)?;
+    let before = actions.api_chain(Phase::Request, operation, service).await?;
+    let after = actions.api_chain(Phase::Response, operation, service).await?;
     if before.is_empty() && after.is_empty() {
         return Ok(next.run(request).await);
     }

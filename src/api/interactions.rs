@@ -145,10 +145,8 @@ pub async fn list(
         admin: false,
         ..caller.0.person()
     };
-    let store = state.engine.store();
     let mut items = Vec::new();
-    for id in store.waiting_runs()? {
-        let Some(run) = store.run(id)? else { continue };
+    for run in state.engine.waiting_runs().await? {
         for (i, step) in run.steps.iter().enumerate() {
             let Some(waiting) = step.waiting.as_ref().filter(|_| step.state == StepState::Waiting) else {
                 continue;

@@ -12,6 +12,7 @@ mod executions;
 mod extract;
 mod hooks;
 mod interactions;
+mod operations;
 mod params;
 mod plugins;
 mod tokens;
@@ -88,8 +89,11 @@ pub struct Options {
         actions::create_target, actions::list_targets, actions::get_target, actions::update_target,
         actions::delete_target, actions::set_execution, actions::search_executions,
         actions::conditions, actions::log, actions::outbox,
+        operations::list_grants, operations::get_grant, operations::set_grant,
+        operations::delete_grant, operations::runners,
     ),
-    components(schemas(error::ErrorBody, interactions::Signal, tokens::NewToken, crate::auth::Role)),
+    components(schemas(error::ErrorBody, interactions::Signal, tokens::NewToken, crate::auth::Role,
+        crate::plugins::grants::GrantSpec)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
 )]
@@ -175,6 +179,14 @@ pub fn router(engine: Engine, options: &Options) -> Router {
         .route("/v1/tokens", post(tokens::create).get(tokens::list))
         .route("/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
         .route("/v1/audit", get(tokens::audit))
+        .route("/v1/grants", get(operations::list_grants))
+        .route(
+            "/v1/grants/{plugin}",
+            get(operations::get_grant)
+                .put(operations::set_grant)
+                .delete(operations::delete_grant),
+        )
+        .route("/v1/runners", get(operations::runners))
         .route(
             "/v1/actions/targets",
             post(actions::create_target).get(actions::list_targets),

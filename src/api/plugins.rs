@@ -5,8 +5,8 @@ use super::error::ApiError;
 use super::extract::{PathParams, QueryParams, RawBody};
 use super::AppState;
 use crate::auth::Action;
-use crate::names::PluginRef;
-use crate::store::{PluginMeta, Write};
+use crate::engine::RemoveError;
+use crate::plugins::PluginMeta;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -67,19 +67,21 @@ pub async fn upload(
     responses((status = 200, description = "Plugins", body = serde_json::Value)))]
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
     caller.require(Action::ReadPlugins)?;
-    let items = listed(&state)?
+    let items = listed(&state)
+        .await?
         .iter()
         .map(|(m, b)| view(m, *b))
         .collect::<Vec<_>>();
     Ok(Json(json!({ "items": items })))
 }
 
-fn listed(state: &AppState) -> Result<Vec<(PluginMeta, bool)>, ApiError> {
+async fn listed(state: &AppState) -> Result<Vec<(PluginMeta, bool)>, ApiError> {
     let builtins = crate::plugins::builtin::all();
     Ok(state
         .engine
         .plugins()
-        .list()?
+        .list()
+        .await?
         .into_iter()
         .map(|m| {
             let builtin = builtins.iter().any(|b| b.digest == m.digest && b.name == m.name);
@@ -99,7 +101,8 @@ pub async fn versions(
     caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Action::ReadPlugins)?;
-    let items: Vec<Value> = listed(&state)?
+    let items: Vec<Value> = listed(&state)
+        .await?
         .iter()
         .filter(|(m, _)| m.name == name)
         .map(|(m, b)| view(m, *b))
@@ -125,53 +128,14 @@ pub async fn delete(
     let (name, version) = spec
         .split_once('@')
         .ok_or_else(|| ApiError::bad_request(format!("delete needs name@version, got {spec:?}")))?;
-    if crate::plugins::builtin::all().iter().any(|b| b.name == name) {
-        return Err(ApiError::conflict(format!(
-            "{name} is built in and cannot be deleted"
-        )));
-    }
-    let store = state.engine.store();
-    let meta = store
-        .plugin(name, version)?
-        .ok_or_else(|| ApiError::not_found(format!("no plugin {name}@{version}")))?;
-    if let Some(user) = pinned_by(&state, &meta).await? {
-        return Err(ApiError::conflict(format!(
-            "{name}@{version} is in use by {user}; delete or finish that first"
-        )));
-    }
-    store
-        .commit(vec![Write::DeletePlugin {
-            name: name.to_owned(),
-            version: version.to_owned(),
-        }])
-        .await?;
+    state
+        .engine
+        .remove_plugin(name, version)
+        .await
+        .map_err(|e| match e {
+            RemoveError::NotFound(m) => ApiError::not_found(m),
+            RemoveError::InUse(m) => ApiError::conflict(m),
+            RemoveError::Internal(e) => ApiError::internal(e),
+        })?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// A workflow version or unfinished run that uses `meta`, if any.
-async fn pinned_by(state: &AppState, meta: &PluginMeta) -> Result<Option<String>, ApiError> {
-    let store = state.engine.store();
-    for (id, _, _) in store.workflows()? {
-        for (version, _) in store.workflow_versions(&id)? {
-            let Some(workflow) = state.engine.workflow(&id, Some(version)).await? else {
-                continue;
-            };
-            let uses = workflow.steps.iter().any(|s| match &s.plugin {
-                PluginRef::Latest(n) => *n == meta.name,
-                PluginRef::Version(n, v) => *n == meta.name && *v == meta.version,
-                PluginRef::Digest(d) => *d == meta.digest,
-            });
-            if uses {
-                return Ok(Some(format!("workflow {id} version {version}")));
-            }
-        }
-    }
-    for id in store.active_runs()?.into_iter().chain(store.waiting_runs()?) {
-        if let Some(run) = store.run(id)? {
-            if run.steps.iter().any(|s| s.plugin == meta.digest) {
-                return Ok(Some(format!("run {id} ({})", run.state.as_str())));
-            }
-        }
-    }
-    Ok(None)
 }

@@ -32,7 +32,9 @@ pub async fn create(
     JsonBody(new): JsonBody<NewToken>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.require(Action::ManageTokens)?;
-    let (secret, record) = crate::auth::create_token(state.engine.store(), &new.name, new.role, new.groups)
+    let (secret, record) = state
+        .engine
+        .create_token(&new.name, new.role, new.groups)
         .await
         .map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
     Ok((
@@ -51,10 +53,10 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<
     caller.require(Action::ManageTokens)?;
     let items: Vec<Value> = state
         .engine
-        .store()
-        .tokens()?
+        .tokens()
+        .await?
         .into_iter()
-        .map(|(_, t)| serde_json::to_value(t).unwrap_or_default())
+        .map(|t| serde_json::to_value(t).unwrap_or_default())
         .collect();
     Ok(Json(json!({ "items": items })))
 }
@@ -71,7 +73,7 @@ pub async fn revoke(
     PathParams(id): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(Action::ManageTokens)?;
-    let revoked = crate::auth::revoke_token(state.engine.store(), &id).await?;
+    let revoked = state.engine.revoke_token(&id).await?;
     if revoked == 0 {
         return Err(ApiError::not_found(format!("no active token {id}")));
     }
@@ -97,7 +99,7 @@ pub async fn audit(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Action::ReadAudit)?;
     let limit = query.limit.unwrap_or(100).clamp(1, 10_000);
-    let entries = state.engine.store().audit(query.after, limit).await?;
+    let entries = state.engine.audit(query.after, limit).await?;
     let next_after = entries.last().map(|(seq, _)| *seq);
     let items: Vec<Value> = entries
         .into_iter()

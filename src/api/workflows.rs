@@ -135,7 +135,7 @@ pub async fn diff(
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
     caller.require(Action::ReadWorkflows)?;
     let mut items = Vec::new();
-    for (id, version, digest) in state.engine.store().workflows()? {
+    for (id, version, digest) in state.engine.workflows().await? {
         let description = state
             .engine
             .workflow(&id, Some(version))
@@ -204,7 +204,7 @@ pub async fn versions(
     caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Action::ReadWorkflows)?;
-    let versions = state.engine.store().workflow_versions(&id)?;
+    let versions = state.engine.workflow_versions(&id).await?;
     if versions.is_empty() {
         return Err(ApiError::not_found(format!("no workflow {id}")));
     }
@@ -226,13 +226,8 @@ pub async fn delete(
     caller: Caller,
 ) -> Result<StatusCode, ApiError> {
     caller.require(Action::WriteWorkflows)?;
-    if state.engine.store().workflow_versions(&id)?.is_empty() {
+    if !state.engine.delete_workflow(&id).await? {
         return Err(ApiError::not_found(format!("no workflow {id}")));
     }
-    state
-        .engine
-        .store()
-        .commit(vec![crate::store::Write::DeleteWorkflow(id)])
-        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

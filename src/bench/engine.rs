@@ -1,6 +1,7 @@
 //! The in-process figures: step overhead, durable throughput (fresh and with history) and
 //! plugin cache. They drive the engine and plugin host directly, with no HTTP in the way.
 
+use super::databases::Databases;
 use super::{floors, ms, percentile, Figure, Sizes};
 use crate::engine::Engine;
 use crate::names::{Digest, PluginRef, RunId};
@@ -26,28 +27,37 @@ const TRANSITIONS_PER_RUN: usize = 6;
 
 pub async fn measure(
     dir: &Path,
+    databases: &Databases,
     sizes: Sizes,
     progress: &impl Fn(&str),
     figures: &mut BTreeMap<&'static str, Figure>,
 ) -> Result<()> {
-    let store = Store::open(&dir.join("engine.redb"))?;
-    let engine = Engine::new(PluginHost::new(store)?);
+    // The benchmark fills the history itself, so it keeps a handle on the store it measures.
+    let db = databases.fresh("engine").await?;
+    let store =
+        crate::store::open(&crate::store::Location::parse(&db), crate::store::new_runner_id()).await?;
+    let engine = Engine::new(store.clone(), PluginHost::new(store.clone())?);
+    engine.start_work().await?;
     let latest = |name: &str| {
-        engine
-            .plugins()
-            .resolve(&PluginRef::Latest(name.into()))
-            .map(|r| r.digest)
-            .map_err(anyhow::Error::msg)
+        let plugins = engine.plugins().clone();
+        let reference = PluginRef::Latest(name.into());
+        async move {
+            plugins
+                .resolve(&reference)
+                .await
+                .map(|r| r.digest)
+                .map_err(anyhow::Error::msg)
+        }
     };
 
     progress("step overhead");
     figures.insert(
         "step_overhead_us",
-        step_overhead(engine.plugins(), &latest("echo")?, sizes.calls).await?,
+        step_overhead(engine.plugins(), &latest("echo").await?, sizes.calls).await?,
     );
 
     progress("plugin cache");
-    let (cached, compiled) = engine.plugins().ready_times(&latest("transform")?).await?;
+    let (cached, compiled) = engine.plugins().ready_times(&latest("transform").await?).await?;
     figures.insert(
         "cached_plugin_ready_ms",
         Figure::new(ms(cached), "ms", ms(compiled), "first compile"),
@@ -60,15 +70,24 @@ pub async fn measure(
     super::settle_disk();
     let fresh = durable_throughput(&engine, &workflow, sizes.runs).await?;
     let fdatasync = floors::fdatasync_per_s(dir, 500)?;
-    let redb = floors::redb_same_batches(dir, &fresh.batches)?;
+    let (bare, floor_is) = match databases {
+        Databases::Files(_) => (
+            floors::redb_same_batches(dir, &fresh.batches)?,
+            "bare redb, same commits",
+        ),
+        Databases::Postgres { .. } => (
+            super::databases::pg_same_batches(&databases.fresh("floor").await?, &fresh.batches).await?,
+            "bare PostgreSQL, same commits",
+        ),
+    };
     let fresh_rate = fresh.transitions_per_s();
     figures.insert(
         "durable_transitions_per_s",
         Figure::new(
             fresh_rate,
             "transitions/s",
-            fresh.transitions as f64 / redb.as_secs_f64(),
-            "bare redb, same commits",
+            fresh.transitions as f64 / bare.as_secs_f64(),
+            floor_is,
         )
         .with("fdatasync_per_s", fdatasync)
         .with("commits", fresh.batches.transactions as f64)
@@ -79,7 +98,7 @@ pub async fn measure(
         "durable throughput with {} finished runs",
         sizes.history
     ));
-    fill_history(engine.store(), fresh.sample, sizes.history).await?;
+    fill_history(&*store, fresh.sample, sizes.history).await?;
     super::settle_disk();
     let with_history = durable_throughput(&engine, &workflow, sizes.runs).await?;
     figures.insert(
@@ -92,6 +111,7 @@ pub async fn measure(
         )
         .with("finished_runs_in_db", sizes.history as f64),
     );
+    engine.stop().await;
     Ok(())
 }
 
@@ -150,7 +170,7 @@ impl Throughput {
 /// `runs` runs of the no-op workflow started at once, each followed by its own task as
 /// concurrent clients would, every transition durable.
 async fn durable_throughput(engine: &Engine, workflow: &Arc<Workflow>, runs: usize) -> Result<Throughput> {
-    let stats = engine.store().writer_stats();
+    let stats = engine.writer_stats();
     let before = floors::Batches::read(stats);
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(runs);
@@ -183,8 +203,8 @@ async fn durable_throughput(engine: &Engine, workflow: &Arc<Workflow>, runs: usi
 
 /// Stores `count` copies of a finished run (with its log) under new ids, as the history of a
 /// busy server would hold them.
-async fn fill_history(store: &Store, sample: RunRecord, count: usize) -> Result<()> {
-    let logs = store.logs(sample.id, None, usize::MAX)?;
+async fn fill_history(store: &dyn Store, sample: RunRecord, count: usize) -> Result<()> {
+    let logs = store.logs(sample.id, None, usize::MAX).await?;
     let mut left = count;
     while left > 0 {
         let batch = left.min(2_000);
@@ -194,9 +214,19 @@ async fn fill_history(store: &Store, sample: RunRecord, count: usize) -> Result<
                 id: RunId::new(),
                 ..sample.clone()
             };
-            writes.push(Write::run(&run)?);
-            for line in &logs {
-                writes.push(Write::log(run.id, line)?);
+            writes.push(Write::Run {
+                id: run.id,
+                doc: serde_json::to_vec(&run)?,
+                index: run.index(),
+                expect: None,
+                owner: None,
+            });
+            for (seq, doc) in logs.iter().enumerate() {
+                writes.push(Write::Log {
+                    run: run.id,
+                    seq: seq as u64,
+                    doc: doc.clone(),
+                });
             }
         }
         store.commit(writes).await?;

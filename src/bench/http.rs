@@ -3,6 +3,7 @@
 //! throughput, the same with history in the database, and 100,000 runs waiting on an
 //! approval (memory, restart, answering one).
 
+use super::databases::Databases;
 use super::engine::NOOP_WORKFLOW;
 use super::{ms, percentile, Figure, Sizes, CLIENTS};
 use anyhow::{anyhow, bail, Context, Result};
@@ -19,18 +20,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A workflow whose runs wait for one approval, then finish with a no-op step.
-const APPROVAL_WORKFLOW: &str = r#"{"id": "bench-approval", "steps": [
+pub(super) const APPROVAL_WORKFLOW: &str = r#"{"id": "bench-approval", "steps": [
     {"name": "Approve", "plugin": "approval",
      "input": {"prompt": "Approve run {{ run.id }}?", "expires_in": "30d"}},
     {"name": "Done", "plugin": "echo", "input": {}}]}"#;
 
 pub async fn latency_and_throughput(
     dir: &Path,
+    databases: &Databases,
     sizes: Sizes,
     progress: &impl Fn(&str),
     figures: &mut BTreeMap<&'static str, Figure>,
 ) -> Result<()> {
-    let db = dir.join("http.redb");
+    let db = databases.fresh("http").await?;
     let token = admin_token(&db)?;
     let server = Server::start(&db)?;
     let api = Api::new(&server, &token, true)?;
@@ -49,11 +51,20 @@ pub async fn latency_and_throughput(
     let health_p50 = ms(percentile(&mut health, 50));
     // A durable 3-step run needs four commits one after another: the start, then each step's
     // outcome (with the next step marked running).
-    let commit = super::floors::redb_commit_latency(dir, 2048, sizes.requests.max(100))?;
+    let (commit, four_commits) = match databases {
+        Databases::Files(_) => (
+            super::floors::redb_commit_latency(dir, 2048, sizes.requests.max(100))?,
+            "four_redb_commits_ms",
+        ),
+        Databases::Postgres { .. } => (
+            super::databases::pg_commit_latency(&db, 2048, sizes.requests.max(100)).await?,
+            "four_pg_commits_ms",
+        ),
+    };
     figures.insert(
         "http_p50_ms",
         Figure::new(p50, "ms", health_p50, "GET /healthz p50")
-            .with("four_redb_commits_ms", 4.0 * ms(commit))
+            .with(four_commits, 4.0 * ms(commit))
             .with("fresh_connection_p50_ms", ms(percentile(&mut fresh, 50)))
             .with("fresh_connection_p99_ms", ms(percentile(&mut fresh, 99))),
     );
@@ -68,14 +79,20 @@ pub async fn latency_and_throughput(
     );
 
     progress(&format!("HTTP throughput, {CLIENTS} clients"));
-    let health_load = concurrent(&api, sizes.client_runs * 4, None, |api| async move {
-        api.health().await
-    })
+    let health_load = concurrent(
+        std::slice::from_ref(&api),
+        sizes.client_runs * 4,
+        None,
+        |api| async move { api.health().await },
+    )
     .await?;
     let bar = progress_bar(sizes.client_runs, "runs");
-    let mut load = concurrent(&api, sizes.client_runs, Some(&bar), |api| async move {
-        api.start_completed("bench").await
-    })
+    let mut load = concurrent(
+        std::slice::from_ref(&api),
+        sizes.client_runs,
+        Some(&bar),
+        |api| async move { api.start_completed("bench").await },
+    )
     .await?;
     bar.finish_and_clear();
     figures.insert(
@@ -95,7 +112,7 @@ pub async fn latency_and_throughput(
     let more = sizes.history.saturating_sub(done);
     progress(&format!("HTTP latency with {} finished runs", done + more));
     let bar = progress_bar(more, "finished runs");
-    concurrent(&api, more, Some(&bar), |api| async move {
+    concurrent(std::slice::from_ref(&api), more, Some(&bar), |api| async move {
         api.start_completed("bench").await
     })
     .await?;
@@ -120,7 +137,8 @@ pub async fn waiting_runs(
     figures: &mut BTreeMap<&'static str, Figure>,
 ) -> Result<()> {
     progress(&format!("{} waiting runs", sizes.waiting));
-    let db = dir.join("waiting.redb");
+    let path = dir.join("waiting.redb");
+    let db = path.display().to_string();
     let token = admin_token(&db)?;
     let server = Server::start(&db)?;
     let (empty_ready, empty_rss) = (server.ready, server.rss_mb()?);
@@ -132,19 +150,24 @@ pub async fn waiting_runs(
     let bar = progress_bar(sizes.waiting, "waiting runs");
     let ids = Arc::new(std::sync::Mutex::new(Vec::with_capacity(sizes.waiting)));
     let kept = ids.clone();
-    concurrent(&api, sizes.waiting, Some(&bar), move |api| {
-        let kept = kept.clone();
-        async move {
-            let started = Instant::now();
-            let id = api.start_waiting().await?;
-            kept.lock().expect("ids lock").push(id);
-            Ok(started.elapsed())
-        }
-    })
+    concurrent(
+        std::slice::from_ref(&api),
+        sizes.waiting,
+        Some(&bar),
+        move |api| {
+            let kept = kept.clone();
+            async move {
+                let started = Instant::now();
+                let id = api.start_waiting().await?;
+                kept.lock().expect("ids lock").push(id);
+                Ok(started.elapsed())
+            }
+        },
+    )
     .await?;
     bar.finish_and_clear();
     let rss = server.rss_mb()?;
-    let db_mb = std::fs::metadata(&db)?.len() as f64 / 1e6;
+    let db_mb = std::fs::metadata(&path)?.len() as f64 / 1e6;
     server.stop()?;
 
     progress("restart with the waiting runs");
@@ -189,7 +212,7 @@ pub async fn waiting_runs(
 }
 
 /// `weft token create` on `db`: the admin token every request of the bench carries.
-fn admin_token(db: &Path) -> Result<String> {
+pub(super) fn admin_token(db: &str) -> Result<String> {
     let out = Command::new(std::env::current_exe()?)
         .args(["token", "create", "--name", "bench", "--role", "admin", "--db"])
         .arg(db)
@@ -207,7 +230,7 @@ fn admin_token(db: &Path) -> Result<String> {
 
 /// A `weft serve` child process on a loopback port; killed (SIGKILL, as in a crash) when
 /// dropped.
-struct Server {
+pub(super) struct Server {
     child: Child,
     base: String,
     /// From spawning the process to its `weft serving` line (recovery done, port bound).
@@ -215,7 +238,7 @@ struct Server {
 }
 
 impl Server {
-    fn start(db: &Path) -> Result<Server> {
+    pub(super) fn start(db: &str) -> Result<Server> {
         let started = Instant::now();
         let mut child = Command::new(std::env::current_exe()?)
             .args(["serve", "--listen", "127.0.0.1:0", "--db"])
@@ -281,7 +304,7 @@ impl Server {
 
 impl Server {
     /// Asks the server to stop (SIGTERM, as a service manager would) and waits until it has.
-    fn stop(mut self) -> Result<()> {
+    pub(super) fn stop(mut self) -> Result<()> {
         let pid = libc::pid_t::try_from(self.child.id())?;
         // SAFETY: `kill` has no memory effects; `pid` is our own child, not yet reaped.
         if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
@@ -304,7 +327,7 @@ impl Drop for Server {
 
 /// An HTTP client of one server, sending the bench's token.
 #[derive(Clone)]
-struct Api {
+pub(super) struct Api {
     base: String,
     token: String,
     http: reqwest::Client,
@@ -312,7 +335,7 @@ struct Api {
 
 impl Api {
     /// A client that keeps connections alive, or opens a new one for every request.
-    fn new(server: &Server, token: &str, keep_alive: bool) -> Result<Api> {
+    pub(super) fn new(server: &Server, token: &str, keep_alive: bool) -> Result<Api> {
         let mut builder = reqwest::Client::builder().tcp_nodelay(true);
         if !keep_alive {
             builder = builder.pool_max_idle_per_host(0);
@@ -348,7 +371,7 @@ impl Api {
         Ok(started.elapsed())
     }
 
-    async fn create_workflow(&self, json: &str) -> Result<()> {
+    pub(super) async fn create_workflow(&self, json: &str) -> Result<()> {
         let request = self
             .http
             .post(format!("{}/v1/workflows", self.base))
@@ -364,7 +387,7 @@ impl Api {
     }
 
     /// Starts a run, waits until it completed, and returns how long that took.
-    async fn start_completed(&self, workflow: &str) -> Result<Duration> {
+    pub(super) async fn start_completed(&self, workflow: &str) -> Result<Duration> {
         let started = Instant::now();
         let run = self.start(workflow).await?;
         let elapsed = started.elapsed();
@@ -373,7 +396,7 @@ impl Api {
     }
 
     /// Starts a run of the approval workflow and returns its id once it waits.
-    async fn start_waiting(&self) -> Result<String> {
+    pub(super) async fn start_waiting(&self) -> Result<String> {
         let run = self.start("bench-approval").await?;
         expect_state(&run, "waiting")?;
         run["id"]
@@ -385,14 +408,20 @@ impl Api {
     /// Approves a waiting run with a Keyfactor signal; returns how long the answer took,
     /// then checks that the run went on to complete.
     async fn approve_and_finish(&self, id: &str) -> Result<Duration> {
+        Ok(self.approve_until_completed(id).await?.0)
+    }
+
+    /// Approves a waiting run, then waits (`?wait=true`) until it has completed; returns how
+    /// long the answer took and how long until this server saw the run completed.
+    pub(super) async fn approve_until_completed(&self, id: &str) -> Result<(Duration, Duration)> {
         let signal = json!({"SignalKey": "Approve.ApprovalStatus", "Data": {"Approved": true}});
         let url = format!("{}/v1/instances/{id}/signals", self.base);
         let started = Instant::now();
         self.send(self.http.post(url).json(&signal), 204).await?;
-        let elapsed = started.elapsed();
+        let answered = started.elapsed();
         let url = format!("{}/v1/executions/{id}?wait=true", self.base);
         expect_state(&self.send(self.http.get(url), 200).await?, "completed")?;
-        Ok(elapsed)
+        Ok((answered, started.elapsed()))
     }
 
     /// How many runs wait for a person, counted from the paged listing.
@@ -422,7 +451,7 @@ fn expect_state(run: &Value, state: &str) -> Result<()> {
 }
 
 /// `count` requests one after another; their latencies.
-async fn sequential<F, Fut>(count: usize, mut request: F) -> Result<Vec<Duration>>
+pub(super) async fn sequential<F, Fut>(count: usize, mut request: F) -> Result<Vec<Duration>>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Duration>>,
@@ -435,13 +464,13 @@ where
 }
 
 /// What a concurrent load did.
-struct Load {
-    latencies: Vec<Duration>,
+pub(super) struct Load {
+    pub(super) latencies: Vec<Duration>,
     elapsed: Duration,
 }
 
 impl Load {
-    fn per_s(&self) -> f64 {
+    pub(super) fn per_s(&self) -> f64 {
         self.latencies.len() as f64 / self.elapsed.as_secs_f64()
     }
 }
@@ -449,8 +478,13 @@ impl Load {
 type Request = Pin<Box<dyn Future<Output = Result<Duration>> + Send>>;
 
 /// `count` requests made by [`CLIENTS`] clients at once, each starting its next request when
-/// its last one answered.
-async fn concurrent<F, Fut>(api: &Api, count: usize, bar: Option<&ProgressBar>, request: F) -> Result<Load>
+/// its last one answered. Client `i` talks to `apis[i % apis.len()]`.
+pub(super) async fn concurrent<F, Fut>(
+    apis: &[Api],
+    count: usize,
+    bar: Option<&ProgressBar>,
+    request: F,
+) -> Result<Load>
 where
     F: Fn(Api) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Duration>> + Send + 'static,
@@ -460,8 +494,9 @@ where
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut clients = Vec::with_capacity(CLIENTS);
-    for _ in 0..CLIENTS {
-        let (api, next, request, bar) = (api.clone(), next.clone(), request.clone(), bar.cloned());
+    for i in 0..CLIENTS {
+        let api = apis[i % apis.len()].clone();
+        let (next, request, bar) = (next.clone(), request.clone(), bar.cloned());
         clients.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             loop {
@@ -486,7 +521,7 @@ where
 }
 
 /// A progress bar on stderr (drawn only on a terminal).
-fn progress_bar(len: usize, what: &'static str) -> ProgressBar {
+pub(super) fn progress_bar(len: usize, what: &'static str) -> ProgressBar {
     let bar = ProgressBar::new(len as u64);
     bar.set_style(
         ProgressStyle::with_template("  {bar:40} {pos}/{len} {msg} ({per_sec}, {eta} left)")

@@ -8,11 +8,13 @@
 //! happened (every run completed, every waiting run waits) so a broken engine cannot post a
 //! good number.
 
+mod databases;
 mod engine;
 mod floors;
 mod http;
+mod runners;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -97,28 +99,51 @@ pub enum Part {
     Engine,
     /// Against `weft serve`: latency, throughput at 64 clients, latency with history.
     Http,
-    /// Runs waiting for an approval: memory, database size, restart, answering one.
+    /// Runs waiting for an approval: memory, database size, restart, answering one (redb).
     Waiting,
+    /// Several runners on one PostgreSQL database: an answer on another runner, and runs/s
+    /// against one, two and three runners (with --db postgres://... only).
+    Runners,
 }
 
-/// Runs the figures of `parts` (all when empty) and returns them by name.
+/// Runs the figures of `parts` (all that apply when empty) on redb files, or on fresh
+/// databases of the PostgreSQL server of `postgres`, and returns them by name.
 pub async fn run(
     sizes: Sizes,
     parts: &[Part],
+    postgres: Option<&str>,
     progress: impl Fn(&str),
 ) -> Result<BTreeMap<&'static str, Figure>> {
     let dir = tempfile::tempdir().context("cannot make a temporary directory")?;
+    let databases = databases::Databases::new(dir.path(), postgres)?;
+    let on_postgres = databases.is_postgres();
+    if parts.contains(&Part::Runners) && !on_postgres {
+        bail!("--only runners needs several runners on one database: pass --db postgres://...");
+    }
+    if parts.contains(&Part::Waiting) && on_postgres {
+        bail!("--only waiting measures the embedded store (memory and file size): leave out --db");
+    }
     let wanted = |part| parts.is_empty() || parts.contains(&part);
+    progress(&format!("figures on {}", databases.describe()));
     let mut figures = BTreeMap::new();
-    if wanted(Part::Engine) {
-        engine::measure(dir.path(), sizes, &progress, &mut figures).await?;
+    let measured = async {
+        if wanted(Part::Engine) {
+            engine::measure(dir.path(), &databases, sizes, &progress, &mut figures).await?;
+        }
+        if wanted(Part::Http) {
+            http::latency_and_throughput(dir.path(), &databases, sizes, &progress, &mut figures).await?;
+        }
+        if wanted(Part::Waiting) && !on_postgres {
+            http::waiting_runs(dir.path(), sizes, &progress, &mut figures).await?;
+        }
+        if wanted(Part::Runners) && on_postgres {
+            runners::measure(&databases, sizes, &progress, &mut figures).await?;
+        }
+        anyhow::Ok(())
     }
-    if wanted(Part::Http) {
-        http::latency_and_throughput(dir.path(), sizes, &progress, &mut figures).await?;
-    }
-    if wanted(Part::Waiting) {
-        http::waiting_runs(dir.path(), sizes, &progress, &mut figures).await?;
-    }
+    .await;
+    databases.clean_up().await?;
+    measured?;
     Ok(figures)
 }
 

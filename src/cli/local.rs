@@ -1,12 +1,14 @@
-//! Commands that work on a local database file, with an engine in this process.
+//! Commands that work on a database (a redb file, or PostgreSQL) with an engine in this
+//! process.
 
 use super::show;
 use super::{AnswerArgs, CancelArgs, DbArgs, RunArgs, ServeArgs, StartArgs, ValidateArgs};
-use crate::engine::{AnswerError, Engine, Event, StartError};
+use crate::engine::{AnswerError, Engine, EngineOptions, Event, RunQuery, StartError};
 use crate::names::RunId;
+use crate::plugins::grants::GrantSpec;
 use crate::plugins::PluginHost;
 use crate::run::{RunRecord, RunState};
-use crate::store::Store;
+use crate::store::Location;
 use crate::workflow;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{Map, Value};
@@ -15,18 +17,24 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tokio::sync::broadcast;
 
-/// The database file: `--db`, `$WEFT_DB`, or `weft.redb` in the user's data directory.
-fn db_path(db: &DbArgs) -> Result<PathBuf> {
-    if let Some(path) = &db.db {
-        return Ok(path.clone());
+/// The database: `--db` (a file or `postgres://...`), `$WEFT_DB`, or `weft.redb` in the
+/// user's data directory.
+fn location(db: &DbArgs) -> Result<Location> {
+    if let Some(given) = &db.db {
+        return Ok(Location::parse(given));
     }
     let dirs = directories::ProjectDirs::from("dev", "weft", "weft")
         .ok_or_else(|| anyhow!("cannot find a data directory for this user; pass --db FILE"))?;
-    Ok(dirs.data_dir().join("weft.redb"))
+    Ok(Location::File(dirs.data_dir().join("weft.redb")))
 }
 
-fn open_store(db: &DbArgs) -> Result<Store> {
-    Store::open(&db_path(db)?)
+/// How to name the database in a printed command: `--db FILE` or `--db URL` (without its
+/// password).
+fn db_option(db: &DbArgs) -> Result<String> {
+    Ok(match location(db)? {
+        Location::File(path) => format!("--db {}", path.display()),
+        Location::Postgres(url) => format!("--db {}", crate::store::mask_password(&url)),
+    })
 }
 
 /// `weft.toml` (`--config`, `$WEFT_CONFIG`): grants and limits.
@@ -34,20 +42,32 @@ fn config(db: &DbArgs) -> Result<crate::config::Config> {
     crate::config::Config::load(db.config.as_deref())
 }
 
-/// The plugin host over the database, with the grants and limits of `weft.toml`; untrusted
-/// components are compiled by child processes of this executable.
-fn open_host(db: &DbArgs) -> Result<PluginHost> {
+/// The engine over the database, with the grants and limits of `weft.toml`; untrusted
+/// components are compiled by child processes of this executable. It does no background
+/// work until a command asks it to (see [`Engine::start_work`]).
+async fn open_engine(db: &DbArgs) -> Result<Engine> {
+    open_engine_with(db, EngineOptions::default()).await
+}
+
+async fn open_engine_with(db: &DbArgs, options: EngineOptions) -> Result<Engine> {
     let config = config(db)?;
-    let options = crate::plugins::HostOptions {
-        grants: config.grants,
+    let store = crate::store::open(&location(db)?, crate::store::new_runner_id()).await?;
+    let host = crate::plugins::HostOptions {
+        secrets: config.secrets,
         limits: config.limits,
         compiler: crate::plugins::Compiler::worker()?,
     };
-    PluginHost::with_options(open_store(db)?, options)
+    let plugins = PluginHost::with_options(store.clone(), host)?;
+    let engine = Engine::with_options(store, plugins, options);
+    engine.seed_grants(&config.grants).await?;
+    Ok(engine)
 }
 
-fn open_engine(db: &DbArgs) -> Result<Engine> {
-    Ok(Engine::new(open_host(db)?))
+/// [`open_engine`], working: it fires timers, delivers events and moves runs on.
+async fn working_engine(db: &DbArgs) -> Result<Engine> {
+    let engine = open_engine(db).await?;
+    engine.start_work().await?;
+    Ok(engine)
 }
 
 /// The process exit code for a run: 0 completed, 2 waiting, 1 failed, rejected or canceled.
@@ -170,7 +190,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
         .iter()
         .map(|a| parse_answer(a))
         .collect::<Result<Vec<_>>>()?;
-    let engine = open_engine(&args.db)?;
+    let engine = working_engine(&args.db).await?;
     let definition = read_definition(&engine, &args.file).await?;
     let workflow = engine
         .register(definition)
@@ -188,7 +208,7 @@ pub async fn run(args: RunArgs) -> Result<ExitCode> {
 /// `weft start WORKFLOW` on the local database: like `run`, for a stored workflow.
 pub async fn start(args: StartArgs) -> Result<ExitCode> {
     let inputs = parse_inputs(&args.inputs)?;
-    let engine = open_engine(&args.db)?;
+    let engine = working_engine(&args.db).await?;
     let workflow = engine
         .workflow(&args.workflow, args.version)
         .await?
@@ -256,7 +276,7 @@ async fn follow(
 /// `weft workflow apply FILE` on the local database.
 pub async fn apply_workflow(db: DbArgs, file: PathBuf, publish: bool) -> Result<ExitCode> {
     let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
-    let engine = open_engine(&db)?;
+    let engine = open_engine(&db).await?;
     let document = engine
         .parse_document(text)
         .await
@@ -271,7 +291,7 @@ pub async fn apply_workflow(db: DbArgs, file: PathBuf, publish: bool) -> Result<
 
 /// `weft workflow publish ID VERSION` on the local database.
 pub async fn publish_workflow(db: DbArgs, id: &str, version: u64) -> Result<ExitCode> {
-    if !open_engine(&db)?.publish(id, version).await? {
+    if !open_engine(&db).await?.publish(id, version).await? {
         bail!("workflow {id} has no version {version}");
     }
     println!("{id} v{version} is now the active version");
@@ -285,7 +305,7 @@ pub async fn export_workflows(
     output: &Path,
     include_plugins: bool,
 ) -> Result<ExitCode> {
-    let engine = open_engine(&db)?;
+    let engine = open_engine(&db).await?;
     let bundle = crate::bundle::export(&engine, ids, include_plugins).await?;
     std::fs::write(output, serde_json::to_vec_pretty(&bundle)?)
         .with_context(|| format!("cannot write {}", output.display()))?;
@@ -297,7 +317,7 @@ pub async fn export_workflows(
 pub async fn import_workflows(db: DbArgs, file: &Path, rename: &str) -> Result<ExitCode> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let rename = crate::api::parse_rename(Some(rename)).map_err(|e| anyhow!("--rename: {}", e.message))?;
-    let engine = open_engine(&db)?;
+    let engine = open_engine(&db).await?;
     let bundle = crate::bundle::parse(&bytes).map_err(|e| anyhow!("{}: {e}", file.display()))?;
     let imported = crate::bundle::import(&engine, bundle, &rename)
         .await
@@ -312,7 +332,7 @@ fn finish_output(run: &RunRecord, json: bool, db: &DbArgs) -> Result<ExitCode> {
     } else {
         println!("{}", show::summary(run));
         if run.state == RunState::Waiting {
-            let place = format!("--db {}", db_path(db)?.display());
+            let place = db_option(db)?;
             for line in show::how_to_answer(run, &place) {
                 println!("{line}");
             }
@@ -326,7 +346,7 @@ pub async fn answer(args: AnswerArgs) -> Result<ExitCode> {
     let id: RunId = args.run.parse().map_err(|e: String| anyhow!(e))?;
     let (step, signal) = parse_signal_key(&args.signal)?;
     let data = parse_data(&args.data, &args.signal)?;
-    let engine = open_engine(&args.db)?;
+    let engine = working_engine(&args.db).await?;
     engine.fire_due_timers().await?;
     let events = engine.subscribe();
     let answered = engine
@@ -343,12 +363,17 @@ pub async fn answer(args: AnswerArgs) -> Result<ExitCode> {
 
 /// `weft resume`: continue interrupted runs and fire due timers, then wait for them.
 pub async fn resume(db: DbArgs) -> Result<ExitCode> {
-    let engine = open_engine(&db)?;
+    let engine = working_engine(&db).await?;
     let resumed = engine.recover().await?;
     let fired = engine.fire_due_timers().await?;
     // Timers may have set more runs going; wait for every one that is under way.
-    for id in engine.store().active_runs()? {
-        let run = engine.settled(id).await?;
+    let query = RunQuery {
+        state: Some(RunState::Running),
+        before: None,
+        limit: usize::MAX,
+    };
+    for run in engine.runs(query, |_| true).await? {
+        let run = engine.settled(run.id).await?;
         println!("{}", show::one_line(&run));
     }
     engine.quiesce().await;
@@ -359,24 +384,25 @@ pub async fn resume(db: DbArgs) -> Result<ExitCode> {
 /// `weft cancel RUN`.
 pub async fn cancel(args: CancelArgs) -> Result<ExitCode> {
     let id: RunId = args.run.parse().map_err(|e: String| anyhow!(e))?;
-    let engine = open_engine(&args.db)?;
+    let engine = open_engine(&args.db).await?;
     let run = engine.cancel(id, &args.identity.person().name).await?;
     println!("{}", show::summary(&run));
     Ok(ExitCode::SUCCESS)
 }
 
 /// `weft runs list`.
-pub fn list_runs(db: DbArgs, state: Option<String>, json: bool) -> Result<ExitCode> {
+pub async fn list_runs(db: DbArgs, state: Option<String>, json: bool) -> Result<ExitCode> {
     let state: Option<RunState> = state
         .map(|s| s.parse())
         .transpose()
         .map_err(|e: String| anyhow!(e))?;
-    let store = open_store(&db)?;
-    let runs: Vec<RunRecord> = store
-        .runs()?
-        .into_iter()
-        .filter(|r| state.is_none_or(|s| r.state == s))
-        .collect();
+    let engine = open_engine(&db).await?;
+    let query = RunQuery {
+        state,
+        before: None,
+        limit: usize::MAX,
+    };
+    let runs = engine.runs(query, |_| true).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&runs)?);
     } else if runs.is_empty() {
@@ -390,25 +416,26 @@ pub fn list_runs(db: DbArgs, state: Option<String>, json: bool) -> Result<ExitCo
 }
 
 /// `weft runs show RUN`.
-pub fn show_run(db: DbArgs, run: &str, json: bool, logs: bool) -> Result<ExitCode> {
+pub async fn show_run(db: DbArgs, run: &str, json: bool, logs: bool) -> Result<ExitCode> {
     let id: RunId = run.parse().map_err(|e: String| anyhow!(e))?;
-    let store = open_store(&db)?;
-    let run = store
-        .run(id)?
-        .ok_or_else(|| anyhow!("no run {id} in {}", store.path().display()))?;
+    let engine = open_engine(&db).await?;
+    let run = engine
+        .run(id)
+        .await?
+        .ok_or_else(|| anyhow!("no run {id} in {}", engine.database()))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&run)?);
     } else {
         println!("{}", show::summary(&run));
         if run.state == RunState::Waiting {
-            let place = format!("--db {}", store.path().display());
+            let place = db_option(&db)?;
             for line in show::how_to_answer(&run, &place) {
                 println!("{line}");
             }
         }
         if logs {
             println!("log:");
-            for line in store.logs(id, None, usize::MAX)? {
+            for line in engine.logs(id, None, usize::MAX).await? {
                 println!("{}", show::log_line(&line));
             }
         }
@@ -419,8 +446,9 @@ pub fn show_run(db: DbArgs, run: &str, json: bool, logs: bool) -> Result<ExitCod
 /// `weft plugin add FILE --name N --version V`.
 pub async fn add_plugin(db: DbArgs, file: PathBuf, name: String, version: String) -> Result<ExitCode> {
     let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-    let host = open_host(&db)?;
-    let meta = host
+    let engine = open_engine(&db).await?;
+    let meta = engine
+        .plugins()
         .add(&name, &version, bytes)
         .await
         .map_err(|e| anyhow!("{}: {e}", file.display()))?
@@ -433,9 +461,9 @@ pub async fn add_plugin(db: DbArgs, file: PathBuf, name: String, version: String
 }
 
 /// `weft plugin list`.
-pub fn list_plugins(db: DbArgs) -> Result<ExitCode> {
-    let host = open_host(&db)?;
-    for meta in host.list()? {
+pub async fn list_plugins(db: DbArgs) -> Result<ExitCode> {
+    let engine = open_engine(&db).await?;
+    for meta in engine.plugins().list().await? {
         println!(
             "{}@{}\t{}\t{}\t{} bytes",
             meta.name, meta.version, meta.world, meta.digest, meta.size
@@ -446,7 +474,7 @@ pub fn list_plugins(db: DbArgs) -> Result<ExitCode> {
 
 /// `weft validate FILE`.
 pub async fn validate(args: ValidateArgs) -> Result<ExitCode> {
-    let engine = open_engine(&args.db)?;
+    let engine = open_engine(&args.db).await?;
     let definition = read_definition(&engine, &args.file).await?;
     let workflow = engine
         .validate(definition)
@@ -464,26 +492,38 @@ pub async fn validate(args: ValidateArgs) -> Result<ExitCode> {
 
 /// `weft serve`: continue interrupted runs, fire due timers, then serve the API.
 pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
-    let engine = open_engine(&args.db)?;
-    let has_tokens = engine.store().has_tokens()?;
-    let loopback = args.listen.ip().is_loopback();
-    if !has_tokens && !loopback {
-        bail!(
-            "refusing to serve {} without authentication: create an admin token first with \
-             `weft token create --name NAME --role admin --db {}`, or listen on 127.0.0.1",
-            args.listen,
-            engine.store().path().display()
-        );
-    }
-    let resumed = engine.recover().await?;
-    let fired = engine.fire_due_timers().await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr()?;
+    if args.lease < std::time::Duration::from_millis(500) {
+        bail!(
+            "--lease {}: a lease must be at least 500ms",
+            humantime::format_duration(args.lease)
+        );
+    }
+    let options = EngineOptions {
+        address: Some(address.to_string()),
+        lease: args.lease,
+    };
+    let engine = open_engine_with(&args.db, options).await?;
+    let has_tokens = engine.has_tokens().await?;
+    let loopback = args.listen.ip().is_loopback();
+    if !has_tokens && !loopback {
+        bail!(
+            "refusing to serve {} without authentication: create an admin token first with \
+             `weft token create --name NAME --role admin {}`, or listen on 127.0.0.1",
+            args.listen,
+            db_option(&args.db)?
+        );
+    }
+    engine.start_work().await?;
+    let resumed = engine.recover().await?;
+    let fired = engine.fire_due_timers().await?;
     eprintln!(
-        "weft serving http://{address} (database {}; resumed {resumed} run(s), fired {fired} timer(s))",
-        engine.store().path().display()
+        "weft serving http://{address} (database {}; runner {}; resumed {resumed} run(s), fired {fired} timer(s))",
+        engine.database(),
+        engine.runner()
     );
     if !has_tokens {
         eprintln!(
@@ -499,8 +539,10 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
         limits,
         local_mode: loopback,
     };
-    crate::api::serve(engine, listener, options, stop_requested()).await?;
-    // Returning drops the engine and closes the database cleanly, so the next start is quick.
+    crate::api::serve(engine.clone(), listener, options, stop_requested()).await?;
+    // This runner's runs go to the others at once; dropping the engine closes the database
+    // cleanly, so the next start is quick.
+    engine.stop().await;
     eprintln!("weft stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -527,16 +569,15 @@ pub async fn create_token(
     role: crate::auth::Role,
     groups: Vec<String>,
 ) -> Result<ExitCode> {
-    let store = open_store(&db)?;
-    let (secret, _) = crate::auth::create_token(&store, &name, role, groups).await?;
+    let (secret, _) = open_engine(&db).await?.create_token(&name, role, groups).await?;
     eprintln!("token for {name} ({role}); it is shown only now:");
     println!("{secret}");
     Ok(ExitCode::SUCCESS)
 }
 
 /// `weft token list` on the local database.
-pub fn list_tokens(db: DbArgs) -> Result<ExitCode> {
-    for (_, token) in open_store(&db)?.tokens()? {
+pub async fn list_tokens(db: DbArgs) -> Result<ExitCode> {
+    for token in open_engine(&db).await?.tokens().await? {
         println!("{}", show::token_line(&token));
     }
     Ok(ExitCode::SUCCESS)
@@ -544,10 +585,124 @@ pub fn list_tokens(db: DbArgs) -> Result<ExitCode> {
 
 /// `weft token revoke ID|NAME` on the local database.
 pub async fn revoke_token(db: DbArgs, which: &str) -> Result<ExitCode> {
-    let revoked = crate::auth::revoke_token(&open_store(&db)?, which).await?;
+    let revoked = open_engine(&db).await?.revoke_token(which).await?;
     if revoked == 0 {
         bail!("no active token {which}");
     }
     println!("revoked {which}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weft grant list` on the local database.
+pub async fn list_grants(db: DbArgs) -> Result<ExitCode> {
+    for (plugin, grant) in open_engine(&db).await?.grants().await? {
+        println!("{}", show::grant_line(&grant.view(&plugin)));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weft grant show PLUGIN` on the local database.
+pub async fn show_grant(db: DbArgs, plugin: &str) -> Result<ExitCode> {
+    let grants = open_engine(&db).await?.grants().await?;
+    let grant = grants
+        .get(plugin)
+        .ok_or_else(|| anyhow!("no grant for {plugin}"))?;
+    println!("{}", serde_json::to_string_pretty(&grant.view(plugin))?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weft grant set PLUGIN ...` on the local database, audited as the operating-system user
+/// (or `--as`).
+pub async fn set_grant(db: DbArgs, plugin: &str, spec: GrantSpec, by: &str) -> Result<ExitCode> {
+    let engine = open_engine(&db).await?;
+    let grant = engine.set_grant(plugin, spec, by).await?;
+    engine.record_audit(&cli_audit(by, &format!("weft grant set {plugin}")));
+    engine.flush().await?;
+    println!("{}", show::grant_line(&grant.view(plugin)));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weft grant delete PLUGIN` on the local database, audited.
+pub async fn delete_grant(db: DbArgs, plugin: &str, by: &str) -> Result<ExitCode> {
+    let engine = open_engine(&db).await?;
+    if !engine.delete_grant(plugin).await? {
+        bail!("no grant for {plugin}");
+    }
+    engine.record_audit(&cli_audit(by, &format!("weft grant delete {plugin}")));
+    engine.flush().await?;
+    println!("removed the grant of {plugin}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// An audit entry for a change made with the CLI on the database itself.
+fn cli_audit(by: &str, action: &str) -> serde_json::Value {
+    serde_json::json!({
+        "at": crate::run::rfc3339(crate::run::now()),
+        "token": null,
+        "name": by,
+        "role": "admin",
+        "action": action,
+        "target": action,
+        "outcome": 0,
+        "via": "cli",
+    })
+}
+
+/// `weft runners` on the database.
+pub async fn runners(db: DbArgs, json: bool) -> Result<ExitCode> {
+    let engine = open_engine(&db).await?;
+    let this = engine.runner().to_owned();
+    let now = crate::run::now();
+    let items: Vec<serde_json::Value> = engine
+        .runners()
+        .await?
+        .into_iter()
+        .filter(|runner| runner.id != this)
+        .map(|runner| {
+            let mut shown = serde_json::to_value(&runner).unwrap_or_default();
+            shown["alive"] = serde_json::json!(runner.lease_until > now);
+            shown
+        })
+        .collect();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&items)?);
+    } else {
+        for runner in &items {
+            println!("{}", show::runner_line(runner));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weft db copy --from A --to B`: every record of A into the empty B, checked.
+pub async fn copy_database(from: &str, to: &str) -> Result<ExitCode> {
+    let (from, to) = (Location::parse(from), Location::parse(to));
+    if from == to {
+        bail!("--from and --to name the same database");
+    }
+    let source = crate::store::open(&from, crate::store::new_runner_id()).await?;
+    let target = crate::store::open(&to, crate::store::new_runner_id()).await?;
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {pos} records copied ({msg}), {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let copied = crate::store::copy::copy(&*source, &*target, &mut |kind, copied| {
+        bar.set_position(copied);
+        bar.set_message(kind.to_owned());
+    })
+    .await;
+    bar.finish_and_clear();
+    let counts = copied?;
+    let total: u64 = counts.values().sum();
+    eprintln!(
+        "copied {total} records from {} to {}, and checked each:",
+        source.describe(),
+        target.describe()
+    );
+    for (kind, count) in &counts {
+        eprintln!("  {count:>9} {kind}");
+    }
     Ok(ExitCode::SUCCESS)
 }

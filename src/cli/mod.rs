@@ -23,7 +23,7 @@ enum Command {
     Run(RunArgs),
     /// Answer a waiting step of a run (Keyfactor signal `Step.SignalType`) and continue it.
     Answer(AnswerArgs),
-    /// Continue runs that were running when the last process stopped, and fire due timers.
+    /// Continue runs left running when their runner stopped, and fire due timers.
     Resume(DbArgs),
     /// Cancel a run that has not finished.
     Cancel(CancelArgs),
@@ -41,6 +41,22 @@ enum Command {
     /// Manage API tokens (shown once; only their hash is stored).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manage plugin grants (outbound HTTP, secret names, env, limits), kept in the database
+    /// so every runner applies the same ones.
+    #[command(subcommand)]
+    Grant(GrantCommand),
+    /// Work on whole databases.
+    #[command(subcommand)]
+    Db(DbCommand),
+    /// List the runners sharing the database.
+    Runners {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
     /// Check a workflow definition without running it.
     Validate(ValidateArgs),
     /// Serve the HTTP API over the database.
@@ -60,6 +76,11 @@ enum Command {
         /// Measure only these groups of figures (repeatable; all by default).
         #[arg(long, value_enum)]
         only: Vec<crate::bench::Part>,
+        /// Measure on PostgreSQL: fresh databases created (and dropped) on the server of this
+        /// postgres://USER[:PASS]@HOST:PORT/DB URL, whose user needs CREATEDB [default: redb
+        /// files in a temporary directory].
+        #[arg(long)]
+        db: Option<String>,
     },
 }
 
@@ -72,6 +93,10 @@ struct ServeArgs {
     /// of weft.toml, 50].
     #[arg(long)]
     body_limit_mb: Option<usize>,
+    /// How long this runner's runs stay its own without a heartbeat (with several runners
+    /// on PostgreSQL): when it dies, the others take its runs over after this.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    lease: std::time::Duration,
     #[command(flatten)]
     db: DbArgs,
 }
@@ -203,11 +228,112 @@ enum TokenCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum GrantCommand {
+    /// List every grant.
+    List {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Show one plugin's grant as JSON.
+    Show {
+        /// A plugin name, or name@version.
+        plugin: String,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Set (replace) a plugin's grant. Secret values are not given here: each runner reads
+    /// them from its own weft.toml [secrets].
+    Set {
+        /// A plugin name, or name@version.
+        plugin: String,
+        #[command(flatten)]
+        spec: GrantArgs,
+        #[command(flatten)]
+        identity: Identity,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Remove a plugin's grant.
+    Delete {
+        plugin: String,
+        #[command(flatten)]
+        identity: Identity,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum DbCommand {
+    /// Copy every record of one database into a new, empty one (a redb file into
+    /// PostgreSQL, say), then check the copy record by record. Stop the runners on both first.
+    Copy {
+        /// The database to copy: a redb file or postgres://USER[:PASS]@HOST:PORT/DB.
+        #[arg(long)]
+        from: String,
+        /// The empty database to copy into: a redb file or postgres://... .
+        #[arg(long)]
+        to: String,
+    },
+}
+
+/// A grant on the command line.
+#[derive(Args)]
+struct GrantArgs {
+    /// An allowed outbound request: `METHOD host[:port]` or `host[:port]`; repeat for several.
+    #[arg(long = "http", value_name = "RULE")]
+    http: Vec<String>,
+    /// A secret the plugin may read; repeat for several.
+    #[arg(long = "secret", value_name = "NAME")]
+    secrets: Vec<String>,
+    /// An environment variable the plugin sees, NAME=VALUE; repeat for several.
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    env: Vec<String>,
+    #[arg(long)]
+    memory_mb: Option<usize>,
+    #[arg(long)]
+    max_output_kb: Option<usize>,
+    #[arg(long)]
+    max_concurrent: Option<usize>,
+}
+
+impl GrantArgs {
+    fn spec(self) -> anyhow::Result<crate::plugins::grants::GrantSpec> {
+        let env = self
+            .env
+            .iter()
+            .map(|pair| {
+                pair.split_once('=')
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .ok_or_else(|| anyhow::anyhow!("--env {pair}: use NAME=VALUE"))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(crate::plugins::grants::GrantSpec {
+            http: self.http,
+            secrets: self.secrets,
+            env,
+            memory_mb: self.memory_mb,
+            max_output_kb: self.max_output_kb,
+            max_concurrent: self.max_concurrent,
+        })
+    }
+}
+
 #[derive(Args)]
 struct DbArgs {
-    /// The database file [default: weft.redb in the user's data directory].
-    #[arg(long, env = "WEFT_DB", global = true)]
-    db: Option<PathBuf>,
+    /// The database: a redb file, or postgres://USER[:PASS]@HOST:PORT/DB [default: weft.redb
+    /// in the user's data directory].
+    #[arg(long, env = "WEFT_DB", global = true, hide_env_values = true)]
+    db: Option<String>,
     /// Plugin grants (outbound HTTP, secrets, env, limits): a weft.toml file.
     #[arg(long, env = "WEFT_CONFIG", global = true)]
     config: Option<PathBuf>,
@@ -380,7 +506,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             server,
         }) => match server.remote() {
             Some(client) => remote::list_runs(&client, state, json).await,
-            None => local::list_runs(db, state, json),
+            None => local::list_runs(db, state, json).await,
         },
         Command::Runs(RunsCommand::Show {
             run,
@@ -390,7 +516,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             server,
         }) => match server.remote() {
             Some(client) => remote::show_run(&client, &run, json, logs).await,
-            None => local::show_run(db, &run, json, logs),
+            None => local::show_run(db, &run, json, logs).await,
         },
         Command::Plugin(PluginCommand::Push {
             file,
@@ -404,7 +530,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         },
         Command::Plugin(PluginCommand::List { db, server }) => match server.remote() {
             Some(client) => remote::list_plugins(&client).await,
-            None => local::list_plugins(db),
+            None => local::list_plugins(db).await,
         },
         Command::Workflow(WorkflowCommand::Apply {
             file,
@@ -466,22 +592,63 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         },
         Command::Token(TokenCommand::List { db, server }) => match server.remote() {
             Some(client) => remote::list_tokens(&client).await,
-            None => local::list_tokens(db),
+            None => local::list_tokens(db).await,
         },
         Command::Token(TokenCommand::Revoke { which, db, server }) => match server.remote() {
             Some(client) => remote::revoke_token(&client, &which).await,
             None => local::revoke_token(db, &which).await,
         },
+        Command::Grant(GrantCommand::List { db, server }) => match server.remote() {
+            Some(client) => remote::list_grants(&client).await,
+            None => local::list_grants(db).await,
+        },
+        Command::Grant(GrantCommand::Show { plugin, db, server }) => match server.remote() {
+            Some(client) => remote::show_grant(&client, &plugin).await,
+            None => local::show_grant(db, &plugin).await,
+        },
+        Command::Grant(GrantCommand::Set {
+            plugin,
+            spec,
+            identity,
+            db,
+            server,
+        }) => {
+            let spec = spec.spec()?;
+            match server.remote() {
+                Some(client) => remote::set_grant(&client, &plugin, &spec).await,
+                None => local::set_grant(db, &plugin, spec, &identity.person().name).await,
+            }
+        }
+        Command::Grant(GrantCommand::Delete {
+            plugin,
+            identity,
+            db,
+            server,
+        }) => match server.remote() {
+            Some(client) => remote::delete_grant(&client, &plugin).await,
+            None => local::delete_grant(db, &plugin, &identity.person().name).await,
+        },
+        Command::Db(DbCommand::Copy { from, to }) => local::copy_database(&from, &to).await,
+        Command::Runners { json, db, server } => match server.remote() {
+            Some(client) => remote::runners(&client, json).await,
+            None => local::runners(db, json).await,
+        },
         Command::Validate(args) => local::validate(args).await,
         Command::Serve(args) => local::serve(args).await,
         Command::Compile => Ok(crate::plugins::compile_worker()),
-        Command::Bench { quick, json, only } => {
+        Command::Bench {
+            quick,
+            json,
+            only,
+            db,
+        } => {
             let sizes = if quick {
                 crate::bench::Sizes::QUICK
             } else {
                 crate::bench::Sizes::FULL
             };
-            let figures = crate::bench::run(sizes, &only, |what| eprintln!("measuring {what}…")).await?;
+            let figures =
+                crate::bench::run(sizes, &only, db.as_deref(), |what| eprintln!("measuring {what}…")).await?;
             if json {
                 println!("{}", crate::bench::to_json(&figures));
             } else {

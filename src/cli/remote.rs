@@ -263,6 +263,63 @@ pub async fn revoke_token(client: &Client, which: &str) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `weft grant list --server URL`.
+pub async fn list_grants(client: &Client) -> Result<ExitCode> {
+    let body = client.send(client.request(Method::GET, "/v1/grants")).await?;
+    for grant in body["items"].as_array().into_iter().flatten() {
+        println!("{}", show::grant_line(grant));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weft grant show PLUGIN --server URL`.
+pub async fn show_grant(client: &Client, plugin: &str) -> Result<ExitCode> {
+    let body = client
+        .send(client.request(Method::GET, &format!("/v1/grants/{plugin}")))
+        .await?;
+    println!("{}", serde_json::to_string_pretty(&body)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weft grant set PLUGIN ... --server URL`.
+pub async fn set_grant(
+    client: &Client,
+    plugin: &str,
+    spec: &crate::plugins::grants::GrantSpec,
+) -> Result<ExitCode> {
+    let body = client
+        .send(
+            client
+                .request(Method::PUT, &format!("/v1/grants/{plugin}"))
+                .json(spec),
+        )
+        .await?;
+    println!("{}", show::grant_line(&body));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weft grant delete PLUGIN --server URL`.
+pub async fn delete_grant(client: &Client, plugin: &str) -> Result<ExitCode> {
+    client
+        .send(client.request(Method::DELETE, &format!("/v1/grants/{plugin}")))
+        .await?;
+    println!("removed the grant of {plugin}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weft runners --server URL`.
+pub async fn runners(client: &Client, json: bool) -> Result<ExitCode> {
+    let body = client.send(client.request(Method::GET, "/v1/runners")).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&body["items"])?);
+    } else {
+        for runner in body["items"].as_array().into_iter().flatten() {
+            println!("{}", show::runner_line(runner));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `weft workflow publish ID VERSION --server URL`.
 pub async fn publish_workflow(client: &Client, id: &str, version: u64) -> Result<ExitCode> {
     let path = format!("/v1/workflows/{id}/versions/{version}/publish");

@@ -313,3 +313,40 @@ pub fn imported_line(imported: &Value) -> String {
         list("plugins")
     )
 }
+
+/// One grant (as the API shows it) on one line.
+pub fn grant_line(grant: &serde_json::Value) -> String {
+    let list = |key: &str| {
+        grant[key]
+            .as_array()
+            .filter(|a| !a.is_empty())
+            .map(|a| a.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(", "))
+            .unwrap_or_else(|| "-".to_owned())
+    };
+    format!(
+        "{:<24} http: {}  secrets: {}  (set by {} at {})",
+        grant["plugin"].as_str().unwrap_or_default(),
+        list("http"),
+        list("secrets"),
+        grant["updated_by"].as_str().unwrap_or_default(),
+        grant["updated_at"].as_str().unwrap_or_default(),
+    )
+}
+
+/// One runner (as the API shows it) on one line.
+pub fn runner_line(runner: &serde_json::Value) -> String {
+    format!(
+        "{}  {:<21} {:<5} runs: {:<6} heartbeat {}  lease until {}{}",
+        runner["id"].as_str().unwrap_or_default(),
+        runner["address"].as_str().unwrap_or("-"),
+        if runner["alive"] == true { "alive" } else { "gone" },
+        runner["runs"],
+        runner["heartbeat_at"].as_str().unwrap_or_default(),
+        runner["lease_until"].as_str().unwrap_or_default(),
+        if runner["this"] == true {
+            "  (this process)"
+        } else {
+            ""
+        },
+    )
+}

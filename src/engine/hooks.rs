@@ -48,7 +48,11 @@ pub(super) async fn pre_start(
 }
 
 /// The outbox writes for the events of a transition of `run`, committed with it.
-pub(super) fn outbox_writes(actions: &Actions, run: &RunRecord, events: &[Event]) -> Result<Vec<Write>> {
+pub(super) async fn outbox_writes(
+    actions: &Actions,
+    run: &RunRecord,
+    events: &[Event],
+) -> Result<Vec<Write>> {
     let started = events
         .iter()
         .any(|e| matches!(e, Event::RunStarted { run: r } if *r == run.id));
@@ -68,5 +72,5 @@ pub(super) fn outbox_writes(actions: &Actions, run: &RunRecord, events: &[Event]
             _ => {}
         }
     }
-    actions.event_writes(found)
+    actions.event_writes(found).await
 }

@@ -34,8 +34,12 @@ impl Transition {
             message,
         };
         run.next_log_seq += 1;
-        match Write::log(run.id, &line) {
-            Ok(write) => self.writes.push(write),
+        match serde_json::to_vec(&line) {
+            Ok(doc) => self.writes.push(Write::Log {
+                run: run.id,
+                seq: line.seq,
+                doc,
+            }),
             Err(e) => tracing::error!("cannot serialize a log line: {e}"),
         }
         self.dirty = true;

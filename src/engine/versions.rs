@@ -7,11 +7,56 @@
 
 use super::{Engine, StartError};
 use crate::names::{Digest, PluginRef};
-use crate::store::Write;
+use crate::store::{StoreError, Write};
 use crate::workflow::{self, Workflow};
 use serde::Serialize;
 use serde_json::Value;
+use std::collections::HashMap;
 use std::sync::Arc;
+
+/// Another runner saved a version of the same workflow first; decide again.
+struct Raced;
+
+/// Versions, publications and plugins gathered to be committed together (a bundle import:
+/// all or nothing), each made by the one path for its kind.
+#[derive(Default)]
+pub struct Staged {
+    writes: Vec<Write>,
+}
+
+/// What staging a version found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StagedVersion {
+    /// Not there yet: staged.
+    New,
+    /// There with the same content: nothing to write.
+    Unchanged,
+    /// There with other content, this digest.
+    Conflict(Digest),
+}
+
+/// The write that stores `workflow` under its version: new when `replaces` is none, else
+/// over the draft with that digest.
+fn version_write(workflow: &Workflow, replaces: Option<Digest>) -> Result<Write, StartError> {
+    Ok(Write::Workflow {
+        id: workflow.definition.id.clone(),
+        version: workflow.definition.version,
+        digest: workflow.digest.clone(),
+        definition: serde_json::to_vec(&workflow.definition).map_err(|e| StartError::Internal(e.into()))?,
+        replaces,
+    })
+}
+
+/// The value of an inner result, or from the enclosing function its error as the outer
+/// `Ok`: [`Engine::try_save_version`] keeps real errors apart from a lost race.
+macro_rules! try_ok {
+    ($result:expr) => {
+        match $result {
+            Ok(value) => value,
+            Err(e) => return Ok(Err(e.into())),
+        }
+    };
+}
 
 /// What storing a definition did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -53,32 +98,57 @@ impl Engine {
     }
 
     /// Validates and stores a definition document (YAML or JSON, already parsed). Without a
-    /// `version` the next one is assigned. With `publish` the version becomes active.
+    /// `version` the next one is assigned. With `publish` the version becomes active. The
+    /// store takes a version number once, so of two runners saving at once, one gets the
+    /// number and the other decides again with it taken.
     pub async fn save_version(
+        &self,
+        document: Value,
+        publish: bool,
+    ) -> Result<(Saved, Arc<Workflow>), StartError> {
+        for _ in 0..super::driver::MAX_ATTEMPTS {
+            match self.try_save_version(document.clone(), publish).await {
+                Err(Raced) => continue,
+                Ok(saved) => return saved,
+            }
+        }
+        Err(StartError::Internal(anyhow::anyhow!(
+            "the workflow's versions kept changing while this one was saved; try again"
+        )))
+    }
+
+    async fn try_save_version(
         &self,
         mut document: Value,
         publish: bool,
-    ) -> Result<(Saved, Arc<Workflow>), StartError> {
-        let store = self.store();
-        let _deciding = self.inner.version_writes.lock().await;
+    ) -> Result<Result<(Saved, Arc<Workflow>), StartError>, Raced> {
+        let store = &self.inner.store;
         let id = document.get("id").and_then(Value::as_str).map(str::to_owned);
         let latest = match &id {
-            Some(id) => store.latest_version(id)?,
+            Some(id) => try_ok!(store.latest_version(id).await),
             None => None,
         };
+        // Without a version the next one is assigned; if another runner takes that number
+        // first, the save is decided again (it never lands on their version).
+        let mut numbered = false;
         if let Some(object) = document.as_object_mut() {
-            object
-                .entry("version")
-                .or_insert_with(|| Value::from(latest.map_or(1, |v| v + 1)));
+            object.entry("version").or_insert_with(|| {
+                numbered = true;
+                Value::from(latest.map_or(1, |v| v + 1))
+            });
         }
-        let definition = workflow::from_value(document).map_err(StartError::Invalid)?;
+        let definition = try_ok!(workflow::from_value(document).map_err(StartError::Invalid));
         // Validity does not depend on the version number, so one validation serves every
         // version the content may end up under.
-        let mut workflow = self.validate(definition).await?;
+        let mut workflow = try_ok!(self.validate(definition).await);
         let (id, version) = (workflow.definition.id.clone(), workflow.definition.version);
-        let published = store.published_versions(&id)?;
+        let published = try_ok!(store.published_versions(&id).await);
         let mut status = SaveStatus::Created;
-        if let Some((_, existing)) = store.workflow_version(&id, Some(version))? {
+        let mut replaces = None;
+        if let Some((_, existing)) = try_ok!(store.workflow_version(&id, Some(version)).await) {
+            if numbered {
+                return Err(Raced);
+            }
             status = if workflow.digest == existing {
                 SaveStatus::Unchanged
             } else if published.contains(&version) {
@@ -86,30 +156,24 @@ impl Engine {
                 // newest version is already a draft with exactly this content.
                 let newest = latest.unwrap_or(version);
                 workflow = workflow.with_version(newest);
-                let same_draft = !published.contains(&newest)
-                    && store.workflow_version(&id, Some(newest))?.map(|(_, d)| d)
-                        == Some(workflow.digest.clone());
-                if same_draft {
+                let newest_digest = try_ok!(store.workflow_version(&id, Some(newest)).await).map(|(_, d)| d);
+                if !published.contains(&newest) && newest_digest == Some(workflow.digest.clone()) {
                     SaveStatus::Unchanged
                 } else {
                     workflow = workflow.with_version(newest + 1);
                     SaveStatus::NewDraft
                 }
             } else {
+                replaces = Some(existing);
                 SaveStatus::Overwritten
             };
         }
         let version = workflow.definition.version;
         let mut writes = Vec::new();
         if status != SaveStatus::Unchanged {
-            writes.push(Write::Workflow {
-                id: id.clone(),
-                version,
-                digest: workflow.digest.clone(),
-                json: serde_json::to_vec(&workflow.definition).map_err(anyhow::Error::from)?,
-            });
+            writes.push(try_ok!(version_write(&workflow, replaces)));
         }
-        let active = store.workflow_version(&id, None)?.map(|(v, _)| v);
+        let active = try_ok!(store.workflow_version(&id, None).await).map(|(v, _)| v);
         let publishing = (publish || latest.is_none()) && active != Some(version);
         if publishing {
             writes.push(Write::Publish {
@@ -117,8 +181,12 @@ impl Engine {
                 version,
             });
         }
-        store.commit(writes).await?;
-        let active_version = store.workflow_version(&id, None)?.map_or(version, |(v, _)| v);
+        match store.commit(writes).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_) | StoreError::Stale(_)) => return Err(Raced),
+            Err(e) => return Ok(Err(e.into())),
+        }
+        let active_version = try_ok!(store.workflow_version(&id, None).await).map_or(version, |(v, _)| v);
         let saved = Saved {
             id,
             version,
@@ -127,20 +195,104 @@ impl Engine {
             published: publishing || published.contains(&version),
             active_version,
         };
-        Ok((saved, self.cache(workflow)))
+        Ok(Ok((saved, self.cache(workflow))))
     }
 
     /// Publishes `version` of workflow `id`: it becomes the active version.
     pub async fn publish(&self, id: &str, version: u64) -> Result<bool, anyhow::Error> {
-        let _deciding = self.inner.version_writes.lock().await;
-        if self.store().workflow_version(id, Some(version))?.is_none() {
+        if self
+            .inner
+            .store
+            .workflow_version(id, Some(version))
+            .await?
+            .is_none()
+        {
             return Ok(false);
         }
-        self.store()
+        self.inner
+            .store
             .commit(vec![Write::Publish {
                 id: id.to_owned(),
                 version,
             }])
+            .await?;
+        Ok(true)
+    }
+
+    /// Adds `workflow` at its own version number to `staged`: a new version is staged, the
+    /// same content already there is left alone, other content there is a conflict.
+    pub async fn stage_version(
+        &self,
+        staged: &mut Staged,
+        workflow: &Workflow,
+    ) -> Result<StagedVersion, StartError> {
+        let (id, version) = (&workflow.definition.id, workflow.definition.version);
+        match self.inner.store.workflow_version(id, Some(version)).await? {
+            Some((_, digest)) if digest == workflow.digest => Ok(StagedVersion::Unchanged),
+            Some((_, digest)) => Ok(StagedVersion::Conflict(digest)),
+            None => {
+                staged.writes.push(version_write(workflow, None)?);
+                Ok(StagedVersion::New)
+            }
+        }
+    }
+
+    /// Adds publishing `version` of workflow `id` to `staged`.
+    pub fn stage_publish(&self, staged: &mut Staged, id: &str, version: u64) {
+        staged.writes.push(Write::Publish {
+            id: id.to_owned(),
+            version,
+        });
+    }
+
+    /// Adds a plugin to `staged`, through the catalog's one way of adding plugins.
+    pub async fn stage_plugin(
+        &self,
+        staged: &mut Staged,
+        name: &str,
+        version: &str,
+        bytes: Vec<u8>,
+    ) -> Result<crate::plugins::Prepared, crate::plugins::AddError> {
+        let mut prepared = self.plugins().prepare(name, version, bytes).await?;
+        staged.writes.append(&mut prepared.writes);
+        Ok(prepared)
+    }
+
+    /// Commits everything staged in one transaction: all of it, or (when another runner took
+    /// a version or a plugin name meanwhile) none of it.
+    pub async fn commit_staged(&self, staged: Staged) -> Result<(), StoreError> {
+        self.inner.store.commit(staged.writes).await
+    }
+
+    /// Every version of workflow `id`, oldest first, with its definition digest.
+    pub async fn workflow_versions(&self, id: &str) -> anyhow::Result<Vec<(u64, Digest)>> {
+        Ok(self.inner.store.workflow_versions(id).await?)
+    }
+
+    /// The versions of workflow `id` that were published.
+    pub async fn published_versions(&self, id: &str) -> anyhow::Result<Vec<u64>> {
+        Ok(self.inner.store.published_versions(id).await?)
+    }
+
+    /// The active version of workflow `id`, if it has one.
+    pub async fn active_version(&self, id: &str) -> anyhow::Result<Option<u64>> {
+        Ok(self.inner.store.workflow_version(id, None).await?.map(|(v, _)| v))
+    }
+
+    /// The latest version of every workflow: (id, version, digest), by id.
+    pub async fn workflows(&self) -> anyhow::Result<Vec<(String, u64, Digest)>> {
+        Ok(self.inner.store.workflows().await?)
+    }
+
+    /// Deletes every version of workflow `id`; false if there was none. Runs keep the
+    /// definition they started with.
+    pub async fn delete_workflow(&self, id: &str) -> anyhow::Result<bool> {
+        if self.inner.store.workflow_versions(id).await?.is_empty() {
+            return Ok(false);
+        }
+        self.inner
+            .store
+            .commit(vec![Write::DeleteWorkflow(id.to_owned())])
             .await?;
         Ok(true)
     }
@@ -170,16 +322,26 @@ impl Engine {
             .read_templates(&definition.template_sources())
             .await
             .map_err(|e| StartError::Internal(anyhow::anyhow!("cannot read templates: {e}")))?;
+        // Plugin references are resolved first (that reads the store); validation itself
+        // then runs on the blocking pool with the answers.
+        let mut resolved: HashMap<PluginRef, Result<(), String>> = HashMap::new();
+        for step in &definition.steps {
+            let Ok(reference) = step.plugin.parse::<PluginRef>() else {
+                continue;
+            };
+            if let std::collections::hash_map::Entry::Vacant(slot) = resolved.entry(reference) {
+                let found = if arriving(slot.key()) {
+                    Ok(())
+                } else {
+                    plugins.resolve(slot.key()).await.map(drop)
+                };
+                slot.insert(found);
+            }
+        }
         let limits = plugins.limits().clone();
         let timeout = limits.validation_timeout;
         let work = tokio::task::spawn_blocking(move || {
-            let exists = |r: &PluginRef| {
-                if arriving(r) {
-                    Ok(())
-                } else {
-                    plugins.resolve(r).map(drop)
-                }
-            };
+            let exists = |r: &PluginRef| resolved.get(r).cloned().unwrap_or(Ok(()));
             Workflow::validate(definition, &exists, &reads, &limits)
         });
         match tokio::time::timeout(timeout, work).await {

@@ -3,9 +3,23 @@
 
 use super::{builtin, compile, PluginHost, World};
 use crate::names::{Digest, PluginRef};
-use crate::store::{PluginMeta, Write};
-use anyhow::Result;
+use crate::store::{StoreError, Write};
+use anyhow::{anyhow, Result};
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use time::OffsetDateTime;
+
+/// What the catalog keeps of an uploaded plugin version (its stored metadata document).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PluginMeta {
+    pub name: String,
+    pub version: String,
+    pub digest: Digest,
+    pub world: String,
+    pub size: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
 
 /// Why a plugin could not be added.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +32,12 @@ pub enum AddError {
     Conflict(String),
     #[error(transparent)]
     Store(#[from] anyhow::Error),
+}
+
+impl From<StoreError> for AddError {
+    fn from(e: StoreError) -> AddError {
+        AddError::Store(e.into())
+    }
 }
 
 /// A checked and compiled plugin, not yet stored: its metadata and the writes that store it
@@ -41,8 +61,8 @@ pub struct Resolved {
 impl PluginHost {
     /// Resolves a step's plugin reference to the digest a run will be pinned to, and the
     /// name and version whose grant it gets.
-    pub fn resolve(&self, plugin: &PluginRef) -> Result<Resolved, String> {
-        let store_error = |e: anyhow::Error| format!("cannot read plugins: {e:#}");
+    pub async fn resolve(&self, plugin: &PluginRef) -> Result<Resolved, String> {
+        let store_error = |e: StoreError| format!("cannot read plugins: {e}");
         let named = |name: &str, version: &str, digest: Digest| Resolved {
             digest,
             declared_as: Some(format!("{name}@{version}")),
@@ -50,7 +70,12 @@ impl PluginHost {
         match plugin {
             PluginRef::Digest(digest) => {
                 let known = builtin::all().iter().any(|b| &b.digest == digest)
-                    || self.store().plugin_bytes(digest).map_err(store_error)?.is_some();
+                    || self
+                        .store()
+                        .plugin_bytes(digest)
+                        .await
+                        .map_err(store_error)?
+                        .is_some();
                 known
                     .then(|| Resolved {
                         digest: digest.clone(),
@@ -65,32 +90,37 @@ impl PluginHost {
                 {
                     return Ok(named(b.name, b.version, b.digest.clone()));
                 }
-                self.store()
-                    .plugin(name, version)
-                    .map_err(store_error)?
-                    .map(|meta| named(name, version, meta.digest))
-                    .ok_or_else(|| self.unknown(plugin))
+                match self.store().plugin(name, version).await.map_err(store_error)? {
+                    Some(stored) => Ok(named(name, version, stored.digest)),
+                    None => Err(self.unknown(plugin).await),
+                }
             }
             PluginRef::Latest(name) => {
                 if let Some(b) = builtin::all().iter().find(|b| b.name == name) {
                     return Ok(named(b.name, b.version, b.digest.clone()));
                 }
-                let all = self.store().plugins().map_err(store_error)?;
-                all.into_iter()
+                let all = self
+                    .uploaded()
+                    .await
+                    .map_err(|e| format!("cannot read plugins: {e:#}"))?;
+                match all
+                    .into_iter()
                     .filter(|meta| &meta.name == name)
                     .max_by_key(|meta| meta.created_at)
-                    .map(|meta| named(name, &meta.version, meta.digest))
-                    .ok_or_else(|| self.unknown(plugin))
+                {
+                    Some(meta) => Ok(named(name, &meta.version, meta.digest)),
+                    None => Err(self.unknown(plugin).await),
+                }
             }
         }
     }
 
     /// Which world the plugin with `digest` implements, if such a plugin exists.
-    pub fn world_of(&self, digest: &Digest) -> Result<Option<World>> {
+    pub async fn world_of(&self, digest: &Digest) -> Result<Option<World>> {
         if let Some(b) = builtin::all().iter().find(|b| &b.digest == digest) {
             return Ok(Some(b.world));
         }
-        let stored = self.store().plugins()?.into_iter().find(|m| &m.digest == digest);
+        let stored = self.uploaded().await?.into_iter().find(|m| &m.digest == digest);
         Ok(stored.map(|m| {
             if m.world == World::Target.as_str() {
                 World::Target
@@ -100,9 +130,51 @@ impl PluginHost {
         }))
     }
 
-    fn unknown(&self, plugin: &PluginRef) -> String {
+    /// Every uploaded plugin version, by name then version.
+    pub async fn uploaded(&self) -> Result<Vec<PluginMeta>> {
+        self.store()
+            .plugins()
+            .await?
+            .iter()
+            .map(|stored| {
+                serde_json::from_slice(&stored.meta).map_err(|e| {
+                    anyhow!(
+                        "stored plugin {}@{} is unreadable: {e}",
+                        stored.name,
+                        stored.version
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// An uploaded plugin version.
+    pub async fn uploaded_version(&self, name: &str, version: &str) -> Result<Option<PluginMeta>> {
+        match self.store().plugin(name, version).await? {
+            Some(stored) => Ok(Some(serde_json::from_slice(&stored.meta)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The bytes of the component with `digest`, if it is uploaded.
+    pub async fn uploaded_bytes(&self, digest: &Digest) -> Result<Option<Vec<u8>>> {
+        Ok(self.store().plugin_bytes(digest).await?)
+    }
+
+    /// Removes an uploaded plugin version (its bytes too, unless another version has them).
+    pub async fn remove(&self, name: &str, version: &str) -> Result<()> {
+        self.store()
+            .commit(vec![Write::DeletePlugin {
+                name: name.to_owned(),
+                version: version.to_owned(),
+            }])
+            .await?;
+        Ok(())
+    }
+
+    async fn unknown(&self, plugin: &PluginRef) -> String {
         let mut names: Vec<String> = builtin::all().iter().map(|b| b.name.to_string()).collect();
-        if let Ok(stored) = self.store().plugins() {
+        if let Ok(stored) = self.uploaded().await {
             names.extend(stored.into_iter().map(|m| format!("{}@{}", m.name, m.version)));
         }
         crate::limits::clip(&format!(
@@ -132,7 +204,11 @@ impl PluginHost {
                 let writes = std::mem::take(&mut prepared.writes);
                 match self.store().commit(writes).await {
                     Ok(()) => Ok(prepared),
-                    Err(e) => Err(AddError::Store(e)),
+                    // Another runner took this name and version meanwhile.
+                    Err(StoreError::Conflict(message)) => Err(AddError::Conflict(format!(
+                        "{message}; upload under a new version"
+                    ))),
+                    Err(e) => Err(e.into()),
                 }
             }
             Err(e) => Err(e),
@@ -156,7 +232,7 @@ impl PluginHost {
         }
         compile::check_header(&bytes).map_err(AddError::Invalid)?;
         let digest = Digest::of(&bytes);
-        if let Some(existing) = self.store().plugin(name, version)? {
+        if let Some(existing) = self.uploaded_version(name, version).await? {
             return if existing.digest == digest {
                 Ok(Prepared {
                     meta: existing,
@@ -173,12 +249,12 @@ impl PluginHost {
         let size = bytes.len() as u64;
         let mut writes = Vec::new();
         let key = self.artifact_key(&digest);
-        let component = match self.cached_component(&key)? {
+        let component = match self.cached_component(&key).await? {
             // The same bytes were compiled before (under another name, or an earlier version).
             Some(component) => component,
             None => {
                 let compiled = self.compile(bytes.clone()).await.map_err(AddError::Invalid)?;
-                writes.push(Write::Compiled {
+                writes.push(Write::Artifact {
                     key,
                     bytes: compiled.artifact,
                 });
@@ -195,11 +271,14 @@ impl PluginHost {
             created_at: crate::run::now(),
         };
         writes.push(Write::Plugin {
-            meta: meta.clone(),
+            name: meta.name.clone(),
+            version: meta.version.clone(),
+            digest: meta.digest.clone(),
+            meta: serde_json::to_vec(&meta).map_err(anyhow::Error::from)?,
             bytes: Arc::from(bytes),
         });
         if let Some(hook) = self.inner.on_added.get() {
-            writes.extend(hook(&meta)?);
+            writes.extend(hook(meta.clone()).await?);
         }
         Ok(Prepared {
             meta,
@@ -209,7 +288,7 @@ impl PluginHost {
     }
 
     /// Every plugin: built-ins first, then uploaded ones.
-    pub fn list(&self) -> Result<Vec<PluginMeta>> {
+    pub async fn list(&self) -> Result<Vec<PluginMeta>> {
         let epoch = time::OffsetDateTime::UNIX_EPOCH;
         let mut all: Vec<PluginMeta> = builtin::all()
             .iter()
@@ -222,7 +301,7 @@ impl PluginHost {
                 created_at: epoch,
             })
             .collect();
-        all.extend(self.store().plugins()?);
+        all.extend(self.uploaded().await?);
         Ok(all)
     }
 }

@@ -23,13 +23,13 @@ pub mod builtin;
 mod catalog;
 mod compile;
 mod floor;
-pub(crate) mod grants;
+pub mod grants;
 mod limits;
 mod outcome;
 mod sandbox;
 mod templates;
 
-pub use catalog::{AddError, Prepared, Resolved};
+pub use catalog::{AddError, PluginMeta, Prepared, Resolved};
 pub use compile::{worker_main as compile_worker, Compiler};
 pub use grants::Grants;
 pub use limits::Limits;
@@ -151,11 +151,12 @@ struct Unavailable {
     retryable: bool,
 }
 
-/// How a plugin host is set up: what plugins are granted, the limits, and where untrusted
-/// components are compiled.
+/// How a plugin host is set up: this runner's secret values, the limits, and where untrusted
+/// components are compiled. The grants themselves come from the store, through
+/// [`PluginHost::set_grants`].
 #[derive(Clone, Debug, Default)]
 pub struct HostOptions {
-    pub grants: Grants,
+    pub secrets: grants::Secrets,
     pub limits: crate::limits::Limits,
     pub compiler: Compiler,
 }
@@ -208,12 +209,14 @@ pub struct PluginHost {
 struct Inner {
     engine: Engine,
     linker: Linker<CallState>,
-    store: Store,
+    store: Arc<dyn Store>,
     /// Identifies the engine configuration in compiled-artifact cache keys.
     engine_hash: String,
     loaded: Mutex<HashMap<Digest, Arc<OnceCell<Arc<Loaded>>>>>,
     permits: Semaphore,
-    grants: Grants,
+    secrets: grants::Secrets,
+    /// The grants in force, replaced whole when the stored ones change.
+    grants: std::sync::RwLock<Arc<Grants>>,
     limits: crate::limits::Limits,
     caps: HostCaps,
     compiler: Compiler,
@@ -228,17 +231,21 @@ struct Inner {
 }
 
 /// Given an added plugin, the writes to commit in the same transaction as the plugin itself.
-pub type AddedHook = Box<dyn Fn(&crate::store::PluginMeta) -> Result<Vec<Write>> + Send + Sync>;
+pub type AddedHook = Box<
+    dyn Fn(PluginMeta) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<Write>>> + Send>>
+        + Send
+        + Sync,
+>;
 
 impl PluginHost {
     /// A host that grants no plugin anything beyond its sandbox, with the default limits,
     /// compiling in this process.
-    pub fn new(store: Store) -> Result<PluginHost> {
+    pub fn new(store: Arc<dyn Store>) -> Result<PluginHost> {
         Self::with_options(store, HostOptions::default())
     }
 
     /// Builds the engine and linker once, and starts the epoch ticker.
-    pub fn with_options(store: Store, options: HostOptions) -> Result<PluginHost> {
+    pub fn with_options(store: Arc<dyn Store>, options: HostOptions) -> Result<PluginHost> {
         let engine =
             Engine::new(&compile::engine_config()).map_err(|e| anyhow!("cannot configure wasmtime: {e}"))?;
 
@@ -275,7 +282,8 @@ impl PluginHost {
                 engine_hash,
                 loaded: Mutex::new(HashMap::new()),
                 permits: Semaphore::new(compile::MAX_CONCURRENT_CALLS as usize),
-                grants: options.grants,
+                secrets: options.secrets,
+                grants: std::sync::RwLock::new(Arc::new(Grants::default())),
                 caps: HostCaps::from(&options.limits),
                 compiles: Semaphore::new(options.limits.compile_concurrency),
                 limits: options.limits,
@@ -287,6 +295,13 @@ impl PluginHost {
         })
     }
 
+    /// Puts the stored grants in force for calls starting from now, with this runner's secret
+    /// values.
+    pub fn set_grants<'a>(&self, specs: impl IntoIterator<Item = (&'a str, &'a grants::GrantSpec)>) {
+        let grants = Grants::build(specs, &self.inner.secrets);
+        *self.inner.grants.write().expect("grants lock") = Arc::new(grants);
+    }
+
     /// Sets the writes to commit with every plugin added from now on; only the first hook
     /// set counts, so an event can never be recorded twice.
     pub fn on_added(&self, hook: AddedHook) {
@@ -295,8 +310,9 @@ impl PluginHost {
         }
     }
 
-    pub fn store(&self) -> &Store {
-        &self.inner.store
+    /// The catalog's store (plugins, artifacts); nothing outside this module reaches it here.
+    fn store(&self) -> &dyn Store {
+        &*self.inner.store
     }
 
     /// The limits this host was set up with.
@@ -481,7 +497,7 @@ impl PluginHost {
             retryable: true,
         })?;
         let grant = declared_as
-            .map(|name| self.inner.grants.of(name))
+            .map(|name| self.inner.grants.read().expect("grants lock").of(name))
             .unwrap_or_default();
         let plugin_permit = match &grant.concurrency {
             Some(semaphore) => semaphore.clone().acquire_owned().await.ok(),
@@ -512,9 +528,9 @@ impl PluginHost {
             let (bytes, trusted) = match builtin::all().iter().find(|b| &b.digest == plugin) {
                 Some(b) => (b.bytes.to_vec(), true),
                 None => (
-                    self.inner
-                        .store
-                        .plugin_bytes(plugin)?
+                    self.store()
+                        .plugin_bytes(plugin)
+                        .await?
                         .ok_or_else(|| anyhow!("no plugin with digest {plugin} is stored"))?,
                     false,
                 ),
@@ -537,7 +553,7 @@ impl PluginHost {
     /// Untrusted bytes are compiled under the compile budgets.
     async fn component(&self, digest: &Digest, bytes: &[u8], trusted: bool) -> Result<Component> {
         let key = self.artifact_key(digest);
-        if let Some(component) = self.cached_component(&key)? {
+        if let Some(component) = self.cached_component(&key).await? {
             return Ok(component);
         }
         let compiled = if trusted {
@@ -545,9 +561,8 @@ impl PluginHost {
         } else {
             self.compile(bytes.to_vec()).await.map_err(|e| anyhow!(e))?
         };
-        self.inner
-            .store
-            .commit(vec![Write::Compiled {
+        self.store()
+            .commit(vec![Write::Artifact {
                 key,
                 bytes: compiled.artifact,
             }])
@@ -556,8 +571,8 @@ impl PluginHost {
     }
 
     /// The component whose compiled artifact is cached under `key`, if it is and is usable.
-    fn cached_component(&self, key: &str) -> Result<Option<Component>> {
-        let Some(artifact) = self.inner.store.compiled(key)? else {
+    async fn cached_component(&self, key: &str) -> Result<Option<Component>> {
+        let Some(artifact) = self.store().artifact(key).await? else {
             return Ok(None);
         };
         // SAFETY: the artifact was produced by `Component::serialize` of this same engine

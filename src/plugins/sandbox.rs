@@ -49,6 +49,8 @@ pub struct CallState {
     logs: CallLog,
     /// Secrets granted to this plugin, by name.
     secrets: HashMap<String, String>,
+    /// Secrets granted to this plugin that this runner has no value for.
+    missing_secrets: Vec<String>,
     http: wasmtime_wasi_http::WasiHttpCtx,
     outbound: Outbound,
     /// The template engine's progress: the source it was reading last.
@@ -75,6 +77,7 @@ impl CallState {
                 caps,
             },
             secrets: grant.secrets.clone(),
+            missing_secrets: grant.missing_secrets.clone(),
             http,
             outbound: Outbound {
                 rules: grant.http.clone(),
@@ -205,6 +208,15 @@ impl host::Host for CallState {
     }
 
     fn secret(&mut self, name: String) -> Option<String> {
+        if self.missing_secrets.contains(&name) {
+            self.logs.push(
+                "warn",
+                format!(
+                    "secret {name} is granted, but this runner has no value for it: add it under \
+                     [secrets] in its weft.toml"
+                ),
+            );
+        }
         self.secrets.get(&name).cloned()
     }
 }

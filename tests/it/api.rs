@@ -1,7 +1,7 @@
-//! The HTTP API through a real `weft serve` on loopback with a real database file: plugins,
-//! workflows, executions, interactions and signals, in the request shapes of vRO, Keyfactor
-//! and SecMaster (their documented sample bodies are used verbatim), plus concurrency, a
-//! server restart and the OpenAPI document.
+// The HTTP API through a real `weft serve` on loopback with a real database file: plugins,
+// workflows, executions, interactions and signals, in the request shapes of vRO, Keyfactor
+// and SecMaster (their documented sample bodies are used verbatim), plus concurrency, a
+// server restart and the OpenAPI document.
 
 use crate::common::*;
 use reqwest::Method;
@@ -227,7 +227,7 @@ async fn start_waiting(api: &Api, workflow: &str, body: &Value) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_unknown_routes_and_wrong_methods_answer_json() {
-    let server = Server::start();
+    let server = Server::start_on(BACKEND);
     let health = server.get("/healthz").await;
     health.expect_status(200);
     assert_eq!(health.json()["status"], "ok");
@@ -317,6 +317,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/actions/conditions"),
     ("get", "/v1/actions/log"),
     ("get", "/v1/actions/outbox"),
+    ("get", "/v1/grants"),
+    ("get", "/v1/grants/{plugin}"),
+    ("put", "/v1/grants/{plugin}"),
+    ("delete", "/v1/grants/{plugin}"),
+    ("get", "/v1/runners"),
 ];
 
 /// Every `$ref` string anywhere in `value`.
@@ -337,7 +342,7 @@ fn refs<'a>(value: &'a Value, found: &mut Vec<&'a str>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_document_describes_every_route() {
-    let server = Server::start();
+    let server = Server::start_on(BACKEND);
     let doc = server.get("/v1/openapi.json").await.expect_status(200).json();
     let version = doc["openapi"].as_str().expect("an `openapi` version string");
     assert!(version.starts_with("3."), "openapi {version}");
@@ -431,7 +436,7 @@ async fn the_openapi_document_describes_every_route() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plugins_upload_list_and_delete() {
-    let server = Server::start();
+    let server = Server::start_on(BACKEND);
     let hostile = std::fs::read(hostile_wasm()).expect("hostile.wasm was built");
     let upload = "/v1/plugins?name=hostile&version=1.0.0";
 
@@ -572,7 +577,7 @@ async fn plugins_upload_list_and_delete() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_uploads_of_other_bytes_under_one_version_conflict() {
-    let server = Server::start();
+    let server = Server::start_on(BACKEND);
     let hostile = std::fs::read(hostile_wasm()).expect("hostile.wasm");
     let echo = std::fs::read(std::path::Path::new(PLUGIN_DIR).join("echo.wasm")).expect("echo.wasm");
     let barrier = Arc::new(Barrier::new(2));
@@ -597,7 +602,7 @@ async fn concurrent_uploads_of_other_bytes_under_one_version_conflict() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_over_the_limit_are_refused_with_413() {
-    let server = Server::with_args(&["--body-limit-mb", "1"]);
+    let server = Server::on(Weft::on(BACKEND), &["--body-limit-mb", "1"]);
     let api = server.unpooled();
     let big = vec![b'x'; 2 << 20];
     for (path, content_type) in too_large_posts() {
@@ -637,7 +642,7 @@ fn too_large_posts() -> [(&'static str, &'static str); 5] {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_over_the_limit_get_a_json_error() {
-    let server = Server::with_args(&["--body-limit-mb", "1"]);
+    let server = Server::on(Weft::on(BACKEND), &["--body-limit-mb", "1"]);
     let api = server.unpooled();
     let big = vec![b'x'; 2 << 20];
     for (path, content_type) in too_large_posts() {
@@ -651,7 +656,7 @@ async fn bodies_over_the_limit_get_a_json_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workflows_are_versioned_from_yaml_and_json() {
-    let server = Server::start();
+    let server = Server::start_on(BACKEND);
     let yaml = "id: wf\ndescription: first\nsteps:\n  - {name: One, plugin: echo, input: {n: 1}}\n";
 
     let first = server.create_workflow(yaml).await;
@@ -809,7 +814,7 @@ fn invalid(answer: &Resp, needles: &[&str]) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn definition_problems_have_the_invalid_definition_code() {
-    let server = Server::start();
+    let server = Server::start_on(BACKEND);
     for body in [
         json!({"id": "x", "steps": []}),
         json!({"id": "x", "steps": [{"name": "A", "plugin": "nosuchplugin"}]}),
@@ -830,7 +835,7 @@ async fn definition_problems_have_the_invalid_definition_code() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_posts_without_a_version_get_distinct_versions() {
     const CLIENTS: usize = 10;
-    let server = Server::start();
+    let server = Server::start_on(BACKEND);
     let barrier = Arc::new(Barrier::new(CLIENTS));
     let mut posts = JoinSet::new();
     for i in 0..CLIENTS {
@@ -880,7 +885,7 @@ async fn concurrent_posts_without_a_version_get_distinct_versions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_definitions_report_every_problem_and_never_500() {
-    let server = Server::start();
+    let server = Server::start_on(BACKEND);
     let bad = r#"
 id: "bad id!"
 inputs:
@@ -1015,7 +1020,7 @@ outputs:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_stays_on_the_version_it_started_with() {
-    let server = Server::start();
+    let server = Server::start_on(BACKEND);
     let version = |marker: &str| {
         format!(
             "id: pinned\nsteps:\n  - name: Ask\n    plugin: interaction\n    input: {{fields: [{{name: ok, type: boolean, default: true}}]}}\n  - name: Mark\n    plugin: echo\n    input: {{marker: {marker}}}\noutputs:\n  marker: \"{{{{ steps.Mark.output.marker }}}}\"\n"
@@ -1105,7 +1110,7 @@ outputs:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_start_from_vro_execution_contexts() {
-    let server = Server::start();
+    let server = Server::start_on(BACKEND);
     server.create_workflow(TYPED_INPUTS).await;
     let secret = "s3cret-passw0rd";
 
@@ -1255,7 +1260,7 @@ async fn runs_start_from_vro_execution_contexts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_start_from_the_secmaster_body() {
-    let server = Server::start();
+    let server = Server::start_on(BACKEND);
     server
         .create_workflow(
             r#"
@@ -1316,7 +1321,7 @@ outputs:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotency_keys_and_waiting_starts() {
-    let server = Server::start();
+    let server = Server::start_on(BACKEND);
     server.create_workflow(ECHO2).await;
     server.create_workflow(ASK).await;
     let keyed = |key: &str| {
@@ -1387,7 +1392,7 @@ async fn idempotency_keys_and_waiting_starts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idempotency_key_reused_on_another_workflow_is_not_misdirected() {
-    let server = Server::start();
+    let server = Server::start_on(BACKEND);
     server.create_workflow(ECHO2).await;
     server.create_workflow(DEFAULTS).await;
     let start = |workflow: &str| {
@@ -1428,7 +1433,7 @@ outputs:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_outlive_their_deleted_workflow_and_keep_their_plugins() {
-    let server = Server::start();
+    let server = Server::start_on(BACKEND);
     let hostile = std::fs::read(hostile_wasm()).expect("hostile.wasm was built");
     server
         .post_raw(
@@ -1481,7 +1486,7 @@ async fn runs_outlive_their_deleted_workflow_and_keep_their_plugins() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_are_listed_filtered_and_paged() {
-    let server = Server::start();
+    let server = Server::start_on(BACKEND);
     server.create_workflow(ECHO2).await;
     server.create_workflow(ASK).await;
     let mut started = Vec::new();
@@ -1669,7 +1674,7 @@ async fn runs_are_listed_filtered_and_paged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_shows_its_details_logs_and_statistics_and_is_canceled_and_deleted() {
-    let server = Server::start();
+    let server = Server::start_on(BACKEND);
     server.create_workflow(ASK).await;
     let request = server
         .request(Method::POST, "/v1/workflows/ask/executions")
@@ -1871,7 +1876,7 @@ async fn a_run_shows_its_details_logs_and_statistics_and_is_canceled_and_deleted
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_and_canceled_runs_restart_with_the_same_inputs() {
-    let server = Server::start();
+    let server = Server::start_on(BACKEND);
     let failing = |message: &str| {
         format!(
             r#"
@@ -1989,7 +1994,7 @@ outputs:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interaction_shows_its_form_and_checks_answers() {
-    let server = Server::start();
+    let server = Server::start_on(BACKEND);
     server.create_workflow(ASK).await;
     let id = start_waiting(&server, "ask", &json!({"input": {"who": "hal"}})).await;
     let path = interaction_path("ask", &id);
@@ -2115,7 +2120,7 @@ async fn an_interaction_shows_its_form_and_checks_answers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_vro_sample_and_an_empty_body_answer_with_defaults() {
-    let server = Server::start();
+    let server = Server::start_on(BACKEND);
     server.create_workflow(DEFAULTS).await;
     server.create_workflow(REQUIRED).await;
 
@@ -2183,7 +2188,7 @@ async fn the_vro_sample_and_an_empty_body_answer_with_defaults() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn canceling_an_interaction_fails_the_run() {
-    let server = Server::start();
+    let server = Server::start_on(BACKEND);
     server.create_workflow(ASK).await;
     let id = start_waiting(&server, "ask", &json!({})).await;
     let path = interaction_path("ask", &id);
@@ -2210,7 +2215,7 @@ async fn canceling_an_interaction_fails_the_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pending_interactions_are_listed_across_runs() {
-    let server = Server::start();
+    let server = Server::start_on(BACKEND);
     server.create_workflow(ASK).await;
     server.create_workflow(CERTIFICATE_REQUEST).await;
     server.create_workflow(ECHO2).await;
@@ -2277,7 +2282,7 @@ async fn pending_interactions_are_listed_across_runs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keyfactor_signals_answer_approvals() {
-    let server = Server::start();
+    let server = Server::start_on(BACKEND);
     server.create_workflow(CERTIFICATE_REQUEST).await;
     let start = json!({"input": {"common_name": "web01.example.com"}});
     let id = start_waiting(&server, "certificate-request", &start).await;
@@ -2393,7 +2398,7 @@ async fn keyfactor_signals_answer_approvals() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approval_by_signal_then_a_form_by_vro_body() {
-    let server = Server::start();
+    let server = Server::start_on(BACKEND);
     server.create_workflow(APPROVE_THEN_CONFIRM).await;
     let wf = "approve-then-confirm";
     let id = start_waiting(&server, wf, &json!({})).await;
@@ -2482,7 +2487,7 @@ async fn an_approval_by_signal_then_a_form_by_vro_body() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_concurrent_runs_all_complete() {
     const RUNS: usize = 200;
-    let server = Server::start();
+    let server = Server::start_on(BACKEND);
     server.create_workflow(ECHO2).await;
 
     // Every start at once.
@@ -2541,7 +2546,7 @@ async fn two_hundred_concurrent_runs_all_complete() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_clients_answering_one_interaction_get_one_success() {
     const CLIENTS: usize = 20;
-    let server = Server::start();
+    let server = Server::start_on(BACKEND);
     server.create_workflow(DEFAULTS).await;
     let id = start_waiting(&server, "defaults", &json!({})).await;
 
@@ -2582,7 +2587,7 @@ async fn twenty_clients_answering_one_interaction_get_one_success() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_approvers_answering_at_once_are_all_counted() {
-    let server = Server::start();
+    let server = Server::start_on(BACKEND);
     server.create_workflow(THREE_APPROVERS).await;
     let id = start_waiting(&server, "three-approvers", &json!({})).await;
     let signals = signal_path(&id);
@@ -2634,7 +2639,7 @@ async fn three_approvers_answering_at_once_are_all_counted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waiting_runs_survive_a_server_restart() {
-    let mut server = Server::start();
+    let mut server = Server::start_on(BACKEND);
     server.create_workflow(CERTIFICATE_REQUEST).await;
     server.create_workflow(ASK).await;
     let approval = start_waiting(
@@ -2701,7 +2706,7 @@ async fn waiting_runs_survive_a_server_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_the_server_cleanly_and_keeps_waiting_runs() {
-    let mut server = Server::start();
+    let mut server = Server::start_on(BACKEND);
     server.create_workflow(ASK).await;
     let asked = start_waiting(&server, "ask", &json!({"input": {"who": "nora"}})).await;
     let before = server.execution("ask", &asked).await;

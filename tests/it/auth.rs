@@ -1,9 +1,9 @@
-//! Authentication and roles through a real `weft serve` on loopback with a real database file
-//! and the real plugins: what each role may do on every endpoint, the 401s for missing,
-//! malformed, unknown and revoked tokens, local mode until the first token exists, `weft
-//! serve` refusing an open non-loopback address, assignees and self-approval taken from the
-//! token, the `me` filters, the audit log, oversized headers, and tokens stored only as
-//! hashes.
+// Authentication and roles through a real `weft serve` on loopback with a real database file
+// and the real plugins: what each role may do on every endpoint, the 401s for missing,
+// malformed, unknown and revoked tokens, local mode until the first token exists, `weft
+// serve` refusing an open non-loopback address, assignees and self-approval taken from the
+// token, the `me` filters, the audit log, oversized headers, and tokens stored only as
+// hashes.
 
 use crate::common::*;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
@@ -57,7 +57,7 @@ outputs:
 /// Creates tokens offline as (key, name, role, groups), then serves the database. Returns
 /// the server and a client per key sending that token.
 fn serve_with(tokens: &[(&'static str, &str, &str, &[&str])]) -> (Server, HashMap<&'static str, Api>) {
-    let weft = Weft::new();
+    let weft = Weft::on(BACKEND);
     let secrets: Vec<(&'static str, String)> = tokens
         .iter()
         .map(|(key, name, role, groups)| (*key, weft.create_token(name, role, groups)))
@@ -276,7 +276,7 @@ fn fill(text: &str, vars: &HashMap<&str, String>) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_role_may_do_exactly_what_its_role_allows() {
-    let weft = Weft::new();
+    let weft = Weft::on(BACKEND);
     let secrets: Vec<String> = ROLES
         .iter()
         .map(|(role, name)| weft.create_token(name, role, &[]))
@@ -721,7 +721,7 @@ async fn a_401_names_the_bearer_scheme() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_mode_ends_with_the_first_token() {
-    let mut server = Server::start();
+    let mut server = Server::start_on(BACKEND);
     server.wait_for_stderr("LOCAL MODE");
     // No token yet: callers need no header, and are named by X-Weft-User.
     server.create_workflow(&form_workflow("local", "[]")).await;
@@ -830,7 +830,7 @@ async fn local_mode_ends_with_the_first_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_refuses_other_addresses_until_a_token_exists() {
-    let weft = Weft::new();
+    let weft = Weft::on(BACKEND);
     for address in ["0.0.0.0:0", "[::]:0"] {
         let refused = weft.run(&["serve", "--listen", address]);
         assert_ne!(refused.code, 0, "{refused:?}");
@@ -1338,7 +1338,7 @@ async fn a_100_kb_header_is_refused_even_with_a_valid_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_are_shown_once_and_stored_only_as_hashes() {
-    let weft = Weft::new();
+    let weft = Weft::on(BACKEND);
     let created = weft.run(&[
         "token", "create", "--name", "root", "--role", "admin", "--group", "secops", "--group", "pki",
     ]);
@@ -1410,7 +1410,7 @@ async fn tokens_are_shown_once_and_stored_only_as_hashes() {
         .await
         .expect_error(401, "unauthorized", &["revoked"]);
     let url = server.url("");
-    let client = Weft::new();
+    let client = Weft::on(BACKEND);
     let remote = |args: &[&str], token: Option<&str>| {
         let mut all = args.to_vec();
         all.extend(["--server", url.as_str()]);
@@ -1448,9 +1448,12 @@ async fn tokens_are_shown_once_and_stored_only_as_hashes() {
         .await
         .expect_error(401, "unauthorized", &["revoked"]);
 
-    // The database file holds each token's SHA-256, never the token. (Every commit is
-    // durable before its answer, so the file is read while the server still runs.)
-    let bytes = std::fs::read(&server.weft.db).expect("the database file");
+    // The database holds each token's SHA-256, never the token. (Every commit is durable
+    // before its answer, so it is read while the server still runs.)
+    let bytes = match BACKEND {
+        Backend::Redb => std::fs::read(server.weft.db_file()).expect("the database file"),
+        Backend::Postgres => crate::postgres::dump_text(&server.weft.db).into_bytes(),
+    };
     for secret in [&root, &ann, &ci] {
         assert!(!contains(&bytes, secret), "a token is stored in the clear");
         assert!(

@@ -31,6 +31,42 @@ fn drain(mut pipe: impl std::io::Read + Send + 'static) -> std::thread::JoinHand
     })
 }
 
+/// Runs `command` (`weft ARGS`) to completion. A command still running after [`HANG_GUARD`]
+/// is killed and the test fails: that is a hang, not a slow machine.
+fn finish(mut command: Command, args: &[&str]) -> Output {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {WEFT}: {e}"));
+    let stdout = drain(child.stdout.take().expect("stdout is piped"));
+    let stderr = drain(child.stderr.take().expect("stderr is piped"));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("cannot wait for weft") {
+            break Some(status);
+        }
+        if started.elapsed() > HANG_GUARD {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = Output {
+        code: status.and_then(|s| s.code()).unwrap_or(-1),
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    };
+    assert!(
+        status.is_some(),
+        "weft {args:?} hung: still running after {HANG_GUARD:?}, killed\n--- stdout\n{}\n--- stderr\n{}",
+        out.stdout,
+        out.stderr
+    );
+    out
+}
+
 /// What one `weft` command did.
 #[derive(Debug)]
 pub struct Output {
@@ -78,10 +114,19 @@ impl Output {
     }
 }
 
-/// A `weft` with its own database file in its own temporary directory.
+/// Where a test's data lives: a redb file, or a database on the test PostgreSQL server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Redb,
+    Postgres,
+}
+
+/// A `weft` with its own database (a file, or a PostgreSQL database) and its own temporary
+/// directory.
 pub struct Weft {
     pub dir: tempfile::TempDir,
-    pub db: PathBuf,
+    /// The `--db` argument: a file path or a `postgres://` URL.
+    pub db: String,
 }
 
 impl Default for Weft {
@@ -91,21 +136,53 @@ impl Default for Weft {
 }
 
 impl Weft {
+    /// A `weft` on a redb file.
     pub fn new() -> Weft {
+        Weft::on(Backend::Redb)
+    }
+
+    /// A `weft` on a fresh database of `backend`.
+    pub fn on(backend: Backend) -> Weft {
         let dir = tempfile::tempdir().expect("cannot create a temporary directory");
-        let db = dir.path().join("weft.redb");
+        let db = match backend {
+            Backend::Redb => dir.path().join("weft.redb").display().to_string(),
+            Backend::Postgres => crate::postgres::database(),
+        };
         Weft { dir, db }
+    }
+
+    /// Another `weft` (its own directory) on the same database: another runner.
+    pub fn same_database(&self) -> Weft {
+        Weft {
+            dir: tempfile::tempdir().expect("cannot create a temporary directory"),
+            db: self.db.clone(),
+        }
+    }
+
+    /// The database file (for tests of the redb file itself).
+    pub fn db_file(&self) -> PathBuf {
+        assert!(
+            !self.db.starts_with("postgres://"),
+            "not a file database: {}",
+            self.db
+        );
+        PathBuf::from(&self.db)
     }
 
     /// A `weft` command with `args`, then `--db` this database, stdin closed, run in the
     /// temporary directory. `WEFT_DB`, `WEFT_LOG`, `WEFT_SERVER` and `WEFT_TOKEN` from the
     /// caller's environment are removed, so a developer's settings never redirect a test.
     pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = self.command_without_db(args);
+        command.arg("--db").arg(&self.db);
+        command
+    }
+
+    /// [`Weft::command`] without `--db`, for commands that name their databases otherwise.
+    pub fn command_without_db(&self, args: &[&str]) -> Command {
         let mut command = Command::new(WEFT);
         command
             .args(args)
-            .arg("--db")
-            .arg(&self.db)
             .current_dir(self.dir.path())
             .env_remove("WEFT_DB")
             .env_remove("WEFT_LOG")
@@ -120,42 +197,16 @@ impl Weft {
         self.run_in(self.dir.path(), args)
     }
 
-    /// Runs `weft ARGS --db DB` to completion in `cwd`. A command still running after
-    /// [`HANG_GUARD`] is killed and the test fails: that is a hang, not a slow machine.
+    /// Runs `weft ARGS --db DB` to completion in `cwd`.
     pub fn run_in(&self, cwd: &Path, args: &[&str]) -> Output {
-        let mut child = self
-            .command(args)
-            .current_dir(cwd)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {WEFT}: {e}"));
-        let stdout = drain(child.stdout.take().expect("stdout is piped"));
-        let stderr = drain(child.stderr.take().expect("stderr is piped"));
-        let started = Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("cannot wait for weft") {
-                break Some(status);
-            }
-            if started.elapsed() > HANG_GUARD {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let out = Output {
-            code: status.and_then(|s| s.code()).unwrap_or(-1),
-            stdout: stdout.join().expect("stdout reader"),
-            stderr: stderr.join().expect("stderr reader"),
-        };
-        assert!(
-            status.is_some(),
-            "weft {args:?} hung: still running after {HANG_GUARD:?}, killed\n--- stdout\n{}\n--- stderr\n{}",
-            out.stdout,
-            out.stderr
-        );
-        out
+        let mut command = self.command(args);
+        command.current_dir(cwd);
+        finish(command, args)
+    }
+
+    /// Runs `weft ARGS` (no `--db`) to completion.
+    pub fn run_without_db(&self, args: &[&str]) -> Output {
+        finish(self.command_without_db(args), args)
     }
 
     /// Runs `weft ARGS --db DB` and parses its stdout as JSON, whatever the exit code.
@@ -352,6 +403,11 @@ impl Server {
         Server::with_args(&[])
     }
 
+    /// `weft serve` on a fresh database of `backend`.
+    pub fn start_on(backend: Backend) -> Server {
+        Server::on(Weft::on(backend), &[])
+    }
+
     /// [`Server::start`] with extra `serve` arguments, such as `--body-limit-mb 1`.
     pub fn with_args(args: &[&str]) -> Server {
         Server::on(Weft::new(), args)
@@ -382,11 +438,16 @@ impl Server {
         }
     }
 
+    /// Kills the server with SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Kills the server (SIGKILL, as a crash would) and starts another on the same database.
     /// The new one listens on another port; this handle's client follows it.
     pub fn restart(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
         self.start_again();
     }
 
@@ -677,6 +738,16 @@ impl Api {
     pub async fn post_as(&self, user: &str, path: &str, body: &Value) -> Resp {
         self.send(
             self.request(reqwest::Method::POST, path)
+                .header(USER, user)
+                .json(body),
+        )
+        .await
+    }
+
+    /// PUTs `body` as JSON on behalf of `user` (the `X-Weft-User` header).
+    pub async fn put_as(&self, user: &str, path: &str, body: &Value) -> Resp {
+        self.send(
+            self.request(reqwest::Method::PUT, path)
                 .header(USER, user)
                 .json(body),
         )

@@ -241,7 +241,7 @@ outputs:
     let logs = weft.run(&["runs", "show", &id, "--logs"]);
     assert!(
         logs.stdout
-            .contains("was running when the last process stopped; calling it again"),
+            .contains("was running when its runner stopped; calling it again"),
         "{}",
         logs.stdout
     );

@@ -7,11 +7,11 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::sync::mpsc;
 
-const SECRET: &str = "s3cr3t-Token-for-tests";
+pub(crate) const SECRET: &str = "s3cr3t-Token-for-tests";
 
 /// A one-request-at-a-time HTTP server that answers 200 with the request's Authorization
 /// header in the body, and reports each request line and that header.
-fn serve(requests: usize) -> (u16, mpsc::Receiver<(String, String)>) {
+pub(crate) fn serve(requests: usize) -> (u16, mpsc::Receiver<(String, String)>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let (seen, heard) = mpsc::channel();
@@ -293,4 +293,168 @@ fn a_grant_follows_the_declared_name_not_the_bytes() {
         }
     }
     assert!(heard.try_recv().is_err(), "the ungranted name reached the server");
+}
+
+/// Grants set with `weft grant` live in the database: a later process applies them with
+/// nothing but its secret values in weft.toml, a weft.toml that says otherwise does not
+/// replace them, and a deleted grant stops applying.
+#[test]
+fn grants_set_with_the_cli_are_kept_in_the_database() {
+    let (port, heard) = serve(2);
+    let weft = Weft::new();
+    let file = workflow(&weft);
+    let secrets_only = weft.write_file(
+        "secrets.toml",
+        format!("[secrets]\napi_token = {{ value = \"{SECRET}\" }}\n").as_bytes(),
+    );
+    let rule = format!("GET 127.0.0.1:{port}");
+    let set = weft.run(&[
+        "grant",
+        "set",
+        "http-request",
+        "--http",
+        &rule,
+        "--secret",
+        "api_token",
+        "--as",
+        "alice",
+    ]);
+    set.expect_code(0);
+    assert!(set.stdout.contains("set by alice"), "{}", set.stdout);
+    let listed = weft.run(&["grant", "list"]);
+    listed.expect_code(0);
+    assert!(
+        listed.stdout.contains(&rule) && listed.stdout.contains("api_token"),
+        "{}",
+        listed.stdout
+    );
+    let shown: serde_json::Value = weft.json(&["grant", "show", "http-request"]);
+    assert_eq!(shown["source"], "admin", "{shown:#}");
+    assert_eq!(shown["secrets"], serde_json::json!(["api_token"]), "{shown:#}");
+
+    let url = format!("url=http://127.0.0.1:{port}/ping");
+    let run = |config: &std::path::Path| {
+        weft.run(&[
+            "run",
+            path_str(&file),
+            "--config",
+            path_str(config),
+            "-i",
+            &url,
+            "--json",
+        ])
+    };
+    run(&secrets_only).expect_code(0);
+    assert_eq!(heard.recv().unwrap().1, format!("Bearer {SECRET}"));
+
+    // A weft.toml section does not replace what an admin set; it says so.
+    let other = weft.write_file(
+        "other.toml",
+        format!(
+            "[secrets]\napi_token = {{ value = \"{SECRET}\" }}\n[plugins.http-request]\nhttp = [\"GET 127.0.0.1:1\"]\nsecrets = [\"api_token\"]\n"
+        )
+        .as_bytes(),
+    );
+    let kept = run(&other);
+    kept.expect_code(0).expect_stderr(&[
+        "weft.toml [plugins.http-request] differs",
+        "the grant alice set",
+        "weft grant set",
+    ]);
+    assert_eq!(heard.recv().unwrap().1, format!("Bearer {SECRET}"));
+
+    weft.run(&["grant", "delete", "http-request"]).expect_code(0);
+    weft.run(&["grant", "delete", "http-request"])
+        .expect_code(1)
+        .expect_stderr(&["no grant for http-request"]);
+    let denied = run(&secrets_only);
+    denied.expect_code(1);
+    let error = step(&denied.json(), "Fetch")["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(error.contains("secret api_token is not granted"), "{error}");
+    assert!(
+        heard.try_recv().is_err(),
+        "a deleted grant still reached the server"
+    );
+
+    weft.run(&["grant", "set", "http-request", "--http", "GET not a host"])
+        .expect_code(1)
+        .expect_stderr(&["http-request.http[0]", "not a host"]);
+    weft.run(&["grant", "set", "Not A Name"])
+        .expect_code(1)
+        .expect_stderr(&["Not A Name"]);
+}
+
+/// A grant seeded from weft.toml follows the file: changed sections replace it.
+#[test]
+fn a_grant_seeded_from_weft_toml_follows_the_file() {
+    let (port, heard) = serve(1);
+    let weft = Weft::new();
+    let file = workflow(&weft);
+    let url = format!("url=http://127.0.0.1:{port}/ping");
+    let wrong_port = weft.write_file(
+        "wrong.toml",
+        format!(
+            "[secrets]\napi_token = {{ value = \"{SECRET}\" }}\n[plugins.http-request]\nhttp = [\"GET 127.0.0.1:1\"]\nsecrets = [\"api_token\"]\n"
+        )
+        .as_bytes(),
+    );
+    let denied = weft.run(&[
+        "run",
+        path_str(&file),
+        "--config",
+        path_str(&wrong_port),
+        "-i",
+        &url,
+        "--json",
+    ]);
+    denied.expect_code(1);
+    let shown: serde_json::Value = weft.json(&["grant", "show", "http-request"]);
+    assert_eq!(shown["source"], "config", "{shown:#}");
+
+    let right = config(&weft, port);
+    weft.run(&[
+        "run",
+        path_str(&file),
+        "--config",
+        path_str(&right),
+        "-i",
+        &url,
+        "--json",
+    ])
+    .expect_code(0);
+    assert_eq!(heard.recv().unwrap().1, format!("Bearer {SECRET}"));
+}
+
+/// A grant names a secret this runner has no value for: the plugin gets none, and the run's
+/// log says what to add where.
+#[test]
+fn a_granted_secret_without_a_value_on_this_runner_is_explained() {
+    let (port, _heard) = serve(0);
+    let weft = Weft::new();
+    let file = workflow(&weft);
+    let rule = format!("GET 127.0.0.1:{port}");
+    weft.run(&[
+        "grant",
+        "set",
+        "http-request",
+        "--http",
+        &rule,
+        "--secret",
+        "api_token",
+    ])
+    .expect_code(0);
+    let url = format!("url=http://127.0.0.1:{port}/ping");
+    let out = weft.run(&["run", path_str(&file), "-i", &url, "--json"]);
+    out.expect_code(1);
+    let id = out.json()["id"].as_str().unwrap().to_owned();
+    let logs = weft.run(&["runs", "show", &id, "--logs"]);
+    assert!(
+        logs.stdout
+            .contains("secret api_token is granted, but this runner has no value for it"),
+        "{}",
+        logs.stdout
+    );
 }

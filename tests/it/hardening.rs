@@ -319,14 +319,16 @@ fn refused_uploads_leave_nothing_in_the_database() {
     let list = weft.run(&["plugin", "list"]);
     assert!(!list.stdout.contains("foreign"), "{}", list.stdout);
     // Not even the compiled artifacts of the refused components are kept.
-    let store = weft::store::Store::open(&weft.db).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let store = weft::store::redb::RedbStore::open(&weft.db_file(), "test".into()).unwrap();
     for digest in digests {
+        use weft::store::CatalogStore;
         assert!(
-            !store.has_artifact(&digest).unwrap(),
+            !rt.block_on(store.has_artifact(&digest)).unwrap(),
             "{digest} left its artifact"
         );
         assert!(
-            store.plugin_bytes(&digest).unwrap().is_none(),
+            rt.block_on(store.plugin_bytes(&digest)).unwrap().is_none(),
             "{digest} left its bytes"
         );
     }

@@ -3,11 +3,10 @@
 //! client, readers for the records it prints).
 
 mod common;
+mod postgres;
 
 mod actions;
-mod api;
 mod approvals;
-mod auth;
 mod bench;
 mod client;
 mod durability;
@@ -15,4 +14,30 @@ mod grants;
 mod hardening;
 mod lifecycle;
 mod plugins;
+mod runners;
+mod store;
 mod workflows;
+
+// The API and authorization tests run once on each backend: the same file, included in two
+// modules that differ only in `BACKEND`.
+mod api {
+    mod on_redb {
+        const BACKEND: crate::common::Backend = crate::common::Backend::Redb;
+        include!("api.rs");
+    }
+    mod on_postgres {
+        const BACKEND: crate::common::Backend = crate::common::Backend::Postgres;
+        include!("api.rs");
+    }
+}
+
+mod auth {
+    mod on_redb {
+        const BACKEND: crate::common::Backend = crate::common::Backend::Redb;
+        include!("auth.rs");
+    }
+    mod on_postgres {
+        const BACKEND: crate::common::Backend = crate::common::Backend::Postgres;
+        include!("auth.rs");
+    }
+}

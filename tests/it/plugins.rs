@@ -4,10 +4,10 @@
 use crate::common::*;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
-use weft::engine::{Engine, Event};
+use weft::engine::{Engine, Event, RunQuery};
 use weft::plugins::PluginHost;
 use weft::run::{RunRecord, RunState, StepState};
-use weft::store::Store;
+use weft::store::{new_runner_id, Location};
 use weft::workflow::{self, Workflow};
 
 async fn register(engine: &Engine, yaml: &str) -> Arc<Workflow> {
@@ -51,11 +51,15 @@ fn failed_with(run: &RunRecord, needles: &[&str]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_plugins_fail_alone_while_a_normal_run_completes() {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let store = Store::open(&dir.path().join("weft.redb")).expect("open store");
-    let host = PluginHost::new(store).expect("plugin host");
+    let location = Location::File(dir.path().join("weft.redb"));
+    let store = weft::store::open(&location, new_runner_id())
+        .await
+        .expect("open store");
+    let host = PluginHost::new(store.clone()).expect("plugin host");
     let bytes = std::fs::read(hostile_wasm()).expect("hostile.wasm was built");
     host.add("hostile", "1.0.0", bytes).await.expect("add hostile");
-    let engine = Engine::new(host);
+    let engine = Engine::new(store, host);
+    engine.start_work().await.expect("start work");
 
     let normal = register(
         &engine,
@@ -148,7 +152,12 @@ outputs:
     );
 
     // Every outcome was committed, not only kept in memory.
-    let stored = engine.store().runs().expect("runs");
+    let query = RunQuery {
+        state: None,
+        before: None,
+        limit: usize::MAX,
+    };
+    let stored = engine.runs(query, |_| true).await.expect("runs");
     assert_eq!(stored.len(), 9);
     assert!(stored.iter().all(|r| r.state.is_finished()), "{stored:#?}");
 }

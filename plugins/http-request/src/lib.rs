@@ -68,7 +68,8 @@ impl Step for HttpRequest {
         if let Some(name) = &input.bearer_secret {
             let Some(token) = secret(name) else {
                 return Outcome::fail(format!(
-                    "secret {name} is not granted to this plugin (see weft.toml)"
+                    "secret {name} is not granted to this plugin, or this runner has no value for it \
+                     (see `weft grant show` and [secrets] in weft.toml)"
                 ));
             };
             request = request.header(waki::header::AUTHORIZATION, format!("Bearer {token}"));
@@ -87,7 +88,7 @@ impl Step for HttpRequest {
                 let message = format!("{e:?}");
                 return if message.contains("HttpRequestDenied") {
                     Outcome::fail(format!(
-                        "{} {} was denied: this plugin is not granted that host and method (see weft.toml)",
+                        "{} {} was denied: this plugin is not granted that host and method (see `weft grant`)",
                         input.method, input.url
                     ))
                 } else {

@@ -2,9 +2,10 @@
 
 use redb::TableDefinition;
 
-/// run id → run record (JSON) of runs that wait for a person or have finished: the history.
+/// run id → run (see `encode_run`: revision, owner, document) of runs that wait for a person
+/// or have finished: the history.
 pub const RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("runs");
-/// run id → run record (JSON) of runs that are pending or running. Kept apart from `RUNS` so
+/// run id → run (as in `RUNS`) of runs that are pending or running. Kept apart from `RUNS` so
 /// a step transition rewrites pages of a small tree whatever the size of the history, and a
 /// restart finds the runs to continue without scanning finished ones.
 pub const LIVE_RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("live_runs");
@@ -13,7 +14,7 @@ pub const LIVE_RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("live_r
 pub const LEGACY_ACTIVE: TableDefinition<&str, ()> = TableDefinition::new("active_runs");
 /// run id → (): runs waiting for a person, so listing interactions never scans other runs.
 pub const WAITING: TableDefinition<&str, ()> = TableDefinition::new("waiting_runs");
-/// `workflow\0caller\0Idempotency-Key` → `run-id request-digest`: the run it started and the
+/// `[workflow, caller, Idempotency-Key]` (as JSON) → `run-id request-digest`: the run it started and the
 /// digest of the request that started it.
 pub const IDEMPOTENCY: TableDefinition<&str, &str> = TableDefinition::new("idempotency_keys");
 /// (due unix ms, run id, step) → timer kind.
@@ -49,3 +50,9 @@ pub const ACTION_EXECUTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new
 pub const ACTION_OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("action_outbox");
 /// sequence number → one target call's result (JSON); only the newest entries are kept.
 pub const ACTION_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("action_log");
+/// Small named numbers: `rules_revision` (the action rule set's revision).
+pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// plugin name or `name@version` → grant (JSON).
+pub const GRANTS: TableDefinition<&str, &[u8]> = TableDefinition::new("grants");
+/// session id → session (JSON).
+pub const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
