@@ -12,11 +12,13 @@
 
 use crate::limits::Limits;
 use crate::names::{Digest, PluginRef, StepName};
+use crate::plugins::Contract;
 use crate::run::FieldType;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 use weft_template::TemplateError;
 
@@ -304,10 +306,11 @@ impl Definition {
 
 impl Workflow {
     /// Validates `definition`; `plugin_exists` says whether a plugin reference resolves, and
+    /// to a plugin with which contract (each step's literal input is checked against it), and
     /// `reads` is what the template engine found in [`Definition::template_sources`], in order.
     pub fn validate(
         definition: Definition,
-        plugin_exists: &dyn Fn(&PluginRef) -> Result<(), String>,
+        plugin_exists: &dyn Fn(&PluginRef) -> Result<Option<Arc<Contract>>, String>,
         reads: &[TemplateRead],
         limits: &Limits,
     ) -> Result<Workflow, Problems> {
@@ -318,7 +321,7 @@ impl Workflow {
     /// stored, and stays usable if the plugins or the limits have changed since (runs use
     /// pinned digests).
     pub fn from_stored(definition: Definition, reads: &[TemplateRead]) -> Result<Workflow, Problems> {
-        Self::check(definition, &|_| Ok(()), reads, None)
+        Self::check(definition, &|_| Ok(None), reads, None)
     }
 
     /// The same workflow under another version number; validity does not depend on it.
@@ -330,7 +333,7 @@ impl Workflow {
 
     fn check(
         definition: Definition,
-        plugin_exists: &dyn Fn(&PluginRef) -> Result<(), String>,
+        plugin_exists: &dyn Fn(&PluginRef) -> Result<Option<Arc<Contract>>, String>,
         reads: &[TemplateRead],
         limits: Option<&Limits>,
     ) -> Result<Workflow, Problems> {
@@ -376,8 +379,14 @@ impl Workflow {
                 .parse::<PluginRef>()
                 .map_err(|m| problems.add(format!("{path}.plugin"), m));
             if let Ok(plugin) = &plugin {
-                if let Err(message) = plugin_exists(plugin) {
-                    problems.add(format!("{path}.plugin"), message);
+                match plugin_exists(plugin) {
+                    Err(message) => problems.add(format!("{path}.plugin"), message),
+                    Ok(Some(contract)) => {
+                        for m in contract.check_literal(&step.input) {
+                            problems.add(format!("{path}.input{}", m.path), m.message);
+                        }
+                    }
+                    Ok(None) => {}
                 }
             }
             if let Some(retry) = &step.retry {
@@ -861,7 +870,7 @@ mod tests {
             definition,
             &|p| match p {
                 PluginRef::Latest(n) if n == "missing" => Err("unknown plugin missing".into()),
-                _ => Ok(()),
+                _ => Ok(None),
             },
             &reads,
             &limits,

@@ -364,6 +364,8 @@ pub async fn answer(args: AnswerArgs) -> Result<ExitCode> {
 /// `weft resume`: continue interrupted runs and fire due timers, then wait for them.
 pub async fn resume(db: DbArgs) -> Result<ExitCode> {
     let engine = working_engine(&db).await?;
+    engine.plugins().resume_compiles().await?;
+    engine.plugins().warm_up();
     let resumed = engine.recover().await?;
     let fired = engine.fire_due_timers().await?;
     // Timers may have set more runs going; wait for every one that is under way.

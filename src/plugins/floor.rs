@@ -3,6 +3,7 @@
 //! plugin ready from the compiled cache versus compiling it.
 
 use super::sandbox::{CallState, HostCaps};
+use super::compile::Linked;
 use super::{compile, Loaded, PluginHost};
 use crate::names::Digest;
 use anyhow::{anyhow, Result};
@@ -12,10 +13,15 @@ impl PluginHost {
     /// One bare instantiate + `run` call of a step plugin: the floor a host call is compared to.
     pub async fn bare_call(&self, plugin: &Digest, input: &String) -> Result<Duration> {
         let loaded = self.load(plugin).await?;
-        let Loaded::Step(pre) = &*loaded else {
+        let Loaded::Plugin {
+            linked: Linked::Step(pre),
+            ..
+        } = &*loaded
+        else {
             return Err(anyhow!("{plugin} is not a step plugin"));
         };
         let caps = HostCaps::from(&crate::limits::Limits::default());
+        let call = super::StepCall::Run { input: input.clone() };
         let started = Instant::now();
         let mut store = wasmtime::Store::new(
             &self.inner.engine,
@@ -30,11 +36,7 @@ impl PluginHost {
             attempt: 1,
             started_by: String::new(),
         };
-        let instance = pre.instantiate_async(&mut store).await?;
-        instance
-            .weft_plugin_step()
-            .call_run(&mut store, &ctx, input)
-            .await?;
+        pre.call(&mut store, &ctx, &call).await?;
         Ok(started.elapsed())
     }
 
