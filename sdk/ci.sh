@@ -10,7 +10,10 @@
 # 3. builds the four examples in examples/plugins/ into OUT_DIR, one at a time (2 cores), and
 #    prints each component's size, build time and WIT world;
 # 4. runs the built components in Node with a fake host (sdk/js/tools/check-examples.mjs) and,
-#    with WEFT_SDK_WASMTIME=1, in wasmtime 48 as the host will (sdk/wasmtime-check).
+#    with WEFT_SDK_WASMTIME=1, in wasmtime 48 as the host will (sdk/wasmtime-check);
+# 5. writes a Python and a JavaScript project with `weft plugin new`, builds each with its one
+#    command (`NAME/build.sh`), adds it to a fresh database and runs it with `weft run`. The
+#    `weft` binary is $WEFT, else `cargo build --bin weft` builds one.
 #
 # Anything that cannot be installed or fails stops the run with a non-zero status and says why;
 # nothing is skipped.
@@ -83,6 +86,30 @@ if [ "${WEFT_SDK_WASMTIME:-0}" = 1 ]; then
 else
     echo "not run: set WEFT_SDK_WASMTIME=1 to build sdk/wasmtime-check (compiles wasmtime 48, about 10 min on 2 cores)"
 fi
+
+step "weft plugin new: Python and JavaScript projects build with one command and run"
+if [ -z "${WEFT:-}" ]; then
+    command -v cargo >/dev/null || die "cargo not found: install Rust (rustup), or set WEFT to a weft binary"
+    (cd "$repo" && cargo build --quiet --bin weft) || die "cargo build --bin weft failed"
+    WEFT=$(cd "$repo" && realpath "${CARGO_TARGET_DIR:-target}/debug/weft")
+fi
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+for lang in python js; do
+    name=greet-$lang
+    (cd "$scratch" && "$WEFT" plugin new "$name" --lang "$lang" --weft-home "$repo") || die "weft plugin new $name failed"
+    started=$SECONDS
+    "$scratch/$name/build.sh" >"$scratch/$name.log" 2>&1 || { cat "$scratch/$name.log"; die "$name/build.sh failed"; }
+    echo "$name: $(wc -c <"$scratch/$name/$name.wasm") bytes, built in $((SECONDS - started)) s"
+    "$WEFT" plugin add "$scratch/$name/$name.wasm" --name "$name" --version 0.1.0 --db "$scratch/weft.redb" \
+        || die "weft plugin add $name.wasm failed"
+    printf 'id: %s\nsteps:\n  - {name: G, plugin: %s, input: {name: Ada}}\noutputs:\n  greeting: "{{ steps.G.output.greeting }}"\n' \
+        "$name" "$name" >"$scratch/$name.yaml"
+    "$WEFT" run "$scratch/$name.yaml" --json --db "$scratch/weft.redb" >"$scratch/$name.json" \
+        || { cat "$scratch/$name.json"; die "weft run of the $name plugin failed"; }
+    grep -q '"greeting": *"hello Ada"' "$scratch/$name.json" || { cat "$scratch/$name.json"; die "$name did not greet Ada"; }
+    echo "$name: ran in weft, greeting \"hello Ada\""
+done
 
 step "components"
 printf '%s\n' "${summary[@]}"

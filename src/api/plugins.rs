@@ -102,7 +102,11 @@ pub async fn upload(
         (false, _) => StatusCode::CREATED,
     };
     let location = [(axum::http::header::LOCATION, status_url(&added.meta))];
-    Ok((status, location, Json(described(&state, &added.meta, false).await?)))
+    Ok((
+        status,
+        location,
+        Json(described(&state, &added.meta, false).await?),
+    ))
 }
 
 /// Every plugin, built-ins included.

@@ -9,7 +9,7 @@ use crate::plugins::{CallContext, Limits, Outcome, PluginHost};
 use crate::run::{RunRecord, RunState};
 use crate::store::{Store, Write};
 use crate::workflow::Workflow;
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Map};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -53,8 +53,38 @@ pub async fn measure(
     progress("step overhead");
     figures.insert(
         "step_overhead_us",
-        step_overhead(engine.plugins(), &latest("echo").await?, sizes.calls).await?,
+        step_overhead(
+            engine.plugins(),
+            &latest("echo").await?,
+            &json!({"n": 1}),
+            sizes.calls,
+        )
+        .await?,
     );
+
+    // The SDK examples: large components with an interpreter inside (CPython, SpiderMonkey).
+    for (language, example, input) in [
+        ("python", "python-greeter", json!({"name": "Ada"})),
+        ("js", "js-greeter", json!({"greeting": "hello Ada"})),
+    ] {
+        progress(&format!("step overhead of {example} (compiling it first)"));
+        let digest = sdk_example(engine.plugins(), example).await?;
+        let (overhead, first) = match language {
+            "python" => ("step_overhead_us_python", "first_call_ms_python"),
+            _ => ("step_overhead_us_js", "first_call_ms_js"),
+        };
+        figures.insert(
+            overhead,
+            step_overhead(engine.plugins(), &digest, &input, sizes.calls).await?,
+        );
+        let times = crate::plugins::PluginHost::first_call_times(store.clone(), &digest, &input).await?;
+        figures.insert(
+            first,
+            Figure::new(ms(times.warm), "ms", ms(times.later), "a later call")
+                .with("cold_first_call_ms", ms(times.cold))
+                .with("load_ms", ms(times.load)),
+        );
+    }
 
     progress("plugin cache");
     let (cached, compiled) = engine.plugins().ready_times(&latest("transform").await?).await?;
@@ -115,10 +145,47 @@ pub async fn measure(
     Ok(())
 }
 
-/// A no-op step through the host's plugin path (fresh store, limits, deadline, JSON in and
-/// out) against a bare instantiate + call of the same component; medians, in µs.
-async fn step_overhead(host: &PluginHost, echo: &Digest, calls: usize) -> Result<Figure> {
-    let input = json!({"n": 1});
+/// Where `weft bench` finds the SDK example components `sdk/ci.sh` builds: `$WEFT_SDK_EXAMPLES`,
+/// else `target/sdk-examples` in the current directory, else in the checkout this binary was
+/// built from.
+fn sdk_examples_dir() -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("WEFT_SDK_EXAMPLES") {
+        return dir.into();
+    }
+    let here = std::path::PathBuf::from("target/sdk-examples");
+    if here.is_dir() {
+        return here;
+    }
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/sdk-examples")
+}
+
+/// Adds the SDK example `name` (compiling it) and returns its digest.
+async fn sdk_example(host: &PluginHost, name: &str) -> Result<Digest> {
+    let path = sdk_examples_dir().join(format!("{name}.wasm"));
+    let bytes = std::fs::read(&path).with_context(|| {
+        format!(
+            "{} is missing: build the SDK examples with `bash sdk/ci.sh` (into target/sdk-examples) \
+             or set WEFT_SDK_EXAMPLES to where they are",
+            path.display()
+        )
+    })?;
+    let added = host
+        .add(name, "0.1.0", bytes)
+        .await
+        .map_err(|e| anyhow!("{name}: {e}"))?;
+    Ok(added.meta.digest)
+}
+
+/// A step through the host's plugin path (fresh store, limits, deadline, schema check, JSON
+/// in and out) against a bare instantiate + call of the same component; medians, in µs. The
+/// echo step returns its input; the SDK examples suspend for a confirmation.
+async fn step_overhead(
+    host: &PluginHost,
+    plugin: &Digest,
+    input: &serde_json::Value,
+    calls: usize,
+) -> Result<Figure> {
+    let input = input.clone();
     let ctx = CallContext {
         run_id: "bench".into(),
         workflow: "bench".into(),
@@ -128,20 +195,19 @@ async fn step_overhead(host: &PluginHost, echo: &Digest, calls: usize) -> Result
         declared_as: Some("echo".into()),
     };
     let text = input.to_string();
-    host.bare_call(echo, &text).await?;
+    host.bare_call(plugin, &text).await?;
     let mut engine_path = Vec::with_capacity(calls);
     let mut bare = Vec::with_capacity(calls);
     for _ in 0..calls {
         let started = Instant::now();
-        let report = host.run(echo, &ctx, &input, Limits::default()).await;
+        let report = host.run(plugin, &ctx, &input, Limits::default()).await;
         engine_path.push(started.elapsed());
-        if !matches!(report.outcome, Outcome::Complete(ref v) if *v == input) {
-            bail!(
-                "correctness: the echo step did not return its input: {:?}",
-                report.outcome
-            );
+        match &report.outcome {
+            Outcome::Complete(v) if *v == input => {}
+            Outcome::Suspend(_) => {}
+            other => bail!("correctness: the step neither returned its input nor suspended: {other:?}"),
         }
-        bare.push(host.bare_call(echo, &text).await?);
+        bare.push(host.bare_call(plugin, &text).await?);
     }
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     Ok(Figure::new(

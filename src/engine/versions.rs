@@ -324,7 +324,8 @@ impl Engine {
             .map_err(|e| StartError::Internal(anyhow::anyhow!("cannot read templates: {e}")))?;
         // Plugin references are resolved first (that reads the store); validation itself
         // then runs on the blocking pool with the answers.
-        let mut resolved: HashMap<PluginRef, Result<Option<Arc<crate::plugins::Contract>>, String>> = HashMap::new();
+        let mut resolved: HashMap<PluginRef, Result<Option<Arc<crate::plugins::Contract>>, String>> =
+            HashMap::new();
         for step in &definition.steps {
             let Ok(reference) = step.plugin.parse::<PluginRef>() else {
                 continue;

@@ -174,7 +174,9 @@ impl PluginHost {
                 }
                 match versions.first() {
                     Some(meta) => Err(usable(meta).expect_err("not ready")),
-                    None => Err(format!("unknown plugin {digest}: no plugin with this digest is stored")),
+                    None => Err(format!(
+                        "unknown plugin {digest}: no plugin with this digest is stored"
+                    )),
                 }
             }
             PluginRef::Version(name, version) => {
@@ -184,7 +186,11 @@ impl PluginHost {
                 {
                     return Ok(named(b.name, b.version, b.digest.clone()));
                 }
-                match self.uploaded_version(name, version).await.map_err(|e| format!("cannot read plugins: {e:#}"))? {
+                match self
+                    .uploaded_version(name, version)
+                    .await
+                    .map_err(|e| format!("cannot read plugins: {e:#}"))?
+                {
                     Some(meta) => usable(&meta).map(|()| named(name, version, meta.digest)),
                     None => Err(self.unknown(plugin).await),
                 }
@@ -357,7 +363,8 @@ impl PluginHost {
             Some(wait) => tokio::time::timeout(wait, &mut work).await.ok(),
         };
         if let Some(built) = finished {
-            let (meta, writes) = built.map_err(|e| AddError::Store(anyhow!("the compile task failed: {e}")))??;
+            let (meta, writes) =
+                built.map_err(|e| AddError::Store(anyhow!("the compile task failed: {e}")))??;
             replace.extend(writes);
             self.commit_upload(replace).await?;
             return Ok(Uploaded { meta, existed: false });
@@ -419,7 +426,8 @@ impl PluginHost {
     /// than `limits.compile_timeout`, whose compile cannot still be under way. Returns how
     /// many it took over; they finish in the background.
     pub async fn resume_compiles(&self) -> Result<usize> {
-        let timeout = time::Duration::try_from(self.inner.limits.compile_timeout).unwrap_or(time::Duration::MAX);
+        let timeout =
+            time::Duration::try_from(self.inner.limits.compile_timeout).unwrap_or(time::Duration::MAX);
         let now = crate::run::now();
         let mut taken = 0;
         for meta in self.uploaded().await? {
@@ -431,7 +439,11 @@ impl PluginHost {
             };
             let bytes: Arc<[u8]> = Arc::from(bytes);
             let host = self.clone();
-            tracing::warn!("compiling {}@{} again: the runner compiling it stopped", meta.name, meta.version);
+            tracing::warn!(
+                "compiling {}@{} again: the runner compiling it stopped",
+                meta.name,
+                meta.version
+            );
             tokio::spawn(async move {
                 let built = host.build(&meta.name, &meta.version, bytes.clone()).await;
                 host.finish_upload(meta, bytes, built).await;
@@ -482,7 +494,12 @@ impl PluginHost {
     /// Compiles (or finds the compiled artifact of), links and describes checked bytes, and
     /// returns the ready plugin's metadata and the writes that store it. Also makes it ready
     /// to call in this process.
-    async fn build(&self, name: &str, version: &str, bytes: Arc<[u8]>) -> Result<(PluginMeta, Vec<Write>), AddError> {
+    async fn build(
+        &self,
+        name: &str,
+        version: &str,
+        bytes: Arc<[u8]>,
+    ) -> Result<(PluginMeta, Vec<Write>), AddError> {
         let digest = Digest::of(&bytes);
         let size = bytes.len() as u64;
         let mut writes = Vec::new();
@@ -500,7 +517,11 @@ impl PluginHost {
             }
         };
         let linked = compile::link(&self.inner.linker, &component).map_err(AddError::Invalid)?;
-        let contract = self.describe(&linked).await.map_err(AddError::Invalid)?.map(Arc::new);
+        let contract = self
+            .describe(&linked)
+            .await
+            .map_err(AddError::Invalid)?
+            .map(Arc::new);
         let meta = PluginMeta {
             name: name.to_owned(),
             version: version.to_owned(),

@@ -292,7 +292,9 @@ impl StepPre {
                 let step = instance.weft_plugin_step();
                 match call {
                     StepCall::Run { input } => step.call_run(&mut *store, ctx, input).await,
-                    StepCall::Resume { state, event } => step.call_resume(&mut *store, ctx, state, event).await,
+                    StepCall::Resume { state, event } => {
+                        step.call_resume(&mut *store, ctx, state, event).await
+                    }
                 }
             }};
         }
@@ -314,7 +316,10 @@ impl TargetPre {
         macro_rules! handle {
             ($pre:expr) => {{
                 let instance = $pre.instantiate_async(&mut *store).await?;
-                instance.weft_plugin_target().call_handle(&mut *store, ctx, payload).await
+                instance
+                    .weft_plugin_target()
+                    .call_handle(&mut *store, ctx, payload)
+                    .await
             }};
         }
         match self {

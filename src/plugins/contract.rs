@@ -90,7 +90,8 @@ impl Contract {
                     limits.plugin_schema_kb
                 ));
             }
-            crate::nesting::check(text, limits.nesting_depth).map_err(|e| format!("its {what} schema: {e}"))?;
+            crate::nesting::check(text, limits.nesting_depth)
+                .map_err(|e| format!("its {what} schema: {e}"))?;
             serde_json::from_str(text).map_err(|e| format!("its {what} schema is not JSON: {e}"))
         };
         let description = Description {
@@ -294,7 +295,10 @@ fn expected(schema: &Value, root: &Value, depth: usize) -> String {
     }
     for combinator in ["anyOf", "oneOf"] {
         if let Some(Value::Array(alternatives)) = schema.get(combinator) {
-            let words: Vec<String> = alternatives.iter().map(|a| expected(a, root, depth + 1)).collect();
+            let words: Vec<String> = alternatives
+                .iter()
+                .map(|a| expected(a, root, depth + 1))
+                .collect();
             return words.join(" or ");
         }
     }
@@ -326,7 +330,11 @@ fn expected(schema: &Value, root: &Value, depth: usize) -> String {
 
 /// Follows a local `$ref` (`#/$defs/Name`), once.
 fn resolve<'s>(schema: &'s Value, root: &'s Value) -> &'s Value {
-    match schema.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix('#')) {
+    match schema
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|r| r.strip_prefix('#'))
+    {
         Some(pointer) => root.pointer(pointer).unwrap_or(schema),
         None => schema,
     }
@@ -337,7 +345,10 @@ fn plural(words: &str) -> String {
     words
         .split(" or ")
         .map(|w| {
-            let w = w.strip_prefix("an ").or_else(|| w.strip_prefix("a ")).unwrap_or(w);
+            let w = w
+                .strip_prefix("an ")
+                .or_else(|| w.strip_prefix("a "))
+                .unwrap_or(w);
             match w {
                 "null" => "nulls".to_owned(),
                 w if w.starts_with("array") => format!("arrays{}", &w[5..]),
@@ -391,18 +402,38 @@ mod tests {
     }
 
     fn shown(found: Vec<Mismatch>) -> Vec<String> {
-        found.iter().map(|m| format!("{}: {}", m.path, m.message)).collect()
+        found
+            .iter()
+            .map(|m| format!("{}: {}", m.path, m.message))
+            .collect()
     }
 
     #[test]
     fn every_mismatch_is_named_with_its_path() {
         let found = http().check(&json!({"expect_status": 201, "method": "PUT", "extra": 1, "retries": "x"}));
         let found = shown(found);
-        assert!(found.contains(&".expect_status: expected an array of integers, got 201".to_owned()), "{found:?}");
-        assert!(found.contains(&".url: required, but missing".to_owned()), "{found:?}");
-        assert!(found.contains(&".method: expected one of \"GET\", \"POST\", got \"PUT\"".to_owned()), "{found:?}");
-        assert!(found.iter().any(|f| f.starts_with(".extra: unknown field; known fields: ")), "{found:?}");
-        assert!(found.contains(&".retries: expected an integer, got \"x\"".to_owned()), "{found:?}");
+        assert!(
+            found.contains(&".expect_status: expected an array of integers, got 201".to_owned()),
+            "{found:?}"
+        );
+        assert!(
+            found.contains(&".url: required, but missing".to_owned()),
+            "{found:?}"
+        );
+        assert!(
+            found.contains(&".method: expected one of \"GET\", \"POST\", got \"PUT\"".to_owned()),
+            "{found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|f| f.starts_with(".extra: unknown field; known fields: ")),
+            "{found:?}"
+        );
+        assert!(
+            found.contains(&".retries: expected an integer, got \"x\"".to_owned()),
+            "{found:?}"
+        );
         assert_eq!(found.len(), 5, "{found:?}");
     }
 
@@ -411,10 +442,16 @@ mod tests {
         let c = http();
         let input = json!({"url": "{{ inputs.url }}", "expect_status": "{{ inputs.codes }}", "when": true});
         let found = shown(c.check_literal(&input));
-        assert_eq!(found, vec![".when: expected an integer or a string or null, got true"]);
+        assert_eq!(
+            found,
+            vec![".when: expected an integer or a string or null, got true"]
+        );
         // Text around an expression renders as a string, whose type is known.
         let found = shown(c.check_literal(&json!({"url": "x", "expect_status": "code {{ x }}"})));
-        assert_eq!(found, vec![".expect_status: expected an array of integers, got \"code {{ x }}\""]);
+        assert_eq!(
+            found,
+            vec![".expect_status: expected an array of integers, got \"code {{ x }}\""]
+        );
         // Inside an array, an item that is a template is skipped; a literal item is not.
         let found = shown(c.check_literal(&json!({"url": "x", "expect_status": ["{{ a }}", "b"]})));
         assert_eq!(found, vec![".expect_status[1]: expected an integer, got \"b\""]);
@@ -429,7 +466,8 @@ mod tests {
         let big = format!("{{\"description\": \"{}\"}}", "x".repeat(2000));
         let err = Contract::from_texts("s".into(), &big, "{}", None, &limits).unwrap_err();
         assert!(err.contains("limits.plugin_schema_kb"), "{err}");
-        let err = Contract::from_texts("s".into(), "{\"type\": 5}", "{}", None, &Default::default()).unwrap_err();
+        let err =
+            Contract::from_texts("s".into(), "{\"type\": 5}", "{}", None, &Default::default()).unwrap_err();
         assert!(err.contains("not a valid JSON Schema"), "{err}");
         let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
         let err = Contract::from_texts("s".into(), &deep, "{}", None, &Default::default()).unwrap_err();

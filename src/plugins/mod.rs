@@ -31,8 +31,8 @@ mod sandbox;
 mod templates;
 
 pub use catalog::{AddError, PluginMeta, PluginStatus, Prepared, Resolved};
-pub use contract::{describe_mismatches, Contract, Description, Mismatch};
 pub use compile::{worker_main as compile_worker, Compiler};
+pub use contract::{describe_mismatches, Contract, Description, Mismatch};
 pub use grants::Grants;
 pub use limits::Limits;
 pub use templates::read_without_engine;
@@ -261,10 +261,10 @@ impl PluginHost {
         host::add_to_linker::<CallState, wasmtime::component::HasSelf<CallState>>(&mut linker, |s| s)?;
         types::add_to_linker::<CallState, wasmtime::component::HasSelf<CallState>>(&mut linker, |s| s)?;
         // weft:plugin@0.1.0 components import the same host functions, and their types.
-        bindings::v1::step::weft::plugin::host::add_to_linker::<CallState, wasmtime::component::HasSelf<CallState>>(
-            &mut linker,
-            |s| s,
-        )?;
+        bindings::v1::step::weft::plugin::host::add_to_linker::<
+            CallState,
+            wasmtime::component::HasSelf<CallState>,
+        >(&mut linker, |s| s)?;
         linker.root().instance("weft:plugin/types@0.1.0")?;
         bindings::templates::weft::templates::progress::add_to_linker::<
             CallState,
@@ -561,7 +561,11 @@ impl PluginHost {
             let linked = compile::link(&self.inner.linker, &component).map_err(|e| anyhow!(e))?;
             // Describing instantiates the component once, which also readies its memory
             // image, so the first real call does not pay for that.
-            let contract = self.describe(&linked).await.map_err(|e| anyhow!(e))?.map(Arc::new);
+            let contract = self
+                .describe(&linked)
+                .await
+                .map_err(|e| anyhow!(e))?
+                .map(Arc::new);
             Ok::<_, anyhow::Error>(Arc::new(Loaded::Plugin { linked, contract }))
         })
         .await
@@ -594,7 +598,11 @@ impl PluginHost {
             contract: contract.clone(),
         });
         let cell = Arc::new(OnceCell::new_with(Some(loaded)));
-        self.inner.loaded.lock().expect("plugin table lock").insert(digest.clone(), cell);
+        self.inner
+            .loaded
+            .lock()
+            .expect("plugin table lock")
+            .insert(digest.clone(), cell);
         self.inner
             .contracts
             .lock()
@@ -621,10 +629,18 @@ impl PluginHost {
             permit,
             None,
         );
-        let described = tokio::time::timeout(limits.deadline + DEADLINE_GRACE, linked.describe(&mut sandbox.store))
-            .await
-            .map_err(|_| deadline_failure(limits, "plugin").message)?
-            .map_err(|e| format!("its describe call failed: {}", trap_failure(&e, limits, &HashMap::new(), "plugin").message))?;
+        let described = tokio::time::timeout(
+            limits.deadline + DEADLINE_GRACE,
+            linked.describe(&mut sandbox.store),
+        )
+        .await
+        .map_err(|_| deadline_failure(limits, "plugin").message)?
+        .map_err(|e| {
+            format!(
+                "its describe call failed: {}",
+                trap_failure(&e, limits, &HashMap::new(), "plugin").message
+            )
+        })?;
         let Some((summary, input, output, config)) = described else {
             return Ok(None);
         };

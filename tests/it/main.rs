@@ -9,12 +9,15 @@ mod actions;
 mod approvals;
 mod bench;
 mod client;
+mod contracts;
 mod durability;
 mod grants;
 mod hardening;
 mod lifecycle;
 mod plugins;
 mod runners;
+mod scaffold;
+mod sdk;
 mod store;
 mod workflows;
 
