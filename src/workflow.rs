@@ -304,13 +304,17 @@ impl Definition {
     }
 }
 
+/// What looking up a step's plugin found: an error to report, or the plugin, with the
+/// contract its step input is checked against when it describes one.
+pub type PluginLookup = Result<Option<Arc<Contract>>, String>;
+
 impl Workflow {
     /// Validates `definition`; `plugin_exists` says whether a plugin reference resolves, and
     /// to a plugin with which contract (each step's literal input is checked against it), and
     /// `reads` is what the template engine found in [`Definition::template_sources`], in order.
     pub fn validate(
         definition: Definition,
-        plugin_exists: &dyn Fn(&PluginRef) -> Result<Option<Arc<Contract>>, String>,
+        plugin_exists: &dyn Fn(&PluginRef) -> PluginLookup,
         reads: &[TemplateRead],
         limits: &Limits,
     ) -> Result<Workflow, Problems> {
@@ -333,7 +337,7 @@ impl Workflow {
 
     fn check(
         definition: Definition,
-        plugin_exists: &dyn Fn(&PluginRef) -> Result<Option<Arc<Contract>>, String>,
+        plugin_exists: &dyn Fn(&PluginRef) -> PluginLookup,
         reads: &[TemplateRead],
         limits: Option<&Limits>,
     ) -> Result<Workflow, Problems> {

@@ -67,7 +67,7 @@ impl PluginHost {
     }
 
     /// One bare instantiate + `run` call of a step plugin: the floor a host call is compared to.
-    pub async fn bare_call(&self, plugin: &Digest, input: &String) -> Result<Duration> {
+    pub async fn bare_call(&self, plugin: &Digest, input: &str) -> Result<Duration> {
         let loaded = self.load(plugin).await?;
         let Loaded::Plugin {
             linked: Linked::Step(pre),
@@ -77,7 +77,9 @@ impl PluginHost {
             return Err(anyhow!("{plugin} is not a step plugin"));
         };
         let caps = HostCaps::from(&crate::limits::Limits::default());
-        let call = super::StepCall::Run { input: input.clone() };
+        let call = super::StepCall::Run {
+            input: input.to_owned(),
+        };
         let started = Instant::now();
         let mut store = wasmtime::Store::new(
             &self.inner.engine,
