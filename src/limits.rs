@@ -45,6 +45,12 @@ pub struct Limits {
     pub inputs: usize,
     /// Longest template string or expression, KiB.
     pub template_kb: usize,
+    /// Most items one `for_each` step maps over.
+    pub for_each_items: usize,
+    /// Most items of one `for_each` step under way at once (its `concurrency`).
+    pub for_each_concurrency: usize,
+    /// Deepest chain of sub-workflows (a run, its child, the child's child, ...).
+    pub workflow_depth: usize,
 
     // Templates, evaluated in the sandbox.
     /// Time one template evaluation may take.
@@ -86,6 +92,9 @@ impl Default for Limits {
             steps: 1000,
             inputs: 256,
             template_kb: 64,
+            for_each_items: 100_000,
+            for_each_concurrency: 256,
+            workflow_depth: 16,
             template_timeout: Duration::from_secs(1),
             template_memory_mb: 64,
             template_output_kb: 4096,
@@ -110,6 +119,9 @@ impl Limits {
             ("nesting_depth", self.nesting_depth),
             ("steps", self.steps),
             ("template_kb", self.template_kb),
+            ("for_each_items", self.for_each_items),
+            ("for_each_concurrency", self.for_each_concurrency),
+            ("workflow_depth", self.workflow_depth),
             ("template_memory_mb", self.template_memory_mb),
             ("template_output_kb", self.template_output_kb),
             ("plugin_resources", self.plugin_resources),

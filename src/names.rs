@@ -16,11 +16,35 @@ impl StepName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Whether this names an item of a `for_each` step rather than a step.
+    pub fn is_item(&self) -> bool {
+        self.0.ends_with(']')
+    }
+}
+
+impl StepName {
+    /// The name of item `index` of this (`for_each`) step: `Step[3]`, as signals and timers
+    /// name it.
+    pub fn item(&self, index: usize) -> StepName {
+        StepName(format!("{}[{index}]", self.0))
+    }
 }
 
 impl TryFrom<String> for StepName {
     type Error = String;
+    /// Accepts a step name, or an item's (`Step[3]`, see [`StepName::item`]): records hold
+    /// both. A definition's step names are checked to be plain (see
+    /// [`StepName::is_item`]).
     fn try_from(name: String) -> Result<Self, String> {
+        if let Some((base, rest)) = name.split_once('[') {
+            let index_ok = rest
+                .strip_suffix(']')
+                .is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()));
+            if index_ok && StepName::try_from(base.to_owned()).is_ok() {
+                return Ok(StepName(name));
+            }
+        }
         let mut chars = name.chars();
         let starts_with_letter = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
         let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');

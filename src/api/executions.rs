@@ -73,7 +73,7 @@ pub async fn start(
     };
     let options = StartOptions {
         idempotency_key,
-        restarted_from: None,
+        ..StartOptions::default()
     };
     let id = state
         .engine

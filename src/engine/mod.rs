@@ -8,6 +8,7 @@
 //!   over the runs of runners that died, and following what other runners commit;
 //! - [`timers`] fires durable timers, each claimed so it fires once across runners;
 //! - [`grants`] keeps plugin grants in the store and in force in the plugin host;
+//! - [`children`] starts sub-workflow runs and hands their results to their parents;
 //! - [`versions`] stores and publishes workflow versions; [`access`] keeps tokens, the audit
 //!   log and sessions; [`hooks`] is where the engine meets actions.
 //!
@@ -22,6 +23,7 @@
 //! the WASM.
 
 mod access;
+mod children;
 mod driver;
 mod grants;
 mod hooks;
@@ -85,8 +87,12 @@ pub struct StartOptions {
     /// A client's `Idempotency-Key`: the same key, from the same caller, with the same
     /// request, returns the same run. Keys are scoped to the workflow and the caller.
     pub idempotency_key: Option<String>,
-    /// The run this one restarts.
+    /// The run this one restarts, and who restarts it (the new run keeps the original's
+    /// `started_by`).
     pub restarted_from: Option<RunId>,
+    pub restarted_by: Option<String>,
+    /// The run and step that start this one as a sub-workflow, and how deep that parent is.
+    pub parent: Option<(crate::run::ParentRef, u32)>,
 }
 
 /// Who answers: a user name and the groups the user belongs to.
@@ -217,7 +223,7 @@ struct Inner {
     /// Runs this runner holds in memory: the ones it drives, and ones being changed.
     live: Mutex<HashMap<RunId, RunHandle>>,
     /// Plugin calls under way in this process, as (run, step index, attempt).
-    in_flight: Mutex<HashSet<(RunId, usize, u32)>>,
+    in_flight: Mutex<HashSet<(RunId, crate::run::Unit, u32)>>,
     /// Signalled whenever a call leaves `in_flight`.
     call_ended: Notify,
     events: broadcast::Sender<Event>,

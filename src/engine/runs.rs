@@ -76,8 +76,12 @@ impl Engine {
         let mut problems = Vec::new();
         let mut steps = Vec::new();
         for (i, step) in workflow.steps.iter().enumerate() {
-            match self.inner.plugins.resolve(&step.plugin).await {
-                Ok(resolved) => steps.push(new_step(step.name.clone(), resolved)),
+            let Some(plugin) = step.plugin() else {
+                steps.push(new_step(step.name.clone(), None));
+                continue;
+            };
+            match self.inner.plugins.resolve(plugin).await {
+                Ok(resolved) => steps.push(new_step(step.name.clone(), Some(resolved))),
                 Err(message) => problems.push(crate::workflow::Problem {
                     path: format!("steps[{i}].plugin"),
                     message,
@@ -103,6 +107,12 @@ impl Engine {
             outputs: None,
             error: None,
             restarted_from: options.restarted_from,
+            restarted_by: options.restarted_by.clone(),
+            parent: options.parent.as_ref().map(|(parent, _)| parent.clone()),
+            depth: options.parent.as_ref().map_or(0, |(_, depth)| depth + 1),
+            deadline: workflow.definition.timeout.map(|t| now() + t),
+            failure: None,
+            retries: Vec::new(),
             idempotency_key: idempotency_key.clone(),
             next_log_seq: 0,
             revision: None,
@@ -117,7 +127,19 @@ impl Engine {
             });
         }
         if let Some(from) = options.restarted_from {
-            tx.log(&mut run, "info", None, format!("restart of run {from}"));
+            let by = options.restarted_by.as_deref().unwrap_or(started_by);
+            tx.log(&mut run, "info", None, format!("restart of run {from} by {by}"));
+        }
+        if let Some((parent, _)) = &options.parent {
+            tx.log(
+                &mut run,
+                "info",
+                None,
+                format!("child run of step {} of run {}", parent.step, parent.run),
+            );
+        }
+        if let Some(timer) = transition::deadline_timer(&run) {
+            tx.writes.push(Write::Timer(timer));
         }
         tx.log(&mut run, "info", None, format!("run started by {started_by}"));
         tx.events.push(Event::RunStarted { run: run.id });
@@ -126,7 +148,7 @@ impl Engine {
         let mut guard = handle.clone().lock_owned().await;
         self.inner.live.lock().expect("live runs lock").insert(id, handle);
         // `guard` holds the handle now; the map has the other reference.
-        transition::advance(&mut guard, workflow, &self.inner.plugins, &mut tx).await;
+        transition::advance(&mut guard, workflow, &self.inner.plugins, self, &mut tx).await;
         match self.commit_new(&mut guard, tx).await {
             Ok(()) => Ok(id),
             Err(StoreError::Conflict(_)) => {
@@ -288,13 +310,13 @@ impl Engine {
         let answered_by = person.name.as_str();
         let mut run = self.lock(id).await?.ok_or(AnswerError::UnknownRun(id))?;
         for _ in 0..MAX_ATTEMPTS {
-            let Some(i) = run.steps.iter().position(|s| s.name.as_str() == step_name) else {
+            let Some(unit) = run.unit_named(step_name) else {
                 return Err(AnswerError::UnknownStep(format!(
                     "run {id} has no step {step_name}; {}",
                     run.describe_waiting()
                 )));
             };
-            let step = &run.steps[i];
+            let step = run.record(unit).expect("a unit found by name");
             let Some(waiting) = step.waiting.as_ref().filter(|_| step.state == StepState::Waiting) else {
                 return Err(AnswerError::NotWaiting(format!(
                     "step {step_name} is {}, not waiting; {}",
@@ -334,23 +356,28 @@ impl Engine {
                 answered_at,
                 data: data.clone(),
             };
+            let plugin = step
+                .plugin
+                .clone()
+                .ok_or_else(|| AnswerError::Internal(anyhow!("step {step_name} has no plugin")))?;
             let report = self
                 .inner
                 .plugins
                 .resume(
-                    &step.plugin,
-                    &call_context(&run, i),
+                    &plugin,
+                    &call_context(&run, unit),
                     &waiting.state,
                     event,
-                    limits(&workflow, i),
+                    limits(&workflow, unit.step()),
                 )
                 .await;
             if let Outcome::InvalidAnswer(message) = report.outcome {
                 return Err(AnswerError::Invalid(message));
             }
             let mut tx = Transition::default();
-            let name = run.steps[i].name.clone();
-            run.steps[i].answers.push(AnswerRecord {
+            let record = run.record_mut(unit).expect("a unit found by name");
+            let name = record.name.clone();
+            record.answers.push(AnswerRecord {
                 signal_type: signal_type.to_owned(),
                 answered_by: answered_by.to_owned(),
                 answered_at,
@@ -362,15 +389,15 @@ impl Engine {
                 format!("{answered_by} answered {name}.{signal_type}"),
             );
             tx.plugin_logs(&mut run, &name, report.logs);
-            let expiry = transition::pending_timer(id, &run.steps[i]);
+            let expiry = run.record(unit).and_then(|r| transition::pending_timer(id, r));
             let still_waiting = matches!(report.outcome, Outcome::Suspend(_));
             if let (Some(timer), false) = (expiry, still_waiting) {
                 tx.writes.push(Write::DeleteTimer(timer));
             }
-            transition::apply_outcome(&mut run, &workflow, i, report.outcome, report.elapsed, &mut tx);
+            transition::apply_outcome(&mut run, &workflow, unit, report.outcome, report.elapsed, &mut tx);
             // A run another runner drives is moved on by that runner, told by the store.
             if self.drives(&run) {
-                transition::advance(&mut run, &workflow, &self.inner.plugins, &mut tx).await;
+                transition::advance(&mut run, &workflow, &self.inner.plugins, self, &mut tx).await;
             }
             if let Committed::Done = self.commit(&mut run, tx).await? {
                 return Ok(run.clone());
@@ -411,18 +438,22 @@ impl Engine {
     pub async fn cancel_interaction(&self, id: RunId, by: &str) -> Result<RunRecord, AnswerError> {
         let mut run = self.lock(id).await?.ok_or(AnswerError::UnknownRun(id))?;
         for _ in 0..MAX_ATTEMPTS {
-            let Some(i) = run.steps.iter().position(|s| s.state == StepState::Waiting) else {
+            let waiting = run.units().find(|&u| {
+                run.record(u)
+                    .is_some_and(|r| r.state == StepState::Waiting && r.waiting.is_some())
+            });
+            let Some(unit) = waiting else {
                 return Err(AnswerError::NotWaiting(format!(
                     "run {id} has no pending interaction (it is {})",
                     run.state.as_str()
                 )));
             };
             let mut tx = Transition::default();
-            let name = run.steps[i].name.clone();
-            if let Some(timer) = transition::pending_timer(id, &run.steps[i]) {
+            let step = run.record_mut(unit).expect("a waiting unit");
+            let name = step.name.clone();
+            if let Some(timer) = transition::pending_timer(id, step) {
                 tx.writes.push(Write::DeleteTimer(timer));
             }
-            let step = &mut run.steps[i];
             let at = now();
             transition::stop_waiting(step, at);
             step.state = StepState::Canceled;
@@ -482,9 +513,12 @@ impl Engine {
             _ => Map::new(),
         };
         let options = StartOptions {
-            idempotency_key: None,
             restarted_from: Some(id),
+            restarted_by: Some(by.to_owned()),
+            ..StartOptions::default()
         };
-        Ok(self.start_with(&workflow, inputs, by, options).await?)
+        Ok(self
+            .start_with(&workflow, inputs, &old.started_by, options)
+            .await?)
     }
 }

@@ -60,6 +60,9 @@ pub struct RunIndex {
     pub workflow: String,
     pub started_by: String,
     pub created_at: OffsetDateTime,
+    /// Input values a run can be found by (`input.KEY=VALUE`), as text; written when the run
+    /// is created (inputs never change).
+    pub inputs: Vec<(String, String)>,
 }
 
 /// A run document as stored: its revision (1 when created, one more on every write) and
@@ -108,6 +111,34 @@ pub enum TimerKind {
     Expire,
     /// The end of a retry's backoff.
     Retry,
+    /// The run's deadline (its `timeout`); the step is empty.
+    Deadline,
+    /// A child run of the step finished: the parent takes its result. Due at once; a timer
+    /// rather than a direct write so the hand-over survives a crash and happens once.
+    Child,
+}
+
+impl TimerKind {
+    /// The number a backend stores for this kind.
+    pub fn code(self) -> u8 {
+        match self {
+            TimerKind::Expire => 0,
+            TimerKind::Retry => 1,
+            TimerKind::Deadline => 2,
+            TimerKind::Child => 3,
+        }
+    }
+
+    /// The kind stored as `code`; unknown codes (from a newer version) read as retries, which
+    /// fire harmlessly.
+    pub fn from_code(code: u8) -> TimerKind {
+        match code {
+            0 => TimerKind::Expire,
+            2 => TimerKind::Deadline,
+            3 => TimerKind::Child,
+            _ => TimerKind::Retry,
+        }
+    }
 }
 
 /// A stored plugin version: its key, its component's digest, and its metadata document.
@@ -131,8 +162,15 @@ pub enum Write {
         /// The runner driving the run from now on; none while it waits or once finished.
         owner: Option<String>,
     },
-    /// Removes a finished run and its log.
+    /// Removes a finished run, its log, its `for_each` items and its input index entries.
     DeleteRun(RunId),
+    /// Stores item `index` of the `for_each` step `step` of `run` (its value, then its result).
+    Item {
+        run: RunId,
+        step: String,
+        index: u64,
+        doc: Vec<u8>,
+    },
     Log {
         run: RunId,
         seq: u64,
@@ -242,7 +280,9 @@ impl Write {
     /// The size of the document this write stores, for [`WriterStats::bytes`].
     pub fn document_len(&self) -> usize {
         match self {
-            Write::Run { doc, .. } | Write::Log { doc, .. } | Write::Audit(doc) => doc.len(),
+            Write::Run { doc, .. } | Write::Log { doc, .. } | Write::Item { doc, .. } | Write::Audit(doc) => {
+                doc.len()
+            }
             _ => 0,
         }
     }
@@ -327,6 +367,24 @@ pub trait RunStore {
 
     /// Up to `limit` log lines (documents) of `run` after sequence number `after`, in order.
     async fn logs(&self, run: RunId, after: Option<u64>, limit: usize) -> StoreResult<Vec<Vec<u8>>>;
+
+    /// Up to `limit` items of the `for_each` step `step` of `run`, from index `from`, in order.
+    async fn items(
+        &self,
+        run: RunId,
+        step: &str,
+        from: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<(u64, Vec<u8>)>>;
+
+    /// Up to `limit` runs, newest first and before `before`, whose inputs hold every one of
+    /// `inputs` (as indexed when they were created). Reads the index, never the history.
+    async fn runs_with_inputs(
+        &self,
+        inputs: &[(String, String)],
+        before: Option<RunId>,
+        limit: usize,
+    ) -> StoreResult<Vec<StoredRun>>;
 
     /// The run an `Idempotency-Key` started, and the digest of the request that started it
     /// (absent for keys stored before requests were recorded).
@@ -456,6 +514,18 @@ pub enum Record {
         seq: u64,
         doc: Vec<u8>,
     },
+    Item {
+        run: RunId,
+        step: String,
+        index: u64,
+        doc: Vec<u8>,
+    },
+    /// A run can be found by input `key` = `value`.
+    InputIndex {
+        run: RunId,
+        key: String,
+        value: String,
+    },
     Timer(Timer),
     Idempotency {
         key: String,
@@ -529,6 +599,8 @@ impl Record {
         match self {
             Record::Run(_) => "runs",
             Record::Log { .. } => "run log lines",
+            Record::Item { .. } => "for_each items",
+            Record::InputIndex { .. } => "input index entries",
             Record::Timer(_) => "timers",
             Record::Idempotency { .. } => "idempotency keys",
             Record::Plugin(_) => "plugin versions",
@@ -556,6 +628,7 @@ impl Record {
             Record::Run(run) => run.doc.len(),
             Record::Plugin(plugin) => plugin.meta.len(),
             Record::Log { doc, .. }
+            | Record::Item { doc, .. }
             | Record::Definition { doc, .. }
             | Record::Token { doc, .. }
             | Record::Audit { doc, .. }

@@ -67,6 +67,7 @@ fn index(state: RunState) -> RunIndex {
         workflow: "wf".into(),
         started_by: "tester".into(),
         created_at: weft::run::now(),
+        inputs: vec![("host".into(), "web01".into())],
     }
 }
 

@@ -47,6 +47,10 @@ struct Statements {
     update_run: Statement,
     delete_run: Statement,
     delete_run_logs: Statement,
+    delete_run_items: Statement,
+    delete_run_inputs: Statement,
+    upsert_item: Statement,
+    insert_input: Statement,
     insert_log: Statement,
     insert_timer: Statement,
     delete_timer: Statement,
@@ -97,6 +101,10 @@ impl Statements {
             update_run: client.prepare(&expect_one("UPDATE runs SET doc = $2, revision = $3 + 1, owner = $4, state = $5 WHERE id = $1 AND revision = $3")).await?,
             delete_run: client.prepare("DELETE FROM runs WHERE id = $1").await?,
             delete_run_logs: client.prepare("DELETE FROM run_logs WHERE run = $1").await?,
+            delete_run_items: client.prepare("DELETE FROM run_items WHERE run = $1").await?,
+            delete_run_inputs: client.prepare("DELETE FROM run_inputs WHERE run = $1").await?,
+            upsert_item: client.prepare("INSERT INTO run_items (run, step, idx, doc) VALUES ($1, $2, $3, $4) ON CONFLICT (run, step, idx) DO UPDATE SET doc = EXCLUDED.doc").await?,
+            insert_input: client.prepare("INSERT INTO run_inputs (key, value, run) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING").await?,
             insert_log: client.prepare("INSERT INTO run_logs (run, seq, doc) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING").await?,
             insert_timer: client.prepare("INSERT INTO timers (due, run, step, kind) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING").await?,
             delete_timer: client.prepare("DELETE FROM timers WHERE run = $1 AND step = $2 AND due = $3").await?,
@@ -499,17 +507,45 @@ fn statements_for<'a>(
             index,
             expect: None,
             owner,
+        } => {
+            guarded(
+                Some(Refusal::Conflict(format!("run {id} exists already"))),
+                &st.insert_run,
+                vec![
+                    Box::new(id.uuid()),
+                    Box::new(doc.as_slice()),
+                    Box::new(owner.as_deref()),
+                    Box::new(index.state.as_str()),
+                    Box::new(index.workflow.as_str()),
+                    Box::new(index.started_by.as_str()),
+                    Box::new(index.created_at),
+                ],
+            );
+            for (key, value) in &index.inputs {
+                guarded(
+                    None,
+                    &st.insert_input,
+                    vec![
+                        Box::new(key.as_str()),
+                        Box::new(value.as_str()),
+                        Box::new(id.uuid()),
+                    ],
+                );
+            }
+        }
+        Write::Item {
+            run: id,
+            step,
+            index,
+            doc,
         } => guarded(
-            Some(Refusal::Conflict(format!("run {id} exists already"))),
-            &st.insert_run,
+            None,
+            &st.upsert_item,
             vec![
                 Box::new(id.uuid()),
+                Box::new(step.as_str()),
+                Box::new(to_i64(*index)),
                 Box::new(doc.as_slice()),
-                Box::new(owner.as_deref()),
-                Box::new(index.state.as_str()),
-                Box::new(index.workflow.as_str()),
-                Box::new(index.started_by.as_str()),
-                Box::new(index.created_at),
             ],
         ),
         Write::Run {
@@ -534,6 +570,8 @@ fn statements_for<'a>(
         Write::DeleteRun(id) => {
             guarded(None, &st.delete_run, vec![Box::new(id.uuid())]);
             guarded(None, &st.delete_run_logs, vec![Box::new(id.uuid())]);
+            guarded(None, &st.delete_run_items, vec![Box::new(id.uuid())]);
+            guarded(None, &st.delete_run_inputs, vec![Box::new(id.uuid())]);
         }
         Write::Log { run: id, seq, doc } => guarded(
             None,

@@ -372,6 +372,72 @@ impl RunStore for RedbStore {
         Ok(lines.into_iter().map(|(_, line)| line).collect())
     }
 
+    async fn items(
+        &self,
+        run: RunId,
+        step: &str,
+        from: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<(u64, Vec<u8>)>> {
+        let txn = self.read()?;
+        let key = run.to_string();
+        let table = txn.open_table(ITEMS).map_err(other)?;
+        let mut found = Vec::new();
+        for entry in table
+            .range((key.as_str(), step, from)..=(key.as_str(), step, u64::MAX))
+            .map_err(other)?
+            .take(limit)
+        {
+            let (k, v) = entry.map_err(other)?;
+            found.push((k.value().2, v.value().to_vec()));
+        }
+        Ok(found)
+    }
+
+    async fn runs_with_inputs(
+        &self,
+        inputs: &[(String, String)],
+        before: Option<RunId>,
+        limit: usize,
+    ) -> StoreResult<Vec<StoredRun>> {
+        let Some(((name, value), rest)) = inputs.split_first() else {
+            return Ok(Vec::new());
+        };
+        let txn = self.read()?;
+        let index = txn.open_table(INPUTS).map_err(other)?;
+        let live = txn.open_table(LIVE_RUNS).map_err(other)?;
+        let history = txn.open_table(RUNS).map_err(other)?;
+        let upper = before.map_or_else(|| "\u{10ffff}".to_owned(), |b| b.to_string());
+        let mut found = Vec::new();
+        // Run ids are UUIDv7: newest last in the index, so read it backwards.
+        for entry in index
+            .range((name.as_str(), value.as_str(), "")..(name.as_str(), value.as_str(), upper.as_str()))
+            .map_err(other)?
+            .rev()
+        {
+            let (k, _) = entry.map_err(other)?;
+            let run = k.value().2;
+            let mut matches = true;
+            for (n, v) in rest {
+                matches &= index.get((n.as_str(), v.as_str(), run)).map_err(other)?.is_some();
+            }
+            if !matches {
+                continue;
+            }
+            let value = match live.get(run).map_err(other)? {
+                Some(v) => Some(v.value().to_vec()),
+                None => history.get(run).map_err(other)?.map(|v| v.value().to_vec()),
+            };
+            if let Some(value) = value {
+                found.push(decode_run(parse_id(run)?, &value)?);
+                if found.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(found)
+    }
+
     async fn idempotent_run(&self, key: &str) -> StoreResult<Option<(RunId, Option<Digest>)>> {
         let txn = self.read()?;
         let table = txn.open_table(IDEMPOTENCY).map_err(other)?;
@@ -858,6 +924,9 @@ struct Tables<'txn> {
     meta: redb::Table<'txn, &'static str, u64>,
     grants: redb::Table<'txn, &'static str, &'static [u8]>,
     sessions: redb::Table<'txn, &'static str, &'static [u8]>,
+    items: redb::Table<'txn, (&'static str, &'static str, u64), &'static [u8]>,
+    inputs: redb::Table<'txn, (&'static str, &'static str, &'static str), ()>,
+    run_inputs: redb::Table<'txn, &'static str, &'static [u8]>,
 }
 
 impl<'txn> Tables<'txn> {
@@ -882,6 +951,9 @@ impl<'txn> Tables<'txn> {
             meta: txn.open_table(META)?,
             grants: txn.open_table(GRANTS)?,
             sessions: txn.open_table(SESSIONS)?,
+            items: txn.open_table(ITEMS)?,
+            inputs: txn.open_table(INPUTS)?,
+            run_inputs: txn.open_table(RUN_INPUTS)?,
         })
     }
 
@@ -1015,6 +1087,23 @@ impl<'txn> Tables<'txn> {
                     }
                 }
                 set_member(&mut self.waiting, key, index.state == RunState::Waiting)?;
+                if expect.is_none() && !index.inputs.is_empty() {
+                    for (name, value) in &index.inputs {
+                        self.inputs.insert((name.as_str(), value.as_str(), key), ())?;
+                    }
+                    self.run_inputs
+                        .insert(key, serde_json::to_vec(&index.inputs)?.as_slice())?;
+                }
+            }
+            Write::Item {
+                run,
+                step,
+                index,
+                doc,
+            } => {
+                let run = run.to_string();
+                self.items
+                    .insert((run.as_str(), step.as_str(), *index), doc.as_slice())?;
             }
             Write::DeleteRun(id) => {
                 let key = id.to_string();
@@ -1023,6 +1112,15 @@ impl<'txn> Tables<'txn> {
                 self.waiting.remove(key.as_str())?;
                 self.logs.retain_in(run_lines(&key), |_, _| false)?;
                 self.live_logs.retain_in(run_lines(&key), |_, _| false)?;
+                self.items.retain_in(run_items(&key), |_, _| false)?;
+                let indexed = self.run_inputs.remove(key.as_str())?.map(|v| v.value().to_vec());
+                if let Some(indexed) = indexed {
+                    let pairs: Vec<(String, String)> = serde_json::from_slice(&indexed)?;
+                    for (name, value) in &pairs {
+                        self.inputs
+                            .remove((name.as_str(), value.as_str(), key.as_str()))?;
+                    }
+                }
             }
             Write::Log { run, seq, doc } => {
                 // A live (or not yet stored) run's lines wait in `live_logs` until it moves to
@@ -1145,6 +1243,11 @@ fn run_lines(run: &str) -> std::ops::RangeInclusive<(&str, u64)> {
 }
 
 /// Makes `key` a member of `index` or not, writing only if that changes anything.
+/// Every item key of a run's `for_each` steps.
+fn run_items(run: &str) -> std::ops::RangeInclusive<(&str, &str, u64)> {
+    (run, "", 0)..=(run, "\u{10ffff}", u64::MAX)
+}
+
 fn set_member(index: &mut redb::Table<&str, ()>, key: &str, member: bool) -> anyhow::Result<()> {
     if index.get(key)?.is_some() != member {
         if member {
@@ -1178,6 +1281,9 @@ fn create_tables(db: &Database) -> anyhow::Result<()> {
     txn.open_table(META)?;
     txn.open_table(GRANTS)?;
     txn.open_table(SESSIONS)?;
+    txn.open_table(ITEMS)?;
+    txn.open_table(INPUTS)?;
+    txn.open_table(RUN_INPUTS)?;
     actions::create_tables(&txn)?;
     txn.commit()?;
     Ok(())
@@ -1210,10 +1316,7 @@ fn unix_ms(at: OffsetDateTime) -> u64 {
 }
 
 fn kind_byte(kind: TimerKind) -> u8 {
-    match kind {
-        TimerKind::Expire => 0,
-        TimerKind::Retry => 1,
-    }
+    kind.code()
 }
 
 fn timer_from((due, run, step): (u64, &str, &str), kind: u8) -> StoreResult<Timer> {
@@ -1221,11 +1324,7 @@ fn timer_from((due, run, step): (u64, &str, &str), kind: u8) -> StoreResult<Time
         due: OffsetDateTime::from_unix_timestamp_nanos(i128::from(due) * 1_000_000).map_err(other)?,
         run: parse_id(run)?,
         step: step.to_owned(),
-        kind: if kind == 0 {
-            TimerKind::Expire
-        } else {
-            TimerKind::Retry
-        },
+        kind: TimerKind::from_code(kind),
     })
 }
 

@@ -49,6 +49,17 @@ fn export_all(db: &Database, records: &mpsc::Sender<Record>) -> StoreResult<()> 
             doc: v.to_vec(),
         });
     }
+    export_table!(txn, records, ITEMS, |k, v| Record::Item {
+        run: parse_id(k.0)?,
+        step: k.1.to_owned(),
+        index: k.2,
+        doc: v.to_vec(),
+    });
+    export_table!(txn, records, INPUTS, |k, _v| Record::InputIndex {
+        key: k.0.to_owned(),
+        value: k.1.to_owned(),
+        run: parse_id(k.2)?,
+    });
     export_table!(txn, records, TIMERS, |k, v| Record::Timer(timer_from(k, v)?));
     export_table!(txn, records, IDEMPOTENCY, |k, v| {
         let (run, request) = v.split_once(' ').unwrap_or((v, ""));
@@ -160,6 +171,28 @@ fn import_all(db: &Database, records: &[Record]) -> anyhow::Result<()> {
                     };
                     table.insert((run.as_str(), *seq), doc.as_slice())?;
                 }
+                Record::Item {
+                    run,
+                    step,
+                    index,
+                    doc,
+                } => {
+                    let run = run.to_string();
+                    txn.open_table(ITEMS)?
+                        .insert((run.as_str(), step.as_str(), *index), doc.as_slice())?;
+                }
+                Record::InputIndex { run, key, value } => {
+                    let run = run.to_string();
+                    txn.open_table(INPUTS)?
+                        .insert((key.as_str(), value.as_str(), run.as_str()), ())?;
+                    let mut by_run = txn.open_table(RUN_INPUTS)?;
+                    let mut pairs: Vec<(String, String)> = match by_run.get(run.as_str())? {
+                        Some(v) => serde_json::from_slice(v.value())?,
+                        None => Vec::new(),
+                    };
+                    pairs.push((key.clone(), value.clone()));
+                    by_run.insert(run.as_str(), serde_json::to_vec(&pairs)?.as_slice())?;
+                }
                 Record::Timer(t) => {
                     let run = t.run.to_string();
                     txn.open_table(TIMERS)?
@@ -248,6 +281,8 @@ fn empty(db: &Database) -> anyhow::Result<bool> {
         LIVE_RUNS,
         LOGS,
         LIVE_LOGS,
+        ITEMS,
+        INPUTS,
         TIMERS,
         IDEMPOTENCY,
         PLUGINS,
