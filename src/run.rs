@@ -306,6 +306,10 @@ pub struct StepRecord {
     /// A `for_each` step's progress and the items under way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub map: Option<MapState>,
+    /// The input its next attempt gets instead of its rendered `input` (set by a retry that
+    /// corrected it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_override: Option<Value>,
     /// The `name@version` the plugin was declared as and resolved to when the run started:
     /// whose grant its calls get. `None` for a plugin named by digest (granted nothing).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -81,6 +81,7 @@ pub struct Options {
         executions::export_logs,
         executions::statistics,
         executions::restart,
+        executions::retry,
         interactions::get,
         interactions::answer,
         interactions::cancel,
@@ -168,6 +169,7 @@ pub fn router(engine: Engine, options: &Options) -> Router {
         .route(&format!("{executions}/logs/export"), get(executions::export_logs))
         .route(&format!("{executions}/statistics"), get(executions::statistics))
         .route(&format!("{executions}/restart"), post(executions::restart))
+        .route(&format!("{executions}/retry"), post(executions::retry))
         .route(
             &format!("{executions}/interaction"),
             get(interactions::get)

@@ -27,6 +27,8 @@ enum Command {
     Resume(DbArgs),
     /// Cancel a run that has not finished.
     Cancel(CancelArgs),
+    /// Continue a failed run from its failed step: completed steps and answers stay.
+    Retry(RetryArgs),
     /// Read runs.
     #[command(subcommand)]
     Runs(RunsCommand),
@@ -397,6 +399,26 @@ struct AnswerArgs {
 }
 
 #[derive(Args)]
+struct RetryArgs {
+    run: String,
+    /// Move the run to this version of its workflow (completed steps of the same name stay).
+    #[arg(long)]
+    version: Option<u64>,
+    /// The failed step whose input `--input` corrects.
+    #[arg(long, requires = "input")]
+    step: Option<String>,
+    /// A corrected input for `--step`, as a JSON map.
+    #[arg(long, requires = "step")]
+    input: Option<String>,
+    #[command(flatten)]
+    identity: Identity,
+    #[command(flatten)]
+    db: DbArgs,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+#[derive(Args)]
 struct CancelArgs {
     run: String,
     #[command(flatten)]
@@ -412,6 +434,9 @@ enum RunsCommand {
         /// Only runs in this state (waiting, completed, ...).
         #[arg(long)]
         state: Option<String>,
+        /// Only runs with this input, NAME=VALUE; repeat for several.
+        #[arg(long = "input", value_name = "NAME=VALUE")]
+        inputs: Vec<String>,
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -501,12 +526,27 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Cancel(args) => local::cancel(args).await,
         Command::Runs(RunsCommand::List {
             state,
+            inputs,
             json,
             db,
             server,
-        }) => match server.remote() {
-            Some(client) => remote::list_runs(&client, state, json).await,
-            None => local::list_runs(db, state, json).await,
+        }) => {
+            let inputs = inputs
+                .iter()
+                .map(|pair| {
+                    pair.split_once('=')
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .ok_or_else(|| anyhow::anyhow!("--input {pair}: use NAME=VALUE"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            match server.remote() {
+                Some(client) => remote::list_runs(&client, state, inputs, json).await,
+                None => local::list_runs(db, state, inputs, json).await,
+            }
+        }
+        Command::Retry(args) => match args.server.remote() {
+            Some(client) => remote::retry(&client, args).await,
+            None => local::retry(args).await,
         },
         Command::Runs(RunsCommand::Show {
             run,

@@ -583,6 +583,7 @@ pub(super) fn new_step(name: StepName, plugin: Option<Resolved>) -> StepRecord {
         plugin_name,
         child: None,
         map: None,
+        input_override: None,
         state: StepState::Pending,
         attempt: 0,
         started_at: None,
@@ -666,13 +667,7 @@ impl transition::Items for Engine {
             if page.is_empty() {
                 anyhow::bail!("step {step} of run {run} lost its items after {}", results.len());
             }
-            for (_, doc) in page {
-                let mut doc: Value = serde_json::from_slice(&doc)?;
-                results.push(match doc.get_mut("error") {
-                    Some(error) => serde_json::json!({ "error": error.take() }),
-                    None => doc.get_mut("output").map(Value::take).unwrap_or(Value::Null),
-                });
-            }
+            results.extend(page.iter().map(|(_, doc)| transition::item_result(doc)));
         }
         Ok(results)
     }

@@ -157,6 +157,31 @@ pub enum RestartError {
     Internal(#[from] anyhow::Error),
 }
 
+/// How a failed run is retried.
+#[derive(Clone, Debug, Default)]
+pub struct RetryOptions {
+    /// Move the run to this version of its workflow (completed steps of the same name stay).
+    pub version: Option<u64>,
+    /// A corrected input for the failed step `.0`.
+    pub step_input: Option<(String, serde_json::Value)>,
+}
+
+/// Why a run could not be retried.
+#[derive(Debug, thiserror::Error)]
+pub enum RetryError {
+    #[error("no run {0}")]
+    UnknownRun(RunId),
+    #[error("{0}")]
+    NotRetryable(String),
+    #[error("{0}")]
+    UnknownVersion(String),
+    /// A corrected input names a step that is not run again, or has a bad shape.
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
 /// Why a run could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {

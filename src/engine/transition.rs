@@ -97,6 +97,15 @@ pub fn item_doc(value: &Value, output: Option<&Value>, error: Option<&str>) -> V
     serde_json::to_vec(&doc).unwrap_or_default()
 }
 
+/// An item's result from its stored document: its output, or `{"error": ...}`.
+pub fn item_result(doc: &[u8]) -> Value {
+    let mut doc: Value = serde_json::from_slice(doc).unwrap_or(Value::Null);
+    match doc.get_mut("error") {
+        Some(error) => json!({ "error": error.take() }),
+        None => doc.get_mut("output").map(Value::take).unwrap_or(Value::Null),
+    }
+}
+
 /// The values a template may read, as far as the dotted `names` it reads reach:
 /// `inputs.<name>`, `steps.<name>` (its `output`, `state` and `error`), `run`, `failure`, and
 /// for an item of a `for_each` step `item` and `index`. Only what is read is copied, so
@@ -258,6 +267,10 @@ async fn start_ready(
                     Err(e) => fail_unit(run, Unit::Step(i), format!("for_each: {e}"), tx),
                 }
                 changed = true;
+                continue;
+            }
+            if let Some(input) = run.steps[i].input_override.clone() {
+                mark_running(run, Unit::Step(i), input, tx);
                 continue;
             }
             let context = context_for(run, &workflow.steps[i].input_names, None);
@@ -430,7 +443,19 @@ async fn start_items(
         let name = run.steps[i].name.to_string();
         let total = map.map_or(0, |m| m.total);
         match items.item_results(run.id, &name, total).await {
-            Ok(results) => finish_map(run, i, results, tx),
+            Ok(mut results) => {
+                // Items retired by this very transition are not in the store yet.
+                for write in &tx.writes {
+                    if let Write::Item { step, index, doc, .. } = write {
+                        if *step == name {
+                            if let Some(slot) = results.get_mut(*index as usize) {
+                                *slot = item_result(doc);
+                            }
+                        }
+                    }
+                }
+                finish_map(run, i, results, tx)
+            }
             Err(e) => fail_unit(run, Unit::Step(i), format!("cannot read its items: {e:#}"), tx),
         }
         changed = true;
@@ -455,6 +480,7 @@ async fn start_item(
         plugin_name: step.plugin_name.clone(),
         child: None,
         map: None,
+        input_override: None,
         state: StepState::Pending,
         attempt: 0,
         started_at: None,
