@@ -41,6 +41,13 @@ const CLAIM_BATCH: usize = 100;
 /// `for_each` item results read at a time.
 const ITEM_PAGE: usize = 1000;
 
+/// A plugin call's result waiting to be recorded.
+pub(super) struct Returned {
+    unit: Unit,
+    attempt: u32,
+    report: crate::plugins::CallReport,
+}
+
 /// What a commit did.
 pub(super) enum Committed {
     Done,
@@ -304,7 +311,8 @@ impl Engine {
         }
     }
 
-    /// Records a finished plugin call and moves the run on.
+    /// Records a finished plugin call and moves the run on. Results of the same run that
+    /// arrive while it is being committed wait and are recorded together, in one transition.
     async fn step_returned(
         &self,
         id: RunId,
@@ -312,37 +320,69 @@ impl Engine {
         attempt: u32,
         report: crate::plugins::CallReport,
     ) -> Result<()> {
+        self.inner
+            .returned
+            .lock()
+            .expect("returned lock")
+            .entry(id)
+            .or_default()
+            .push(Returned {
+                unit,
+                attempt,
+                report,
+            });
         let mut run = self.lock(id).await?.ok_or_else(|| anyhow!("run {id} vanished"))?;
+        let results = self
+            .inner
+            .returned
+            .lock()
+            .expect("returned lock")
+            .remove(&id)
+            .unwrap_or_default();
+        if results.is_empty() {
+            // Recorded by whoever held the run before.
+            return Ok(());
+        }
         let workflow = self.workflow_by_digest(&run.workflow.digest).await?;
         for _ in 0..MAX_ATTEMPTS {
-            let wanted = run
-                .record(unit)
-                .filter(|r| r.state == StepState::Running && r.attempt == attempt);
-            let (Some(record), false, true) = (wanted, run.state.is_finished(), self.drives(&run)) else {
-                // Canceled meanwhile, taken over by another runner, a stale attempt or an
-                // abandoned item: the result is not wanted.
+            if run.state.is_finished() || !self.drives(&run) {
+                // Canceled meanwhile, or taken over by another runner: not wanted.
                 return Ok(());
-            };
+            }
             let mut tx = Transition::default();
-            let name = record.name.clone();
-            tx.plugin_logs(&mut run, &name, report.logs.clone());
-            transition::apply_outcome(
-                &mut run,
-                &workflow,
+            for Returned {
                 unit,
-                report.outcome.clone(),
-                report.elapsed,
-                &mut tx,
-            );
+                attempt,
+                report,
+            } in &results
+            {
+                // A stale attempt or an abandoned item is not wanted.
+                let Some(record) = run
+                    .record(*unit)
+                    .filter(|r| r.state == StepState::Running && r.attempt == *attempt)
+                else {
+                    continue;
+                };
+                let name = record.name.clone();
+                tx.plugin_logs(&mut run, &name, report.logs.clone());
+                transition::apply_outcome(
+                    &mut run,
+                    &workflow,
+                    *unit,
+                    report.outcome.clone(),
+                    report.elapsed,
+                    &mut tx,
+                );
+            }
+            if !tx.dirty {
+                return Ok(());
+            }
             transition::advance(&mut run, &workflow, &self.inner.plugins, self, &mut tx).await;
             if let Committed::Done = self.commit(&mut run, tx).await? {
                 return Ok(());
             }
         }
-        Err(anyhow!(
-            "run {id} kept changing under step {}",
-            run.steps[unit.step()].name
-        ))
+        Err(anyhow!("run {id} kept changing while results were recorded"))
     }
 
     /// Moves on a run this runner owns after another runner changed it (an answer, a timer):

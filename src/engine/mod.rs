@@ -249,6 +249,9 @@ struct Inner {
     live: Mutex<HashMap<RunId, RunHandle>>,
     /// Plugin calls under way in this process, as (run, step index, attempt).
     in_flight: Mutex<HashSet<(RunId, crate::run::Unit, u32)>>,
+    /// Plugin results not yet recorded, by run: whoever holds the run next records them all
+    /// in one transition (many items of one `for_each` step finish at once).
+    returned: Mutex<HashMap<RunId, Vec<driver::Returned>>>,
     /// Signalled whenever a call leaves `in_flight`.
     call_ended: Notify,
     events: broadcast::Sender<Event>,
@@ -285,6 +288,7 @@ impl Engine {
                 settle_waiters: Mutex::new(HashMap::new()),
                 background: Mutex::new(Vec::new()),
                 in_flight: Mutex::new(HashSet::new()),
+                returned: Mutex::new(HashMap::new()),
                 call_ended: Notify::new(),
                 events,
                 timers_changed: Notify::new(),
