@@ -54,7 +54,7 @@ pub struct ScheduleDefinition {
 }
 
 /// What a fire does while the run of the previous fire has not finished.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Overlap {
     /// The fire is skipped (counted in `skipped`).
@@ -67,7 +67,7 @@ pub enum Overlap {
 }
 
 /// What happens to fires missed while no runner ran (more than [`GRACE`] late).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum CatchUp {
     /// Missed fires are skipped; the schedule goes on from now.
@@ -244,10 +244,47 @@ pub struct ScheduleRecord {
     pub skipped: u64,
 }
 
+/// Next fire times a schedule's view lists.
+const NEXT_FIRES: usize = 5;
+
 impl ScheduleRecord {
     /// Its timing (it was valid when stored).
     pub fn when(&self) -> Result<When, Problems> {
         When::of(&self.definition, self.created_at, Duration::ZERO)
+    }
+
+    /// The schedule as the API and the CLI show it: the record and its next fire times.
+    pub fn view(&self) -> Value {
+        let mut shown = serde_json::to_value(self).unwrap_or_default();
+        let mut next = Vec::new();
+        if let (Ok(when), Some(mut at)) = (self.when(), self.next_fire) {
+            next.push(at);
+            while next.len() < NEXT_FIRES {
+                let Some(n) = when.next_after(at) else { break };
+                next.push(n);
+                at = n;
+            }
+        }
+        shown["next_fires"] = serde_json::json!(next.into_iter().map(crate::run::rfc3339).collect::<Vec<_>>());
+        shown
+    }
+
+    /// One line for `weft schedule list`.
+    pub fn line(&self) -> String {
+        let timing = match (&self.definition.cron, self.definition.every) {
+            (Some(cron), _) => format!("cron {cron:?} {}", self.definition.timezone.as_deref().unwrap_or("UTC")),
+            (None, Some(every)) => format!("every {}", humantime::format_duration(every)),
+            _ => String::new(),
+        };
+        let next = match (self.paused, self.next_fire) {
+            (true, _) => "paused".to_owned(),
+            (false, Some(at)) => format!("next {}", crate::run::rfc3339(at)),
+            (false, None) => "no next fire".to_owned(),
+        };
+        format!(
+            "{}  {}  {timing}  {next}  fired {} skipped {}",
+            self.id, self.definition.workflow, self.fired, self.skipped
+        )
     }
 }
 

@@ -728,3 +728,55 @@ pub async fn retry(args: RetryArgs) -> Result<ExitCode> {
     eprintln!("run {id} retried by {by}: {}", run.state.as_str());
     Ok(exit_code(&run))
 }
+
+/// `weft schedule create` on the local database.
+pub async fn create_schedule(
+    db: DbArgs,
+    definition: crate::schedule::ScheduleDefinition,
+    by: &str,
+) -> Result<Value> {
+    let engine = open_engine(&db).await?;
+    let record = engine.create_schedule(definition, by).await.map_err(schedule_error)?;
+    Ok(record.view())
+}
+
+/// `weft schedule list` on the local database.
+pub async fn schedules(db: DbArgs) -> Result<Vec<Value>> {
+    let engine = open_engine(&db).await?;
+    let all = engine.schedules().await.map_err(schedule_error)?;
+    Ok(all.iter().map(crate::schedule::ScheduleRecord::view).collect())
+}
+
+/// `weft schedule show|pause|resume ID` on the local database: `pause` is none to only read.
+pub async fn schedule_op(db: DbArgs, id: &str, pause: Option<bool>) -> Result<Value> {
+    let engine = open_engine(&db).await?;
+    let record = match pause {
+        Some(paused) => engine.pause_schedule(id, paused).await,
+        None => engine.schedule(id).await,
+    };
+    Ok(record.map_err(schedule_error)?.view())
+}
+
+/// `weft schedule delete ID` on the local database.
+pub async fn delete_schedule(db: DbArgs, id: &str) -> Result<()> {
+    open_engine(&db).await?.delete_schedule(id).await.map_err(schedule_error)
+}
+
+fn schedule_error(e: crate::engine::ScheduleError) -> anyhow::Error {
+    match e {
+        crate::engine::ScheduleError::Invalid(problems) => anyhow!("invalid schedule:\n{problems}"),
+        other => anyhow!(other),
+    }
+}
+
+/// `weft event send` on the local database: the runs that take the event go on here, and
+/// the command waits until they settle.
+pub async fn send_event(db: DbArgs, name: &str, key: &str, data: Value, by: &str) -> Result<Value> {
+    let engine = working_engine(&db).await?;
+    let receipt = engine.send_event(name, key, data, by).await?;
+    for run in &receipt.delivered {
+        engine.settled(*run).await?;
+    }
+    engine.quiesce().await;
+    Ok(serde_json::to_value(&receipt)?)
+}

@@ -10,6 +10,7 @@
 //! - [`grants`] keeps plugin grants in the store and in force in the plugin host;
 //! - [`children`] starts sub-workflow runs and hands their results to their parents;
 //! - [`events`] takes events sent to the API and hands them to the steps waiting for them;
+//! - [`schedules`] keeps schedules and fires each once across runners;
 //! - [`versions`] stores and publishes workflow versions; [`access`] keeps tokens, the audit
 //!   log and sessions; [`hooks`] is where the engine meets actions.
 //!
@@ -31,6 +32,7 @@ mod grants;
 mod hooks;
 mod plugins;
 mod runs;
+mod schedules;
 mod timers;
 mod transition;
 mod versions;
@@ -39,6 +41,7 @@ pub use events::{EventError, EventReceipt};
 pub use grants::GrantError;
 pub use plugins::RemoveError;
 pub use runs::RunQuery;
+pub use schedules::ScheduleError;
 pub use transition::context_for;
 pub use versions::{SaveStatus, Saved, Staged, StagedVersion};
 
@@ -322,6 +325,7 @@ impl Engine {
         driver::start(self).await?;
         self.background(tokio::spawn(timers::run(self.clone())));
         self.background(tokio::spawn(events::forget_old(self.clone())));
+        self.background(tokio::spawn(schedules::run(self.clone())));
         self.background(self.inner.actions.start_delivery());
         Ok(())
     }
