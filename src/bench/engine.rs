@@ -51,33 +51,48 @@ pub async fn measure(
     };
 
     progress("step overhead");
+    let rust = step_overhead(
+        engine.plugins(),
+        &latest("echo").await?,
+        &json!({"n": 1}),
+        sizes.calls,
+    )
+    .await?;
     figures.insert(
         "step_overhead_us",
-        step_overhead(
-            engine.plugins(),
-            &latest("echo").await?,
-            &json!({"n": 1}),
-            sizes.calls,
-        )
-        .await?,
+        Figure::new(rust.host_us, "µs", rust.bare_us, "bare wasmtime call"),
     );
 
-    // The SDK examples: large components with an interpreter inside (CPython, SpiderMonkey).
-    for (language, example, input) in [
-        ("python", "python-greeter", json!({"name": "Ada"})),
-        ("js", "js-greeter", json!({"greeting": "hello Ada"})),
+    // The SDK examples: large components with an interpreter inside (CPython, SpiderMonkey),
+    // against the same floor as the Rust figure, with their own bare call beside it.
+    for (example, input, overhead, first) in [
+        (
+            "python-greeter",
+            json!({"name": "Ada"}),
+            "step_overhead_us_python",
+            "first_call_ms_python",
+        ),
+        (
+            "js-greeter",
+            json!({"greeting": "hello Ada"}),
+            "step_overhead_us_js",
+            "first_call_ms_js",
+        ),
     ] {
         progress(&format!("step overhead of {example} (compiling it first)"));
         let digest = sdk_example(engine.plugins(), example).await?;
-        let (overhead, first) = match language {
-            "python" => ("step_overhead_us_python", "first_call_ms_python"),
-            _ => ("step_overhead_us_js", "first_call_ms_js"),
-        };
+        let measured = step_overhead(engine.plugins(), &digest, &input, sizes.calls).await?;
         figures.insert(
             overhead,
-            step_overhead(engine.plugins(), &digest, &input, sizes.calls).await?,
+            Figure::new(
+                measured.host_us,
+                "µs",
+                rust.bare_us,
+                "bare wasmtime call of the Rust echo (step_overhead_us's floor)",
+            )
+            .with("bare_call_us", measured.bare_us),
         );
-        let times = crate::plugins::PluginHost::first_call_times(store.clone(), &digest, &input).await?;
+        let times = PluginHost::first_call_times(store.clone(), &digest, &input).await?;
         figures.insert(
             first,
             Figure::new(ms(times.warm), "ms", ms(times.later), "a later call")
@@ -122,6 +137,12 @@ pub async fn measure(
         .with("fdatasync_per_s", fdatasync)
         .with("commits", fresh.batches.transactions as f64)
         .with("writes_per_commit", fresh.batches.writes_per_commit()),
+    );
+
+    progress(&format!("for_each over {} items", sizes.items));
+    figures.insert(
+        "for_each_items_per_s",
+        for_each_items(&engine, sizes.items, fresh_rate).await?,
     );
 
     progress(&format!(
@@ -176,16 +197,21 @@ async fn sdk_example(host: &PluginHost, name: &str) -> Result<Digest> {
     Ok(added.meta.digest)
 }
 
+/// Medians of one step call through the host and of a bare call, in µs.
+struct Overhead {
+    host_us: f64,
+    bare_us: f64,
+}
+
 /// A step through the host's plugin path (fresh store, limits, deadline, schema check, JSON
-/// in and out) against a bare instantiate + call of the same component; medians, in µs. The
-/// echo step returns its input; the SDK examples suspend for a confirmation.
+/// in and out) against a bare instantiate + call of the same component. The echo step
+/// returns its input; the SDK examples suspend for a confirmation.
 async fn step_overhead(
     host: &PluginHost,
     plugin: &Digest,
     input: &serde_json::Value,
     calls: usize,
-) -> Result<Figure> {
-    let input = input.clone();
+) -> Result<Overhead> {
     let ctx = CallContext {
         run_id: "bench".into(),
         workflow: "bench".into(),
@@ -200,22 +226,20 @@ async fn step_overhead(
     let mut bare = Vec::with_capacity(calls);
     for _ in 0..calls {
         let started = Instant::now();
-        let report = host.run(plugin, &ctx, &input, Limits::default()).await;
+        let report = host.run(plugin, &ctx, input, Limits::default()).await;
         engine_path.push(started.elapsed());
         match &report.outcome {
-            Outcome::Complete(v) if *v == input => {}
+            Outcome::Complete(v) if v == input => {}
             Outcome::Suspend(_) => {}
             other => bail!("correctness: the step neither returned its input nor suspended: {other:?}"),
         }
         bare.push(host.bare_call(plugin, &text).await?);
     }
     let us = |d: Duration| d.as_secs_f64() * 1e6;
-    Ok(Figure::new(
-        us(percentile(&mut engine_path, 50)),
-        "µs",
-        us(percentile(&mut bare, 50)),
-        "bare wasmtime call",
-    ))
+    Ok(Overhead {
+        host_us: us(percentile(&mut engine_path, 50)),
+        bare_us: us(percentile(&mut bare, 50)),
+    })
 }
 
 /// What one throughput measurement did.
@@ -265,6 +289,48 @@ async fn durable_throughput(engine: &Engine, workflow: &Arc<Workflow>, runs: usi
         batches: floors::Batches::read(stats).since(&before),
         sample: sample.ok_or_else(|| anyhow!("no runs were measured"))?,
     })
+}
+
+/// Items of the `for_each` figure under way at once.
+const MAP_CONCURRENCY: usize = 64;
+
+/// One run mapping a no-op step over `items` items, 64 at a time: items per second, against
+/// the durable transitions per second of the same bench run (`floor`). An item is two
+/// transitions (started, done), as a step is, so the goal is half the floor.
+async fn for_each_items(engine: &Engine, items: usize, floor: f64) -> Result<Figure> {
+    let yaml = format!(
+        "id: bench-map\nsteps:\n  - name: Each\n    plugin: echo\n    for_each: \"{{{{ range({items}) | list }}}}\"\n    concurrency: {MAP_CONCURRENCY}\n    input: {{n: \"{{{{ item }}}}\"}}\n"
+    );
+    let definition =
+        crate::workflow::parse(&yaml, &crate::limits::Limits::default()).map_err(|p| anyhow!("{p}"))?;
+    let workflow = engine.register(definition).await.map_err(|e| anyhow!("{e}"))?;
+    super::settle_disk();
+    let started = Instant::now();
+    let id = engine
+        .start(&workflow, Map::new(), "bench")
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    let run = engine.settled(id).await?;
+    let elapsed = started.elapsed();
+    let outputs = run.steps[0]
+        .output
+        .as_ref()
+        .and_then(|o| o.as_array())
+        .map_or(0, Vec::len);
+    if run.state != RunState::Completed || outputs != items {
+        bail!(
+            "correctness: the for_each run ended {} with {outputs} of {items} outputs",
+            run.state.as_str()
+        );
+    }
+    Ok(Figure::new(
+        items as f64 / elapsed.as_secs_f64(),
+        "items/s",
+        floor,
+        "durable_transitions_per_s, same run",
+    )
+    .with("items", items as f64)
+    .with("concurrency", MAP_CONCURRENCY as f64))
 }
 
 /// Stores `count` copies of a finished run (with its log) under new ids, as the history of a

@@ -324,10 +324,9 @@ impl Engine {
             .map_err(|e| StartError::Internal(anyhow::anyhow!("cannot read templates: {e}")))?;
         // Plugin references are resolved first (that reads the store); validation itself
         // then runs on the blocking pool with the answers.
-        let mut resolved: HashMap<PluginRef, Result<Option<Arc<crate::plugins::Contract>>, String>> =
-            HashMap::new();
-        for step in &definition.steps {
-            let Ok(reference) = step.plugin.parse::<PluginRef>() else {
+        let mut resolved: HashMap<PluginRef, crate::workflow::PluginLookup> = HashMap::new();
+        for step in definition.all_steps() {
+            let Some(Ok(reference)) = step.plugin.as_deref().map(str::parse::<PluginRef>) else {
                 continue;
             };
             if let std::collections::hash_map::Entry::Vacant(slot) = resolved.entry(reference) {

@@ -425,7 +425,7 @@ impl PluginHost {
     /// Compiles again every upload left `compiling` by a runner that stopped: those older
     /// than `limits.compile_timeout`, whose compile cannot still be under way. Returns how
     /// many it took over; they finish in the background.
-    pub async fn resume_compiles(&self) -> Result<usize> {
+    pub(super) async fn resume_compiles(&self) -> Result<usize> {
         let timeout =
             time::Duration::try_from(self.inner.limits.compile_timeout).unwrap_or(time::Duration::MAX);
         let now = crate::run::now();

@@ -572,10 +572,18 @@ impl PluginHost {
         .cloned()
     }
 
+    /// What a runner does with uploads as it starts: compiles again those a stopped runner
+    /// left compiling, and loads every ready one in the background.
+    pub async fn take_up_uploads(&self) -> Result<()> {
+        self.resume_compiles().await?;
+        self.warm_up();
+        Ok(())
+    }
+
     /// Makes every ready uploaded plugin callable in the background (deserialized from the
     /// compiled cache, pre-linked and described, which instantiates it once), so the first
     /// call of a large plugin after a start does not pay for it.
-    pub fn warm_up(&self) {
+    fn warm_up(&self) {
         let host = self.clone();
         tokio::spawn(async move {
             let ready = match host.uploaded().await {

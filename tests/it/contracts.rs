@@ -386,3 +386,58 @@ async fn an_upload_compiling_on_one_runner_is_ready_on_another() {
     let run = b.wait_state("s", &id, "completed").await;
     assert_eq!(run["steps"][0]["output"], json!({"y": 2}));
 }
+
+/// for_each items, a step that starts a workflow (no plugin) and on_failure steps.
+const MAPPED: &str = r#"
+id: mapped
+inputs:
+  values: {type: json}
+steps:
+  - name: Each
+    plugin: sleep
+    for_each: "{{ inputs.values }}"
+    input: {ms: "{{ item }}", mode: slow}
+  - name: Child
+    workflow: other
+    input: {anything: [1]}
+on_failure:
+  - name: Tell
+    plugin: http-request
+    input: {url: "http://127.0.0.1:1/x", tries: 1}
+"#;
+
+#[test]
+fn for_each_items_and_on_failure_steps_are_checked_too() {
+    let weft = Weft::new();
+    let file = weft.write_workflow("mapped.yaml", MAPPED);
+    let out = weft.run(&["validate", path_str(&file)]);
+    out.expect_code(1);
+    out.expect_stderr(&[
+        "steps[0].input.mode: expected one of \"timed\", \"busy\", got \"slow\"",
+        "on_failure[0].input.tries: unknown field",
+    ]);
+    assert!(
+        !out.stderr.contains("input.ms"),
+        "`{{{{ item }}}}` is judged once rendered: {}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("steps[1].input"),
+        "a workflow step has no plugin schema: {}",
+        out.stderr
+    );
+
+    // Each item's rendered input is checked before its call: the second item does not fit.
+    let fitting = MAPPED.replace(", mode: slow", "").replace(", tries: 1", "");
+    let file = weft.write_workflow("mapped.yaml", &fitting);
+    let out = weft.run(&["run", path_str(&file), "-i", r#"values=[1, "x"]"#, "--json"]);
+    out.expect_code(1);
+    let error = step(&out.json(), "Each")["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        error.contains("item 1 failed: invalid input: input.ms: expected an integer, got \"x\""),
+        "{error}"
+    );
+}

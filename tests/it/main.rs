@@ -13,6 +13,7 @@ mod contracts;
 mod durability;
 mod grants;
 mod hardening;
+mod language;
 mod lifecycle;
 mod plugins;
 mod runners;

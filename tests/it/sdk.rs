@@ -141,3 +141,33 @@ async fn python_and_javascript_examples_run_in_a_workflow_with_approvals() {
         "{run:#}"
     );
 }
+
+#[test]
+fn plugin_push_waits_for_a_large_component_compiling_on_the_server() {
+    let weft = Weft::new();
+    let config = weft.write_config("[limits]\nupload_wait = \"0s\"\n");
+    let server = Server::on(weft, &["--config", path_str(&config)]);
+    let url = server.url("");
+    let client = Weft::new();
+    let file = client.write_file("js-greeter.wasm", &example("js-greeter"));
+    let pushed = client.run(&[
+        "plugin",
+        "push",
+        path_str(&file),
+        "--name",
+        "js-greeter",
+        "--version",
+        "0.1.0",
+        "--server",
+        url.trim_end_matches('/'),
+    ]);
+    pushed.expect_code(0);
+    // The server answered 202 at once; push printed the plugin only once it was ready.
+    assert!(
+        pushed.stdout.starts_with("js-greeter@0.1.0 sha256:") && pushed.stdout.contains("(step world"),
+        "{}",
+        pushed.stdout
+    );
+    let shown = client.run(&["plugin", "list", "--server", url.trim_end_matches('/')]);
+    assert!(shown.stdout.contains("js-greeter@0.1.0"), "{}", shown.stdout);
+}

@@ -9,7 +9,9 @@
 //! ```
 //!
 //! `approvers` empty means anyone may answer. `expires_in` is whole seconds or a duration such
-//! as `"30s"`, `"5m"`, `"2h"`, `"1d"`; `on_expiry` is `fail`, `approve` or `reject`.
+//! as `"30s"`, `"5m"`, `"2h"`, `"1d"`; `on_expiry` is `fail`, `approve` or `reject`, or
+//! `{"escalate_to": ["group:managers"], "expires_in": "1d", "then": "fail"}` to hand the
+//! approval to other people when it expires (once; `then` decides when that expires too).
 //!
 //! The step suspends with an `ApprovalStatus` form of `Approved` (boolean; `"True"`/`"False"`
 //! strings are accepted too) and `Comment` (string, optional). Each person counts once. When
@@ -69,14 +71,44 @@ fn default_prompt() -> String {
     "Approve this request?".into()
 }
 
-/// What an expired approval does.
+/// What happens when the approval expires: a decision, or handing it to other people.
+#[derive(Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+enum OnExpiry {
+    Decide(Decision),
+    Escalate(Escalation),
+}
+
+impl Default for OnExpiry {
+    fn default() -> Self {
+        OnExpiry::Decide(Decision::Fail)
+    }
+}
+
+/// What an expired approval decides.
 #[derive(Clone, Copy, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
-enum OnExpiry {
+enum Decision {
     #[default]
     Fail,
     Approve,
     Reject,
+}
+
+/// `on_expiry: {escalate_to: [group:managers], expires_in: 1d, then: fail}`: the approval is
+/// handed to `escalate_to` (votes so far still count) with a new expiry; when that expires
+/// too, `then` decides.
+#[derive(Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct Escalation {
+    /// Users, or groups as `group:NAME`, the approval is handed to.
+    escalate_to: Vec<String>,
+    #[serde(default, deserialize_with = "weft_plugin_sdk::seconds")]
+    #[schemars(schema_with = "weft_plugin_sdk::seconds_schema")]
+    expires_in: Option<u64>,
+    /// What is decided when the escalated approval expires too.
+    #[serde(default)]
+    then: Decision,
 }
 
 impl Config {
@@ -86,6 +118,9 @@ impl Config {
         }
         if self.deny_limit == 0 {
             return Err("deny_limit must be at least 1".into());
+        }
+        if matches!(&self.on_expiry, OnExpiry::Escalate(e) if e.escalate_to.is_empty()) {
+            return Err("on_expiry.escalate_to must name who the approval goes to".into());
         }
         // With a group among the approvers, how many people may answer is the host's to know.
         let people = self.approvers.len();
@@ -107,6 +142,8 @@ impl Config {
 #[derive(Serialize, Deserialize)]
 struct State {
     config: Config,
+    #[serde(default)]
+    escalated: bool,
     approvals: Vec<Vote>,
     denials: Vec<Vote>,
 }
@@ -131,7 +168,7 @@ impl State {
     }
 
     fn record(&self, approved: bool, expired: bool) -> Value {
-        json!(Decision {
+        json!(Verdict {
             approved,
             approvals: self.approvals.clone(),
             denials: self.denials.clone(),
@@ -183,7 +220,7 @@ impl State {
 
 /// The step's output (or rejection): the decision and who made it.
 #[derive(Serialize, JsonSchema)]
-struct Decision {
+struct Verdict {
     approved: bool,
     approvals: Vec<Vote>,
     denials: Vec<Vote>,
@@ -219,7 +256,7 @@ struct Approval;
 impl Step for Approval {
     const SUMMARY: &'static str = "Waits until enough people approve, or enough deny";
     type Input = Config;
-    type Output = Decision;
+    type Output = Verdict;
 
     fn run(_ctx: &Context, config: Config) -> Outcome {
         if let Err(problem) = config.validate() {
@@ -227,6 +264,7 @@ impl Step for Approval {
         }
         State {
             config,
+            escalated: false,
             approvals: Vec::new(),
             denials: Vec::new(),
         }
@@ -240,15 +278,27 @@ impl Step for Approval {
         };
         let config = &state.config;
         match event {
-            ResumeEvent::Expired => match config.on_expiry {
-                OnExpiry::Fail => Outcome::fail(format!(
-                    "the approval expired with {} of {} approvals; set on_expiry to approve or reject to decide automatically",
-                    state.approvals.len(),
-                    config.min_approvals
-                )),
-                OnExpiry::Approve => Outcome::Complete(state.record(true, true)),
-                OnExpiry::Reject => Outcome::Reject(state.record(false, true)),
-            },
+            ResumeEvent::Expired => {
+                let decision = match config.on_expiry.clone() {
+                    OnExpiry::Escalate(escalation) if !state.escalated => {
+                        state.escalated = true;
+                        state.config.approvers = escalation.escalate_to;
+                        state.config.expires_in = escalation.expires_in;
+                        return state.request();
+                    }
+                    OnExpiry::Escalate(escalation) => escalation.then,
+                    OnExpiry::Decide(decision) => decision,
+                };
+                match decision {
+                    Decision::Fail => Outcome::fail(format!(
+                        "the approval expired with {} of {} approvals; set on_expiry to approve or reject to decide automatically",
+                        state.approvals.len(),
+                        state.config.min_approvals
+                    )),
+                    Decision::Approve => Outcome::Complete(state.record(true, true)),
+                    Decision::Reject => Outcome::Reject(state.record(false, true)),
+                }
+            }
             ResumeEvent::Answer(answer) => {
                 if let Err(problem) = state.count(ctx, answer) {
                     return Outcome::InvalidAnswer(problem);
