@@ -254,7 +254,9 @@ pub const MAX_EVENT_KEY: usize = 256;
 pub fn check_event_name(name: &str) -> Result<(), String> {
     let ok = name.len() <= MAX_EVENT_NAME
         && name.starts_with(|c: char| c.is_ascii_alphabetic())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-:".contains(c));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-:".contains(c));
     if ok {
         Ok(())
     } else {

@@ -452,7 +452,11 @@ pub struct Waiting {
     #[serde(default)]
     pub state: Value,
     /// When the next reminder goes out (the step's `remind_every`), and how many went out.
-    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub remind_at: Option<OffsetDateTime>,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub reminders: u32,

@@ -54,7 +54,9 @@ pub struct ScheduleDefinition {
 }
 
 /// What a fire does while the run of the previous fire has not finished.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, clap::ValueEnum,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Overlap {
     /// The fire is skipped (counted in `skipped`).
@@ -67,7 +69,9 @@ pub enum Overlap {
 }
 
 /// What happens to fires missed while no runner ran (more than [`GRACE`] late).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, clap::ValueEnum,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum CatchUp {
     /// Missed fires are skipped; the schedule goes on from now.
@@ -96,7 +100,11 @@ pub enum When {
 
 impl When {
     /// Reads the timing of `definition`; `anchor` is when an `every` schedule counts from.
-    pub fn of(definition: &ScheduleDefinition, anchor: OffsetDateTime, min_interval: Duration) -> Result<When, Problems> {
+    pub fn of(
+        definition: &ScheduleDefinition,
+        anchor: OffsetDateTime,
+        min_interval: Duration,
+    ) -> Result<When, Problems> {
         let mut problems = Vec::new();
         let mut problem = |path: &str, message: String| {
             problems.push(Problem {
@@ -265,14 +273,18 @@ impl ScheduleRecord {
                 at = n;
             }
         }
-        shown["next_fires"] = serde_json::json!(next.into_iter().map(crate::run::rfc3339).collect::<Vec<_>>());
+        shown["next_fires"] =
+            serde_json::json!(next.into_iter().map(crate::run::rfc3339).collect::<Vec<_>>());
         shown
     }
 
     /// One line for `weft schedule list`.
     pub fn line(&self) -> String {
         let timing = match (&self.definition.cron, self.definition.every) {
-            (Some(cron), _) => format!("cron {cron:?} {}", self.definition.timezone.as_deref().unwrap_or("UTC")),
+            (Some(cron), _) => format!(
+                "cron {cron:?} {}",
+                self.definition.timezone.as_deref().unwrap_or("UTC")
+            ),
             (None, Some(every)) => format!("every {}", humantime::format_duration(every)),
             _ => String::new(),
         };
@@ -375,10 +387,16 @@ mod tests {
                 .to_string()
         };
         assert!(bad(serde_json::json!({"workflow": "w", "cron": "61 * * * *"})).starts_with("cron: "));
-        assert!(bad(serde_json::json!({"workflow": "w", "cron": "0 9 * * *", "timezone": "Mars/Olympus"}))
-            .starts_with("timezone: unknown time zone"));
-        assert!(bad(serde_json::json!({"workflow": "w", "every": "10ms"})).contains("limits.schedule_min_interval"));
+        assert!(
+            bad(serde_json::json!({"workflow": "w", "cron": "0 9 * * *", "timezone": "Mars/Olympus"}))
+                .starts_with("timezone: unknown time zone")
+        );
+        assert!(bad(serde_json::json!({"workflow": "w", "every": "10ms"}))
+            .contains("limits.schedule_min_interval"));
         assert!(bad(serde_json::json!({"workflow": "w"})).contains("needs `cron`"));
-        assert!(bad(serde_json::json!({"workflow": "w", "cron": "* * * * *", "every": "1m"})).contains("not both"));
+        assert!(
+            bad(serde_json::json!({"workflow": "w", "cron": "* * * * *", "every": "1m"}))
+                .contains("not both")
+        );
     }
 }

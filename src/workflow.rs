@@ -853,7 +853,10 @@ fn check_pause(step: &StepDefinition, path: &str, problems: &mut Collector) -> O
     if given.len() > 1 {
         problems.add(
             path.to_owned(),
-            format!("a step has one of `sleep`, `until` and `wait_for`, not {}", given.join(" and ")),
+            format!(
+                "a step has one of `sleep`, `until` and `wait_for`, not {}",
+                given.join(" and ")
+            ),
         );
     }
     for (field, set) in [

@@ -44,7 +44,13 @@ pub async fn create(
     responses((status = 200, description = "Schedules with their next fire times", body = serde_json::Value)))]
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
     caller.require(Action::ReadSchedules)?;
-    let items: Vec<Value> = state.engine.schedules().await?.iter().map(ScheduleRecord::view).collect();
+    let items: Vec<Value> = state
+        .engine
+        .schedules()
+        .await?
+        .iter()
+        .map(ScheduleRecord::view)
+        .collect();
     Ok(Json(json!({ "items": items })))
 }
 

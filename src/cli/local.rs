@@ -736,7 +736,10 @@ pub async fn create_schedule(
     by: &str,
 ) -> Result<Value> {
     let engine = open_engine(&db).await?;
-    let record = engine.create_schedule(definition, by).await.map_err(schedule_error)?;
+    let record = engine
+        .create_schedule(definition, by)
+        .await
+        .map_err(schedule_error)?;
     Ok(record.view())
 }
 
@@ -759,7 +762,11 @@ pub async fn schedule_op(db: DbArgs, id: &str, pause: Option<bool>) -> Result<Va
 
 /// `weft schedule delete ID` on the local database.
 pub async fn delete_schedule(db: DbArgs, id: &str) -> Result<()> {
-    open_engine(&db).await?.delete_schedule(id).await.map_err(schedule_error)
+    open_engine(&db)
+        .await?
+        .delete_schedule(id)
+        .await
+        .map_err(schedule_error)
 }
 
 fn schedule_error(e: crate::engine::ScheduleError) -> anyhow::Error {

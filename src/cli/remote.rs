@@ -402,7 +402,10 @@ pub async fn import_workflows(client: &Client, file: &std::path::Path, rename: &
 }
 
 /// `weft schedule create --server URL`.
-pub async fn create_schedule(client: &Client, definition: &crate::schedule::ScheduleDefinition) -> Result<Value> {
+pub async fn create_schedule(
+    client: &Client,
+    definition: &crate::schedule::ScheduleDefinition,
+) -> Result<Value> {
     client
         .send(client.request(Method::POST, "/v1/schedules").json(definition))
         .await

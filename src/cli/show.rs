@@ -392,7 +392,11 @@ pub fn event_receipt(receipt: &Value, json: bool) -> Result<std::process::ExitCo
             receipt["name"].as_str().unwrap_or(""),
             receipt["key"].as_str().unwrap_or(""),
             runs.len(),
-            if runs.is_empty() { String::new() } else { format!(" ({})", runs.join(", ")) },
+            if runs.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", runs.join(", "))
+            },
             receipt["kept_until"].as_str().unwrap_or("")
         );
     }

@@ -80,7 +80,13 @@ fn range_of(name: &str, key: &str) -> (String, String) {
 }
 
 fn event_key(event: &StoredEvent) -> String {
-    format!("{}\0{}\0{:020}\0{}", event.name, event.key, unix_ms(event.at), event.id)
+    format!(
+        "{}\0{}\0{:020}\0{}",
+        event.name,
+        event.key,
+        unix_ms(event.at),
+        event.id
+    )
 }
 
 /// The writes that record (`add`) or remove that step `step` of `run` waits for `events`.
@@ -98,7 +104,13 @@ pub(super) fn waiter_writes(run: RunId, step: &str, events: &[EventMatch], add: 
 
 impl Engine {
     /// Stores an event and hands it to every step waiting for its name and key.
-    pub async fn send_event(&self, name: &str, key: &str, data: Value, by: &str) -> Result<EventReceipt, EventError> {
+    pub async fn send_event(
+        &self,
+        name: &str,
+        key: &str,
+        data: Value,
+        by: &str,
+    ) -> Result<EventReceipt, EventError> {
         crate::names::check_event_name(name).map_err(|m| EventError::Invalid(format!("name: {m}")))?;
         crate::names::check_event_key(key).map_err(|m| EventError::Invalid(format!("key: {m}")))?;
         let limits = self.inner.plugins.limits();
@@ -140,7 +152,11 @@ impl Engine {
         let mut delivered = Vec::new();
         let (mut from, to) = range_of(name, key);
         loop {
-            let waiters = self.inner.store.docs(DocKind::EventWaiter, &from, &to, PAGE).await?;
+            let waiters = self
+                .inner
+                .store
+                .docs(DocKind::EventWaiter, &from, &to, PAGE)
+                .await?;
             for waiter in &waiters {
                 let Some((run, step)) = waiter_of(waiter) else {
                     continue;
@@ -148,7 +164,10 @@ impl Engine {
                 match self.deliver(run, &step, &event).await {
                     Ok(true) => delivered.push(run),
                     Ok(false) => {}
-                    Err(e) => tracing::error!("run {run}: cannot hand event {} to step {step}: {e:#}", event.name),
+                    Err(e) => tracing::error!(
+                        "run {run}: cannot hand event {} to step {step}: {e:#}",
+                        event.name
+                    ),
                 }
             }
             match waiters.last() {
@@ -195,7 +214,10 @@ impl Engine {
             let (from, to) = range_of(&wanted.event, &wanted.key);
             let from = format!("{from}{:020}", unix_ms(earliest));
             let found = self.inner.store.docs(DocKind::Event, &from, &to, 1).await?;
-            if let Some(event) = found.first().and_then(|d| serde_json::from_slice::<StoredEvent>(&d.doc).ok()) {
+            if let Some(event) = found
+                .first()
+                .and_then(|d| serde_json::from_slice::<StoredEvent>(&d.doc).ok())
+            {
                 if first.as_ref().is_none_or(|f| event.at < f.at) {
                     first = Some(event);
                 }
@@ -252,9 +274,19 @@ impl Engine {
                 &mut run,
                 "info",
                 Some(&name),
-                format!("received {} (key {:?}) sent by {}", event.name, event.key, event.sent_by),
+                format!(
+                    "received {} (key {:?}) sent by {}",
+                    event.name, event.key, event.sent_by
+                ),
             );
-            transition::apply_outcome(&mut run, &workflow, unit, Outcome::Complete(output), Duration::ZERO, &mut tx);
+            transition::apply_outcome(
+                &mut run,
+                &workflow,
+                unit,
+                Outcome::Complete(output),
+                Duration::ZERO,
+                &mut tx,
+            );
             if self.drives(&run) {
                 transition::advance(&mut run, &workflow, &self.inner.plugins, self, &mut tx).await;
             }
@@ -269,7 +301,10 @@ impl Engine {
 /// The run and step a waiter record names.
 fn waiter_of(doc: &StoredDoc) -> Option<(RunId, String)> {
     let value: Value = serde_json::from_slice(&doc.doc).ok()?;
-    Some((value["run"].as_str()?.parse().ok()?, value["step"].as_str()?.to_owned()))
+    Some((
+        value["run"].as_str()?.parse().ok()?,
+        value["step"].as_str()?.to_owned(),
+    ))
 }
 
 /// Forgets events older than `limits.event_retention`, now and then, for as long as the
@@ -286,7 +321,11 @@ pub(super) async fn forget_old(engine: Engine) {
 async fn forget_due(engine: &Engine) -> anyhow::Result<()> {
     let until = format!("{:020}", unix_ms(now()));
     loop {
-        let due = engine.inner.store.docs(DocKind::EventExpiry, "", &until, PAGE).await?;
+        let due = engine
+            .inner
+            .store
+            .docs(DocKind::EventExpiry, "", &until, PAGE)
+            .await?;
         if due.is_empty() {
             return Ok(());
         }

@@ -164,7 +164,12 @@ impl Engine {
         }
         if let Some(schedule) = &options.schedule {
             let at = crate::run::rfc3339(schedule.fire_at);
-            tx.log(&mut run, "info", None, format!("started by schedule {} for {at}", schedule.id));
+            tx.log(
+                &mut run,
+                "info",
+                None,
+                format!("started by schedule {} for {at}", schedule.id),
+            );
         }
         tx.log(&mut run, "info", None, format!("run started by {started_by}"));
         tx.events.push(Event::RunStarted { run: run.id });

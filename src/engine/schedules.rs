@@ -66,10 +66,15 @@ impl Engine {
     ) -> Result<ScheduleRecord, ScheduleError> {
         let limits = self.inner.plugins.limits();
         let created_at = now();
-        let when = When::of(&definition, created_at, limits.schedule_min_interval).map_err(ScheduleError::Invalid)?;
+        let when = When::of(&definition, created_at, limits.schedule_min_interval)
+            .map_err(ScheduleError::Invalid)?;
         let id = match &definition.id {
             Some(id) => id.clone(),
-            None => format!("{}-{}", definition.workflow, &uuid::Uuid::now_v7().simple().to_string()[24..]),
+            None => format!(
+                "{}-{}",
+                definition.workflow,
+                &uuid::Uuid::now_v7().simple().to_string()[24..]
+            ),
         };
         if id.is_empty()
             || id.len() > 128
@@ -91,18 +96,25 @@ impl Engine {
             .workflow(&definition.workflow, definition.version)
             .await?
             .ok_or_else(|| invalid("workflow", format!("no workflow {named}; create it first")))?;
-        workflow.bind_inputs(definition.input.clone()).map_err(|Problems(problems)| {
-            ScheduleError::Invalid(Problems(
-                problems
-                    .into_iter()
-                    .map(|p| Problem {
-                        path: p.path.replacen("inputs", "input", 1),
-                        message: p.message,
-                    })
-                    .collect(),
-            ))
-        })?;
-        let count = self.inner.store.docs(DocKind::Schedule, "", "\u{10ffff}", limits.schedules).await?.len();
+        workflow
+            .bind_inputs(definition.input.clone())
+            .map_err(|Problems(problems)| {
+                ScheduleError::Invalid(Problems(
+                    problems
+                        .into_iter()
+                        .map(|p| Problem {
+                            path: p.path.replacen("inputs", "input", 1),
+                            message: p.message,
+                        })
+                        .collect(),
+                ))
+            })?;
+        let count = self
+            .inner
+            .store
+            .docs(DocKind::Schedule, "", "\u{10ffff}", limits.schedules)
+            .await?
+            .len();
         if count >= limits.schedules {
             return Err(ScheduleError::Conflict(format!(
                 "there are {count} schedules; at most {} are kept (limits.schedules): delete one first",
@@ -147,7 +159,11 @@ impl Engine {
     /// Every schedule, by id.
     pub async fn schedules(&self) -> Result<Vec<ScheduleRecord>, ScheduleError> {
         let limit = self.inner.plugins.limits().schedules;
-        let docs = self.inner.store.docs(DocKind::Schedule, "", "\u{10ffff}", limit).await?;
+        let docs = self
+            .inner
+            .store
+            .docs(DocKind::Schedule, "", "\u{10ffff}", limit)
+            .await?;
         Ok(docs.iter().map(decode).collect::<anyhow::Result<_>>()?)
     }
 
@@ -221,7 +237,11 @@ impl Engine {
     /// Fires every schedule that is due; returns when the next one is.
     async fn fire_due_schedules(&self) -> anyhow::Result<Option<OffsetDateTime>> {
         let limit = self.inner.plugins.limits().schedules.min(PAGE * 100);
-        let docs = self.inner.store.docs(DocKind::Schedule, "", "\u{10ffff}", limit).await?;
+        let docs = self
+            .inner
+            .store
+            .docs(DocKind::Schedule, "", "\u{10ffff}", limit)
+            .await?;
         let mut next: Option<OffsetDateTime> = None;
         for doc in docs {
             let record = match decode(&doc) {
@@ -248,7 +268,11 @@ impl Engine {
 
     /// Fires `record` if it is due (or has a queued fire whose turn came); returns when it is
     /// next due. A stale write means another runner fired it: its turn is theirs.
-    async fn fire_schedule(&self, revision: u64, mut record: ScheduleRecord) -> anyhow::Result<Option<OffsetDateTime>> {
+    async fn fire_schedule(
+        &self,
+        revision: u64,
+        mut record: ScheduleRecord,
+    ) -> anyhow::Result<Option<OffsetDateTime>> {
         if record.paused {
             return Ok(None);
         }

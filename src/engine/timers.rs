@@ -7,7 +7,7 @@ use super::driver::{call_context, limits, Committed, MAX_ATTEMPTS};
 use super::transition::{self, Transition};
 use super::Engine;
 use crate::plugins::{Outcome, ResumeEvent};
-use crate::run::{rfc3339, now, Pause, RunRecord, RunState, StepState, Unit};
+use crate::run::{now, rfc3339, Pause, RunRecord, RunState, StepState, Unit};
 use crate::store::{Timer, TimerKind, Write};
 use crate::workflow::Workflow;
 use std::time::Duration;
@@ -148,12 +148,22 @@ fn wake(run: &mut RunRecord, workflow: &Workflow, timer: &Timer, tx: &mut Transi
     let pause = record.pause.clone();
     transition::end_pause(id, record, at, tx);
     let outcome = match pause {
-        Some(Pause::Time { until }) => Outcome::Complete(serde_json::json!({ "slept_until": rfc3339(until) })),
+        Some(Pause::Time { until }) => {
+            Outcome::Complete(serde_json::json!({ "slept_until": rfc3339(until) }))
+        }
         Some(Pause::Events { events, since, .. }) => {
-            let what: Vec<String> = events.iter().map(|e| format!("{} (key {:?})", e.event, e.key)).collect();
-            let waited = humantime::format_duration(Duration::from_secs(Duration::try_from(at - since).unwrap_or_default().as_secs()));
+            let what: Vec<String> = events
+                .iter()
+                .map(|e| format!("{} (key {:?})", e.event, e.key))
+                .collect();
+            let waited = humantime::format_duration(Duration::from_secs(
+                Duration::try_from(at - since).unwrap_or_default().as_secs(),
+            ));
             Outcome::Fail {
-                message: format!("no {} arrived within {waited} (wait_for.timeout)", what.join(" or ")),
+                message: format!(
+                    "no {} arrived within {waited} (wait_for.timeout)",
+                    what.join(" or ")
+                ),
                 retryable: false,
             }
         }
@@ -184,7 +194,7 @@ fn remind(run: &mut RunRecord, workflow: &Workflow, timer: &Timer, tx: &mut Tran
     };
     waiting.reminders += 1;
     let count = waiting.reminders;
-    waiting.remind_at = Some(timer.due + every);
+    transition::set_reminder(waiting, timer.due + every);
     if let Some(next) = transition::reminder_timer(id, record) {
         tx.writes.push(Write::Timer(next));
     }
@@ -193,7 +203,12 @@ fn remind(run: &mut RunRecord, workflow: &Workflow, timer: &Timer, tx: &mut Tran
         step: name.clone(),
         count,
     });
-    tx.log(run, "info", Some(&name), format!("reminder {count} sent: still waiting"));
+    tx.log(
+        run,
+        "info",
+        Some(&name),
+        format!("reminder {count} sent: still waiting"),
+    );
     true
 }
 
@@ -262,7 +277,11 @@ fn escalate(
     };
     let (name, from) = (
         record.name.clone(),
-        record.waiting.as_ref().map(|w| w.assignees.clone()).unwrap_or_default(),
+        record
+            .waiting
+            .as_ref()
+            .map(|w| w.assignees.clone())
+            .unwrap_or_default(),
     );
     let to = suspension.assignees.clone();
     if to == from || to.is_empty() {

@@ -8,8 +8,8 @@ use super::Event;
 use crate::names::{RunId, StepName};
 use crate::plugins::{Outcome, PluginHost, PluginLog, Suspension};
 use crate::run::{
-    rfc3339, now, EventMatch, Failure, LogLine, MapItem, MapState, Pause, RunRecord, RunState, StepRecord, StepState, Unit,
-    Waiting,
+    now, rfc3339, EventMatch, Failure, LogLine, MapItem, MapState, Pause, RunRecord, RunState, StepRecord,
+    StepState, Unit, Waiting,
 };
 use crate::store::{Timer, TimerKind, Write};
 use crate::workflow::{Call, ItemFailure, Phase, Workflow};
@@ -304,7 +304,9 @@ fn begin_pause(run: &mut RunRecord, workflow: &Workflow, i: usize, rendered: Val
     let at = now();
     let id = run.id;
     let pause = match &workflow.steps[i].call {
-        Call::Sleep(Some(duration)) => Ok(Pause::Time { until: at + *duration }),
+        Call::Sleep(Some(duration)) => Ok(Pause::Time {
+            until: at + *duration,
+        }),
         Call::Sleep(None) => parse_until(&rendered["until"]).map(|until| Pause::Time { until }),
         Call::Events {
             names,
@@ -339,20 +341,29 @@ fn begin_pause(run: &mut RunRecord, workflow: &Workflow, i: usize, rendered: Val
                 elapsed: Duration::ZERO,
                 detail: None,
             });
-            tx.log(run, "info", Some(&name), format!("{} has passed: not waiting", rfc3339(*until)));
+            tx.log(
+                run,
+                "info",
+                Some(&name),
+                format!("{} has passed: not waiting", rfc3339(*until)),
+            );
             return;
         }
     }
     let detail = match &pause {
         Pause::Time { until } => format!("sleeping until {}", rfc3339(*until)),
         Pause::Events { events, until, .. } => {
-            let what: Vec<String> = events.iter().map(|e| format!("{} (key {:?})", e.event, e.key)).collect();
+            let what: Vec<String> = events
+                .iter()
+                .map(|e| format!("{} (key {:?})", e.event, e.key))
+                .collect();
             let by = until.map_or_else(String::new, |u| format!(" until {}", rfc3339(u)));
             format!("waiting for {}{by}", what.join(" or "))
         }
     };
     if let Pause::Events { events, .. } = &pause {
-        tx.writes.extend(super::events::waiter_writes(id, name.as_str(), events, true));
+        tx.writes
+            .extend(super::events::waiter_writes(id, name.as_str(), events, true));
         tx.event_waits.push(name.clone());
     }
     record.state = StepState::Waiting;
@@ -845,8 +856,12 @@ fn cancel_step(run: RunId, step: &mut StepRecord, ended: time::OffsetDateTime, t
         tx.writes.push(Write::DeleteTimer(timer));
     }
     if let Some(Pause::Events { events, .. }) = step.pause.take() {
-        tx.writes
-            .extend(super::events::waiter_writes(run, step.name.as_str(), &events, false));
+        tx.writes.extend(super::events::waiter_writes(
+            run,
+            step.name.as_str(),
+            &events,
+            false,
+        ));
     }
     if let Some(map) = step.map.as_mut() {
         for item in std::mem::take(&mut map.active).into_values() {
@@ -936,22 +951,40 @@ pub fn end_pause(run: RunId, step: &mut StepRecord, at: time::OffsetDateTime, tx
     }
     let since = step.started_at.unwrap_or(at);
     if let Some(Pause::Events { events, .. }) = step.pause.take() {
-        tx.writes
-            .extend(super::events::waiter_writes(run, step.name.as_str(), &events, false));
+        tx.writes.extend(super::events::waiter_writes(
+            run,
+            step.name.as_str(),
+            &events,
+            false,
+        ));
     }
     let waited = (at - since).whole_milliseconds().max(0);
     step.waited_ms += u64::try_from(waited).unwrap_or(u64::MAX);
 }
 
+/// Sets when the next reminder of an interaction goes out. A timer is keyed by its time, run
+/// and step, so one due with the expiry would replace it: it goes a millisecond later.
+pub fn set_reminder(waiting: &mut Waiting, at: time::OffsetDateTime) {
+    let mut due = whole_ms(at);
+    if waiting.expires_at.map(whole_ms) == Some(due) {
+        due += Duration::from_millis(1);
+    }
+    waiting.remind_at = Some(due);
+}
+
 /// The reminder timer of a step waiting for a person, if it has `remind_every`.
 pub fn reminder_timer(run: RunId, step: &StepRecord) -> Option<Timer> {
-    let due = step
+    let waiting = step
         .waiting
         .as_ref()
-        .filter(|_| step.state == StepState::Waiting)?
-        .remind_at?;
+        .filter(|_| step.state == StepState::Waiting)?;
+    let mut due = whole_ms(waiting.remind_at?);
+    // A timer is keyed by its time, run and step: one due with the expiry would replace it.
+    if waiting.expires_at.map(whole_ms) == Some(due) {
+        due += Duration::from_millis(1);
+    }
     Some(Timer {
-        due: whole_ms(due),
+        due,
         run,
         step: step.name.to_string(),
         kind: TimerKind::Remind,
@@ -1056,7 +1089,8 @@ pub fn apply_outcome(
             record.state = StepState::Waiting;
             let mut waiting = to_waiting(suspension, at, earlier);
             if let Some((remind_at, reminders, escalations)) = kept {
-                (waiting.remind_at, waiting.reminders, waiting.escalations) = (remind_at, reminders, escalations);
+                (waiting.remind_at, waiting.reminders, waiting.escalations) =
+                    (remind_at, reminders, escalations);
             }
             record.waiting = Some(waiting);
             if earlier.is_none() {
@@ -1071,7 +1105,7 @@ pub fn apply_outcome(
                     workflow.definition_of(unit.step()).remind_every,
                     record.waiting.as_mut(),
                 ) {
-                    waiting.remind_at = Some(at + every);
+                    set_reminder(waiting, at + every);
                     if let Some(timer) = reminder_timer(id, record) {
                         tx.writes.push(Write::Timer(timer));
                     }

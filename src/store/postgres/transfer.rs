@@ -164,19 +164,22 @@ const TABLES: &[(&str, Reader)] = &[
             doc: r.get(1),
         })
     }),
-    ("SELECT kind, key, revision, doc FROM docs ORDER BY kind, key", |r| {
-        let code: i16 = r.get(0);
-        let kind = u8::try_from(code)
-            .ok()
-            .and_then(DocKind::from_code)
-            .ok_or_else(|| StoreError::Other(anyhow::anyhow!("unknown document kind {code}")))?;
-        Ok(Record::Doc(StoredDoc {
-            kind,
-            key: r.get(1),
-            revision: to_u64(r.get(2)),
-            doc: r.get(3),
-        }))
-    }),
+    (
+        "SELECT kind, key, revision, doc FROM docs ORDER BY kind, key",
+        |r| {
+            let code: i16 = r.get(0);
+            let kind = u8::try_from(code)
+                .ok()
+                .and_then(DocKind::from_code)
+                .ok_or_else(|| StoreError::Other(anyhow::anyhow!("unknown document kind {code}")))?;
+            Ok(Record::Doc(StoredDoc {
+                kind,
+                key: r.get(1),
+                revision: to_u64(r.get(2)),
+                doc: r.get(3),
+            }))
+        },
+    ),
     (
         "SELECT value FROM meta WHERE key = 'rules_revision' AND value > 0",
         |r| Ok(Record::RulesRevision(to_u64(r.get(0)))),

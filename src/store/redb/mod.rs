@@ -701,7 +701,11 @@ impl DocStore for RedbStore {
         if from >= to {
             return Ok(found);
         }
-        for entry in table.range((kind.code(), from)..(kind.code(), to)).map_err(other)?.take(limit) {
+        for entry in table
+            .range((kind.code(), from)..(kind.code(), to))
+            .map_err(other)?
+            .take(limit)
+        {
             let (k, v) = entry.map_err(other)?;
             found.push(stored_doc(kind, k.value().1, v.value()));
         }
@@ -1103,7 +1107,11 @@ impl<'txn> Tables<'txn> {
                 Write::Doc {
                     kind, key, condition, ..
                 } if *condition != DocCondition::Any => {
-                    let current = match docs_written.iter().rev().find(|(k, name, _)| k == kind && *name == key) {
+                    let current = match docs_written
+                        .iter()
+                        .rev()
+                        .find(|(k, name, _)| k == kind && *name == key)
+                    {
                         Some((_, _, revision)) => *revision,
                         None => self
                             .docs

@@ -6,8 +6,8 @@
 
 use super::tables::*;
 use super::{
-    decode_doc, decode_run, encode_doc, encode_run, kind_byte, other, parse_digest, parse_id, stored_plugin, timer_from, unix_ms,
-    RedbStore, RULES_REVISION,
+    decode_doc, decode_run, encode_doc, encode_run, kind_byte, other, parse_digest, parse_id, stored_plugin,
+    timer_from, unix_ms, RedbStore, RULES_REVISION,
 };
 use crate::run::RunState;
 use crate::store::api::*;
