@@ -158,7 +158,18 @@ fn parse_answer(text: &str) -> Result<GivenAnswer> {
 
 /// Prints each step of `run` as it starts and ends until the run waits or finishes, and
 /// returns it then. `events` must have been subscribed before the change being watched.
-async fn watch(engine: &Engine, mut events: broadcast::Receiver<Event>, id: RunId) -> Result<RunRecord> {
+async fn watch(engine: &Engine, events: broadcast::Receiver<Event>, id: RunId) -> Result<RunRecord> {
+    watch_until(engine, events, id, |state| !state_is_busy(state)).await
+}
+
+/// Prints the run's progress until it moves to a state `done` accepts, then waits for it to
+/// settle.
+async fn watch_until(
+    engine: &Engine,
+    mut events: broadcast::Receiver<Event>,
+    id: RunId,
+    done: impl Fn(RunState) -> bool,
+) -> Result<RunRecord> {
     loop {
         match events.recv().await {
             Ok(event) => {
@@ -166,7 +177,7 @@ async fn watch(engine: &Engine, mut events: broadcast::Receiver<Event>, id: RunI
                     eprintln!("{line}");
                 }
                 match event {
-                    Event::RunChanged { run, state } if run == id && !state_is_busy(state) => break,
+                    Event::RunChanged { run, state } if run == id && done(state) => break,
                     _ => continue,
                 }
             }
@@ -242,6 +253,20 @@ async fn follow(
     while run.state == RunState::Waiting {
         let waiting = run.waiting_step_names();
         let events = engine.subscribe();
+        let sleeping = run
+            .steps
+            .iter()
+            .any(|s| matches!(s.pause, Some(crate::run::Pause::Time { .. })));
+        if waiting.is_empty() && sleeping {
+            // Only a timer holds it, and this process fires it (perhaps already has).
+            let moved = engine.run(id).await?.is_some_and(|r| r.state != RunState::Waiting);
+            run = if moved {
+                engine.settled(id).await?
+            } else {
+                watch_until(engine, events, id, |state| state != RunState::Waiting).await?
+            };
+            continue;
+        }
         if let Some(pos) = answers.iter().position(|a| waiting.contains(&a.step)) {
             let a = answers.remove(pos);
             match engine.answer(id, &a.step, &a.signal, a.data, who).await {
