@@ -259,7 +259,10 @@ async fn follow(
             .any(|s| matches!(s.pause, Some(crate::run::Pause::Time { .. })));
         if waiting.is_empty() && sleeping {
             // Only a timer holds it, and this process fires it (perhaps already has).
-            let moved = engine.run(id).await?.is_some_and(|r| r.state != RunState::Waiting);
+            let moved = engine
+                .run(id)
+                .await?
+                .is_some_and(|r| r.state != RunState::Waiting);
             run = if moved {
                 engine.settled(id).await?
             } else {

@@ -471,3 +471,34 @@ async fn a_schedule_fires_once_per_instant_with_two_runners() {
         "every fire started one run: {fires:#?}"
     );
 }
+
+#[test]
+fn locally_weft_run_sleeps_through_and_weft_event_send_moves_a_run_on() {
+    let weft = Weft::new();
+    let nap = weft.write_workflow(
+        "nap.yaml",
+        "id: nap\nsteps:\n  - {name: Nap, sleep: 1s}\n  - {name: After, plugin: echo, input: {x: 1}}\n",
+    );
+    let (out, run) = weft.start(&nap, &[]);
+    out.expect_code(0);
+    assert_eq!(state(&run), "completed", "{run:#}");
+
+    let order = weft.write_workflow("order.yaml", PAYMENT);
+    let (out, run) = weft.start(&order, &["--input", "order_id=L-1"]);
+    out.expect_code(2);
+    assert_eq!(step_state(&run, "Paid"), "waiting");
+    let sent = weft.run(&[
+        "event",
+        "send",
+        "payment.received",
+        "--key",
+        "L-1",
+        "--data",
+        r#"{"amount": 5}"#,
+    ]);
+    sent.expect_code(0);
+    assert!(sent.stdout.contains("taken by 1 run(s)"), "{}", sent.stdout);
+    let done = weft.record(&run_id(&run));
+    assert_eq!(state(&done), "completed", "{done:#}");
+    assert_eq!(done["outputs"]["amount"], 5);
+}
