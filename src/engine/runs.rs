@@ -585,28 +585,39 @@ impl Engine {
                 run.state.as_str()
             )));
         }
-        let mut writes = vec![Write::DeleteRun(id)];
-        writes.extend(run.idempotency_key.clone().map(Write::DeleteIdempotency));
-        self.inner.store.commit(writes).await?;
-        self.evict(&run);
+        self.remove_finished(&run, Vec::new()).await?;
+        Ok(())
+    }
+
+    /// Deletes the finished run `run` with its log and idempotency key (and `also`), and
+    /// forgets it here even if others hold it: no read may find it afterwards.
+    async fn remove_finished(&self, run: &RunRecord, mut also: Vec<Write>) -> Result<()> {
+        also.push(Write::DeleteRun(run.id));
+        also.extend(run.idempotency_key.clone().map(Write::DeleteIdempotency));
+        self.inner.store.commit(also).await?;
+        self.inner.live.lock().expect("live runs lock").remove(&run.id);
         Ok(())
     }
 
     /// Deletes a finished run whose retention ended (and `also`, its timer), with its log;
-    /// a run that is not finished (it was retried) or is gone is left alone.
+    /// a run that is no longer finished (it was retried) is left alone.
     pub(super) async fn purge(&self, id: RunId, also: Option<Write>) -> Result<()> {
-        let mut writes: Vec<Write> = also.into_iter().collect();
-        if let Some(run) = self.lock(id).await? {
-            if run.state.is_finished() {
-                writes.push(Write::DeleteRun(id));
-                writes.extend(run.idempotency_key.clone().map(Write::DeleteIdempotency));
-            }
-            self.inner.store.commit(writes).await?;
-            self.evict(&run);
-        } else {
-            self.inner.store.commit(writes).await?;
+        let also: Vec<Write> = also.into_iter().collect();
+        let Some(mut run) = self.lock(id).await? else {
+            return Ok(self.inner.store.commit(also).await?);
+        };
+        if self.inner.store.run(id).await?.is_none() {
+            self.inner.live.lock().expect("live runs lock").remove(&id);
+            return Ok(self.inner.store.commit(also).await?);
         }
-        Ok(())
+        self.reload(&mut run).await?;
+        if run.state.is_finished() {
+            self.remove_finished(&run, also).await
+        } else {
+            self.inner.store.commit(also).await?;
+            self.evict(&run);
+            Ok(())
+        }
     }
 
     /// Deletes finished runs that ended more than `older_than` ago (of `workflow` only, if

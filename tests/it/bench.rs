@@ -83,6 +83,7 @@ fn bench_quick_prints_every_figure_with_its_floor() {
             "durable_transitions_per_s_with_history",
             "http_p50_ms_with_history",
             "for_each_items_per_s",
+            "history_bytes_per_run",
         ],
     );
 }
