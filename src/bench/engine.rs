@@ -113,7 +113,15 @@ pub async fn measure(
         .map_err(|p| anyhow!("{p}"))?;
     let workflow = engine.register(definition).await.map_err(|e| anyhow!("{e}"))?;
     super::settle_disk();
+    store.flush().await?;
+    let size_before = databases.size(&db).await?;
     let fresh = durable_throughput(&engine, &workflow, sizes.runs).await?;
+    store.flush().await?;
+    let growth = databases.size(&db).await?.saturating_sub(size_before);
+    figures.insert(
+        "history_bytes_per_run",
+        history_bytes(&*store, &fresh.sample, growth, sizes.runs).await?,
+    );
     let fdatasync = floors::fdatasync_per_s(dir, 500)?;
     let (bare, floor_is) = match databases {
         Databases::Files(_) => (
@@ -331,6 +339,20 @@ async fn for_each_items(engine: &Engine, items: usize, floor: f64) -> Result<Fig
     )
     .with("items", items as f64)
     .with("concurrency", MAP_CONCURRENCY as f64))
+}
+
+/// What a finished 3-step run costs on disk (file growth over `runs` runs, logs included),
+/// against the bytes of its documents as JSON (its record and its log lines).
+async fn history_bytes(store: &dyn Store, sample: &RunRecord, growth: u64, runs: usize) -> Result<Figure> {
+    let logs = store.logs(sample.id, None, usize::MAX).await?;
+    let documents = serde_json::to_vec(sample)?.len() + logs.iter().map(Vec::len).sum::<usize>();
+    Ok(Figure::new(
+        growth as f64 / runs as f64,
+        "bytes",
+        documents as f64,
+        "its record and log lines as JSON",
+    )
+    .with("log_lines_per_run", logs.len() as f64))
 }
 
 /// Stores `count` copies of a finished run (with its log) under new ids, as the history of a

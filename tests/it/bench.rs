@@ -88,6 +88,7 @@ fn bench_quick_prints_every_figure_with_its_floor() {
             "step_overhead_us_js",
             "first_call_ms_python",
             "first_call_ms_js",
+            "history_bytes_per_run",
         ],
     );
     // The SDK figures share the Rust figure's floor.

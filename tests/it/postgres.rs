@@ -1,7 +1,7 @@
 //! A real PostgreSQL server for the tests: one private cluster per test run, started on
 //! first use with `initdb` and `pg_ctl` in a temporary directory on a free port (as the
 //! `postgres` user when the tests run as root, which the server refuses), and stopped when
-//! the test process exits, its directory removed. Each test gets a database of its own.
+//! the test process exits. Each test gets a database of its own.
 //!
 //! The server's binaries come from the Debian `postgresql` package; `.ci/run` installs it
 //! when missing. Without it these tests fail, saying what to install; they never skip.
@@ -18,8 +18,7 @@ struct Cluster {
     port: u16,
     /// Runs the server's programs as `postgres` when we are root.
     as_postgres: bool,
-    /// Kept for the cluster's lifetime (the whole process); removed at exit, since a static
-    /// is never dropped (nextest runs each test in a process of its own).
+    /// Kept for the cluster's lifetime (the whole process); removed at exit.
     dir: tempfile::TempDir,
 }
 
@@ -95,6 +94,8 @@ extern "C" fn stop_cluster() {
             .arg(&cluster.data)
             .args(["-m", "immediate", "-w"])
             .output();
+        // Statics are never dropped, so the directory would outlive every test process
+        // (nextest runs each test in its own).
         let _ = std::fs::remove_dir_all(cluster.dir.path());
     }
 }

@@ -695,7 +695,7 @@ fn statements_for<'a>(
             condition,
         } => {
             let what = format!("{kind:?} {key:?}");
-            let (kind, key) = (i16::from(kind.code()), key.as_str());
+            let (kind, key) = (i16::from(kind.code()), key.as_bytes());
             match (doc, condition) {
                 (Some(doc), DocCondition::Any) => guarded(
                     None,
