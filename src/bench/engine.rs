@@ -64,7 +64,14 @@ pub async fn measure(
     );
 
     // The SDK examples: large components with an interpreter inside (CPython, SpiderMonkey),
-    // against the same floor as the Rust figure, with their own bare call beside it.
+    // against the same floor as the Rust figure, with their own bare call beside it. They are
+    // stored in a database of their own, so their blobs do not move the history figures.
+    let sdk_store = crate::store::open(
+        &crate::store::Location::parse(&databases.fresh("sdk").await?),
+        crate::store::new_runner_id(),
+    )
+    .await?;
+    let sdk_host = PluginHost::new(sdk_store.clone())?;
     for (example, input, overhead, first) in [
         (
             "python-greeter",
@@ -80,8 +87,8 @@ pub async fn measure(
         ),
     ] {
         progress(&format!("step overhead of {example} (compiling it first)"));
-        let digest = sdk_example(engine.plugins(), example).await?;
-        let measured = step_overhead(engine.plugins(), &digest, &input, sizes.calls).await?;
+        let digest = sdk_example(&sdk_host, example).await?;
+        let measured = step_overhead(&sdk_host, &digest, &input, sizes.calls).await?;
         figures.insert(
             overhead,
             Figure::new(
@@ -92,7 +99,7 @@ pub async fn measure(
             )
             .with("bare_call_us", measured.bare_us),
         );
-        let times = PluginHost::first_call_times(store.clone(), &digest, &input).await?;
+        let times = PluginHost::first_call_times(sdk_store.clone(), &digest, &input).await?;
         figures.insert(
             first,
             Figure::new(ms(times.warm), "ms", ms(times.later), "a later call")

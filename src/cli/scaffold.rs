@@ -74,7 +74,12 @@ pub fn new_plugin(name: &str, lang: Lang, weft_home: Option<PathBuf>) -> Result<
                 .with_context(|| format!("cannot make {} executable", target.display()))?;
         }
     }
-    println!("created {name}/ ({lang:?} plugin, SDK from {home_text}); build it with: {name}/build.sh");
+    let language = match lang {
+        Lang::Rust => "Rust",
+        Lang::Python => "Python",
+        Lang::Js => "JavaScript",
+    };
+    println!("created {name}/ ({language} plugin, SDK from {home_text}); build it with: {name}/build.sh");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -21,6 +21,9 @@ pub const PLUGIN_DIR: &str = env!("WEFT_PLUGIN_DIR");
 /// How long any one `weft` command may run before the test calls it a hang. Far above what
 /// any command here needs; it only keeps a hung command from hanging the test suite.
 pub const HANG_GUARD: Duration = Duration::from_secs(60);
+/// How long waiting for a plugin compile may take: the server's default
+/// `limits.compile_timeout`, after which the compile has failed.
+pub const COMPILE_LIMIT: Duration = Duration::from_secs(300);
 
 /// Reads a child's pipe to the end on its own thread, so a full pipe never blocks the child.
 fn drain(mut pipe: impl std::io::Read + Send + 'static) -> std::thread::JoinHandle<String> {
@@ -31,9 +34,9 @@ fn drain(mut pipe: impl std::io::Read + Send + 'static) -> std::thread::JoinHand
     })
 }
 
-/// Runs `command` (`weft ARGS`) to completion. A command still running after [`HANG_GUARD`]
-/// is killed and the test fails: that is a hang, not a slow machine.
-fn finish(mut command: Command, args: &[&str]) -> Output {
+/// Runs `command` (`weft ARGS`) to completion. A command still running after `limit` is
+/// killed and the test fails: that is a hang, not a slow machine.
+fn finish(mut command: Command, args: &[&str], limit: Duration) -> Output {
     let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -46,7 +49,7 @@ fn finish(mut command: Command, args: &[&str]) -> Output {
         if let Some(status) = child.try_wait().expect("cannot wait for weft") {
             break Some(status);
         }
-        if started.elapsed() > HANG_GUARD {
+        if started.elapsed() > limit {
             let _ = child.kill();
             let _ = child.wait();
             break None;
@@ -60,7 +63,7 @@ fn finish(mut command: Command, args: &[&str]) -> Output {
     };
     assert!(
         status.is_some(),
-        "weft {args:?} hung: still running after {HANG_GUARD:?}, killed\n--- stdout\n{}\n--- stderr\n{}",
+        "weft {args:?} hung: still running after {limit:?}, killed\n--- stdout\n{}\n--- stderr\n{}",
         out.stdout,
         out.stderr
     );
@@ -201,12 +204,20 @@ impl Weft {
     pub fn run_in(&self, cwd: &Path, args: &[&str]) -> Output {
         let mut command = self.command(args);
         command.current_dir(cwd);
-        finish(command, args)
+        finish(command, args, HANG_GUARD)
+    }
+
+    /// Runs `weft ARGS --db DB` to completion, allowing it `limit` (a command that waits for
+    /// a plugin compile: [`COMPILE_LIMIT`]).
+    pub fn run_within(&self, limit: Duration, args: &[&str]) -> Output {
+        let mut command = self.command(args);
+        command.current_dir(self.dir.path());
+        finish(command, args, limit)
     }
 
     /// Runs `weft ARGS` (no `--db`) to completion.
     pub fn run_without_db(&self, args: &[&str]) -> Output {
-        finish(self.command_without_db(args), args)
+        finish(self.command_without_db(args), args, HANG_GUARD)
     }
 
     /// Runs `weft ARGS --db DB` and parses its stdout as JSON, whatever the exit code.
@@ -720,6 +731,17 @@ impl Api {
     /// GETs `path` until `done` accepts the JSON answer, and returns it. Panics after
     /// [`POLL_LIMIT`], showing the last answer and `what` was awaited.
     pub async fn poll(&self, path: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        self.poll_within(POLL_LIMIT, path, what, done).await
+    }
+
+    /// [`Api::poll`] allowing `limit` (a plugin compile: [`COMPILE_LIMIT`]).
+    pub async fn poll_within(
+        &self,
+        limit: Duration,
+        path: &str,
+        what: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
         let started = Instant::now();
         loop {
             let now = self.get(path).await.expect_status(200).json();
@@ -727,8 +749,8 @@ impl Api {
                 return now;
             }
             assert!(
-                started.elapsed() < POLL_LIMIT,
-                "GET {path}: still not {what} after {POLL_LIMIT:?}: {now:#}"
+                started.elapsed() < limit,
+                "GET {path}: still not {what} after {limit:?}: {now:#}"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -47,9 +47,12 @@ async fn upload(server: &Server, name: &str) -> Value {
         answer.text
     );
     server
-        .poll(&format!("/v1/plugins/{name}@0.1.0"), "compiled", |p| {
-            p["status"] != "compiling"
-        })
+        .poll_within(
+            COMPILE_LIMIT,
+            &format!("/v1/plugins/{name}@0.1.0"),
+            "compiled",
+            |p| p["status"] != "compiling",
+        )
         .await
 }
 
@@ -150,17 +153,20 @@ fn plugin_push_waits_for_a_large_component_compiling_on_the_server() {
     let url = server.url("");
     let client = Weft::new();
     let file = client.write_file("js-greeter.wasm", &example("js-greeter"));
-    let pushed = client.run(&[
-        "plugin",
-        "push",
-        path_str(&file),
-        "--name",
-        "js-greeter",
-        "--version",
-        "0.1.0",
-        "--server",
-        url.trim_end_matches('/'),
-    ]);
+    let pushed = client.run_within(
+        COMPILE_LIMIT,
+        &[
+            "plugin",
+            "push",
+            path_str(&file),
+            "--name",
+            "js-greeter",
+            "--version",
+            "0.1.0",
+            "--server",
+            url.trim_end_matches('/'),
+        ],
+    );
     pushed.expect_code(0);
     // The server answered 202 at once; push printed the plugin only once it was ready.
     assert!(

@@ -1091,8 +1091,12 @@ impl<'txn> Tables<'txn> {
     fn check(&self, writes: &[Write]) -> anyhow::Result<Result<(), Refusal>> {
         let mut written: Vec<(RunId, u64)> = Vec::new();
         let mut docs_written: Vec<(DocKind, &String, Option<u64>)> = Vec::new();
+        // Plugin versions this call deletes before it writes one again (a failed upload
+        // replaced by a new one).
+        let mut plugins_deleted: Vec<String> = Vec::new();
         for write in writes {
             match write {
+                Write::DeletePlugin { name, version } => plugins_deleted.push(format!("{name}@{version}")),
                 Write::Run { id, expect, .. } => {
                     let key = id.to_string();
                     let current = match written.iter().rev().find(|(w, _)| w == id) {
@@ -1126,7 +1130,8 @@ impl<'txn> Tables<'txn> {
                     ..
                 } => {
                     let key = format!("{name}@{version}");
-                    if let Some(existing) = self.plugins.get(key.as_str())? {
+                    let deleted = plugins_deleted.contains(&key);
+                    if let Some(existing) = self.plugins.get(key.as_str())?.filter(|_| !deleted) {
                         let existing = stored_plugin(existing.value()).map_err(|e| anyhow!("{e}"))?;
                         if existing.digest != *digest {
                             return Ok(Err(Refusal::Conflict(format!(
