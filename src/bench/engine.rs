@@ -69,10 +69,10 @@ pub async fn measure(
     let workflow = engine.register(definition).await.map_err(|e| anyhow!("{e}"))?;
     super::settle_disk();
     store.flush().await?;
-    let size_before = databases.size(&db).await?;
+    let used_before = store.used_bytes().await?;
     let fresh = durable_throughput(&engine, &workflow, sizes.runs).await?;
     store.flush().await?;
-    let growth = databases.size(&db).await?.saturating_sub(size_before);
+    let growth = store.used_bytes().await?.saturating_sub(used_before);
     figures.insert(
         "history_bytes_per_run",
         history_bytes(&*store, &fresh.sample, growth, sizes.runs).await?,
@@ -257,8 +257,8 @@ async fn for_each_items(engine: &Engine, items: usize, floor: f64) -> Result<Fig
     .with("concurrency", MAP_CONCURRENCY as f64))
 }
 
-/// What a finished 3-step run costs on disk (file growth over `runs` runs, logs included),
-/// against the bytes of its documents as JSON (its record and its log lines).
+/// What a finished 3-step run costs on disk (growth of the pages in use over `runs` runs,
+/// logs included), against the bytes of its documents as JSON (its record and log lines).
 async fn history_bytes(store: &dyn Store, sample: &RunRecord, growth: u64, runs: usize) -> Result<Figure> {
     let logs = store.logs(sample.id, None, usize::MAX).await?;
     let documents = serde_json::to_vec(sample)?.len() + logs.iter().map(Vec::len).sum::<usize>();

@@ -782,4 +782,7 @@ pub trait Store:
 
     /// What the writer has committed so far.
     fn writer_stats(&self) -> &WriterStats;
+
+    /// Bytes the stored data takes (pages in use, not free space inside the file).
+    async fn used_bytes(&self) -> StoreResult<u64>;
 }

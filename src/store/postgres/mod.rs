@@ -1028,4 +1028,13 @@ impl Store for PgStore {
     fn writer_stats(&self) -> &WriterStats {
         &self.stats
     }
+
+    async fn used_bytes(&self) -> StoreResult<u64> {
+        let client = self.client().await?;
+        let row = client
+            .query_one("SELECT pg_database_size(current_database())", &[])
+            .await
+            .map_err(db_error)?;
+        Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+    }
 }

@@ -882,6 +882,18 @@ impl Store for RedbStore {
     fn writer_stats(&self) -> &WriterStats {
         &self.stats
     }
+
+    async fn used_bytes(&self) -> StoreResult<u64> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {
+            // A write transaction sees the allocator; it is dropped unwritten.
+            let stats = db.begin_write()?.stats()?;
+            Ok(stats.allocated_pages() * stats.page_size() as u64)
+        })
+        .await
+        .map_err(other)?
+        .map_err(StoreError::Other)
+    }
 }
 
 fn write_loop(
