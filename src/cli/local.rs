@@ -393,6 +393,7 @@ pub async fn answer(args: AnswerArgs) -> Result<ExitCode> {
 /// `weft resume`: continue interrupted runs and fire due timers, then wait for them.
 pub async fn resume(db: DbArgs) -> Result<ExitCode> {
     let engine = working_engine(&db).await?;
+    engine.plugins().take_up_uploads().await?;
     let resumed = engine.recover().await?;
     let fired = engine.fire_due_timers().await?;
     // Timers may have set more runs going; wait for every one that is under way.
@@ -548,6 +549,7 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
         );
     }
     engine.start_work().await?;
+    engine.plugins().take_up_uploads().await?;
     let resumed = engine.recover().await?;
     let fired = engine.fire_due_timers().await?;
     eprintln!(

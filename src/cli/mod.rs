@@ -4,6 +4,7 @@
 
 mod local;
 mod remote;
+mod scaffold;
 mod show;
 
 use clap::{Args, Parser, Subcommand};
@@ -610,6 +611,17 @@ enum PluginCommand {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Write a new plugin project into the folder NAME; `NAME/build.sh` builds NAME.wasm.
+    New {
+        /// The plugin's name, also the folder's.
+        name: String,
+        #[arg(long, value_enum)]
+        lang: scaffold::Lang,
+        /// The Weft checkout whose SDK the project builds with [default: $WEFT_HOME, else the
+        /// checkout this weft was built from].
+        #[arg(long)]
+        weft_home: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -697,6 +709,11 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Some(client) => remote::push_plugin(&client, file, name, version).await,
             None => local::add_plugin(db, file, name, version).await,
         },
+        Command::Plugin(PluginCommand::New {
+            name,
+            lang,
+            weft_home,
+        }) => scaffold::new_plugin(&name, lang, weft_home),
         Command::Plugin(PluginCommand::List { db, server }) => match server.remote() {
             Some(client) => remote::list_plugins(&client).await,
             None => local::list_plugins(db).await,

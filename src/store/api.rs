@@ -260,7 +260,7 @@ pub enum Write {
     /// Frees an `Idempotency-Key` (its run was deleted).
     DeleteIdempotency(String),
     /// Takes `name@version` for a component; [`StoreError::Conflict`] if another component
-    /// has it (the same component again changes nothing).
+    /// has it (the same component again replaces the metadata: its compile status).
     Plugin {
         name: String,
         version: String,

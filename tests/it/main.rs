@@ -10,6 +10,7 @@ mod approvals;
 mod bench;
 mod calendar;
 mod client;
+mod contracts;
 mod durability;
 mod grants;
 mod hardening;
@@ -17,6 +18,8 @@ mod language;
 mod lifecycle;
 mod plugins;
 mod runners;
+mod scaffold;
+mod sdk;
 mod store;
 mod workflows;
 

@@ -1333,9 +1333,11 @@ impl<'txn> Tables<'txn> {
                 meta,
                 bytes,
             } => {
+                // The same component again replaces its metadata (its compile status); another
+                // component was refused as a conflict before anything was applied.
                 let key = format!("{name}@{version}");
-                if self.plugins.get(key.as_str())?.is_none() {
-                    self.plugins.insert(key.as_str(), meta.as_slice())?;
+                self.plugins.insert(key.as_str(), meta.as_slice())?;
+                if self.plugin_bytes.get(digest.as_str())?.is_none() {
                     self.plugin_bytes.insert(digest.as_str(), &**bytes)?;
                 }
             }
