@@ -14,6 +14,7 @@ mod grants;
 mod hardening;
 mod language;
 mod lifecycle;
+mod operating;
 mod plugins;
 mod runners;
 mod store;
