@@ -64,6 +64,11 @@ pub enum Action {
     ManageGrants,
     /// See the runners sharing the database.
     ReadRunners,
+    /// Send events to `POST /v1/events`.
+    SendEvents,
+    ReadSchedules,
+    /// Create, pause, resume and delete schedules.
+    ManageSchedules,
     /// Read the Prometheus metrics.
     ReadMetrics,
 }
@@ -86,6 +91,9 @@ impl Action {
             Action::ManageActions => "manage actions (targets and execution rules)",
             Action::ManageGrants => "manage plugin grants",
             Action::ReadRunners => "list runners",
+            Action::SendEvents => "send events",
+            Action::ReadSchedules => "read schedules",
+            Action::ManageSchedules => "create, pause, resume or delete schedules",
             Action::ReadMetrics => "read the metrics",
         }
     }
@@ -110,6 +118,9 @@ impl Role {
                     | ReadRuns
                     | ManageRuns
                     | ReadInteractions
+                    | SendEvents
+                    | ReadSchedules
+                    | ManageSchedules
                     | ReadMetrics
             ),
             Role::Approver => matches!(action, ReadRuns | ReadInteractions | AnswerInteractions),

@@ -243,3 +243,45 @@ mod tests {
         assert!("sha256:xyz".parse::<PluginRef>().is_err());
     }
 }
+
+/// Longest event name.
+pub const MAX_EVENT_NAME: usize = 128;
+/// Longest event key, in bytes.
+pub const MAX_EVENT_KEY: usize = 256;
+
+/// Checks an event name such as `payment.received`: letters, digits, `.`, `_`, `-` and `:`,
+/// starting with a letter, at most [`MAX_EVENT_NAME`] characters.
+pub fn check_event_name(name: &str) -> Result<(), String> {
+    let ok = name.len() <= MAX_EVENT_NAME
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-:".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid event name {:?}: use a letter followed by letters, digits, `.`, `_`, `-` or `:`, \
+             at most {MAX_EVENT_NAME} characters (as in payment.received)",
+            crate::limits::clip_to(name, 200)
+        ))
+    }
+}
+
+/// Checks an event key (an order id, a request number): at most [`MAX_EVENT_KEY`] bytes and
+/// no control characters.
+pub fn check_event_key(key: &str) -> Result<(), String> {
+    if key.len() > MAX_EVENT_KEY {
+        return Err(format!(
+            "the event key is {} bytes; at most {MAX_EVENT_KEY} are accepted",
+            key.len()
+        ));
+    }
+    if key.chars().any(char::is_control) {
+        return Err(format!(
+            "the event key {:?} holds a control character",
+            crate::limits::clip_to(key, 200)
+        ));
+    }
+    Ok(())
+}

@@ -135,6 +135,9 @@ pub struct RunRecord {
     /// Each time the run was retried from its failed step, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retries: Vec<RetryRecord>,
+    /// The schedule that started this run, and the instant it fired for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ScheduleRef>,
     /// The scoped `Idempotency-Key` that started this run, forgotten when the run is deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
@@ -346,6 +349,9 @@ pub struct StepRecord {
     /// What the step waits for, while it waits.
     #[serde(default)]
     pub waiting: Option<Waiting>,
+    /// The time or the events a `sleep`, `until` or `wait_for` step waits for, while it waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<Pause>,
     /// Answers accepted so far, oldest first.
     #[serde(default)]
     pub answers: Vec<AnswerRecord>,
@@ -400,6 +406,52 @@ impl Unit {
     }
 }
 
+/// A schedule's fire that started a run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleRef {
+    pub id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub fire_at: OffsetDateTime,
+}
+
+/// What a step that waits for no person waits for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "for", rename_all = "snake_case")]
+pub enum Pause {
+    /// `sleep` or `until`: the step completes at `until`.
+    Time {
+        #[serde(with = "time::serde::rfc3339")]
+        until: OffsetDateTime,
+    },
+    /// `wait_for`: the first matching event completes the step; at `until` (its timeout),
+    /// without one, it fails. Events received from `since - lookback` on count.
+    Events {
+        events: Vec<EventMatch>,
+        #[serde(with = "time::serde::rfc3339")]
+        since: OffsetDateTime,
+        #[serde(default, with = "time::serde::rfc3339::option")]
+        until: Option<OffsetDateTime>,
+        lookback_ms: u64,
+    },
+}
+
+impl Pause {
+    /// When the step stops waiting by itself (its timer), if it does.
+    pub fn due(&self) -> Option<OffsetDateTime> {
+        match self {
+            Pause::Time { until } => Some(*until),
+            Pause::Events { until, .. } => *until,
+        }
+    }
+}
+
+/// An event a step waits for: its name and key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventMatch {
+    pub event: String,
+    pub key: String,
+}
+
 /// The interaction a suspended step waits on, and the plugin's own state to resume with.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Waiting {
@@ -414,6 +466,28 @@ pub struct Waiting {
     /// The plugin's state, handed back to `resume` unchanged (the API does not show it).
     #[serde(default)]
     pub state: Value,
+    /// When the next reminder goes out (the step's `remind_every`), and how many went out.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub remind_at: Option<OffsetDateTime>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reminders: u32,
+    /// Each time the interaction expired and was handed to other people (`on_expiry:
+    /// {escalate_to: [...]}`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub escalations: Vec<Escalation>,
+}
+
+/// An interaction handed to other people when it expired.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Escalation {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub from: Vec<String>,
+    pub to: Vec<String>,
 }
 
 /// One field of an interaction form.

@@ -100,6 +100,80 @@ pub struct StepDefinition {
     /// A failure of this step does not fail the run; the steps after it go on.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub continue_on_error: bool,
+    /// The step waits this long, holding no plugin call and no memory.
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub sleep: Option<Duration>,
+    /// A template giving an RFC 3339 time: the step waits until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    /// The step waits for an event sent to `POST /v1/events` (or the first of several).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_for: Option<WaitFor>,
+    /// While the step waits for a person, an `interaction.reminder` event goes out this often.
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub remind_every: Option<Duration>,
+}
+
+/// `wait_for`: one event (`event` and `key`) or the first of several (`any`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitFor {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    /// A template; the event must carry this key (empty: events sent without a key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub any: Vec<EventPattern>,
+    /// Without a matching event by then, the step fails.
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    /// Events received this long before the step began waiting still count.
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub lookback: Option<Duration>,
+}
+
+/// One of the events a `wait_for: {any: [...]}` step waits for.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventPattern {
+    pub event: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+/// How long before a step began waiting an event may have arrived and still count.
+pub const DEFAULT_LOOKBACK: Duration = Duration::from_secs(3600);
+
+impl StepDefinition {
+    /// What the template engine renders when the step starts: its `input`, or for a step
+    /// that waits (`until`, `wait_for`) the templates of those, laid out as written so a
+    /// problem's path names them (`steps[2].wait_for.key`).
+    pub fn call_template(&self) -> std::borrow::Cow<'_, Value> {
+        use std::borrow::Cow;
+        if let Some(until) = &self.until {
+            return Cow::Owned(serde_json::json!({ "until": until }));
+        }
+        if let Some(wait) = &self.wait_for {
+            let key = |k: &Option<String>| Value::String(k.clone().unwrap_or_default());
+            let wait_for = if wait.any.is_empty() {
+                serde_json::json!({ "key": key(&wait.key) })
+            } else {
+                serde_json::json!({ "any": wait.any.iter().map(|p| serde_json::json!({ "key": key(&p.key) })).collect::<Vec<_>>() })
+            };
+            return Cow::Owned(serde_json::json!({ "wait_for": wait_for }));
+        }
+        if self.sleep.is_some() {
+            return Cow::Owned(Value::Object(Map::new()));
+        }
+        Cow::Borrowed(&self.input)
+    }
+
+    /// Whether the step pauses the run itself (`sleep`, `until`, `wait_for`) rather than
+    /// calling something.
+    pub fn pauses(&self) -> bool {
+        self.sleep.is_some() || self.until.is_some() || self.wait_for.is_some()
+    }
 }
 
 /// What a `for_each` step does when an item fails.
@@ -182,6 +256,14 @@ pub enum Call {
         id: String,
         version: Option<u64>,
     },
+    /// `sleep: 3d` (a fixed wait) or `until:` (a rendered time).
+    Sleep(Option<Duration>),
+    /// `wait_for`: the events, in order (their keys are rendered when the step starts).
+    Events {
+        names: Vec<String>,
+        timeout: Option<Duration>,
+        lookback: Duration,
+    },
 }
 
 /// When a step may run.
@@ -225,7 +307,7 @@ impl Step {
     pub fn plugin(&self) -> Option<&PluginRef> {
         match &self.call {
             Call::Plugin(plugin) => Some(plugin),
-            Call::Workflow { .. } => None,
+            _ => None,
         }
     }
 }
@@ -370,7 +452,7 @@ impl Definition {
     pub fn template_sources(&self) -> Vec<TemplateSource> {
         let mut sources = Vec::new();
         for step in self.all_steps() {
-            sources.push(TemplateSource::Template(step.input.clone()));
+            sources.push(TemplateSource::Template(step.call_template().into_owned()));
             if let Some(when) = &step.when {
                 sources.push(TemplateSource::Expression(when.clone()));
             }
@@ -582,12 +664,12 @@ impl Workflow {
             } else {
                 visible
             };
-            let input = refs.check_read(
-                reads.next(),
-                &format!("{path}.input"),
-                &input_scope,
-                &mut problems,
-            );
+            let input_path = if step.pauses() {
+                path.clone()
+            } else {
+                format!("{path}.input")
+            };
+            let input = refs.check_read(reads.next(), &input_path, &input_scope, &mut problems);
             let when = match &step.when {
                 Some(_) => refs.check_read(reads.next(), &format!("{path}.when"), &visible, &mut problems),
                 None => Vec::new(),
@@ -690,6 +772,9 @@ fn check_call(
     plugin_exists: &dyn Fn(&PluginRef) -> Result<(), String>,
     problems: &mut Collector,
 ) -> Option<Call> {
+    if step.pauses() {
+        return check_pause(step, path, problems);
+    }
     match (&step.plugin, &step.workflow) {
         (Some(plugin), None) => {
             let plugin = plugin
@@ -745,11 +830,97 @@ fn check_call(
         (None, None) => {
             problems.add(
                 path.to_owned(),
-                "a step needs `plugin` (the plugin it calls) or `workflow` (the workflow it starts)",
+                "a step needs `plugin` (the plugin it calls), `workflow` (the workflow it starts), \
+                 `sleep`, `until` or `wait_for`",
             );
             None
         }
     }
+}
+
+/// A step that pauses the run: exactly one of `sleep`, `until` and `wait_for`, and nothing
+/// that belongs to a call.
+fn check_pause(step: &StepDefinition, path: &str, problems: &mut Collector) -> Option<Call> {
+    let given: Vec<&str> = [
+        ("sleep", step.sleep.is_some()),
+        ("until", step.until.is_some()),
+        ("wait_for", step.wait_for.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(k, on)| on.then_some(k))
+    .collect();
+    let before = problems.0.len() + problems.1;
+    if given.len() > 1 {
+        problems.add(
+            path.to_owned(),
+            format!(
+                "a step has one of `sleep`, `until` and `wait_for`, not {}",
+                given.join(" and ")
+            ),
+        );
+    }
+    for (field, set) in [
+        ("plugin", step.plugin.is_some()),
+        ("workflow", step.workflow.is_some()),
+        ("for_each", step.for_each.is_some()),
+        ("retry", step.retry.is_some()),
+        ("limits", step.limits.is_some()),
+        ("timeout", step.timeout.is_some()),
+        ("remind_every", step.remind_every.is_some()),
+        ("input", step.input.as_object().is_none_or(|m| !m.is_empty())),
+    ] {
+        if set {
+            problems.add(
+                format!("{path}.{field}"),
+                format!("a step with `{}` has no `{field}`", given[0]),
+            );
+        }
+    }
+    if step.sleep == Some(Duration::ZERO) {
+        problems.add(format!("{path}.sleep"), "must be more than 0s");
+    }
+    let call = match &step.wait_for {
+        Some(wait) => {
+            let mut names = Vec::new();
+            match (&wait.event, wait.any.is_empty()) {
+                (Some(event), true) => names.push((format!("{path}.wait_for.event"), event.clone())),
+                (None, false) => {
+                    if wait.key.is_some() {
+                        problems.add(
+                            format!("{path}.wait_for.key"),
+                            "with `any`, each event has its own key",
+                        );
+                    }
+                    for (k, p) in wait.any.iter().enumerate() {
+                        names.push((format!("{path}.wait_for.any[{k}].event"), p.event.clone()));
+                    }
+                }
+                (Some(_), false) => problems.add(
+                    format!("{path}.wait_for"),
+                    "either `event` (one event) or `any` (the first of several), not both",
+                ),
+                (None, true) => problems.add(
+                    format!("{path}.wait_for"),
+                    "name the event: `wait_for: {event: payment.received, key: \"{{ inputs.order_id }}\"}`",
+                ),
+            }
+            for (at, name) in &names {
+                if let Err(message) = crate::names::check_event_name(name) {
+                    problems.add(at.clone(), message);
+                }
+            }
+            if wait.timeout == Some(Duration::ZERO) {
+                problems.add(format!("{path}.wait_for.timeout"), "must be more than 0s");
+            }
+            Call::Events {
+                names: names.into_iter().map(|(_, n)| n).collect(),
+                timeout: wait.timeout,
+                lookback: wait.lookback.unwrap_or(DEFAULT_LOOKBACK),
+            }
+        }
+        None => Call::Sleep(step.sleep),
+    };
+    (problems.0.len() + problems.1 == before).then_some(call)
 }
 
 /// A step's retry, timeout, limits and `for_each` options.
@@ -785,6 +956,17 @@ fn check_step_options(step: &StepDefinition, path: &str, limits: Option<&Limits>
             problems.add(
                 format!("{path}.on_item_failure"),
                 "only a step with `for_each` has items that can fail",
+            );
+        }
+    }
+    if let (Some(wait), Some(limits)) = (&step.wait_for, limits) {
+        if wait.lookback.unwrap_or(DEFAULT_LOOKBACK) > limits.event_retention {
+            problems.add(
+                format!("{path}.wait_for.lookback"),
+                format!(
+                    "events are kept for {} (limits.event_retention); a step may look back at most that far",
+                    humantime::format_duration(limits.event_retention)
+                ),
             );
         }
     }
@@ -1157,8 +1339,13 @@ fn check_sizes(definition: &Definition, limits: &Limits, problems: &mut Collecto
         .map(|i| format!("steps[{i}]"))
         .chain((0..definition.on_failure.len()).map(|k| format!("on_failure[{k}]")));
     for (path, step) in paths.zip(definition.all_steps()) {
-        let _ = weft_template::walk::<()>(&step.input, &mut |at, text| {
-            too_long(format!("{path}.input.{at}"), text);
+        let prefix = if step.pauses() {
+            path.clone()
+        } else {
+            format!("{path}.input")
+        };
+        let _ = weft_template::walk::<()>(&step.call_template(), &mut |at, text| {
+            too_long(format!("{prefix}.{at}"), text);
             Ok(Value::Null)
         });
         if let Some(when) = &step.when {

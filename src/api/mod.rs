@@ -8,6 +8,7 @@ mod actions;
 mod auth;
 mod bundles;
 mod error;
+mod events;
 mod executions;
 mod extract;
 mod hooks;
@@ -16,6 +17,7 @@ mod observe;
 mod operations;
 mod params;
 mod plugins;
+mod schedules;
 mod tokens;
 mod views;
 mod workflows;
@@ -97,9 +99,13 @@ pub struct Options {
         actions::conditions, actions::log, actions::outbox,
         operations::list_grants, operations::get_grant, operations::set_grant,
         operations::delete_grant, operations::runners,
+        events::send,
+        schedules::create, schedules::list, schedules::get, schedules::pause, schedules::resume,
+        schedules::delete,
     ),
     components(schemas(error::ErrorBody, interactions::Signal, tokens::NewToken, crate::auth::Role,
-        crate::plugins::grants::GrantSpec)),
+        crate::plugins::grants::GrantSpec, events::EventBody, crate::schedule::ScheduleDefinition,
+        crate::schedule::Overlap, crate::schedule::CatchUp)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
 )]
@@ -196,6 +202,14 @@ pub fn router(engine: Engine, options: &Options) -> Router {
                 .delete(operations::delete_grant),
         )
         .route("/v1/runners", get(operations::runners))
+        .route("/v1/events", post(events::send))
+        .route("/v1/schedules", post(schedules::create).get(schedules::list))
+        .route(
+            "/v1/schedules/{id}",
+            get(schedules::get).delete(schedules::delete),
+        )
+        .route("/v1/schedules/{id}/pause", post(schedules::pause))
+        .route("/v1/schedules/{id}/resume", post(schedules::resume))
         .route(
             "/v1/actions/targets",
             post(actions::create_target).get(actions::list_targets),

@@ -158,7 +158,18 @@ fn parse_answer(text: &str) -> Result<GivenAnswer> {
 
 /// Prints each step of `run` as it starts and ends until the run waits or finishes, and
 /// returns it then. `events` must have been subscribed before the change being watched.
-async fn watch(engine: &Engine, mut events: broadcast::Receiver<Event>, id: RunId) -> Result<RunRecord> {
+async fn watch(engine: &Engine, events: broadcast::Receiver<Event>, id: RunId) -> Result<RunRecord> {
+    watch_until(engine, events, id, |state| !state_is_busy(state)).await
+}
+
+/// Prints the run's progress until it moves to a state `done` accepts, then waits for it to
+/// settle.
+async fn watch_until(
+    engine: &Engine,
+    mut events: broadcast::Receiver<Event>,
+    id: RunId,
+    done: impl Fn(RunState) -> bool,
+) -> Result<RunRecord> {
     loop {
         match events.recv().await {
             Ok(event) => {
@@ -166,7 +177,7 @@ async fn watch(engine: &Engine, mut events: broadcast::Receiver<Event>, id: RunI
                     eprintln!("{line}");
                 }
                 match event {
-                    Event::RunChanged { run, state } if run == id && !state_is_busy(state) => break,
+                    Event::RunChanged { run, state } if run == id && done(state) => break,
                     _ => continue,
                 }
             }
@@ -242,6 +253,23 @@ async fn follow(
     while run.state == RunState::Waiting {
         let waiting = run.waiting_step_names();
         let events = engine.subscribe();
+        let sleeping = run
+            .steps
+            .iter()
+            .any(|s| matches!(s.pause, Some(crate::run::Pause::Time { .. })));
+        if waiting.is_empty() && sleeping {
+            // Only a timer holds it, and this process fires it (perhaps already has).
+            let moved = engine
+                .run(id)
+                .await?
+                .is_some_and(|r| r.state != RunState::Waiting);
+            run = if moved {
+                engine.settled(id).await?
+            } else {
+                watch_until(engine, events, id, |state| state != RunState::Waiting).await?
+            };
+            continue;
+        }
         if let Some(pos) = answers.iter().position(|a| waiting.contains(&a.step)) {
             let a = answers.remove(pos);
             match engine.answer(id, &a.step, &a.signal, a.data, who).await {
@@ -735,4 +763,63 @@ pub async fn retry(args: RetryArgs) -> Result<ExitCode> {
     engine.stop().await;
     eprintln!("run {id} retried by {by}: {}", run.state.as_str());
     Ok(exit_code(&run))
+}
+
+/// `weft schedule create` on the local database.
+pub async fn create_schedule(
+    db: DbArgs,
+    definition: crate::schedule::ScheduleDefinition,
+    by: &str,
+) -> Result<Value> {
+    let engine = open_engine(&db).await?;
+    let record = engine
+        .create_schedule(definition, by)
+        .await
+        .map_err(schedule_error)?;
+    Ok(record.view())
+}
+
+/// `weft schedule list` on the local database.
+pub async fn schedules(db: DbArgs) -> Result<Vec<Value>> {
+    let engine = open_engine(&db).await?;
+    let all = engine.schedules().await.map_err(schedule_error)?;
+    Ok(all.iter().map(crate::schedule::ScheduleRecord::view).collect())
+}
+
+/// `weft schedule show|pause|resume ID` on the local database: `pause` is none to only read.
+pub async fn schedule_op(db: DbArgs, id: &str, pause: Option<bool>) -> Result<Value> {
+    let engine = open_engine(&db).await?;
+    let record = match pause {
+        Some(paused) => engine.pause_schedule(id, paused).await,
+        None => engine.schedule(id).await,
+    };
+    Ok(record.map_err(schedule_error)?.view())
+}
+
+/// `weft schedule delete ID` on the local database.
+pub async fn delete_schedule(db: DbArgs, id: &str) -> Result<()> {
+    open_engine(&db)
+        .await?
+        .delete_schedule(id)
+        .await
+        .map_err(schedule_error)
+}
+
+fn schedule_error(e: crate::engine::ScheduleError) -> anyhow::Error {
+    match e {
+        crate::engine::ScheduleError::Invalid(problems) => anyhow!("invalid schedule:\n{problems}"),
+        other => anyhow!(other),
+    }
+}
+
+/// `weft event send` on the local database: the runs that take the event go on here, and
+/// the command waits until they settle.
+pub async fn send_event(db: DbArgs, name: &str, key: &str, data: Value, by: &str) -> Result<Value> {
+    let engine = working_engine(&db).await?;
+    let receipt = engine.send_event(name, key, data, by).await?;
+    for run in &receipt.delivered {
+        engine.settled(*run).await?;
+    }
+    engine.quiesce().await;
+    Ok(serde_json::to_value(&receipt)?)
 }

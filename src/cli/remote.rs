@@ -403,3 +403,45 @@ pub async fn import_workflows(client: &Client, file: &std::path::Path, rename: &
     println!("{}", show::imported_line(&imported));
     Ok(ExitCode::SUCCESS)
 }
+
+/// `weft schedule create --server URL`.
+pub async fn create_schedule(
+    client: &Client,
+    definition: &crate::schedule::ScheduleDefinition,
+) -> Result<Value> {
+    client
+        .send(client.request(Method::POST, "/v1/schedules").json(definition))
+        .await
+}
+
+/// `weft schedule list --server URL`.
+pub async fn schedules(client: &Client) -> Result<Vec<Value>> {
+    let body = client.send(client.request(Method::GET, "/v1/schedules")).await?;
+    Ok(body["items"].as_array().cloned().unwrap_or_default())
+}
+
+/// `weft schedule show|pause|resume ID --server URL`: `action` is "" or "/pause", "/resume".
+pub async fn schedule_op(client: &Client, method: Method, id: &str, action: &str) -> Result<Value> {
+    client
+        .send(client.request(method, &format!("/v1/schedules/{id}{action}")))
+        .await
+}
+
+/// `weft schedule delete ID --server URL`.
+pub async fn delete_schedule(client: &Client, id: &str) -> Result<()> {
+    client
+        .send(client.request(Method::DELETE, &format!("/v1/schedules/{id}")))
+        .await?;
+    Ok(())
+}
+
+/// `weft event send NAME --server URL`.
+pub async fn send_event(client: &Client, name: &str, key: &str, data: &Value) -> Result<Value> {
+    client
+        .send(
+            client
+                .request(Method::POST, "/v1/events")
+                .json(&serde_json::json!({ "name": name, "key": key, "data": data })),
+        )
+        .await
+}

@@ -197,6 +197,9 @@ impl Engine {
         for child in tx.cancel_children {
             self.spawn_cancel(child, format!("its parent run {}", run.id));
         }
+        for step in tx.event_waits {
+            self.spawn_event_lookup(run.id, step);
+        }
         if !run.is_live() {
             self.wake_settled(run.id);
             self.evict(run);
@@ -637,6 +640,7 @@ pub(super) fn new_step(name: StepName, plugin: Option<Resolved>) -> StepRecord {
         error: None,
         retry_at: None,
         waiting: None,
+        pause: None,
         answers: Vec::new(),
         busy_ms: 0,
         waited_ms: 0,

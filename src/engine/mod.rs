@@ -9,6 +9,8 @@
 //! - [`timers`] fires durable timers, each claimed so it fires once across runners;
 //! - [`grants`] keeps plugin grants in the store and in force in the plugin host;
 //! - [`children`] starts sub-workflow runs and hands their results to their parents;
+//! - [`events`] takes events sent to the API and hands them to the steps waiting for them;
+//! - [`schedules`] keeps schedules and fires each once across runners;
 //! - [`versions`] stores and publishes workflow versions; [`access`] keeps tokens, the audit
 //!   log and sessions; [`hooks`] is where the engine meets actions.
 //!
@@ -25,18 +27,22 @@
 mod access;
 mod children;
 mod driver;
+mod events;
 mod grants;
 mod hooks;
 mod observe;
 mod plugins;
 mod runs;
+mod schedules;
 mod timers;
 mod transition;
 mod versions;
 
+pub use events::{EventError, EventReceipt};
 pub use grants::GrantError;
 pub use plugins::RemoveError;
 pub use runs::RunQuery;
+pub use schedules::ScheduleError;
 pub use transition::context_for;
 pub use versions::{SaveStatus, Saved, Staged, StagedVersion};
 
@@ -80,6 +86,18 @@ pub enum Event {
         run: RunId,
         step: StepName,
     },
+    /// A step still waits for a person after its `remind_every`; `count` reminders so far.
+    InteractionReminder {
+        run: RunId,
+        step: StepName,
+        count: u32,
+    },
+    /// An interaction expired and was handed to other people.
+    InteractionEscalated {
+        run: RunId,
+        step: StepName,
+        to: Vec<String>,
+    },
 }
 
 /// How a run is started, beyond its workflow and inputs.
@@ -94,6 +112,8 @@ pub struct StartOptions {
     pub restarted_by: Option<String>,
     /// The run and step that start this one as a sub-workflow, and how deep that parent is.
     pub parent: Option<(crate::run::ParentRef, u32)>,
+    /// The schedule fire that starts this one.
+    pub schedule: Option<crate::run::ScheduleRef>,
 }
 
 /// Who answers: a user name and the groups the user belongs to.
@@ -305,6 +325,8 @@ impl Engine {
     pub async fn start_work(&self) -> Result<()> {
         driver::start(self).await?;
         self.background(tokio::spawn(timers::run(self.clone())));
+        self.background(tokio::spawn(events::forget_old(self.clone())));
+        self.background(tokio::spawn(schedules::run(self.clone())));
         self.background(self.inner.actions.start_delivery());
         Ok(())
     }

@@ -59,6 +59,15 @@ pub(super) fn committed(run: &RunRecord, events: &[Event]) {
             Event::InteractionCreated { step, .. } => {
                 tracing::info!(run = %id, workflow = %workflow, step = %step, "step waits for a person");
             }
+            Event::InteractionReminder { step, count, .. } => {
+                tracing::info!(run = %id, workflow = %workflow, step = %step, count, "reminder sent");
+            }
+            Event::InteractionEscalated { step, to, .. } => {
+                tracing::info!(
+                    run = %id, workflow = %workflow, step = %step, to = %to.join(", "),
+                    "interaction escalated"
+                );
+            }
             Event::RunChanged { state, .. } if state.is_finished() => finished(run, *state),
             Event::RunChanged { state, .. } => {
                 tracing::info!(run = %id, workflow = %workflow, state = state.as_str(), "run state changed");

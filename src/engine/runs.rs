@@ -133,6 +133,7 @@ impl Engine {
             deadline: workflow.definition.timeout.map(|t| now() + t),
             failure: None,
             retries: Vec::new(),
+            schedule: options.schedule.clone(),
             idempotency_key: idempotency_key.clone(),
             next_log_seq: 0,
             trace: crate::telemetry::traces::new_run(),
@@ -161,6 +162,15 @@ impl Engine {
         }
         if let Some(timer) = transition::deadline_timer(&run) {
             tx.writes.push(Write::Timer(timer));
+        }
+        if let Some(schedule) = &options.schedule {
+            let at = crate::run::rfc3339(schedule.fire_at);
+            tx.log(
+                &mut run,
+                "info",
+                None,
+                format!("started by schedule {} for {at}", schedule.id),
+            );
         }
         tx.log(&mut run, "info", None, format!("run started by {started_by}"));
         tx.events.push(Event::RunStarted { run: run.id });

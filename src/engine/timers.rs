@@ -7,7 +7,7 @@ use super::driver::{call_context, limits, Committed, MAX_ATTEMPTS};
 use super::transition::{self, Transition};
 use super::Engine;
 use crate::plugins::{Outcome, ResumeEvent};
-use crate::run::{now, RunRecord, RunState, StepState, Unit};
+use crate::run::{now, rfc3339, Pause, RunRecord, RunState, StepState, Unit};
 use crate::store::{Timer, TimerKind, Write};
 use crate::workflow::Workflow;
 use std::time::Duration;
@@ -94,6 +94,8 @@ async fn fire(engine: &Engine, timer: &Timer) -> anyhow::Result<()> {
                 }
             }
             TimerKind::Child => child_finished(engine, &mut run, &workflow, timer, &mut tx).await?,
+            TimerKind::Wake => wake(&mut run, &workflow, timer, &mut tx),
+            TimerKind::Remind => remind(&mut run, &workflow, timer, &mut tx),
             TimerKind::Retry | TimerKind::Expire => {
                 let unit = run.unit_named(&timer.step).filter(|&u| {
                     run.record(u)
@@ -125,6 +127,89 @@ async fn fire(engine: &Engine, timer: &Timer) -> anyhow::Result<()> {
         "run {} kept changing while its timer fired",
         timer.run
     ))
+}
+
+/// A `sleep` or `until` step's time came (it completes), or a `wait_for` step's timeout
+/// passed without its event (it fails). False when the step no longer waits on this timer.
+fn wake(run: &mut RunRecord, workflow: &Workflow, timer: &Timer, tx: &mut Transition) -> bool {
+    let unit = run.unit_named(&timer.step).filter(|&u| {
+        run.record(u).is_some_and(|r| {
+            r.state == StepState::Waiting
+                && r.pause.is_some()
+                && transition::pending_timer(run.id, r).as_ref() == Some(timer)
+        })
+    });
+    let (Some(unit), false) = (unit, run.state.is_finished()) else {
+        return false;
+    };
+    let at = now();
+    let id = run.id;
+    let record = run.record_mut(unit).expect("a unit found by name");
+    let pause = record.pause.clone();
+    transition::end_pause(id, record, at, tx);
+    let outcome = match pause {
+        Some(Pause::Time { until }) => {
+            Outcome::Complete(serde_json::json!({ "slept_until": rfc3339(until) }))
+        }
+        Some(Pause::Events { events, since, .. }) => {
+            let what: Vec<String> = events
+                .iter()
+                .map(|e| format!("{} (key {:?})", e.event, e.key))
+                .collect();
+            let waited = humantime::format_duration(Duration::from_secs(
+                Duration::try_from(at - since).unwrap_or_default().as_secs(),
+            ));
+            Outcome::Fail {
+                message: format!(
+                    "no {} arrived within {waited} (wait_for.timeout)",
+                    what.join(" or ")
+                ),
+                retryable: false,
+            }
+        }
+        None => return false,
+    };
+    transition::apply_outcome(run, workflow, unit, outcome, Duration::ZERO, tx);
+    true
+}
+
+/// A step waiting for a person is due a reminder: an `interaction.reminder` event goes out,
+/// and the next reminder is set. False when the step no longer waits on this timer.
+fn remind(run: &mut RunRecord, workflow: &Workflow, timer: &Timer, tx: &mut Transition) -> bool {
+    let unit = run.unit_named(&timer.step).filter(|&u| {
+        run.record(u)
+            .is_some_and(|r| transition::reminder_timer(run.id, r).as_ref() == Some(timer))
+    });
+    let (Some(unit), false) = (unit, run.state.is_finished()) else {
+        return false;
+    };
+    let Some(every) = workflow.definition_of(unit.step()).remind_every else {
+        return false;
+    };
+    let id = run.id;
+    let record = run.record_mut(unit).expect("a unit found by name");
+    let name = record.name.clone();
+    let Some(waiting) = record.waiting.as_mut() else {
+        return false;
+    };
+    waiting.reminders += 1;
+    let count = waiting.reminders;
+    transition::set_reminder(waiting, timer.due + every);
+    if let Some(next) = transition::reminder_timer(id, record) {
+        tx.writes.push(Write::Timer(next));
+    }
+    tx.events.push(super::Event::InteractionReminder {
+        run: id,
+        step: name.clone(),
+        count,
+    });
+    tx.log(
+        run,
+        "info",
+        Some(&name),
+        format!("reminder {count} sent: still waiting"),
+    );
+    true
 }
 
 /// A retry's backoff ended, or an interaction expired.
@@ -167,15 +252,93 @@ async fn step_timer(
         .await;
     tx.log(run, "warn", Some(&name), "the interaction expired".into());
     tx.plugin_logs(run, &name, report.logs);
-    // A step that suspends again after expiring would wait forever: refuse that.
-    let outcome = match report.outcome {
-        Outcome::Suspend(_) => Outcome::Fail {
-            message: "the plugin suspended again after its interaction expired".into(),
-            retryable: false,
-        },
-        other => other,
+    match report.outcome {
+        Outcome::Suspend(suspension) => escalate(run, workflow, unit, suspension, report.elapsed, tx),
+        other => transition::apply_outcome(run, workflow, unit, other, report.elapsed, tx),
+    }
+}
+
+/// The plugin asked, on expiry, for other people to answer (`on_expiry: {escalate_to: [...]}`):
+/// the interaction is handed to them, with a new expiry, recorded in the run, the audit log
+/// and an `interaction.escalated` event. Suspending again with the same people would wait
+/// forever, so that fails the step.
+fn escalate(
+    run: &mut RunRecord,
+    workflow: &Workflow,
+    unit: Unit,
+    suspension: crate::plugins::Suspension,
+    elapsed: Duration,
+    tx: &mut Transition,
+) {
+    let at = now();
+    let id = run.id;
+    let Some(record) = run.record(unit) else {
+        return;
     };
-    transition::apply_outcome(run, workflow, unit, outcome, report.elapsed, tx);
+    let (name, from) = (
+        record.name.clone(),
+        record
+            .waiting
+            .as_ref()
+            .map(|w| w.assignees.clone())
+            .unwrap_or_default(),
+    );
+    let to = suspension.assignees.clone();
+    if to == from || to.is_empty() {
+        let outcome = Outcome::Fail {
+            message: "the plugin kept waiting for the same people after its interaction expired".into(),
+            retryable: false,
+        };
+        return transition::apply_outcome(run, workflow, unit, outcome, elapsed, tx);
+    }
+    let expires_in = suspension.expires_in;
+    transition::apply_outcome(run, workflow, unit, Outcome::Suspend(suspension), elapsed, tx);
+    let record = run.record_mut(unit).expect("a unit found by name");
+    if let Some(waiting) = record.waiting.as_mut() {
+        waiting.expires_at = expires_in.map(|d| at + d);
+        waiting.escalations.push(crate::run::Escalation {
+            at,
+            from: from.clone(),
+            to: to.clone(),
+        });
+    }
+    if let Some(timer) = transition::pending_timer(id, record) {
+        tx.writes.push(Write::Timer(timer));
+    }
+    tx.events.push(super::Event::InteractionEscalated {
+        run: id,
+        step: name.clone(),
+        to: to.clone(),
+    });
+    tx.log(
+        run,
+        "warn",
+        Some(&name),
+        format!("escalated from {} to {}", list(&from), list(&to)),
+    );
+    let entry = serde_json::json!({
+        "at": rfc3339(at),
+        "token": null,
+        "name": "weft",
+        "role": null,
+        "action": format!("escalate {name}"),
+        "target": format!("run {id}"),
+        "outcome": 0,
+        "run": id,
+        "step": name,
+        "from": from,
+        "to": to,
+    });
+    // Committed with the change it records.
+    tx.writes.push(Write::Audit(entry.to_string().into_bytes()));
+}
+
+fn list(people: &[String]) -> String {
+    if people.is_empty() {
+        "anyone".into()
+    } else {
+        people.join(", ")
+    }
 }
 
 /// A child run of the step `timer.step` finished: the step takes its result (its outputs,

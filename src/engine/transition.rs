@@ -8,10 +8,11 @@ use super::Event;
 use crate::names::{RunId, StepName};
 use crate::plugins::{Outcome, PluginHost, PluginLog, Suspension};
 use crate::run::{
-    now, Failure, LogLine, MapItem, MapState, RunRecord, RunState, StepRecord, StepState, Unit, Waiting,
+    now, rfc3339, EventMatch, Failure, LogLine, MapItem, MapState, Pause, RunRecord, RunState, StepRecord,
+    StepState, Unit, Waiting,
 };
 use crate::store::{Timer, TimerKind, Write};
-use crate::workflow::{ItemFailure, Phase, Workflow};
+use crate::workflow::{Call, ItemFailure, Phase, Workflow};
 use serde_json::{json, Map, Value};
 use std::time::Duration;
 
@@ -25,6 +26,9 @@ pub struct Transition {
     pub to_start: Vec<(Unit, Value)>,
     /// Child runs to cancel once the transition is committed (their parent step ended).
     pub cancel_children: Vec<RunId>,
+    /// `wait_for` steps that began waiting: once committed, events that came before are
+    /// looked up for them.
+    pub event_waits: Vec<StepName>,
     /// Whether the run record changed and must be written.
     pub dirty: bool,
 }
@@ -274,7 +278,11 @@ async fn start_ready(
                 continue;
             }
             let context = context_for(run, &workflow.steps[i].input_names, None);
-            match plugins.render(&definition.input, &context).await {
+            match plugins.render(&definition.call_template(), &context).await {
+                Ok(input) if definition.pauses() => {
+                    begin_pause(run, workflow, i, input, tx);
+                    changed = true;
+                }
                 Ok(input) => mark_running(run, Unit::Step(i), input, tx),
                 Err(e) => {
                     fail_unit(run, Unit::Step(i), format!("input.{e}"), tx);
@@ -286,6 +294,140 @@ async fn start_ready(
             break;
         }
     }
+}
+
+/// Starts step `i`, a `sleep`, `until` or `wait_for` step, from its rendered templates: the
+/// step waits (no call, nothing held in memory) on a timer, or for events. A `wait_for`
+/// step is also queued, so that after the commit events that came before it are looked up.
+fn begin_pause(run: &mut RunRecord, workflow: &Workflow, i: usize, rendered: Value, tx: &mut Transition) {
+    tx.dirty = true;
+    let at = now();
+    let id = run.id;
+    let pause = match &workflow.steps[i].call {
+        Call::Sleep(Some(duration)) => Ok(Pause::Time {
+            until: at + *duration,
+        }),
+        Call::Sleep(None) => parse_until(&rendered["until"]).map(|until| Pause::Time { until }),
+        Call::Events {
+            names,
+            timeout,
+            lookback,
+        } => event_matches(names, &rendered["wait_for"]).map(|events| Pause::Events {
+            events,
+            since: at,
+            until: timeout.map(|t| at + t),
+            lookback_ms: u64::try_from(lookback.as_millis()).unwrap_or(u64::MAX),
+        }),
+        _ => return,
+    };
+    let pause = match pause {
+        Ok(pause) => pause,
+        Err(message) => return fail_unit(run, Unit::Step(i), message, tx),
+    };
+    let record = &mut run.steps[i];
+    record.attempt += 1;
+    record.started_at.get_or_insert(at);
+    let name = record.name.clone();
+    if let Pause::Time { until } = &pause {
+        if *until <= at {
+            let output = json!({ "slept_until": rfc3339(*until) });
+            record.state = StepState::Completed;
+            record.ended_at = Some(at);
+            record.output = Some(output);
+            tx.events.push(Event::StepFinished {
+                run: id,
+                step: name.clone(),
+                state: StepState::Completed,
+                elapsed: Duration::ZERO,
+                detail: None,
+            });
+            tx.log(
+                run,
+                "info",
+                Some(&name),
+                format!("{} has passed: not waiting", rfc3339(*until)),
+            );
+            return;
+        }
+    }
+    let detail = match &pause {
+        Pause::Time { until } => format!("sleeping until {}", rfc3339(*until)),
+        Pause::Events { events, until, .. } => {
+            let what: Vec<String> = events
+                .iter()
+                .map(|e| format!("{} (key {:?})", e.event, e.key))
+                .collect();
+            let by = until.map_or_else(String::new, |u| format!(" until {}", rfc3339(u)));
+            format!("waiting for {}{by}", what.join(" or "))
+        }
+    };
+    if let Pause::Events { events, .. } = &pause {
+        tx.writes
+            .extend(super::events::waiter_writes(id, name.as_str(), events, true));
+        tx.event_waits.push(name.clone());
+    }
+    record.state = StepState::Waiting;
+    record.pause = Some(pause);
+    if let Some(timer) = pending_timer(id, record) {
+        tx.writes.push(Write::Timer(timer));
+    }
+    tx.events.push(Event::StepFinished {
+        run: id,
+        step: name.clone(),
+        state: StepState::Waiting,
+        elapsed: Duration::ZERO,
+        detail: Some(detail.clone()),
+    });
+    tx.log(run, "info", Some(&name), detail);
+}
+
+/// The time an `until` template rendered.
+fn parse_until(value: &Value) -> Result<time::OffsetDateTime, String> {
+    let text = match value {
+        Value::String(text) => text.as_str(),
+        other => {
+            return Err(format!(
+                "until: expected an RFC 3339 time such as 2026-12-24T09:00:00Z, got {}",
+                crate::limits::clip_to(&other.to_string(), 200)
+            ))
+        }
+    };
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).map_err(|e| {
+        format!(
+            "until: {:?} is not an RFC 3339 time such as 2026-12-24T09:00:00Z ({e})",
+            crate::limits::clip_to(text, 200)
+        )
+    })
+}
+
+/// The events a `wait_for` step waits for, with their rendered keys.
+fn event_matches(names: &[String], rendered: &Value) -> Result<Vec<EventMatch>, String> {
+    let keys: Vec<&Value> = match rendered.get("any") {
+        Some(Value::Array(any)) => any.iter().map(|p| &p["key"]).collect(),
+        _ => vec![&rendered["key"]],
+    };
+    names
+        .iter()
+        .zip(keys)
+        .map(|(event, key)| {
+            let key = match key {
+                Value::String(key) => key.clone(),
+                Value::Null => String::new(),
+                Value::Number(_) | Value::Bool(_) => key.to_string(),
+                other => {
+                    return Err(format!(
+                        "wait_for.key: expected text or a number, got {}",
+                        crate::limits::clip_to(&other.to_string(), 200)
+                    ))
+                }
+            };
+            crate::names::check_event_key(&key).map_err(|m| format!("wait_for.key: {m}"))?;
+            Ok(EventMatch {
+                event: event.clone(),
+                key,
+            })
+        })
+        .collect()
 }
 
 /// Marks `unit` running (a new attempt) and queues its call.
@@ -489,6 +631,7 @@ async fn start_item(
         error: None,
         retry_at: None,
         waiting: None,
+        pause: None,
         answers: Vec::new(),
         busy_ms: 0,
         waited_ms: 0,
@@ -712,6 +855,14 @@ fn cancel_step(run: RunId, step: &mut StepRecord, ended: time::OffsetDateTime, t
     if let Some(timer) = pending_timer(run, step) {
         tx.writes.push(Write::DeleteTimer(timer));
     }
+    if let Some(Pause::Events { events, .. }) = step.pause.take() {
+        tx.writes.extend(super::events::waiter_writes(
+            run,
+            step.name.as_str(),
+            &events,
+            false,
+        ));
+    }
     if let Some(map) = step.map.as_mut() {
         for item in std::mem::take(&mut map.active).into_values() {
             if let Some(timer) = pending_timer(run, &item.record) {
@@ -761,6 +912,14 @@ pub fn deadline_timer(run: &RunRecord) -> Option<Timer> {
 
 /// The timer a step is holding, if any: its expiry while waiting, its backoff while pending.
 pub fn pending_timer(run: crate::names::RunId, step: &crate::run::StepRecord) -> Option<Timer> {
+    if let Some(due) = step.pause.as_ref().and_then(Pause::due) {
+        return Some(Timer {
+            due: whole_ms(due),
+            run,
+            step: step.name.to_string(),
+            kind: TimerKind::Wake,
+        });
+    }
     match (&step.waiting, step.retry_at) {
         (
             Some(Waiting {
@@ -782,6 +941,54 @@ pub fn pending_timer(run: crate::names::RunId, step: &crate::run::StepRecord) ->
         }),
         _ => None,
     }
+}
+
+/// Ends the wait of a `sleep`, `until` or `wait_for` step: its timer and the records of the
+/// events it waited for go, and the wait counts toward its `waited_ms`.
+pub fn end_pause(run: RunId, step: &mut StepRecord, at: time::OffsetDateTime, tx: &mut Transition) {
+    if let Some(timer) = pending_timer(run, step) {
+        tx.writes.push(Write::DeleteTimer(timer));
+    }
+    let since = step.started_at.unwrap_or(at);
+    if let Some(Pause::Events { events, .. }) = step.pause.take() {
+        tx.writes.extend(super::events::waiter_writes(
+            run,
+            step.name.as_str(),
+            &events,
+            false,
+        ));
+    }
+    let waited = (at - since).whole_milliseconds().max(0);
+    step.waited_ms += u64::try_from(waited).unwrap_or(u64::MAX);
+}
+
+/// Sets when the next reminder of an interaction goes out. A timer is keyed by its time, run
+/// and step, so one due with the expiry would replace it: it goes a millisecond later.
+pub fn set_reminder(waiting: &mut Waiting, at: time::OffsetDateTime) {
+    let mut due = whole_ms(at);
+    if waiting.expires_at.map(whole_ms) == Some(due) {
+        due += Duration::from_millis(1);
+    }
+    waiting.remind_at = Some(due);
+}
+
+/// The reminder timer of a step waiting for a person, if it has `remind_every`.
+pub fn reminder_timer(run: RunId, step: &StepRecord) -> Option<Timer> {
+    let waiting = step
+        .waiting
+        .as_ref()
+        .filter(|_| step.state == StepState::Waiting)?;
+    let mut due = whole_ms(waiting.remind_at?);
+    // A timer is keyed by its time, run and step: one due with the expiry would replace it.
+    if waiting.expires_at.map(whole_ms) == Some(due) {
+        due += Duration::from_millis(1);
+    }
+    Some(Timer {
+        due,
+        run,
+        step: step.name.to_string(),
+        kind: TimerKind::Remind,
+    })
 }
 
 /// Adds the time since the step began waiting to its `waited_ms`, if it waits.
@@ -875,8 +1082,17 @@ pub fn apply_outcome(
             // Still waiting after an answer: the same interaction goes on, with its start and
             // expiry unchanged.
             let earlier = record.waiting.as_ref().map(|w| (w.since, w.expires_at));
+            let kept = record
+                .waiting
+                .as_ref()
+                .map(|w| (w.remind_at, w.reminders, w.escalations.clone()));
             record.state = StepState::Waiting;
-            record.waiting = Some(to_waiting(suspension, at, earlier));
+            let mut waiting = to_waiting(suspension, at, earlier);
+            if let Some((remind_at, reminders, escalations)) = kept {
+                (waiting.remind_at, waiting.reminders, waiting.escalations) =
+                    (remind_at, reminders, escalations);
+            }
+            record.waiting = Some(waiting);
             if earlier.is_none() {
                 tx.events.push(Event::InteractionCreated {
                     run: id,
@@ -884,6 +1100,15 @@ pub fn apply_outcome(
                 });
                 if let Some(timer) = pending_timer(id, record) {
                     tx.writes.push(Write::Timer(timer));
+                }
+                if let (Some(every), Some(waiting)) = (
+                    workflow.definition_of(unit.step()).remind_every,
+                    record.waiting.as_mut(),
+                ) {
+                    set_reminder(waiting, at + every);
+                    if let Some(timer) = reminder_timer(id, record) {
+                        tx.writes.push(Write::Timer(timer));
+                    }
                 }
             }
             tx.log(run, "info", Some(&name), format!("waiting for {signals}"));
@@ -979,6 +1204,9 @@ fn to_waiting(
         since,
         expires_at,
         state: s.state,
+        remind_at: None,
+        reminders: 0,
+        escalations: Vec::new(),
     }
 }
 

@@ -8,6 +8,7 @@ mod postgres;
 mod actions;
 mod approvals;
 mod bench;
+mod calendar;
 mod client;
 mod durability;
 mod grants;

@@ -665,6 +665,61 @@ impl AccessStore for PgStore {
     }
 }
 
+#[async_trait]
+impl DocStore for PgStore {
+    async fn doc(&self, kind: DocKind, key: &str) -> StoreResult<Option<StoredDoc>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                &client
+                    .prepare_cached("SELECT revision, doc FROM docs WHERE kind = $1 AND key = $2")
+                    .await
+                    .map_err(db_error)?,
+                &[&i16::from(kind.code()), &key.as_bytes()],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(row.map(|r| StoredDoc {
+            kind,
+            key: key.to_owned(),
+            revision: to_u64(r.get(0)),
+            doc: r.get(1),
+        }))
+    }
+
+    async fn docs(&self, kind: DocKind, from: &str, to: &str, limit: usize) -> StoreResult<Vec<StoredDoc>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &client
+                    .prepare_cached(
+                        "SELECT key, revision, doc FROM docs WHERE kind = $1 AND key >= $2 AND key < $3 ORDER BY key LIMIT $4",
+                    )
+                    .await
+                    .map_err(db_error)?,
+                &[&i16::from(kind.code()), &from.as_bytes(), &to.as_bytes(), &to_i64(limit as u64)],
+            )
+            .await
+            .map_err(db_error)?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredDoc {
+                    kind,
+                    key: doc_key(r.get(0))?,
+                    revision: to_u64(r.get(1)),
+                    doc: r.get(2),
+                })
+            })
+            .collect()
+    }
+}
+
+/// A keyed document's key, stored as its UTF-8 bytes.
+pub(super) fn doc_key(bytes: Vec<u8>) -> StoreResult<String> {
+    String::from_utf8(bytes)
+        .map_err(|e| StoreError::Other(anyhow::anyhow!("a document key is not UTF-8: {e}")))
+}
+
 impl PgStore {
     async fn pairs(&self, sql: &str) -> StoreResult<Vec<(String, Vec<u8>)>> {
         let client = self.client().await?;

@@ -165,6 +165,22 @@ const TABLES: &[(&str, Reader)] = &[
         })
     }),
     (
+        "SELECT kind, key, revision, doc FROM docs ORDER BY kind, key",
+        |r| {
+            let code: i16 = r.get(0);
+            let kind = u8::try_from(code)
+                .ok()
+                .and_then(DocKind::from_code)
+                .ok_or_else(|| StoreError::Other(anyhow::anyhow!("unknown document kind {code}")))?;
+            Ok(Record::Doc(StoredDoc {
+                kind,
+                key: super::doc_key(r.get(1))?,
+                revision: to_u64(r.get(2)),
+                doc: r.get(3),
+            }))
+        },
+    ),
+    (
         "SELECT value FROM meta WHERE key = 'rules_revision' AND value > 0",
         |r| Ok(Record::RulesRevision(to_u64(r.get(0)))),
     ),
@@ -189,6 +205,7 @@ const RECORD_TABLES: &[&str] = &[
     "audit",
     "grants",
     "sessions",
+    "docs",
     "action_targets",
     "action_executions",
     "action_outbox",
@@ -337,6 +354,15 @@ fn statement(record: &Record) -> StoreResult<(&'static str, Vec<Box<dyn ToSql + 
         Record::RulesRevision(revision) => (
             "UPDATE meta SET value = $1 WHERE key = 'rules_revision'",
             vec![Box::new(to_i64(*revision))],
+        ),
+        Record::Doc(d) => (
+            "INSERT INTO docs (kind, key, revision, doc) VALUES ($1, $2, $3, $4)",
+            vec![
+                Box::new(i16::from(d.kind.code())),
+                Box::new(d.key.as_bytes()),
+                Box::new(to_i64(d.revision)),
+                Box::new(d.doc.as_slice()),
+            ],
         ),
     })
 }

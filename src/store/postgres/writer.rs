@@ -85,6 +85,11 @@ struct Statements {
     insert_action_log: Statement,
     trim_action_log: Statement,
     notify: Statement,
+    insert_doc: Statement,
+    upsert_doc: Statement,
+    update_doc: Statement,
+    delete_doc: Statement,
+    delete_doc_at: Statement,
 }
 
 /// `change` (an INSERT or UPDATE) made to fail when it changes no row: the count divides one,
@@ -128,6 +133,11 @@ impl Statements {
             delete_grant: client.prepare("DELETE FROM grants WHERE plugin = $1").await?,
             upsert_session: client.prepare("INSERT INTO sessions (id, doc) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc").await?,
             delete_session: client.prepare("DELETE FROM sessions WHERE id = $1").await?,
+            insert_doc: client.prepare("INSERT INTO docs (kind, key, revision, doc) VALUES ($1, $2, 1, $3)").await?,
+            upsert_doc: client.prepare("INSERT INTO docs (kind, key, revision, doc) VALUES ($1, $2, 1, $3) ON CONFLICT (kind, key) DO UPDATE SET doc = EXCLUDED.doc, revision = docs.revision + 1").await?,
+            update_doc: client.prepare(&expect_one("UPDATE docs SET doc = $3, revision = revision + 1 WHERE kind = $1 AND key = $2 AND revision = $4")).await?,
+            delete_doc: client.prepare("DELETE FROM docs WHERE kind = $1 AND key = $2").await?,
+            delete_doc_at: client.prepare(&expect_one("DELETE FROM docs WHERE kind = $1 AND key = $2 AND revision = $3")).await?,
             upsert_target: client.prepare("INSERT INTO action_targets (id, doc) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc").await?,
             delete_target: client.prepare("DELETE FROM action_targets WHERE id = $1").await?,
             upsert_execution: client.prepare("INSERT INTO action_executions (key, doc) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET doc = EXCLUDED.doc").await?,
@@ -680,6 +690,43 @@ fn statements_for<'a>(
                 vec![Box::new(to_i64(*expect))],
             ),
         },
+        Write::Doc {
+            kind,
+            key,
+            doc,
+            condition,
+        } => {
+            let what = format!("{kind:?} {key:?}");
+            let (kind, key) = (i16::from(kind.code()), key.as_bytes());
+            match (doc, condition) {
+                (Some(doc), DocCondition::Any) => guarded(
+                    None,
+                    &st.upsert_doc,
+                    vec![Box::new(kind), Box::new(key), Box::new(doc.as_slice())],
+                ),
+                (Some(doc), DocCondition::Absent) => guarded(
+                    Some(Refusal::Conflict(format!("{what} exists already"))),
+                    &st.insert_doc,
+                    vec![Box::new(kind), Box::new(key), Box::new(doc.as_slice())],
+                ),
+                (Some(doc), DocCondition::At(revision)) => guarded(
+                    Some(Refusal::Stale(format!("{what} changed since it was read"))),
+                    &st.update_doc,
+                    vec![
+                        Box::new(kind),
+                        Box::new(key),
+                        Box::new(doc.as_slice()),
+                        Box::new(to_i64(*revision)),
+                    ],
+                ),
+                (None, DocCondition::At(revision)) => guarded(
+                    Some(Refusal::Stale(format!("{what} changed since it was read"))),
+                    &st.delete_doc_at,
+                    vec![Box::new(kind), Box::new(key), Box::new(to_i64(*revision))],
+                ),
+                (None, _) => guarded(None, &st.delete_doc, vec![Box::new(kind), Box::new(key)]),
+            }
+        }
         Write::Idempotency { key, run, request } => guarded(
             Some(Refusal::Conflict(format!("the idempotency key {key:?} is taken"))),
             &st.take_idempotency,

@@ -691,6 +691,67 @@ impl AccessStore for RedbStore {
 }
 
 #[async_trait]
+impl DocStore for RedbStore {
+    async fn doc(&self, kind: DocKind, key: &str) -> StoreResult<Option<StoredDoc>> {
+        let txn = self.read()?;
+        let table = txn.open_table(DOCS).map_err(other)?;
+        let found = table.get((kind.code(), key)).map_err(other)?;
+        Ok(found.map(|v| stored_doc(kind, key, v.value())))
+    }
+
+    async fn docs(&self, kind: DocKind, from: &str, to: &str, limit: usize) -> StoreResult<Vec<StoredDoc>> {
+        let txn = self.read()?;
+        let table = txn.open_table(DOCS).map_err(other)?;
+        let mut found = Vec::new();
+        if from >= to {
+            return Ok(found);
+        }
+        for entry in table
+            .range((kind.code(), from)..(kind.code(), to))
+            .map_err(other)?
+            .take(limit)
+        {
+            let (k, v) = entry.map_err(other)?;
+            found.push(stored_doc(kind, k.value().1, v.value()));
+        }
+        Ok(found)
+    }
+}
+
+/// The revision a keyed document has after `write` (a `Write::Doc`), given its `current`
+/// one: none once removed.
+fn doc_revision(current: Option<u64>, write: &Write) -> Option<u64> {
+    match write {
+        Write::Doc { doc: Some(_), .. } => Some(current.map_or(1, |r| r + 1)),
+        _ => None,
+    }
+}
+
+/// A keyed document's stored value: its revision, then the document.
+pub(super) fn encode_doc(revision: u64, doc: &[u8]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(8 + doc.len());
+    value.extend_from_slice(&revision.to_le_bytes());
+    value.extend_from_slice(doc);
+    value
+}
+
+pub(super) fn decode_doc(value: &[u8]) -> (u64, &[u8]) {
+    let (revision, doc) = value.split_at(8.min(value.len()));
+    let revision = u64::from_le_bytes(revision.try_into().unwrap_or([0; 8]));
+    (revision, doc)
+}
+
+fn stored_doc(kind: DocKind, key: &str, value: &[u8]) -> StoredDoc {
+    let (revision, doc) = decode_doc(value);
+    StoredDoc {
+        kind,
+        key: key.to_owned(),
+        revision,
+        doc: doc.to_vec(),
+    }
+}
+
+#[async_trait]
 impl Coordination for RedbStore {
     fn runner(&self) -> &str {
         &self.runner
@@ -859,7 +920,7 @@ fn write_loop(
 /// The notices committed `writes` give rise to.
 pub(super) fn notices_of(writes: &[&Write], runner: &str) -> Vec<Notice> {
     let mut notices = Vec::new();
-    let (mut timers, mut outbox, mut rules, mut grants) = (false, false, false, false);
+    let (mut timers, mut outbox, mut rules, mut grants, mut schedules) = (false, false, false, false, false);
     for write in writes {
         match write {
             Write::Run { id, index, owner, .. } => notices.push(Notice::Run {
@@ -872,10 +933,15 @@ pub(super) fn notices_of(writes: &[&Write], runner: &str) -> Vec<Notice> {
             Write::Action(ActionWrite::Outbox(_)) => outbox = true,
             Write::Action(ActionWrite::RulesRevision { .. }) => rules = true,
             Write::Grant { .. } => grants = true,
+            Write::Doc {
+                kind: DocKind::Schedule,
+                ..
+            } => schedules = true,
             _ => {}
         }
     }
     for (flag, notice) in [
+        (schedules, Notice::Schedules),
         (timers, Notice::Timers),
         (outbox, Notice::Outbox),
         (rules, Notice::Rules),
@@ -934,6 +1000,7 @@ struct Tables<'txn> {
     items: redb::Table<'txn, (&'static str, &'static str, u64), &'static [u8]>,
     inputs: redb::Table<'txn, (&'static str, &'static str, &'static str), ()>,
     run_inputs: redb::Table<'txn, &'static str, &'static [u8]>,
+    docs: redb::Table<'txn, (u8, &'static str), &'static [u8]>,
 }
 
 impl<'txn> Tables<'txn> {
@@ -961,6 +1028,7 @@ impl<'txn> Tables<'txn> {
             items: txn.open_table(ITEMS)?,
             inputs: txn.open_table(INPUTS)?,
             run_inputs: txn.open_table(RUN_INPUTS)?,
+            docs: txn.open_table(DOCS)?,
         })
     }
 
@@ -968,6 +1036,7 @@ impl<'txn> Tables<'txn> {
     /// far (two writes of one run in one call: the second expects the first's revision).
     fn check(&self, writes: &[Write]) -> anyhow::Result<Result<(), Refusal>> {
         let mut written: Vec<(RunId, u64)> = Vec::new();
+        let mut docs_written: Vec<(DocKind, &String, Option<u64>)> = Vec::new();
         for write in writes {
             match write {
                 Write::Run { id, expect, .. } => {
@@ -1041,6 +1110,33 @@ impl<'txn> Tables<'txn> {
                         }
                         _ => {}
                     }
+                }
+                Write::Doc {
+                    kind, key, condition, ..
+                } if *condition != DocCondition::Any => {
+                    let current = match docs_written
+                        .iter()
+                        .rev()
+                        .find(|(k, name, _)| k == kind && *name == key)
+                    {
+                        Some((_, _, revision)) => *revision,
+                        None => self
+                            .docs
+                            .get((kind.code(), key.as_str()))?
+                            .map(|v| decode_doc(v.value()).0),
+                    };
+                    match (condition, current) {
+                        (DocCondition::Absent, Some(_)) => {
+                            return Ok(Err(Refusal::Conflict(format!("{kind:?} {key:?} exists already"))))
+                        }
+                        (DocCondition::At(expected), current) if current != Some(*expected) => {
+                            return Ok(Err(Refusal::Stale(format!(
+                                "{kind:?} {key:?} changed since it was read"
+                            ))))
+                        }
+                        _ => {}
+                    }
+                    docs_written.push((*kind, key, doc_revision(current, write)));
                 }
                 Write::Action(ActionWrite::RulesRevision { expect }) => {
                     let current = self.meta.get(RULES_REVISION)?.map_or(0, |v| v.value());
@@ -1235,6 +1331,18 @@ impl<'txn> Tables<'txn> {
             Write::Action(ActionWrite::RulesRevision { expect }) => {
                 self.meta.insert(RULES_REVISION, expect + 1)?;
             }
+            Write::Doc { kind, key, .. } => {
+                let k = (kind.code(), key.as_str());
+                let current = self.docs.get(k)?.map(|v| decode_doc(v.value()).0);
+                match (doc_revision(current, write), write) {
+                    (Some(revision), Write::Doc { doc: Some(doc), .. }) => {
+                        self.docs.insert(k, encode_doc(revision, doc).as_slice())?;
+                    }
+                    _ => {
+                        self.docs.remove(k)?;
+                    }
+                }
+            }
             Write::Action(write) => actions::apply(txn, write)?,
         }
         Ok(())
@@ -1291,6 +1399,7 @@ fn create_tables(db: &Database) -> anyhow::Result<()> {
     txn.open_table(ITEMS)?;
     txn.open_table(INPUTS)?;
     txn.open_table(RUN_INPUTS)?;
+    txn.open_table(DOCS)?;
     actions::create_tables(&txn)?;
     txn.commit()?;
     Ok(())

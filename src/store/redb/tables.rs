@@ -62,3 +62,6 @@ pub const ITEMS: TableDefinition<(&str, &str, u64), &[u8]> = TableDefinition::ne
 pub const INPUTS: TableDefinition<(&str, &str, &str), ()> = TableDefinition::new("input_index");
 /// run id → its entries in `INPUTS` (JSON pairs), to remove them with the run.
 pub const RUN_INPUTS: TableDefinition<&str, &[u8]> = TableDefinition::new("run_inputs");
+/// (kind code, key) → revision (8 bytes, little-endian) then the document: small keyed
+/// documents (schedules, events, event waiters), each kind its own key space.
+pub const DOCS: TableDefinition<(u8, &str), &[u8]> = TableDefinition::new("docs");

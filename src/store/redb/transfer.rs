@@ -6,8 +6,8 @@
 
 use super::tables::*;
 use super::{
-    decode_run, encode_run, kind_byte, other, parse_digest, parse_id, stored_plugin, timer_from, unix_ms,
-    RedbStore, RULES_REVISION,
+    decode_doc, decode_run, encode_doc, encode_run, kind_byte, other, parse_digest, parse_id, stored_plugin,
+    timer_from, unix_ms, RedbStore, RULES_REVISION,
 };
 use crate::run::RunState;
 use crate::store::api::*;
@@ -127,6 +127,23 @@ fn export_all(db: &Database, records: &mpsc::Sender<Record>) -> StoreResult<()> 
         seq: k,
         doc: v.to_vec(),
     });
+    for entry in txn.open_table(DOCS).map_err(other)?.iter().map_err(other)? {
+        let (key, value) = entry.map_err(other)?;
+        let (code, name) = key.value();
+        let Some(kind) = DocKind::from_code(code) else {
+            continue;
+        };
+        let (revision, doc) = decode_doc(value.value());
+        let record = Record::Doc(StoredDoc {
+            kind,
+            key: name.to_owned(),
+            revision,
+            doc: doc.to_vec(),
+        });
+        if !send(records, record) {
+            return Ok(());
+        }
+    }
     let revision = txn
         .open_table(META)
         .map_err(other)?
@@ -261,6 +278,12 @@ fn import_all(db: &Database, records: &[Record]) -> anyhow::Result<()> {
                 Record::RulesRevision(revision) => {
                     txn.open_table(META)?.insert(RULES_REVISION, *revision)?;
                 }
+                Record::Doc(d) => {
+                    txn.open_table(DOCS)?.insert(
+                        (d.kind.code(), d.key.as_str()),
+                        encode_doc(d.revision, &d.doc).as_slice(),
+                    )?;
+                }
             }
         }
     }
@@ -283,6 +306,7 @@ fn empty(db: &Database) -> anyhow::Result<bool> {
         LIVE_LOGS,
         ITEMS,
         INPUTS,
+        DOCS,
         TIMERS,
         IDEMPOTENCY,
         PLUGINS,
