@@ -219,31 +219,6 @@ impl fmt::Display for RunId {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn step_names_are_checked_once() {
-        assert!(StepName::try_from("RequireApproval1".to_string()).is_ok());
-        assert!(StepName::try_from("1step".to_string()).is_err());
-        assert!(StepName::try_from("a.b".to_string()).is_err());
-    }
-
-    #[test]
-    fn plugin_refs_round_trip() {
-        for text in [
-            "approval",
-            "approval@0.1.0",
-            &format!("sha256:{}", "a".repeat(64)),
-        ] {
-            assert_eq!(text.parse::<PluginRef>().unwrap().to_string(), text);
-        }
-        assert!("a@".parse::<PluginRef>().is_err());
-        assert!("sha256:xyz".parse::<PluginRef>().is_err());
-    }
-}
-
 /// Longest event name.
 pub const MAX_EVENT_NAME: usize = 128;
 /// Longest event key, in bytes.
@@ -284,4 +259,29 @@ pub fn check_event_key(key: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_names_are_checked_once() {
+        assert!(StepName::try_from("RequireApproval1".to_string()).is_ok());
+        assert!(StepName::try_from("1step".to_string()).is_err());
+        assert!(StepName::try_from("a.b".to_string()).is_err());
+    }
+
+    #[test]
+    fn plugin_refs_round_trip() {
+        for text in [
+            "approval",
+            "approval@0.1.0",
+            &format!("sha256:{}", "a".repeat(64)),
+        ] {
+            assert_eq!(text.parse::<PluginRef>().unwrap().to_string(), text);
+        }
+        assert!("a@".parse::<PluginRef>().is_err());
+        assert!("sha256:xyz".parse::<PluginRef>().is_err());
+    }
 }

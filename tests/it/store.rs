@@ -855,10 +855,10 @@ async fn keyed_documents_keep_their_conditions_and_read_by_range(backend: Backen
 
     // Ranges stay within their kind and their bounds.
     let keys = [
-        "pay\0A-1\0001",
-        "pay\0A-1\0002",
-        "pay\0A-10\0001",
-        "pay\0B\0001",
+        "pay\0A-1\x00001",
+        "pay\0A-1\x00002",
+        "pay\0A-10\x00001",
+        "pay\0B\x00001",
         "pax",
     ];
     store
@@ -874,7 +874,7 @@ async fn keyed_documents_keep_their_conditions_and_read_by_range(backend: Backen
         .await
         .unwrap();
     let found: Vec<&str> = found.iter().map(|d| d.key.as_str()).collect();
-    assert_eq!(found, vec!["pay\0A-1\0001", "pay\0A-1\0002"]);
+    assert_eq!(found, vec!["pay\0A-1\x00001", "pay\0A-1\x00002"]);
     assert_eq!(
         store
             .docs(event, "pay\0A-1\0", "pay\0A-1\u{1}", 1)
