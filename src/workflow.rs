@@ -43,6 +43,9 @@ pub struct Definition {
     /// The run's deadline: past it, the run fails and its interactions are canceled.
     #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Duration>,
+    /// How long its finished runs are kept (`0s`: forever); the server's default otherwise.
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Duration>,
 }
 
 fn first_version() -> u64 {

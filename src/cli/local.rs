@@ -49,8 +49,9 @@ async fn open_engine(db: &DbArgs) -> Result<Engine> {
     open_engine_with(db, EngineOptions::default()).await
 }
 
-async fn open_engine_with(db: &DbArgs, options: EngineOptions) -> Result<Engine> {
+async fn open_engine_with(db: &DbArgs, mut options: EngineOptions) -> Result<Engine> {
     let config = config(db)?;
+    options.retention = config.runs.retention;
     let store = crate::store::open(&location(db)?, crate::store::new_runner_id()).await?;
     let host = crate::plugins::HostOptions {
         secrets: config.secrets,
@@ -533,6 +534,7 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
     let options = EngineOptions {
         address: Some(address.to_string()),
         lease: args.lease,
+        ..EngineOptions::default()
     };
     let engine = open_engine_with(&args.db, options).await?;
     let has_tokens = engine.has_tokens().await?;
@@ -822,4 +824,15 @@ pub async fn send_event(db: DbArgs, name: &str, key: &str, data: Value, by: &str
     }
     engine.quiesce().await;
     Ok(serde_json::to_value(&receipt)?)
+}
+
+/// `weft runs purge --older-than D` on the local database.
+pub async fn purge_runs(
+    db: DbArgs,
+    older_than: std::time::Duration,
+    workflow: Option<&str>,
+) -> Result<ExitCode> {
+    let purged = open_engine(&db).await?.purge_runs(older_than, workflow).await?;
+    println!("deleted {purged} finished run(s)");
+    Ok(ExitCode::SUCCESS)
 }

@@ -572,6 +572,19 @@ enum RunsCommand {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Delete finished runs that ended longer ago than --older-than, with their logs (runs
+    /// are also deleted by themselves when their retention ends).
+    Purge {
+        #[arg(long, value_parser = humantime::parse_duration)]
+        older_than: std::time::Duration,
+        /// Only runs of this workflow.
+        #[arg(long)]
+        workflow: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
     /// Show one run: state, steps, outputs, error, and what it waits for.
     Show {
         run: String,
@@ -802,6 +815,15 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }) => match server.remote() {
             Some(client) => remote::delete_grant(&client, &plugin).await,
             None => local::delete_grant(db, &plugin, &identity.person().name).await,
+        },
+        Command::Runs(RunsCommand::Purge {
+            older_than,
+            workflow,
+            db,
+            server,
+        }) => match server.remote() {
+            Some(client) => remote::purge_runs(&client, older_than, workflow.as_deref()).await,
+            None => local::purge_runs(db, older_than, workflow.as_deref()).await,
         },
         Command::Schedule(ScheduleCommand::Create {
             workflow,

@@ -445,3 +445,20 @@ pub async fn send_event(client: &Client, name: &str, key: &str, data: &Value) ->
         )
         .await
 }
+
+/// `weft runs purge --older-than D --server URL`.
+pub async fn purge_runs(
+    client: &Client,
+    older_than: std::time::Duration,
+    workflow: Option<&str>,
+) -> Result<ExitCode> {
+    let body = serde_json::json!({
+        "older_than": humantime::format_duration(older_than).to_string(),
+        "workflow": workflow,
+    });
+    let answer = client
+        .send(client.request(Method::POST, "/v1/executions/purge").json(&body))
+        .await?;
+    println!("deleted {} finished run(s)", answer["purged"]);
+    Ok(ExitCode::SUCCESS)
+}

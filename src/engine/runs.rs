@@ -600,6 +600,48 @@ impl Engine {
         Ok(())
     }
 
+    /// Deletes a finished run whose retention ended (and `also`, its timer), with its log;
+    /// a run that is not finished (it was retried) or is gone is left alone.
+    pub(super) async fn purge(&self, id: RunId, also: Option<Write>) -> Result<()> {
+        let mut writes: Vec<Write> = also.into_iter().collect();
+        if let Some(run) = self.lock(id).await? {
+            if run.state.is_finished() {
+                writes.push(Write::DeleteRun(id));
+                writes.extend(run.idempotency_key.clone().map(Write::DeleteIdempotency));
+            }
+            self.inner.store.commit(writes).await?;
+            self.evict(&run);
+        } else {
+            self.inner.store.commit(writes).await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes finished runs that ended more than `older_than` ago (of `workflow` only, if
+    /// given), with their logs; returns how many.
+    pub async fn purge_runs(&self, older_than: Duration, workflow: Option<&str>) -> Result<usize> {
+        let cutoff = now() - older_than;
+        let mut purged = 0;
+        for state in [
+            RunState::Completed,
+            RunState::Failed,
+            RunState::Canceled,
+            RunState::Rejected,
+        ] {
+            let old = self
+                .runs(RunQuery::new(Some(state), usize::MAX), |run| {
+                    run.ended_at.is_some_and(|ended| ended < cutoff)
+                        && workflow.is_none_or(|w| run.workflow.id == w)
+                })
+                .await?;
+            for run in old {
+                self.purge(run.id, None).await?;
+                purged += 1;
+            }
+        }
+        Ok(purged)
+    }
+
     /// Starts a new run with the inputs of a failed, rejected or canceled one, on `version`
     /// of its workflow or the same version.
     pub async fn restart(&self, id: RunId, version: Option<u64>, by: &str) -> Result<RunId, RestartError> {

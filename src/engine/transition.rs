@@ -1001,7 +1001,7 @@ pub fn stop_waiting(step: &mut crate::run::StepRecord, at: time::OffsetDateTime)
 
 /// The store keeps timers to the millisecond; round up so a timer never fires early and
 /// matches its step exactly when it does.
-fn whole_ms(at: time::OffsetDateTime) -> time::OffsetDateTime {
+pub(super) fn whole_ms(at: time::OffsetDateTime) -> time::OffsetDateTime {
     let nanos = at.unix_timestamp_nanos();
     let ms = nanos.div_euclid(1_000_000) + i128::from(nanos.rem_euclid(1_000_000) != 0);
     time::OffsetDateTime::from_unix_timestamp_nanos(ms * 1_000_000).unwrap_or(at)

@@ -122,6 +122,8 @@ pub enum TimerKind {
     Wake,
     /// A step waiting for a person is due a reminder.
     Remind,
+    /// A finished run's retention ended: it is deleted with its log.
+    Purge,
 }
 
 impl TimerKind {
@@ -134,6 +136,7 @@ impl TimerKind {
             TimerKind::Child => 3,
             TimerKind::Wake => 4,
             TimerKind::Remind => 5,
+            TimerKind::Purge => 6,
         }
     }
 
@@ -146,6 +149,7 @@ impl TimerKind {
             3 => TimerKind::Child,
             4 => TimerKind::Wake,
             5 => TimerKind::Remind,
+            6 => TimerKind::Purge,
             _ => TimerKind::Retry,
         }
     }

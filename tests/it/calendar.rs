@@ -502,3 +502,84 @@ fn locally_weft_run_sleeps_through_and_weft_event_send_moves_a_run_on() {
     assert_eq!(state(&done), "completed", "{done:#}");
     assert_eq!(done["outputs"]["amount"], 5);
 }
+
+// --- retention ---
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_runs_are_deleted_when_their_retention_ends_or_when_purged() {
+    let server = Server::start();
+    for (id, retention) in [("brief", "1s"), ("kept", "0s"), ("usual", "30d")] {
+        server
+            .create_workflow(&format!(
+                "id: {id}\nretention: {retention}\nsteps:\n  - {{name: A, plugin: echo, input: {{}}}}\n"
+            ))
+            .await;
+    }
+    let mut ids = Vec::new();
+    for workflow in ["brief", "kept", "usual"] {
+        let run = server
+            .post(
+                &format!("/v1/workflows/{workflow}/executions?wait=true"),
+                &json!({}),
+            )
+            .await
+            .expect_status(200)
+            .json();
+        assert_eq!(state(&run), "completed");
+        ids.push(run_id(&run));
+    }
+    // The brief one goes by itself, with its log; the others stay.
+    let brief = format!("/v1/executions/{}", ids[0]);
+    let started = std::time::Instant::now();
+    while server.get(&brief).await.status != 404 {
+        assert!(started.elapsed() < POLL_LIMIT, "{brief} was never deleted");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    server
+        .get(&format!("{}/logs", Api::execution_path("brief", &ids[0])))
+        .await
+        .expect_status(404);
+    server
+        .get(&format!("/v1/executions/{}", ids[1]))
+        .await
+        .expect_status(200);
+    server
+        .get(&format!("/v1/executions/{}", ids[2]))
+        .await
+        .expect_status(200);
+
+    // `weft runs purge` deletes what ended before --older-than, of one workflow if asked.
+    let url = server.url("");
+    let url = url.trim_end_matches('/');
+    let kept = Weft::new().run(&["runs", "purge", "--older-than", "1h", "--server", url]);
+    kept.expect_code(0);
+    assert!(
+        kept.stdout.contains("deleted 0 finished run(s)"),
+        "{}",
+        kept.stdout
+    );
+    let purged = Weft::new().run(&[
+        "runs",
+        "purge",
+        "--older-than",
+        "1ms",
+        "--workflow",
+        "usual",
+        "--server",
+        url,
+    ]);
+    purged.expect_code(0);
+    assert!(
+        purged.stdout.contains("deleted 1 finished run(s)"),
+        "{}",
+        purged.stdout
+    );
+    server
+        .get(&format!("/v1/executions/{}", ids[2]))
+        .await
+        .expect_status(404);
+    server
+        .get(&format!("/v1/executions/{}", ids[1]))
+        .await
+        .expect_status(200);
+}
