@@ -14,6 +14,7 @@
 //! - [`bundle`] exports and imports workflows with their plugins as one file;
 //! - [`api`] serves the HTTP API over the same engine;
 //! - [`bench`] measures the figures `weft bench` prints;
+//! - [`telemetry`] writes logs and keeps the metrics and traces operators read;
 //! - [`cli`] is the `weft` command line.
 
 pub mod actions;
@@ -31,4 +32,5 @@ pub mod plugins;
 pub mod run;
 pub mod schedule;
 pub mod store;
+pub mod telemetry;
 pub mod workflow;

@@ -66,6 +66,18 @@ pub enum StepState {
 }
 
 impl StepState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepState::Pending => "pending",
+            StepState::Running => "running",
+            StepState::Waiting => "waiting",
+            StepState::Completed => "completed",
+            StepState::Failed => "failed",
+            StepState::Skipped => "skipped",
+            StepState::Canceled => "canceled",
+        }
+    }
+
     /// Whether steps that need this one may go on.
     pub fn lets_dependents_run(self) -> bool {
         matches!(self, StepState::Completed | StepState::Skipped)
@@ -132,6 +144,9 @@ pub struct RunRecord {
     /// Sequence number of the next log line.
     #[serde(default)]
     pub next_log_seq: u64,
+    /// The run's place in a trace, when traces are sent (see [`crate::telemetry::traces`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<crate::telemetry::traces::RunTrace>,
     /// The store's revision of this record as last read or written; `None` until first
     /// stored. Not part of the document: the store keeps it beside it.
     #[serde(skip)]

@@ -13,6 +13,7 @@ mod executions;
 mod extract;
 mod hooks;
 mod interactions;
+mod observe;
 mod operations;
 mod params;
 mod plugins;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub engine: Engine,
     /// Whether callers without a token are local admins while no token exists.
     local_mode: bool,
+    /// Whether `GET /metrics` is served without a token.
+    metrics_without_token: bool,
 }
 
 /// Server settings.
@@ -48,6 +51,8 @@ pub struct Options {
     pub limits: crate::limits::Limits,
     /// Local mode (see [`auth`]): only for a server listening on loopback.
     pub local_mode: bool,
+    /// Serve `GET /metrics` without a token.
+    pub metrics_without_token: bool,
 }
 
 #[derive(OpenApi)]
@@ -131,6 +136,7 @@ pub fn router(engine: Engine, options: &Options) -> Router {
     let state = AppState {
         engine,
         local_mode: options.local_mode,
+        metrics_without_token: options.metrics_without_token,
     };
     let executions = "/v1/workflows/{id}/executions/{eid}";
     Router::new()
@@ -139,6 +145,7 @@ pub fn router(engine: Engine, options: &Options) -> Router {
             get(|| async { Json(serde_json::json!({"status": "ok"})) }),
         )
         .route("/v1/openapi.json", get(|| async { Json(openapi()) }))
+        .route("/metrics", get(observe::scrape))
         .route("/v1/plugins", post(plugins::upload).get(plugins::list))
         .route(
             "/v1/plugins/{name}",
@@ -243,6 +250,8 @@ pub fn router(engine: Engine, options: &Options) -> Router {
             BodyLimits::from(&options.limits),
             read_body,
         ))
+        // Outermost, so it sees every answer, refused bodies and tokens included.
+        .layer(axum::middleware::from_fn(observe::request))
         .with_state(state)
 }
 

@@ -12,9 +12,12 @@ impl Engine {
     pub async fn create_token(
         &self,
         name: &str,
-        role: Role,
+        roles: Vec<Role>,
         groups: Vec<String>,
     ) -> Result<(String, TokenRecord)> {
+        if roles.is_empty() {
+            bail!("a token needs at least one role: admin, author, operator or approver");
+        }
         let valid = |n: &str| {
             !n.is_empty()
                 && n.len() <= 64
@@ -30,7 +33,7 @@ impl Engine {
         let record = TokenRecord {
             id: uuid::Uuid::now_v7().to_string(),
             name: name.to_owned(),
-            role,
+            roles: crate::auth::normalize_roles(roles),
             groups,
             created_at: crate::run::now(),
             revoked_at: None,

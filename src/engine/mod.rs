@@ -30,6 +30,7 @@ mod driver;
 mod events;
 mod grants;
 mod hooks;
+mod observe;
 mod plugins;
 mod runs;
 mod schedules;
@@ -372,6 +373,16 @@ impl Engine {
     /// The runners sharing the database, with their leases and heartbeats.
     pub async fn runners(&self) -> Result<Vec<crate::store::RunnerInfo>> {
         Ok(self.inner.store.runners().await?)
+    }
+
+    /// How many runs wait for a person, in the whole database.
+    pub async fn waiting_count(&self) -> Result<u64> {
+        Ok(self.inner.store.waiting_count().await?)
+    }
+
+    /// How many committed events wait to be delivered to action targets.
+    pub async fn outbox_count(&self) -> Result<u64> {
+        Ok(self.inner.store.outbox_count().await?)
     }
 
     /// What the database is, for messages: a file path, or a URL without its password.

@@ -16,6 +16,7 @@ mod grants;
 mod hardening;
 mod language;
 mod lifecycle;
+mod operating;
 mod plugins;
 mod runners;
 mod scaffold;
