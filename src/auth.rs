@@ -159,6 +159,17 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// The holder of `token` (checked already: known and not revoked).
+    pub fn of_token(token: TokenRecord) -> Principal {
+        Principal {
+            name: token.name,
+            role: token.role,
+            groups: token.groups,
+            token: Some(token.id),
+            local: false,
+        }
+    }
+
     /// The person this caller answers as.
     pub fn person(&self) -> crate::engine::Person {
         crate::engine::Person {
@@ -183,4 +194,19 @@ impl Principal {
                     .is_some_and(|w| !w.assignees.is_empty() && person.may_answer(&w.assignees))
         })
     }
+}
+
+/// An audit log entry: who (`None` when nobody could be authenticated) did `action` to
+/// `target`, and the HTTP status it ended with. The API and the browser UI record the same
+/// shape.
+pub fn audit_entry(who: Option<&Principal>, action: &str, target: &str, outcome: u16) -> serde_json::Value {
+    serde_json::json!({
+        "at": crate::run::rfc3339(crate::run::now()),
+        "token": who.and_then(|p| p.token.clone()),
+        "name": who.map(|p| p.name.clone()),
+        "role": who.map(|p| p.role),
+        "action": action,
+        "target": target,
+        "outcome": outcome,
+    })
 }

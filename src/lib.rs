@@ -12,6 +12,7 @@
 //! - [`auth`] says who may do what: tokens and roles;
 //! - [`bundle`] exports and imports workflows with their plugins as one file;
 //! - [`api`] serves the HTTP API over the same engine;
+//! - [`ui`] serves the browser UI (inbox, forms, runs) over the same engine, with sessions;
 //! - [`bench`] measures the figures `weft bench` prints;
 //! - [`cli`] is the `weft` command line.
 
@@ -29,4 +30,5 @@ pub mod nesting;
 pub mod plugins;
 pub mod run;
 pub mod store;
+pub mod ui;
 pub mod workflow;

@@ -46,6 +46,8 @@ pub struct Options {
     pub limits: crate::limits::Limits,
     /// Local mode (see [`auth`]): only for a server listening on loopback.
     pub local_mode: bool,
+    /// Browser session cookies carry `Secure` (a server reached over the network).
+    pub secure_cookies: bool,
 }
 
 #[derive(OpenApi)]
@@ -118,8 +120,16 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
 
-/// Every route.
+/// Every route: the API under `/v1`, and the browser UI ([`crate::ui`]) at `/` and `/ui/`.
 pub fn router(engine: Engine, options: &Options) -> Router {
+    let ui = crate::ui::router(
+        engine.clone(),
+        crate::ui::Options {
+            local_mode: options.local_mode,
+            secure_cookies: options.secure_cookies,
+            session_lifetime: options.limits.session_lifetime,
+        },
+    );
     let state = AppState {
         engine,
         local_mode: options.local_mode,
@@ -221,6 +231,8 @@ pub fn router(engine: Engine, options: &Options) -> Router {
             state.clone(),
             auth::authenticate,
         ))
+        // The UI has its own sessions and audit; it shares the body limits below.
+        .merge(ui)
         .layer(axum::middleware::from_fn_with_state(
             BodyLimits::from(&options.limits),
             read_body,

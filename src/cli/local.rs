@@ -538,6 +538,7 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
     let options = crate::api::Options {
         limits,
         local_mode: loopback,
+        secure_cookies: !loopback,
     };
     crate::api::serve(engine.clone(), listener, options, stop_requested()).await?;
     // This runner's runs go to the others at once; dropping the engine closes the database

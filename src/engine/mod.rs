@@ -9,7 +9,8 @@
 //! - [`timers`] fires durable timers, each claimed so it fires once across runners;
 //! - [`grants`] keeps plugin grants in the store and in force in the plugin host;
 //! - [`versions`] stores and publishes workflow versions; [`access`] keeps tokens, the audit
-//!   log and sessions; [`hooks`] is where the engine meets actions.
+//!   log and sessions; [`hooks`] is where the engine meets actions; [`watch`] lets readers
+//!   hear that runs changed, on whichever runner.
 //!
 //! Every change is committed to the store before anything acts on it, and carries the run's
 //! revision it was made from: a step is marked running (durably) before its plugin is called,
@@ -30,12 +31,15 @@ mod runs;
 mod timers;
 mod transition;
 mod versions;
+mod watch;
 
 pub use grants::GrantError;
 pub use plugins::RemoveError;
 pub use runs::RunQuery;
 pub use transition::context_for;
 pub use versions::{SaveStatus, Saved, Staged, StagedVersion};
+pub use access::Session;
+pub use watch::{RunChange, RunWatch};
 
 use crate::names::{Digest, RunId, StepName};
 use crate::plugins::PluginHost;

@@ -350,10 +350,12 @@ impl Engine {
             }
             let mut tx = Transition::default();
             let name = run.steps[i].name.clone();
+            let shown = AnswerRecord::shown(&waiting.fields, &data);
             run.steps[i].answers.push(AnswerRecord {
                 signal_type: signal_type.to_owned(),
                 answered_by: answered_by.to_owned(),
                 answered_at,
+                data: Some(shown),
             });
             tx.log(
                 &mut run,
