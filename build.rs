@@ -1,7 +1,7 @@
 //! Builds the bundled plugins in `plugins/` for `wasm32-wasip2` and embeds them.
 //!
 //! The plugins are their own Cargo workspace, built by a nested `cargo build` into
-//! `target/weft-plugins` (a separate target directory, so the outer build's lock is not
+//! `target/weft-plugins/<checkout>` (a separate target directory, so the outer build's lock is not
 //! contended). The built-in ones are embedded through `$OUT_DIR/builtins.rs`; the directory of
 //! every built plugin (test-only ones included) is exported to the crate as
 //! `WEFT_PLUGIN_DIR`, which the integration tests use. The host's template engine
@@ -22,6 +22,7 @@ const BUILTINS: &[(&str, &str, &str)] = &[
     ("http-request", "http_request", "step"),
     ("audit-sink", "audit_sink", "target"),
     ("policy", "policy", "target"),
+    ("notify", "notify", "target"),
 ];
 const TARGET: &str = "wasm32-wasip2";
 
@@ -35,12 +36,16 @@ fn main() {
     let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     ensure_target(&rustc);
 
-    // `target/<profile>/build/weft-*/out` → `target/weft-plugins`.
+    // `target/<profile>/build/weft-*/out` → `target/weft-plugins/<checkout>`: one folder per
+    // checkout, so two worktrees sharing a target directory never overwrite (and embed)
+    // each other's plugins.
+    let checkout = format!("{:016x}", fnv1a(root.display().to_string().as_bytes()));
     let target_dir = out_dir
         .ancestors()
         .nth(4)
         .map(|t| t.join("weft-plugins"))
-        .unwrap_or_else(|| out_dir.join("weft-plugins"));
+        .unwrap_or_else(|| out_dir.join("weft-plugins"))
+        .join(checkout);
     let mut build = Command::new(&cargo);
     build
         .args(["build", "--release", "--target", TARGET, "--manifest-path"])
@@ -124,4 +129,11 @@ fn plugin_version(manifest: &Path) -> String {
         .as_str()
         .expect("plugins/Cargo.toml sets [workspace.package] version")
         .to_owned()
+}
+
+/// The 64-bit FNV-1a hash of `bytes`: a short, stable name for a checkout's path.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }

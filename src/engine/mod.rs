@@ -33,12 +33,12 @@ mod transition;
 mod versions;
 mod watch;
 
+pub use access::Session;
 pub use grants::GrantError;
 pub use plugins::RemoveError;
 pub use runs::RunQuery;
 pub use transition::context_for;
 pub use versions::{SaveStatus, Saved, Staged, StagedVersion};
-pub use access::Session;
 pub use watch::{RunChange, RunWatch};
 
 use crate::names::{Digest, RunId, StepName};

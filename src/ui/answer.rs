@@ -44,7 +44,9 @@ fn local_time(text: &str) -> String {
     match OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339) {
         Ok(at) => {
             let format = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
-            at.to_offset(time::UtcOffset::UTC).format(&format).unwrap_or_else(|_| text.to_owned())
+            at.to_offset(time::UtcOffset::UTC)
+                .format(&format)
+                .unwrap_or_else(|_| text.to_owned())
         }
         Err(_) => text.to_owned(),
     }
@@ -196,7 +198,11 @@ pub(super) fn outcome(run: &RunRecord, index: usize, me: &str) -> Value {
     let name = step.name.as_str();
     let mine = step.answers.iter().any(|a| a.answered_by == me);
     let text = match step.state {
-        _ if !mine => format!("{name} is {}; the run is {}.", state_word(step.state), run.state.as_str()),
+        _ if !mine => format!(
+            "{name} is {}; the run is {}.",
+            state_word(step.state),
+            run.state.as_str()
+        ),
         StepState::Waiting => format!(
             "Your answer was counted ({}). {name} still waits for more answers.",
             progress(step)
@@ -335,13 +341,21 @@ pub(super) async fn answer(
     };
     let answered = ui
         .engine
-        .answer(run.id, &name, &signal, Value::Object(data), &viewer.principal.person())
+        .answer(
+            run.id,
+            &name,
+            &signal,
+            Value::Object(data),
+            &viewer.principal.person(),
+        )
         .await;
     match answered {
         Ok(_) => Ok(Redirect::to(&page_of("answered=1")).into_response()),
         Err(AnswerError::NotWaiting(_)) => Ok(Redirect::to(&page_of("already=1")).into_response()),
         Err(AnswerError::UnknownRun(id)) => Err(UiError::NotFound(format!("There is no run {id}."))),
-        Err(AnswerError::NotAssigned(m)) => shown_again(BTreeMap::new(), Some(m), StatusCode::FORBIDDEN).await,
+        Err(AnswerError::NotAssigned(m)) => {
+            shown_again(BTreeMap::new(), Some(m), StatusCode::FORBIDDEN).await
+        }
         Err(AnswerError::Invalid(m) | AnswerError::UnknownSignal(m) | AnswerError::UnknownStep(m)) => {
             shown_again(BTreeMap::new(), Some(m), StatusCode::BAD_REQUEST).await
         }
@@ -350,7 +364,11 @@ pub(super) async fn answer(
 }
 
 /// `POST /ui/runs/{id}/cancel`.
-pub(super) async fn cancel(State(ui): State<UiState>, viewer: Viewer, Path(id): Path<String>) -> Result<Response, UiError> {
+pub(super) async fn cancel(
+    State(ui): State<UiState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+) -> Result<Response, UiError> {
     let run = visible_run(&ui, &viewer, &id, Action::ManageRuns).await?;
     match ui.engine.cancel(run.id, &viewer.principal.name).await {
         Ok(_) => Ok(Redirect::to(&format!("/ui/runs/{}", run.id)).into_response()),
@@ -361,7 +379,11 @@ pub(super) async fn cancel(State(ui): State<UiState>, viewer: Viewer, Path(id): 
 }
 
 /// `POST /ui/runs/{id}/restart`: a new run with the same inputs.
-pub(super) async fn restart(State(ui): State<UiState>, viewer: Viewer, Path(id): Path<String>) -> Result<Response, UiError> {
+pub(super) async fn restart(
+    State(ui): State<UiState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+) -> Result<Response, UiError> {
     let run = visible_run(&ui, &viewer, &id, Action::ManageRuns).await?;
     match ui.engine.restart(run.id, None, &viewer.principal.name).await {
         Ok(new) => Ok(Redirect::to(&format!("/ui/runs/{new}")).into_response()),
@@ -380,7 +402,9 @@ mod tests {
     #[test]
     fn values_are_converted_to_their_types_or_refused() {
         assert_eq!(typed(FieldType::Integer, " 42 "), Ok(json!(42)));
-        assert!(typed(FieldType::Integer, "12.5").unwrap_err().contains("whole number"));
+        assert!(typed(FieldType::Integer, "12.5")
+            .unwrap_err()
+            .contains("whole number"));
         assert_eq!(typed(FieldType::Number, "2.5"), Ok(json!(2.5)));
         assert!(typed(FieldType::Number, "NaN").is_err());
         assert_eq!(typed(FieldType::Boolean, "true"), Ok(json!(true)));
@@ -390,7 +414,12 @@ mod tests {
         );
         assert!(typed(FieldType::DateTime, "tomorrow").is_err());
         assert_eq!(typed(FieldType::Json, r#"{"a": [1]}"#), Ok(json!({"a": [1]})));
-        assert!(typed(FieldType::Json, "{").unwrap_err().contains("not valid JSON"));
-        assert_eq!(typed(FieldType::String, " keep spaces "), Ok(json!(" keep spaces ")));
+        assert!(typed(FieldType::Json, "{")
+            .unwrap_err()
+            .contains("not valid JSON"));
+        assert_eq!(
+            typed(FieldType::String, " keep spaces "),
+            Ok(json!(" keep spaces "))
+        );
     }
 }

@@ -83,7 +83,11 @@ pub(super) fn svg(workflow: &Workflow, run: &RunRecord) -> String {
         run.steps
             .iter()
             .find(|s| s.name == steps[i].name)
-            .map(|s| serde_json::to_value(s.state).ok().and_then(|v| v.as_str().map(str::to_owned)))
+            .map(|s| {
+                serde_json::to_value(s.state)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+            })
             .flatten()
             .unwrap_or_else(|| "pending".to_owned())
     };
@@ -149,6 +153,9 @@ mod tests {
 
     #[test]
     fn text_is_escaped() {
-        assert_eq!(escape(r#"<a href="x">&'"#), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            escape(r#"<a href="x">&'"#),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
     }
 }

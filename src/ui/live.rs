@@ -40,7 +40,11 @@ fn stream(events: mpsc::Receiver<Event>) -> Response {
 
 /// The next change, or `None` when the stream should end (its time is up, the browser
 /// left, or the engine stopped).
-async fn next_change(watch: &mut RunWatch, deadline: Instant, events: &mpsc::Sender<Event>) -> Option<RunChange> {
+async fn next_change(
+    watch: &mut RunWatch,
+    deadline: Instant,
+    events: &mpsc::Sender<Event>,
+) -> Option<RunChange> {
     tokio::select! {
         change = watch.next() => change,
         () = tokio::time::sleep_until(deadline) => None,
@@ -68,7 +72,11 @@ async fn still_signed_in(ui: &UiState, viewer: &Viewer) -> bool {
 
 /// `GET /ui/inbox/events`: the inbox's list, sent on connecting and again whenever it
 /// changes.
-pub(super) async fn inbox(State(ui): State<UiState>, viewer: Viewer, Query(query): Query<InboxQuery>) -> Result<Response, UiError> {
+pub(super) async fn inbox(
+    State(ui): State<UiState>,
+    viewer: Viewer,
+    Query(query): Query<InboxQuery>,
+) -> Result<Response, UiError> {
     require(&viewer.principal, Action::ReadInteractions)?;
     let everyone = query.everyone() && viewer.principal.role != Role::Approver;
     let (events, receiver) = mpsc::channel(16);
@@ -97,7 +105,11 @@ pub(super) async fn inbox(State(ui): State<UiState>, viewer: Viewer, Query(query
                         };
                         let payload = json!({"count": inbox.count, "html": html}).to_string();
                         if payload != last {
-                            if events.send(Event::default().event("inbox").data(&payload)).await.is_err() {
+                            if events
+                                .send(Event::default().event("inbox").data(&payload))
+                                .await
+                                .is_err()
+                            {
                                 return;
                             }
                             last = payload;
@@ -187,7 +199,11 @@ pub(super) async fn run(
             };
             if now != state {
                 state = now;
-                if events.send(Event::default().event("state").data(&state)).await.is_err() {
+                if events
+                    .send(Event::default().event("state").data(&state))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }

@@ -55,7 +55,10 @@ pub fn router<S: Clone + Send + Sync + 'static>(engine: Engine, options: Options
     };
     Router::new()
         .route("/", get(pages::home))
-        .route(session::SIGN_IN, get(session::sign_in_page).post(session::sign_in))
+        .route(
+            session::SIGN_IN,
+            get(session::sign_in_page).post(session::sign_in),
+        )
         .route("/ui/sign-out", post(session::sign_out))
         .route("/ui/name", post(session::rename))
         .route("/ui/inbox", get(pages::inbox))

@@ -45,8 +45,18 @@ pub(super) fn require(principal: &Principal, action: Action) -> Result<(), UiErr
 /// Run `id` if the viewer may see it and do `action` to it: the not-found page when it is
 /// missing or not theirs to see (an approver's runs are the ones assigned to them), 403
 /// when they see it but their role may not do `action`. As the API decides.
-pub(super) async fn visible_run(ui: &UiState, viewer: &Viewer, id: &str, action: Action) -> Result<RunRecord, UiError> {
-    let missing = || UiError::NotFound(format!("There is no run {}, or it is not yours to see.", crate::limits::clip(id)));
+pub(super) async fn visible_run(
+    ui: &UiState,
+    viewer: &Viewer,
+    id: &str,
+    action: Action,
+) -> Result<RunRecord, UiError> {
+    let missing = || {
+        UiError::NotFound(format!(
+            "There is no run {}, or it is not yours to see.",
+            crate::limits::clip(id)
+        ))
+    };
     let run = match id.parse::<RunId>() {
         Ok(id) => ui.engine.run(id).await?,
         Err(_) => None,
@@ -134,7 +144,12 @@ pub(super) struct Inbox {
 /// The waiting steps assigned to `principal` (by name or group), newest runs first, from
 /// the run `before` on; with `everyone` (roles that read every interaction), every waiting
 /// step.
-pub(super) async fn listing(ui: &UiState, principal: &Principal, everyone: bool, before: Option<RunId>) -> Result<Inbox, UiError> {
+pub(super) async fn listing(
+    ui: &UiState,
+    principal: &Principal,
+    everyone: bool,
+    before: Option<RunId>,
+) -> Result<Inbox, UiError> {
     // Assignment is by name or group; admin rights do not make everything "mine".
     let person = Person {
         admin: false,
@@ -148,7 +163,9 @@ pub(super) async fn listing(ui: &UiState, principal: &Principal, everyone: bool,
     };
     let runs = ui
         .engine
-        .runs(query, |run| run.steps.iter().any(|s| waits_for(s, &person, everyone)))
+        .runs(query, |run| {
+            run.steps.iter().any(|s| waits_for(s, &person, everyone))
+        })
         .await?;
     let mut inbox = Inbox {
         items: Vec::new(),
@@ -158,7 +175,11 @@ pub(super) async fn listing(ui: &UiState, principal: &Principal, everyone: bool,
     };
     let mut total = 0;
     for run in runs.iter().take(INBOX_COUNT) {
-        let steps: Vec<&StepRecord> = run.steps.iter().filter(|s| waits_for(s, &person, everyone)).collect();
+        let steps: Vec<&StepRecord> = run
+            .steps
+            .iter()
+            .filter(|s| waits_for(s, &person, everyone))
+            .collect();
         total += steps.len();
         if inbox.items.len() < INBOX_PAGE {
             inbox.items.extend(steps.into_iter().map(|s| item(run, s)));
@@ -194,7 +215,10 @@ impl InboxQuery {
         self.before
             .as_deref()
             .filter(|c| !c.is_empty())
-            .map(|c| c.parse().map_err(|e: String| UiError::BadRequest(format!("before: {e}"))))
+            .map(|c| {
+                c.parse()
+                    .map_err(|e: String| UiError::BadRequest(format!("before: {e}")))
+            })
             .transpose()
     }
 }
@@ -220,7 +244,10 @@ pub(super) async fn inbox(
     let inbox = listing(&ui, &viewer.principal, everyone, query.cursor()?).await?;
     let mut context = inbox_context(&inbox, everyone);
     context["may_see_all"] = json!(viewer.principal.role != Role::Approver);
-    context["live"] = json!(format!("/ui/inbox/events{}", if everyone { "?all=1" } else { "" }));
+    context["live"] = json!(format!(
+        "/ui/inbox/events{}",
+        if everyone { "?all=1" } else { "" }
+    ));
     let title = format!("Inbox ({})", inbox.count);
     page(&viewer, "inbox.html", &title, context)
 }
@@ -252,9 +279,18 @@ fn time_filter(name: &str, value: Option<&str>) -> Result<Option<OffsetDateTime>
 }
 
 /// `GET /ui/runs`: runs newest first, filtered and paged.
-pub(super) async fn runs(State(ui): State<UiState>, viewer: Viewer, Query(query): Query<RunsQuery>) -> Result<Response, UiError> {
+pub(super) async fn runs(
+    State(ui): State<UiState>,
+    viewer: Viewer,
+    Query(query): Query<RunsQuery>,
+) -> Result<Response, UiError> {
     require(&viewer.principal, Action::ReadRuns)?;
-    let text = |v: &Option<String>| v.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+    let text = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
     let workflow = text(&query.workflow);
     let started_by = text(&query.started_by);
     let mut errors = serde_json::Map::new();
@@ -325,7 +361,13 @@ pub(super) async fn runs(State(ui): State<UiState>, viewer: Viewer, Query(query)
             next_query.insert(key.clone(), json!(v));
         }
     }
-    let workflows: Vec<String> = ui.engine.workflows().await?.into_iter().map(|(id, _, _)| id).collect();
+    let workflows: Vec<String> = ui
+        .engine
+        .workflows()
+        .await?
+        .into_iter()
+        .map(|(id, _, _)| id)
+        .collect();
     let context = json!({
         "runs": rows,
         "filters": filters,
@@ -431,7 +473,11 @@ pub(super) fn may_answer(principal: &Principal, step: &StepRecord) -> bool {
 }
 
 /// `GET /ui/runs/{id}`.
-pub(super) async fn run(State(ui): State<UiState>, viewer: Viewer, Path(id): Path<String>) -> Result<Response, UiError> {
+pub(super) async fn run(
+    State(ui): State<UiState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+) -> Result<Response, UiError> {
     let run = visible_run(&ui, &viewer, &id, Action::ReadRuns).await?;
     let workflow = ui.engine.workflow_of(&run).await.ok();
     let lines = if run.next_log_seq > RUN_PAGE_LOG_LINES as u64 {
@@ -441,7 +487,10 @@ pub(super) async fn run(State(ui): State<UiState>, viewer: Viewer, Path(id): Pat
     };
     let log = ui.engine.logs(run.id, lines, RUN_PAGE_LOG_LINES).await?;
     let principal = &viewer.principal;
-    let end = run.ended_at.filter(|_| run.state.is_finished()).unwrap_or_else(crate::run::now);
+    let end = run
+        .ended_at
+        .filter(|_| run.state.is_finished())
+        .unwrap_or_else(crate::run::now);
     let total_ms = ((end - run.created_at).whole_milliseconds().max(1)) as f64;
     let steps: Vec<Value> = run
         .steps
@@ -490,7 +539,9 @@ pub(super) async fn run(State(ui): State<UiState>, viewer: Viewer, Path(id): Pat
     let inputs = workflow
         .as_ref()
         .map(|w| w.masked_inputs(&run.inputs))
-        .unwrap_or_else(|| json!({"(hidden)": "the definition of this run is missing, so inputs are not shown"}));
+        .unwrap_or_else(
+            || json!({"(hidden)": "the definition of this run is missing, so inputs are not shown"}),
+        );
     let graph = match &workflow {
         Some(w) => super::graph::svg(w, &run),
         None => String::new(),
@@ -530,7 +581,12 @@ pub(super) async fn run(State(ui): State<UiState>, viewer: Viewer, Path(id): Pat
         "may_restart": manage && matches!(run.state, RunState::Failed | RunState::Rejected | RunState::Canceled),
         "may_see_workflow": principal.role.allows(Action::ReadWorkflows),
     });
-    page(&viewer, "run.html", &format!("Run {} of {}", short(&run.id), run.workflow.id), context)
+    page(
+        &viewer,
+        "run.html",
+        &format!("Run {} of {}", short(&run.id), run.workflow.id),
+        context,
+    )
 }
 
 /// The first part of a run id, for titles.
@@ -539,7 +595,11 @@ pub(super) fn short(id: &RunId) -> String {
 }
 
 /// `GET /ui/runs/{id}/log.txt`: the whole log as a text file.
-pub(super) async fn log_file(State(ui): State<UiState>, viewer: Viewer, Path(id): Path<String>) -> Result<Response, UiError> {
+pub(super) async fn log_file(
+    State(ui): State<UiState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+) -> Result<Response, UiError> {
     let run = visible_run(&ui, &viewer, &id, Action::ReadRuns).await?;
     let mut text = String::new();
     for line in ui.engine.logs(run.id, None, usize::MAX).await? {
@@ -587,7 +647,16 @@ pub(super) async fn step(
     } else {
         None
     };
-    super::answer::form_page(&ui, &viewer, &run, index, None, outcome, axum::http::StatusCode::OK).await
+    super::answer::form_page(
+        &ui,
+        &viewer,
+        &run,
+        index,
+        None,
+        outcome,
+        axum::http::StatusCode::OK,
+    )
+    .await
 }
 
 /// The index of step `name` in `run`, or the not-found page.
@@ -595,7 +664,13 @@ pub(super) fn step_index(run: &RunRecord, name: &str) -> Result<usize, UiError> 
     run.steps
         .iter()
         .position(|s| s.name.as_str() == name)
-        .ok_or_else(|| UiError::NotFound(format!("Run {} has no step {}.", run.id, crate::limits::clip(name))))
+        .ok_or_else(|| {
+            UiError::NotFound(format!(
+                "Run {} has no step {}.",
+                run.id,
+                crate::limits::clip(name)
+            ))
+        })
 }
 
 /// `GET /ui/workflows`.
@@ -612,7 +687,12 @@ pub(super) async fn workflows(State(ui): State<UiState>, viewer: Viewer) -> Resu
             .unwrap_or_default();
         items.push(json!({"id": id, "latest": latest, "active": active, "description": description}));
     }
-    page(&viewer, "workflows.html", "Workflows", json!({"workflows": items}))
+    page(
+        &viewer,
+        "workflows.html",
+        "Workflows",
+        json!({"workflows": items}),
+    )
 }
 
 #[derive(Deserialize, Default)]
@@ -632,7 +712,10 @@ pub(super) async fn workflow(
     require(&viewer.principal, Action::ReadWorkflows)?;
     let versions = ui.engine.workflow_versions(&id).await?;
     if versions.is_empty() {
-        return Err(UiError::NotFound(format!("There is no workflow {}.", crate::limits::clip(&id))));
+        return Err(UiError::NotFound(format!(
+            "There is no workflow {}.",
+            crate::limits::clip(&id)
+        )));
     }
     let active = ui.engine.active_version(&id).await?;
     let published = ui.engine.published_versions(&id).await?;
@@ -658,7 +741,10 @@ pub(super) async fn workflow(
                 value.as_object_mut().map(|o| o.remove("version"));
                 value
             };
-            let changes = json_patch::diff(&document(&*definition(a).await?), &document(&*definition(b).await?));
+            let changes = json_patch::diff(
+                &document(&*definition(a).await?),
+                &document(&*definition(b).await?),
+            );
             let rows: Vec<Value> = serde_json::to_value(&changes)
                 .unwrap_or_default()
                 .as_array()

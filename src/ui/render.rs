@@ -51,7 +51,12 @@ pub(super) fn render(template: &str, context: &Value) -> Result<String, UiError>
 
 /// A whole page for `viewer`: `context` plus what the layout needs (who is signed in, the
 /// CSRF token for forms, which sections the role may open).
-pub(super) fn page(viewer: &Viewer, template: &str, title: &str, mut context: Value) -> Result<Response, UiError> {
+pub(super) fn page(
+    viewer: &Viewer,
+    template: &str,
+    title: &str,
+    mut context: Value,
+) -> Result<Response, UiError> {
     page_with_status(StatusCode::OK, viewer, template, title, &mut context)
 }
 

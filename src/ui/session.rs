@@ -147,7 +147,10 @@ async fn local_mode(ui: &UiState) -> Result<bool, UiError> {
 }
 
 /// The viewer of a request, and a cookie to set when a local-mode session was just opened.
-async fn resolve(ui: &UiState, headers: &HeaderMap) -> Result<Option<(Viewer, Option<HeaderValue>)>, UiError> {
+async fn resolve(
+    ui: &UiState,
+    headers: &HeaderMap,
+) -> Result<Option<(Viewer, Option<HeaderValue>)>, UiError> {
     if let Some(id) = cookie(headers, SESSION_COOKIE) {
         if let Some((session, token)) = ui.engine.session(&id).await? {
             let principal = match token {
@@ -311,7 +314,9 @@ fn serde_urlencoded_next(path: &str) -> String {
 /// Where to go after signing in: a path of this UI, never another site.
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(next) if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') => next.to_owned(),
+        Some(next) if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') => {
+            next.to_owned()
+        }
         _ => "/ui/inbox".to_owned(),
     }
 }
@@ -332,18 +337,28 @@ pub(super) async fn sign_in_page(
     sign_in_form(&ui, StatusCode::OK, &safe_next(query.next.as_deref()), None)
 }
 
-fn sign_in_form(ui: &UiState, status: StatusCode, next: &str, error: Option<&str>) -> Result<Response, UiError> {
+fn sign_in_form(
+    ui: &UiState,
+    status: StatusCode,
+    next: &str,
+    error: Option<&str>,
+) -> Result<Response, UiError> {
     let nonce = nonce()?;
     let context = json!({"title": "Sign in", "csrf": nonce, "next": next, "error": error});
     let mut response = (status, Html(render("sign_in.html", &context)?)).into_response();
-    response
-        .headers_mut()
-        .append(header::SET_COOKIE, set_cookie(ui, SIGN_IN_COOKIE, &nonce, SIGN_IN, 3600));
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(ui, SIGN_IN_COOKIE, &nonce, SIGN_IN, 3600),
+    );
     Ok(response)
 }
 
 /// `POST /ui/sign-in`: checks the token and opens a session.
-pub(super) async fn sign_in(State(ui): State<UiState>, headers: HeaderMap, Form(fields): Form<Fields>) -> Result<Response, UiError> {
+pub(super) async fn sign_in(
+    State(ui): State<UiState>,
+    headers: HeaderMap,
+    Form(fields): Form<Fields>,
+) -> Result<Response, UiError> {
     let next = safe_next(field(&fields, "next"));
     let nonce_ok = match (cookie(&headers, SIGN_IN_COOKIE), field(&fields, CSRF_FIELD)) {
         (Some(cookie), Some(sent)) => same_secret(&cookie, sent),
@@ -373,11 +388,20 @@ pub(super) async fn sign_in(State(ui): State<UiState>, headers: HeaderMap, Form(
         return sign_in_form(&ui, StatusCode::UNAUTHORIZED, &next, Some(why));
     };
     let lifetime = ui.options.session_lifetime;
-    let (id, _) = ui.engine.open_session(Some(secret), &token.name, lifetime).await?;
+    let (id, _) = ui
+        .engine
+        .open_session(Some(secret), &token.name, lifetime)
+        .await?;
     let mut response = Redirect::to(&next).into_response();
     let headers = response.headers_mut();
-    headers.append(header::SET_COOKIE, set_cookie(&ui, SESSION_COOKIE, &id, "/", lifetime.as_secs()));
-    headers.append(header::SET_COOKIE, set_cookie(&ui, SIGN_IN_COOKIE, "", SIGN_IN, 0));
+    headers.append(
+        header::SET_COOKIE,
+        set_cookie(&ui, SESSION_COOKIE, &id, "/", lifetime.as_secs()),
+    );
+    headers.append(
+        header::SET_COOKIE,
+        set_cookie(&ui, SIGN_IN_COOKIE, "", SIGN_IN, 0),
+    );
     Ok(response)
 }
 
@@ -396,7 +420,11 @@ async fn end(engine: &Engine, viewer: &Viewer) -> Result<(), UiError> {
 }
 
 /// `POST /ui/name`: in local mode, who this browser is.
-pub(super) async fn rename(State(ui): State<UiState>, viewer: Viewer, Form(fields): Form<Fields>) -> Result<Response, UiError> {
+pub(super) async fn rename(
+    State(ui): State<UiState>,
+    viewer: Viewer,
+    Form(fields): Form<Fields>,
+) -> Result<Response, UiError> {
     if !viewer.principal.local {
         return Err(UiError::Forbidden(
             "names come from API tokens on this server; sign in with yours".into(),
@@ -408,7 +436,13 @@ pub(super) async fn rename(State(ui): State<UiState>, viewer: Viewer, Form(field
             "heading": "Invalid name",
             "message": "A name is 1 to 64 characters without control characters.",
         });
-        return page_with_status(StatusCode::BAD_REQUEST, &viewer, "error.html", "Invalid name", &mut context);
+        return page_with_status(
+            StatusCode::BAD_REQUEST,
+            &viewer,
+            "error.html",
+            "Invalid name",
+            &mut context,
+        );
     }
     if let Some((session, _)) = ui.engine.session(&viewer.session).await? {
         ui.engine.rename_session(&viewer.session, &session, name).await?;

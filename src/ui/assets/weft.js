@@ -26,6 +26,7 @@ function countdowns() {
 // The inbox list, replaced whenever the server says it changed.
 function liveInbox(url) {
   const source = new EventSource(url);
+  source.addEventListener("open", () => { document.body.dataset.stream = "open"; });
   source.addEventListener("inbox", (event) => {
     const update = JSON.parse(event.data);
     const list = document.getElementById("inbox-items");
