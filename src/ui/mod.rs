@@ -46,6 +46,12 @@ struct UiState {
     options: Arc<Options>,
 }
 
+/// Whether `role` gets the run list. Approvers read only the runs assigned to them, which
+/// their inbox and its links already show; the list is for operators, authors and admins.
+fn lists_runs(role: crate::auth::Role) -> bool {
+    role.allows(crate::auth::Action::ReadRuns) && role != crate::auth::Role::Approver
+}
+
 /// Every page of the UI, with its session middleware and security headers, for the one
 /// router of [`crate::api`] to merge.
 pub fn router<S: Clone + Send + Sync + 'static>(engine: Engine, options: Options) -> Router<S> {

@@ -284,7 +284,12 @@ pub(super) async fn runs(
     viewer: Viewer,
     Query(query): Query<RunsQuery>,
 ) -> Result<Response, UiError> {
-    require(&viewer.principal, Action::ReadRuns)?;
+    if !super::lists_runs(viewer.principal.role) {
+        return Err(UiError::Forbidden(format!(
+            "Your role ({}) sees the runs in its inbox, not the list of all runs.",
+            viewer.principal.role
+        )));
+    }
     let text = |v: &Option<String>| {
         v.as_deref()
             .map(str::trim)

@@ -86,7 +86,7 @@ pub(super) fn page_with_status(
             "nav".into(),
             json!({
                 "inbox": role.allows(Action::ReadInteractions),
-                "runs": role.allows(Action::ReadRuns),
+                "runs": super::lists_runs(role),
                 "workflows": role.allows(Action::ReadWorkflows),
                 "plugins": role.allows(Action::ReadPlugins),
             }),

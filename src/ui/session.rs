@@ -209,7 +209,8 @@ pub(super) async fn authenticate(State(ui): State<UiState>, mut request: Request
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let post = method == Method::POST;
-    let public = path.starts_with("/ui/assets/") || path == SIGN_IN;
+    // `/` only redirects to the inbox, which asks for a session itself.
+    let public = path == "/" || path.starts_with("/ui/assets/") || path == SIGN_IN;
     let (principal, response) = if public {
         (None, next.run(request).await)
     } else {

@@ -1220,7 +1220,7 @@ async fn in_a_browser_a_post_without_the_csrf_token_is_refused() {
             .await
             .expect("the token can be removed");
         click(&browser, "button.approve").await;
-        assert_eq!(text(&browser, "h1").await, "Not allowed");
+        wait_for_text(&browser, "h1", "the refusal", |t| t == "Not allowed").await;
         assert!(text(&browser, "main").await.contains("security token (CSRF)"));
     })
     .await;
