@@ -64,6 +64,11 @@ pub enum Action {
     ManageGrants,
     /// See the runners sharing the database.
     ReadRunners,
+    /// Send events to `POST /v1/events`.
+    SendEvents,
+    ReadSchedules,
+    /// Create, pause, resume and delete schedules.
+    ManageSchedules,
 }
 
 impl Action {
@@ -84,6 +89,9 @@ impl Action {
             Action::ManageActions => "manage actions (targets and execution rules)",
             Action::ManageGrants => "manage plugin grants",
             Action::ReadRunners => "list runners",
+            Action::SendEvents => "send events",
+            Action::ReadSchedules => "read schedules",
+            Action::ManageSchedules => "create, pause, resume or delete schedules",
         }
     }
 }
@@ -101,7 +109,15 @@ impl Role {
             ),
             Role::Operator => matches!(
                 action,
-                ReadPlugins | ReadWorkflows | StartRuns | ReadRuns | ManageRuns | ReadInteractions
+                ReadPlugins
+                    | ReadWorkflows
+                    | StartRuns
+                    | ReadRuns
+                    | ManageRuns
+                    | ReadInteractions
+                    | SendEvents
+                    | ReadSchedules
+                    | ManageSchedules
             ),
             Role::Approver => matches!(action, ReadRuns | ReadInteractions | AnswerInteractions),
         }
@@ -187,7 +203,7 @@ impl Principal {
             return self.role.allows(Action::ReadRuns);
         }
         let person = self.person();
-        run.steps.iter().any(|s| {
+        run.units().filter_map(|u| run.record(u)).any(|s| {
             s.answers.iter().any(|a| a.answered_by == self.name)
                 || s.waiting
                     .as_ref()

@@ -115,8 +115,8 @@ pub async fn export(engine: &Engine, ids: &[String], include_plugins: bool) -> R
                 .workflow(id, Some(version))
                 .await?
                 .ok_or_else(|| anyhow!("workflow {id} lost version {version}"))?;
-            for step in &workflow.steps {
-                if let Some(plugin) = plugin_for(engine, &step.plugin).await? {
+            for reference in workflow.steps.iter().filter_map(|s| s.plugin()) {
+                if let Some(plugin) = plugin_for(engine, reference).await? {
                     plugins
                         .entry(format!("{}@{}", plugin.name, plugin.version))
                         .or_insert(plugin);

@@ -4,8 +4,9 @@
 //! - [`limits`] and [`config`] hold every bound the server keeps and read `weft.toml`;
 //! - [`nesting`] measures how deep a YAML or JSON text nests before anything parses it;
 //! - [`workflow`] parses and validates definitions (the only place that checks them);
+//! - [`schedule`] validates schedules and computes when they fire;
 //! - [`run`] holds the run record, the one document the engine changes and the store keeps;
-//! - [`store`] persists everything in one redb file, with group commit;
+//! - [`store`] persists everything behind one interface (a redb file or PostgreSQL);
 //! - [`plugins`] hosts untrusted WASM components under deadlines and memory caps;
 //! - [`engine`] schedules steps, pauses for people, retries and fires timers;
 //! - [`actions`] calls ordered WASM targets on API requests, events and engine hook points;
@@ -29,6 +30,7 @@ pub mod names;
 pub mod nesting;
 pub mod plugins;
 pub mod run;
+pub mod schedule;
 pub mod store;
 pub mod ui;
 pub mod workflow;

@@ -45,6 +45,25 @@ pub struct Limits {
     pub inputs: usize,
     /// Longest template string or expression, KiB.
     pub template_kb: usize,
+    /// Most items one `for_each` step maps over.
+    pub for_each_items: usize,
+    /// Most items of one `for_each` step under way at once (its `concurrency`).
+    pub for_each_concurrency: usize,
+    /// Deepest chain of sub-workflows (a run, its child, the child's child, ...).
+    pub workflow_depth: usize,
+
+    // Events and schedules.
+    /// How long a received event is kept for steps that start waiting later (the longest
+    /// `lookback` a step may ask for).
+    #[serde(with = "humantime_serde")]
+    pub event_retention: Duration,
+    /// Largest `data` of one event, KiB.
+    pub event_data_kb: usize,
+    /// Most schedules in the database.
+    pub schedules: usize,
+    /// Shortest `every` of a schedule (a cron fires at most once a minute).
+    #[serde(with = "humantime_serde")]
+    pub schedule_min_interval: Duration,
 
     // Templates, evaluated in the sandbox.
     /// Time one template evaluation may take.
@@ -91,6 +110,13 @@ impl Default for Limits {
             steps: 1000,
             inputs: 256,
             template_kb: 64,
+            for_each_items: 100_000,
+            for_each_concurrency: 256,
+            workflow_depth: 16,
+            event_retention: Duration::from_secs(3600),
+            event_data_kb: 64,
+            schedules: 1000,
+            schedule_min_interval: Duration::from_secs(1),
             template_timeout: Duration::from_secs(1),
             template_memory_mb: 64,
             template_output_kb: 4096,
@@ -116,6 +142,11 @@ impl Limits {
             ("nesting_depth", self.nesting_depth),
             ("steps", self.steps),
             ("template_kb", self.template_kb),
+            ("for_each_items", self.for_each_items),
+            ("for_each_concurrency", self.for_each_concurrency),
+            ("workflow_depth", self.workflow_depth),
+            ("event_data_kb", self.event_data_kb),
+            ("schedules", self.schedules),
             ("template_memory_mb", self.template_memory_mb),
             ("template_output_kb", self.template_output_kb),
             ("plugin_resources", self.plugin_resources),
@@ -135,6 +166,8 @@ impl Limits {
             ("template_timeout", self.template_timeout),
             ("compile_timeout", self.compile_timeout),
             ("session_lifetime", self.session_lifetime),
+            ("event_retention", self.event_retention),
+            ("schedule_min_interval", self.schedule_min_interval),
         ];
         for (name, value) in times {
             if value.is_zero() {

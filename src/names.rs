@@ -16,11 +16,35 @@ impl StepName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Whether this names an item of a `for_each` step rather than a step.
+    pub fn is_item(&self) -> bool {
+        self.0.ends_with(']')
+    }
+}
+
+impl StepName {
+    /// The name of item `index` of this (`for_each`) step: `Step[3]`, as signals and timers
+    /// name it.
+    pub fn item(&self, index: usize) -> StepName {
+        StepName(format!("{}[{index}]", self.0))
+    }
 }
 
 impl TryFrom<String> for StepName {
     type Error = String;
+    /// Accepts a step name, or an item's (`Step[3]`, see [`StepName::item`]): records hold
+    /// both. A definition's step names are checked to be plain (see
+    /// [`StepName::is_item`]).
     fn try_from(name: String) -> Result<Self, String> {
+        if let Some((base, rest)) = name.split_once('[') {
+            let index_ok = rest
+                .strip_suffix(']')
+                .is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()));
+            if index_ok && StepName::try_from(base.to_owned()).is_ok() {
+                return Ok(StepName(name));
+            }
+        }
         let mut chars = name.chars();
         let starts_with_letter = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
         let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
@@ -193,6 +217,48 @@ impl fmt::Display for RunId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.hyphenated().fmt(f)
     }
+}
+
+/// Longest event name.
+pub const MAX_EVENT_NAME: usize = 128;
+/// Longest event key, in bytes.
+pub const MAX_EVENT_KEY: usize = 256;
+
+/// Checks an event name such as `payment.received`: letters, digits, `.`, `_`, `-` and `:`,
+/// starting with a letter, at most [`MAX_EVENT_NAME`] characters.
+pub fn check_event_name(name: &str) -> Result<(), String> {
+    let ok = name.len() <= MAX_EVENT_NAME
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-:".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid event name {:?}: use a letter followed by letters, digits, `.`, `_`, `-` or `:`, \
+             at most {MAX_EVENT_NAME} characters (as in payment.received)",
+            crate::limits::clip_to(name, 200)
+        ))
+    }
+}
+
+/// Checks an event key (an order id, a request number): at most [`MAX_EVENT_KEY`] bytes and
+/// no control characters.
+pub fn check_event_key(key: &str) -> Result<(), String> {
+    if key.len() > MAX_EVENT_KEY {
+        return Err(format!(
+            "the event key is {} bytes; at most {MAX_EVENT_KEY} are accepted",
+            key.len()
+        ));
+    }
+    if key.chars().any(char::is_control) {
+        return Err(format!(
+            "the event key {:?} holds a control character",
+            crate::limits::clip_to(key, 200)
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -101,9 +101,34 @@ pub struct RunRecord {
     pub outputs: Option<Value>,
     #[serde(default)]
     pub error: Option<String>,
-    /// The run this one restarts, if any.
+    /// The run this one restarts, if any, and who restarted it (`started_by` stays the
+    /// original run's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restarted_from: Option<RunId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarted_by: Option<String>,
+    /// The run and step that started this run as a sub-workflow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<ParentRef>,
+    /// How many parents up to a run nobody started as a sub-workflow (0 for that one).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub depth: u32,
+    /// When the run times out (its workflow's `timeout`).
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub deadline: Option<OffsetDateTime>,
+    /// Why the run failed, once it has, for its `on_failure` steps (which run after it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+    /// Each time the run was retried from its failed step, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retries: Vec<RetryRecord>,
+    /// The schedule that started this run, and the instant it fired for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ScheduleRef>,
     /// The scoped `Idempotency-Key` that started this run, forgotten when the run is deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
@@ -117,6 +142,37 @@ pub struct RunRecord {
     /// The runner driving this run, as last read or written; not part of the document.
     #[serde(skip)]
     pub owner: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// The run and step a child run was started by.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParentRef {
+    pub run: RunId,
+    pub step: String,
+}
+
+/// The failure an `on_failure` step reads as `failure`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub step: String,
+    pub error: String,
+}
+
+/// One retry of a failed run from its failed steps.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RetryRecord {
+    pub by: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// The steps run again.
+    pub steps: Vec<String>,
+    /// The version the run moved to, if it moved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
 }
 
 impl RunRecord {
@@ -136,6 +192,7 @@ impl RunRecord {
             workflow: self.workflow.id.clone(),
             started_by: self.started_by.clone(),
             created_at: self.created_at,
+            inputs: Vec::new(),
         }
     }
 
@@ -180,9 +237,64 @@ impl RunRecord {
         }
     }
 
-    /// Steps currently waiting for a person.
+    /// Steps and items currently waiting for a person (not steps waiting for a child run).
     pub fn waiting_steps(&self) -> impl Iterator<Item = &StepRecord> {
-        self.steps.iter().filter(|s| s.state == StepState::Waiting)
+        self.units()
+            .filter_map(|u| self.record(u))
+            .filter(|s| s.state == StepState::Waiting && s.waiting.is_some())
+    }
+
+    /// Every step, and every item under way, in step order.
+    pub fn units(&self) -> impl Iterator<Item = Unit> + '_ {
+        self.steps.iter().enumerate().flat_map(|(i, s)| {
+            std::iter::once(Unit::Step(i)).chain(
+                s.map
+                    .iter()
+                    .flat_map(move |m| m.active.keys().map(move |&k| Unit::Item(i, k))),
+            )
+        })
+    }
+
+    pub fn record(&self, unit: Unit) -> Option<&StepRecord> {
+        match unit {
+            Unit::Step(i) => self.steps.get(i),
+            Unit::Item(i, k) => self.steps.get(i)?.map.as_ref()?.active.get(&k).map(|m| &m.record),
+        }
+    }
+
+    pub fn record_mut(&mut self, unit: Unit) -> Option<&mut StepRecord> {
+        match unit {
+            Unit::Step(i) => self.steps.get_mut(i),
+            Unit::Item(i, k) => self
+                .steps
+                .get_mut(i)?
+                .map
+                .as_mut()?
+                .active
+                .get_mut(&k)
+                .map(|m| &mut m.record),
+        }
+    }
+
+    /// The unit named `name`: a step (`Approve`), or an item under way (`Approve[3]`).
+    pub fn unit_named(&self, name: &str) -> Option<Unit> {
+        if let Some(i) = self.steps.iter().position(|s| s.name.as_str() == name) {
+            return Some(Unit::Step(i));
+        }
+        let (step, rest) = name.split_once('[')?;
+        let k: usize = rest.strip_suffix(']')?.parse().ok()?;
+        let i = self.steps.iter().position(|s| s.name.as_str() == step)?;
+        self.steps[i]
+            .map
+            .as_ref()?
+            .active
+            .contains_key(&k)
+            .then_some(Unit::Item(i, k))
+    }
+
+    /// The child runs this run started, oldest step first.
+    pub fn children(&self) -> impl Iterator<Item = RunId> + '_ {
+        self.steps.iter().filter_map(|s| s.child)
     }
 }
 
@@ -190,8 +302,20 @@ impl RunRecord {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StepRecord {
     pub name: StepName,
-    /// The plugin digest resolved when the run started; the run never changes plugin.
-    pub plugin: Digest,
+    /// The plugin digest resolved when the run started; the run never changes plugin. None
+    /// for a step that starts a workflow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<Digest>,
+    /// The child run this step started (a step with `workflow`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub child: Option<RunId>,
+    /// A `for_each` step's progress and the items under way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map: Option<MapState>,
+    /// The input its next attempt gets instead of its rendered `input` (set by a retry that
+    /// corrected it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_override: Option<Value>,
     /// The `name@version` the plugin was declared as and resolved to when the run started:
     /// whose grant its calls get. `None` for a plugin named by digest (granted nothing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -213,6 +337,9 @@ pub struct StepRecord {
     /// What the step waits for, while it waits.
     #[serde(default)]
     pub waiting: Option<Waiting>,
+    /// The time or the events a `sleep`, `until` or `wait_for` step waits for, while it waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<Pause>,
     /// Answers accepted so far, oldest first.
     #[serde(default)]
     pub answers: Vec<AnswerRecord>,
@@ -225,6 +352,92 @@ pub struct StepRecord {
     /// Output keys that hold answers to secure-string fields; never shown by the API.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secure_output: Vec<String>,
+}
+
+/// Where a `for_each` step is. Only the items under way are kept here (at most its
+/// concurrency); every item's value and result are stored apart, so a transition writes what
+/// changed, not the whole list.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct MapState {
+    /// Items in the list.
+    pub total: usize,
+    /// Items started so far (they are started in order).
+    pub next: usize,
+    pub completed: usize,
+    pub failed: usize,
+    /// Items under way (running, waiting for a person, or waiting out a retry), by index.
+    #[serde(default)]
+    pub active: std::collections::BTreeMap<usize, MapItem>,
+}
+
+/// An item under way: its value (what `item` is) and its record, as a step's.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MapItem {
+    pub value: Value,
+    pub record: StepRecord,
+}
+
+/// One part of a run that calls a plugin or waits: a step, or an item under way of a
+/// `for_each` step (step index, item index).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Unit {
+    Step(usize),
+    Item(usize, usize),
+}
+
+impl Unit {
+    /// The step this unit is, or belongs to.
+    pub fn step(self) -> usize {
+        match self {
+            Unit::Step(i) | Unit::Item(i, _) => i,
+        }
+    }
+}
+
+/// A schedule's fire that started a run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleRef {
+    pub id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub fire_at: OffsetDateTime,
+}
+
+/// What a step that waits for no person waits for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "for", rename_all = "snake_case")]
+pub enum Pause {
+    /// `sleep` or `until`: the step completes at `until`.
+    Time {
+        #[serde(with = "time::serde::rfc3339")]
+        until: OffsetDateTime,
+    },
+    /// `wait_for`: the first matching event completes the step; at `until` (its timeout),
+    /// without one, it fails. Events received from `since - lookback` on count.
+    Events {
+        events: Vec<EventMatch>,
+        #[serde(with = "time::serde::rfc3339")]
+        since: OffsetDateTime,
+        #[serde(default, with = "time::serde::rfc3339::option")]
+        until: Option<OffsetDateTime>,
+        lookback_ms: u64,
+    },
+}
+
+impl Pause {
+    /// When the step stops waiting by itself (its timer), if it does.
+    pub fn due(&self) -> Option<OffsetDateTime> {
+        match self {
+            Pause::Time { until } => Some(*until),
+            Pause::Events { until, .. } => *until,
+        }
+    }
+}
+
+/// An event a step waits for: its name and key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventMatch {
+    pub event: String,
+    pub key: String,
 }
 
 /// The interaction a suspended step waits on, and the plugin's own state to resume with.
@@ -241,6 +454,28 @@ pub struct Waiting {
     /// The plugin's state, handed back to `resume` unchanged (the API does not show it).
     #[serde(default)]
     pub state: Value,
+    /// When the next reminder goes out (the step's `remind_every`), and how many went out.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub remind_at: Option<OffsetDateTime>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reminders: u32,
+    /// Each time the interaction expired and was handed to other people (`on_expiry:
+    /// {escalate_to: [...]}`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub escalations: Vec<Escalation>,
+}
+
+/// An interaction handed to other people when it expired.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Escalation {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub from: Vec<String>,
+    pub to: Vec<String>,
 }
 
 /// One field of an interaction form.

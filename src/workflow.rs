@@ -35,8 +35,14 @@ pub struct Definition {
     #[serde(default)]
     pub inputs: BTreeMap<String, InputSpec>,
     pub steps: Vec<StepDefinition>,
+    /// Steps run when the run fails (compensation); they may read every step and `failure`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_failure: Vec<StepDefinition>,
     #[serde(default)]
     pub outputs: Map<String, Value>,
+    /// The run's deadline: past it, the run fails and its interactions are canceled.
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
 }
 
 fn first_version() -> u64 {
@@ -58,12 +64,16 @@ pub struct InputSpec {
     pub description: String,
 }
 
-/// A step as written.
+/// A step as written: it calls a plugin, or starts a run of another workflow.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StepDefinition {
     pub name: String,
-    pub plugin: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<String>,
+    /// `ID` or `ID@VERSION`: the step runs that workflow as a child run; `input` is its inputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<String>,
     #[serde(default = "empty_object")]
     pub input: Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -78,7 +88,107 @@ pub struct StepDefinition {
     /// Tighter memory and output caps for this step's plugin calls.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<StepLimits>,
+    /// A template giving a list: the step runs once per item (`item`, `index`), and its output
+    /// is the list of the items' outputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub for_each: Option<String>,
+    /// Items of a `for_each` under way at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_item_failure: Option<ItemFailure>,
+    /// A failure of this step does not fail the run; the steps after it go on.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub continue_on_error: bool,
+    /// The step waits this long, holding no plugin call and no memory.
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub sleep: Option<Duration>,
+    /// A template giving an RFC 3339 time: the step waits until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    /// The step waits for an event sent to `POST /v1/events` (or the first of several).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_for: Option<WaitFor>,
+    /// While the step waits for a person, an `interaction.reminder` event goes out this often.
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub remind_every: Option<Duration>,
 }
+
+/// `wait_for`: one event (`event` and `key`) or the first of several (`any`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitFor {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    /// A template; the event must carry this key (empty: events sent without a key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub any: Vec<EventPattern>,
+    /// Without a matching event by then, the step fails.
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+    /// Events received this long before the step began waiting still count.
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub lookback: Option<Duration>,
+}
+
+/// One of the events a `wait_for: {any: [...]}` step waits for.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventPattern {
+    pub event: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+/// How long before a step began waiting an event may have arrived and still count.
+pub const DEFAULT_LOOKBACK: Duration = Duration::from_secs(3600);
+
+impl StepDefinition {
+    /// What the template engine renders when the step starts: its `input`, or for a step
+    /// that waits (`until`, `wait_for`) the templates of those, laid out as written so a
+    /// problem's path names them (`steps[2].wait_for.key`).
+    pub fn call_template(&self) -> std::borrow::Cow<'_, Value> {
+        use std::borrow::Cow;
+        if let Some(until) = &self.until {
+            return Cow::Owned(serde_json::json!({ "until": until }));
+        }
+        if let Some(wait) = &self.wait_for {
+            let key = |k: &Option<String>| Value::String(k.clone().unwrap_or_default());
+            let wait_for = if wait.any.is_empty() {
+                serde_json::json!({ "key": key(&wait.key) })
+            } else {
+                serde_json::json!({ "any": wait.any.iter().map(|p| serde_json::json!({ "key": key(&p.key) })).collect::<Vec<_>>() })
+            };
+            return Cow::Owned(serde_json::json!({ "wait_for": wait_for }));
+        }
+        if self.sleep.is_some() {
+            return Cow::Owned(Value::Object(Map::new()));
+        }
+        Cow::Borrowed(&self.input)
+    }
+
+    /// Whether the step pauses the run itself (`sleep`, `until`, `wait_for`) rather than
+    /// calling something.
+    pub fn pauses(&self) -> bool {
+        self.sleep.is_some() || self.until.is_some() || self.wait_for.is_some()
+    }
+}
+
+/// What a `for_each` step does when an item fails.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemFailure {
+    /// The step fails at the first failed item; items under way are abandoned.
+    #[default]
+    FailFast,
+    /// Every item runs; a failed item's place in the output holds `{"error": ...}`.
+    Collect,
+}
+
+/// Items of a `for_each` under way at once unless the step says otherwise.
+pub const DEFAULT_CONCURRENCY: usize = 10;
 
 /// Per-step caps, within the host's own maximums.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
@@ -155,11 +265,48 @@ impl Workflow {
     }
 }
 
-/// A validated step.
+/// What a step runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Call {
+    Plugin(PluginRef),
+    /// A child run of workflow `id`, at `version` or its active version when the step starts.
+    Workflow {
+        id: String,
+        version: Option<u64>,
+    },
+    /// `sleep: 3d` (a fixed wait) or `until:` (a rendered time).
+    Sleep(Option<Duration>),
+    /// `wait_for`: the events, in order (their keys are rendered when the step starts).
+    Events {
+        names: Vec<String>,
+        timeout: Option<Duration>,
+        lookback: Duration,
+    },
+}
+
+/// When a step may run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Main,
+    /// Only once the run failed (a workflow's `on_failure` steps).
+    OnFailure,
+}
+
+/// A validated `for_each`.
+#[derive(Debug)]
+pub struct ForEach {
+    pub concurrency: usize,
+    pub on_item_failure: ItemFailure,
+    /// The dotted names the `for_each` template reads.
+    pub names: Vec<String>,
+}
+
+/// A validated step. A workflow's `on_failure` steps follow its main steps, in one list.
 #[derive(Debug)]
 pub struct Step {
     pub name: StepName,
-    pub plugin: PluginRef,
+    pub call: Call,
+    pub phase: Phase,
     /// Indices of the steps that must complete (or be skipped) first.
     pub needs: Vec<usize>,
     pub retry: RetryPolicy,
@@ -169,6 +316,18 @@ pub struct Step {
     pub input_names: Vec<String>,
     /// The dotted names its `when` expression reads.
     pub when_names: Vec<String>,
+    pub for_each: Option<ForEach>,
+    pub continue_on_error: bool,
+}
+
+impl Step {
+    /// The plugin this step calls, if it calls one.
+    pub fn plugin(&self) -> Option<&PluginRef> {
+        match &self.call {
+            Call::Plugin(plugin) => Some(plugin),
+            _ => None,
+        }
+    }
 }
 
 /// One problem in a definition or in run inputs.
@@ -300,14 +459,23 @@ pub enum TemplateSource {
 pub type TemplateRead = Result<Vec<(String, Vec<String>)>, Vec<TemplateError>>;
 
 impl Definition {
+    /// Every step, main steps first, then the `on_failure` steps.
+    pub fn all_steps(&self) -> impl Iterator<Item = &StepDefinition> {
+        self.steps.iter().chain(&self.on_failure)
+    }
+
     /// Every template in the definition, in the order [`Workflow::validate`] expects their
-    /// reads: for each step its `input` then its `when` (if any), then the `outputs`.
+    /// reads: for each step (main, then `on_failure`) its `input`, its `when` and its
+    /// `for_each` (those it has), then the `outputs`.
     pub fn template_sources(&self) -> Vec<TemplateSource> {
         let mut sources = Vec::new();
-        for step in &self.steps {
-            sources.push(TemplateSource::Template(step.input.clone()));
+        for step in self.all_steps() {
+            sources.push(TemplateSource::Template(step.call_template().into_owned()));
             if let Some(when) = &step.when {
                 sources.push(TemplateSource::Expression(when.clone()));
+            }
+            if let Some(for_each) = &step.for_each {
+                sources.push(TemplateSource::Template(Value::String(for_each.clone())));
             }
         }
         sources.push(TemplateSource::Template(Value::Object(self.outputs.clone())));
@@ -321,6 +489,16 @@ impl Definition {
 }
 
 impl Workflow {
+    /// The definition of step `i` (main steps first, then `on_failure` steps, as `steps`).
+    pub fn definition_of(&self, i: usize) -> &StepDefinition {
+        let main = self.definition.steps.len();
+        if i < main {
+            &self.definition.steps[i]
+        } else {
+            &self.definition.on_failure[i - main]
+        }
+    }
+
     /// Validates `definition`; `plugin_exists` says whether a plugin reference resolves, and
     /// `reads` is what the template engine found in [`Definition::template_sources`], in order.
     pub fn validate(
@@ -368,96 +546,117 @@ impl Workflow {
                 }
             }
         }
+        if definition.timeout == Some(Duration::ZERO) {
+            problems.add("timeout", "must be more than 0s");
+        }
+
+        // Main steps, then `on_failure` steps, in one index space.
+        let main = definition.steps.len();
+        let all: Vec<(&StepDefinition, Phase, String)> = definition
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s, Phase::Main, format!("steps[{i}]")))
+            .chain(
+                definition
+                    .on_failure
+                    .iter()
+                    .enumerate()
+                    .map(|(k, s)| (s, Phase::OnFailure, format!("on_failure[{k}]"))),
+            )
+            .collect();
 
         // Every check below runs even when an earlier one found problems, so one pass
-        // reports everything; a step whose name or plugin is unusable is only left out of
+        // reports everything; a step whose name or call is unusable is only left out of
         // the final result.
         let mut index: HashMap<&str, usize> = HashMap::new();
         let mut typed = Vec::new();
-        for (i, step) in definition.steps.iter().enumerate() {
-            let path = format!("steps[{i}]");
-            if let Some(first) = index.get(step.name.as_str()) {
+        for (i, (step, _, path)) in all.iter().enumerate() {
+            if let Some(&first) = index.get(step.name.as_str()) {
                 problems.add(
                     format!("{path}.name"),
                     format!(
-                        "duplicate step name {}: steps[{first}] has it too; step names must be unique",
-                        step.name
+                        "duplicate step name {}: {} has it too; step names must be unique",
+                        step.name, all[first].2
                     ),
                 );
             } else {
                 index.insert(&step.name, i);
             }
-            let name =
-                StepName::try_from(step.name.clone()).map_err(|m| problems.add(format!("{path}.name"), m));
-            let plugin = step
-                .plugin
-                .parse::<PluginRef>()
-                .map_err(|m| problems.add(format!("{path}.plugin"), m));
-            if let Ok(plugin) = &plugin {
-                if let Err(message) = plugin_exists(plugin) {
-                    problems.add(format!("{path}.plugin"), message);
-                }
-            }
-            if let Some(retry) = &step.retry {
-                if retry.max_attempts == 0 {
-                    problems.add(format!("{path}.retry.max_attempts"), "must be at least 1");
-                }
-            }
-            if step.timeout == Some(Duration::ZERO) {
-                problems.add(format!("{path}.timeout"), "must be more than 0s");
-            }
-            let max_mb = crate::plugins::Limits::MAX_MEMORY_BYTES >> 20;
-            if let Some(mb) = step.limits.and_then(|l| l.memory_mb) {
-                if mb == 0 || mb > max_mb {
-                    problems.add(
-                        format!("{path}.limits.memory_mb"),
-                        format!("must be between 1 and {max_mb}"),
-                    );
-                }
-            }
-            if step.limits.and_then(|l| l.max_output_kb) == Some(0) {
-                problems.add(format!("{path}.limits.max_output_kb"), "must be at least 1");
-            }
-            typed.push(name.ok().zip(plugin.ok()));
+            let name = StepName::try_from(step.name.clone())
+                .and_then(|n| {
+                    if n.is_item() {
+                        Err(format!(
+                            "invalid step name {:?}: use a letter followed by letters, digits, `_` or `-` \
+                             (`Name[3]` names an item of a for_each step)",
+                            step.name
+                        ))
+                    } else {
+                        Ok(n)
+                    }
+                })
+                .map_err(|m| problems.add(format!("{path}.name"), m));
+            let call = check_call(step, path, plugin_exists, &mut problems);
+            check_step_options(step, path, limits, &mut problems);
+            typed.push(name.ok().zip(call));
         }
         if definition.steps.is_empty() {
             problems.add("steps", "a workflow needs at least one step");
         }
 
-        let needs: Vec<Vec<usize>> = definition
-            .steps
+        // A step needs steps of its own phase; without `needs`, the one before it.
+        let needs: Vec<Vec<usize>> = all
             .iter()
             .enumerate()
-            .map(|(i, step)| match &step.needs {
-                None if i == 0 => Vec::new(),
-                None => vec![i - 1],
-                Some(needs) => needs
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(j, need)| match index.get(need.as_str()) {
-                        Some(&k) if k == i => {
-                            problems.add(format!("steps[{i}].needs[{j}]"), "a step cannot need itself");
-                            None
-                        }
-                        Some(&k) => Some(k),
-                        None => {
-                            problems.add(format!("steps[{i}].needs[{j}]"), format!("unknown step {need}"));
-                            None
-                        }
-                    })
-                    .collect(),
+            .map(|(i, (step, phase, path))| {
+                let first_of_phase = i == 0 || i == main;
+                match &step.needs {
+                    None if first_of_phase => Vec::new(),
+                    None => vec![i - 1],
+                    Some(needs) => needs
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(j, need)| match index.get(need.as_str()) {
+                            Some(&k) if k == i => {
+                                problems.add(format!("{path}.needs[{j}]"), "a step cannot need itself");
+                                None
+                            }
+                            Some(&k) if all[k].1 != *phase => {
+                                problems.add(
+                                    format!("{path}.needs[{j}]"),
+                                    match phase {
+                                        Phase::OnFailure => format!(
+                                            "{need} is a main step: on_failure steps run once the run failed and may \
+                                             need only on_failure steps (they may still read any step)"
+                                        ),
+                                        Phase::Main => format!(
+                                            "{need} is an on_failure step: it runs only once the run failed"
+                                        ),
+                                    },
+                                );
+                                None
+                            }
+                            Some(&k) => Some(k),
+                            None => {
+                                problems.add(format!("{path}.needs[{j}]"), format!("unknown step {need}"));
+                                None
+                            }
+                        })
+                        .collect(),
+                }
             })
             .collect();
-        let everything = Ancestors::all(definition.steps.len());
+        let everything = Ancestors::all(all.len());
         let ancestors = match ancestors(&needs) {
             Ok(ancestors) => Some(ancestors),
             Err(cycle) => {
-                let names: Vec<&str> = cycle.iter().map(|&i| definition.steps[i].name.as_str()).collect();
+                let names: Vec<&str> = cycle.iter().map(|&i| all[i].0.name.as_str()).collect();
                 problems.add("steps", format!("cycle in needs: {}", names.join(" -> ")));
                 // No order to check references against: check only that they exist.
                 None
             }
         };
+        let main_steps = Ancestors::all(main);
         let refs = References {
             inputs: &definition.inputs,
             index: &index,
@@ -468,20 +667,45 @@ impl Workflow {
         }
         let mut reads = reads.iter();
         let mut names = Vec::new();
-        for (i, step) in definition.steps.iter().enumerate() {
-            let path = format!("steps[{i}]");
-            let visible = match &ancestors {
+        for (i, (step, phase, path)) in all.iter().enumerate() {
+            let own = match &ancestors {
                 Some(ancestors) => ancestors.of(i),
                 None => everything.of(0),
             };
-            let input = refs.check_read(reads.next(), &format!("{path}.input"), &visible, &mut problems);
+            // An on_failure step may read any main step: the run got as far as it did.
+            let visible = match phase {
+                Phase::Main => Scope::steps(own),
+                Phase::OnFailure => Scope::steps(own).or(main_steps.of(0)).with_failure(),
+            };
+            let input_scope = if step.for_each.is_some() {
+                visible.with_item()
+            } else {
+                visible
+            };
+            let input_path = if step.pauses() {
+                path.clone()
+            } else {
+                format!("{path}.input")
+            };
+            let input = refs.check_read(reads.next(), &input_path, &input_scope, &mut problems);
             let when = match &step.when {
                 Some(_) => refs.check_read(reads.next(), &format!("{path}.when"), &visible, &mut problems),
                 None => Vec::new(),
             };
-            names.push((input, when));
+            let for_each = match &step.for_each {
+                Some(_) => {
+                    refs.check_read(reads.next(), &format!("{path}.for_each"), &visible, &mut problems)
+                }
+                None => Vec::new(),
+            };
+            names.push((input, when, for_each));
         }
-        let output_names = refs.check_read(reads.next(), "outputs", &everything.of(0), &mut problems);
+        let output_names = refs.check_read(
+            reads.next(),
+            "outputs",
+            &Scope::steps(everything.of(0)),
+            &mut problems,
+        );
         if !problems.is_empty() {
             return Err(problems.into_problems());
         }
@@ -490,19 +714,28 @@ impl Workflow {
             .into_iter()
             .zip(needs)
             .zip(names)
-            .zip(&definition.steps)
-            .filter_map(|(((typed, needs), (input_names, when_names)), step)| {
-                let (name, plugin) = typed?;
-                Some(Step {
-                    name,
-                    plugin,
-                    needs,
-                    retry: step.retry.unwrap_or(RetryPolicy::NONE),
-                    limits: step_limits(step),
-                    input_names,
-                    when_names,
-                })
-            })
+            .zip(&all)
+            .filter_map(
+                |(((typed, needs), (input_names, when_names, for_each_names)), (step, phase, _))| {
+                    let (name, call) = typed?;
+                    Some(Step {
+                        name,
+                        call,
+                        phase: *phase,
+                        needs,
+                        retry: step.retry.unwrap_or(RetryPolicy::NONE),
+                        limits: step_limits(step),
+                        input_names,
+                        when_names,
+                        for_each: step.for_each.as_ref().map(|_| ForEach {
+                            concurrency: step.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
+                            on_item_failure: step.on_item_failure.unwrap_or_default(),
+                            names: for_each_names,
+                        }),
+                        continue_on_error: step.continue_on_error,
+                    })
+                },
+            )
             .collect();
         let digest = definition.digest();
         Ok(Workflow {
@@ -546,6 +779,222 @@ impl Workflow {
             Ok(Value::Object(bound))
         } else {
             Err(problems.into_problems())
+        }
+    }
+}
+
+/// What a step runs: exactly one of `plugin` and `workflow`, each well formed.
+fn check_call(
+    step: &StepDefinition,
+    path: &str,
+    plugin_exists: &dyn Fn(&PluginRef) -> Result<(), String>,
+    problems: &mut Collector,
+) -> Option<Call> {
+    if step.pauses() {
+        return check_pause(step, path, problems);
+    }
+    match (&step.plugin, &step.workflow) {
+        (Some(plugin), None) => {
+            let plugin = plugin
+                .parse::<PluginRef>()
+                .map_err(|m| problems.add(format!("{path}.plugin"), m))
+                .ok()?;
+            if let Err(message) = plugin_exists(&plugin) {
+                problems.add(format!("{path}.plugin"), message);
+            }
+            Some(Call::Plugin(plugin))
+        }
+        (None, Some(workflow)) => {
+            let (id, version) = match workflow.split_once('@') {
+                Some((id, version)) => match version.parse::<u64>() {
+                    Ok(v) if v > 0 => (id, Some(v)),
+                    _ => {
+                        problems.add(
+                            format!("{path}.workflow"),
+                            format!("{workflow:?}: a version is a whole number from 1, as in {id}@2"),
+                        );
+                        return None;
+                    }
+                },
+                None => (workflow.as_str(), None),
+            };
+            let before = problems.0.len() + problems.1;
+            check_id(id, problems);
+            if problems.0.len() + problems.1 > before {
+                // check_id names the path `id`; say which step's workflow it was.
+                if let Some(last) = problems.0.last_mut() {
+                    last.path = format!("{path}.workflow");
+                }
+                return None;
+            }
+            if step.for_each.is_some() {
+                problems.add(
+                    format!("{path}.for_each"),
+                    "a step that starts a workflow cannot map over a list yet; map a plugin step",
+                );
+            }
+            Some(Call::Workflow {
+                id: id.to_owned(),
+                version,
+            })
+        }
+        (Some(_), Some(_)) => {
+            problems.add(
+                path.to_owned(),
+                "a step has either `plugin` or `workflow`, not both",
+            );
+            None
+        }
+        (None, None) => {
+            problems.add(
+                path.to_owned(),
+                "a step needs `plugin` (the plugin it calls), `workflow` (the workflow it starts), \
+                 `sleep`, `until` or `wait_for`",
+            );
+            None
+        }
+    }
+}
+
+/// A step that pauses the run: exactly one of `sleep`, `until` and `wait_for`, and nothing
+/// that belongs to a call.
+fn check_pause(step: &StepDefinition, path: &str, problems: &mut Collector) -> Option<Call> {
+    let given: Vec<&str> = [
+        ("sleep", step.sleep.is_some()),
+        ("until", step.until.is_some()),
+        ("wait_for", step.wait_for.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(k, on)| on.then_some(k))
+    .collect();
+    let before = problems.0.len() + problems.1;
+    if given.len() > 1 {
+        problems.add(
+            path.to_owned(),
+            format!(
+                "a step has one of `sleep`, `until` and `wait_for`, not {}",
+                given.join(" and ")
+            ),
+        );
+    }
+    for (field, set) in [
+        ("plugin", step.plugin.is_some()),
+        ("workflow", step.workflow.is_some()),
+        ("for_each", step.for_each.is_some()),
+        ("retry", step.retry.is_some()),
+        ("limits", step.limits.is_some()),
+        ("timeout", step.timeout.is_some()),
+        ("remind_every", step.remind_every.is_some()),
+        ("input", step.input.as_object().is_none_or(|m| !m.is_empty())),
+    ] {
+        if set {
+            problems.add(
+                format!("{path}.{field}"),
+                format!("a step with `{}` has no `{field}`", given[0]),
+            );
+        }
+    }
+    if step.sleep == Some(Duration::ZERO) {
+        problems.add(format!("{path}.sleep"), "must be more than 0s");
+    }
+    let call = match &step.wait_for {
+        Some(wait) => {
+            let mut names = Vec::new();
+            match (&wait.event, wait.any.is_empty()) {
+                (Some(event), true) => names.push((format!("{path}.wait_for.event"), event.clone())),
+                (None, false) => {
+                    if wait.key.is_some() {
+                        problems.add(
+                            format!("{path}.wait_for.key"),
+                            "with `any`, each event has its own key",
+                        );
+                    }
+                    for (k, p) in wait.any.iter().enumerate() {
+                        names.push((format!("{path}.wait_for.any[{k}].event"), p.event.clone()));
+                    }
+                }
+                (Some(_), false) => problems.add(
+                    format!("{path}.wait_for"),
+                    "either `event` (one event) or `any` (the first of several), not both",
+                ),
+                (None, true) => problems.add(
+                    format!("{path}.wait_for"),
+                    "name the event: `wait_for: {event: payment.received, key: \"{{ inputs.order_id }}\"}`",
+                ),
+            }
+            for (at, name) in &names {
+                if let Err(message) = crate::names::check_event_name(name) {
+                    problems.add(at.clone(), message);
+                }
+            }
+            if wait.timeout == Some(Duration::ZERO) {
+                problems.add(format!("{path}.wait_for.timeout"), "must be more than 0s");
+            }
+            Call::Events {
+                names: names.into_iter().map(|(_, n)| n).collect(),
+                timeout: wait.timeout,
+                lookback: wait.lookback.unwrap_or(DEFAULT_LOOKBACK),
+            }
+        }
+        None => Call::Sleep(step.sleep),
+    };
+    (problems.0.len() + problems.1 == before).then_some(call)
+}
+
+/// A step's retry, timeout, limits and `for_each` options.
+fn check_step_options(step: &StepDefinition, path: &str, limits: Option<&Limits>, problems: &mut Collector) {
+    if let Some(retry) = &step.retry {
+        if retry.max_attempts == 0 {
+            problems.add(format!("{path}.retry.max_attempts"), "must be at least 1");
+        }
+    }
+    if step.timeout == Some(Duration::ZERO) {
+        problems.add(format!("{path}.timeout"), "must be more than 0s");
+    }
+    let max_mb = crate::plugins::Limits::MAX_MEMORY_BYTES >> 20;
+    if let Some(mb) = step.limits.and_then(|l| l.memory_mb) {
+        if mb == 0 || mb > max_mb {
+            problems.add(
+                format!("{path}.limits.memory_mb"),
+                format!("must be between 1 and {max_mb}"),
+            );
+        }
+    }
+    if step.limits.and_then(|l| l.max_output_kb) == Some(0) {
+        problems.add(format!("{path}.limits.max_output_kb"), "must be at least 1");
+    }
+    if step.for_each.is_none() {
+        if step.concurrency.is_some() {
+            problems.add(
+                format!("{path}.concurrency"),
+                "only a step with `for_each` has a concurrency",
+            );
+        }
+        if step.on_item_failure.is_some() {
+            problems.add(
+                format!("{path}.on_item_failure"),
+                "only a step with `for_each` has items that can fail",
+            );
+        }
+    }
+    if let (Some(wait), Some(limits)) = (&step.wait_for, limits) {
+        if wait.lookback.unwrap_or(DEFAULT_LOOKBACK) > limits.event_retention {
+            problems.add(
+                format!("{path}.wait_for.lookback"),
+                format!(
+                    "events are kept for {} (limits.event_retention); a step may look back at most that far",
+                    humantime::format_duration(limits.event_retention)
+                ),
+            );
+        }
+    }
+    let most = limits.map_or(usize::MAX, |l| l.for_each_concurrency);
+    if let Some(n) = step.concurrency {
+        if n == 0 || n > most {
+            problems.add(
+                format!("{path}.concurrency"),
+                format!("must be between 1 and {most} (limits.for_each_concurrency)"),
+            );
         }
     }
 }
@@ -638,7 +1087,7 @@ impl References<'_> {
         &self,
         read: Option<&TemplateRead>,
         path: &str,
-        visible: &Visible<'_>,
+        visible: &Scope<'_>,
         problems: &mut Collector,
     ) -> Vec<String> {
         let at = |sub: &str| {
@@ -672,7 +1121,7 @@ impl References<'_> {
         all
     }
 
-    fn check(&self, name: &str, path: &str, visible: &Visible<'_>, problems: &mut Collector) {
+    fn check(&self, name: &str, path: &str, scope: &Scope<'_>, problems: &mut Collector) {
         let mut parts = name.split('.');
         match (parts.next(), parts.next(), parts.next()) {
             (Some("inputs"), Some(input), _) if !self.inputs.contains_key(input) => problems.add(
@@ -680,18 +1129,31 @@ impl References<'_> {
                 format!("unknown reference {name}: inputs.{input} is not declared under `inputs`"),
             ),
             (Some("inputs" | "run"), _, _) => {}
+            (Some("item" | "index"), _, _) if scope.item => {}
+            (Some(which @ ("item" | "index")), _, _) => problems.add(
+                path,
+                format!("{which} exists only in the input of a step with `for_each`"),
+            ),
+            (Some("failure"), None | Some("step" | "error"), _) if scope.failure => {}
+            (Some("failure"), _, _) if scope.failure => problems.add(
+                path,
+                format!("unknown reference {name}: failure offers `step` and `error`"),
+            ),
+            (Some("failure"), _, _) => {
+                problems.add(path, "failure exists only in a workflow's on_failure steps")
+            }
             (Some("steps"), Some(step), rest) => match self.index.get(step) {
                 None => problems.add(
                     path,
                     format!("unknown reference steps.{step}: there is no such step"),
                 ),
-                Some(&i) if !visible.contains(i) => problems.add(
+                Some(&i) if !scope.contains(i) => problems.add(
                     path,
                     format!("steps.{step} may not have run yet here: add {step} to this step's `needs`"),
                 ),
-                Some(_) if !matches!(rest, None | Some("output" | "state")) => problems.add(
+                Some(_) if !matches!(rest, None | Some("output" | "state" | "error")) => problems.add(
                     path,
-                    format!("unknown reference {name}: a step offers `output` and `state`"),
+                    format!("unknown reference {name}: a step offers `output`, `state` and `error`"),
                 ),
                 Some(_) => {}
             },
@@ -705,6 +1167,50 @@ impl References<'_> {
                 ),
             ),
         }
+    }
+}
+
+/// What one template may read: the steps that have run by then, and whether `item` and
+/// `index` (a `for_each` step's input) or `failure` (an `on_failure` step) are there.
+#[derive(Clone, Copy)]
+struct Scope<'a> {
+    steps: Visible<'a>,
+    /// More visible steps (an on_failure step sees every main step too).
+    more: Option<Visible<'a>>,
+    item: bool,
+    failure: bool,
+}
+
+impl<'a> Scope<'a> {
+    fn steps(steps: Visible<'a>) -> Scope<'a> {
+        Scope {
+            steps,
+            more: None,
+            item: false,
+            failure: false,
+        }
+    }
+
+    fn or(self, more: Visible<'a>) -> Scope<'a> {
+        Scope {
+            more: Some(more),
+            ..self
+        }
+    }
+
+    fn with_item(self) -> Scope<'a> {
+        Scope { item: true, ..self }
+    }
+
+    fn with_failure(self) -> Scope<'a> {
+        Scope {
+            failure: true,
+            ..self
+        }
+    }
+
+    fn contains(&self, i: usize) -> bool {
+        self.steps.contains(i) || self.more.is_some_and(|m| m.contains(i))
     }
 }
 
@@ -801,6 +1307,7 @@ impl Ancestors {
 }
 
 /// The steps visible from one place: a bit set of step indices.
+#[derive(Clone, Copy)]
 struct Visible<'a>(&'a [u64]);
 
 impl Visible<'_> {
@@ -813,12 +1320,12 @@ impl Visible<'_> {
 /// when any is exceeded.
 fn check_sizes(definition: &Definition, limits: &Limits, problems: &mut Collector) -> bool {
     let before = problems.0.len() + problems.1;
-    if definition.steps.len() > limits.steps {
+    let steps = definition.steps.len() + definition.on_failure.len();
+    if steps > limits.steps {
         problems.add(
             "steps",
             format!(
-                "{} steps; a workflow may have at most {} (limits.steps)",
-                definition.steps.len(),
+                "{steps} steps (on_failure included); a workflow may have at most {} (limits.steps)",
                 limits.steps
             ),
         );
@@ -846,13 +1353,24 @@ fn check_sizes(definition: &Definition, limits: &Limits, problems: &mut Collecto
             );
         }
     };
-    for (i, step) in definition.steps.iter().enumerate() {
-        let _ = weft_template::walk::<()>(&step.input, &mut |at, text| {
-            too_long(format!("steps[{i}].input.{at}"), text);
+    let paths = (0..definition.steps.len())
+        .map(|i| format!("steps[{i}]"))
+        .chain((0..definition.on_failure.len()).map(|k| format!("on_failure[{k}]")));
+    for (path, step) in paths.zip(definition.all_steps()) {
+        let prefix = if step.pauses() {
+            path.clone()
+        } else {
+            format!("{path}.input")
+        };
+        let _ = weft_template::walk::<()>(&step.call_template(), &mut |at, text| {
+            too_long(format!("{prefix}.{at}"), text);
             Ok(Value::Null)
         });
         if let Some(when) = &step.when {
-            too_long(format!("steps[{i}].when"), when);
+            too_long(format!("{path}.when"), when);
+        }
+        if let Some(for_each) = &step.for_each {
+            too_long(format!("{path}.for_each"), for_each);
         }
     }
     let _ = weft_template::walk::<()>(&Value::Object(definition.outputs.clone()), &mut |at, text| {

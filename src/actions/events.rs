@@ -26,6 +26,14 @@ pub const EVENTS: &[(&str, &str)] = &[
     ("execution.canceled", "a run was canceled"),
     ("execution.rejected", "an approval rejected a run"),
     ("interaction.created", "a step began waiting for a person"),
+    (
+        "interaction.reminder",
+        "a step still waits for a person after its remind_every",
+    ),
+    (
+        "interaction.escalated",
+        "an interaction expired and was handed to other people",
+    ),
     ("plugin.uploaded", "a plugin version was added"),
 ];
 
@@ -94,6 +102,22 @@ impl ActionEvent {
                 "expires_at": waiting.and_then(|w| w.expires_at).map(rfc3339),
             }),
         }
+    }
+
+    /// Step `step` of `run` still waits for a person: reminder number `count`.
+    pub fn interaction_reminder(run: &RunRecord, step: &StepName, count: u32) -> ActionEvent {
+        let mut event = ActionEvent::interaction_created(run, step);
+        event.name = "interaction.reminder";
+        event.data["reminder"] = json!(count);
+        event
+    }
+
+    /// Step `step` of `run` expired and now waits for `to`.
+    pub fn interaction_escalated(run: &RunRecord, step: &StepName, to: &[String]) -> ActionEvent {
+        let mut event = ActionEvent::interaction_created(run, step);
+        event.name = "interaction.escalated";
+        event.data["escalated_to"] = json!(to);
+        event
     }
 
     /// A plugin version was added.

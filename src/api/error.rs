@@ -140,6 +140,19 @@ impl From<RestartError> for ApiError {
     }
 }
 
+impl From<crate::engine::RetryError> for ApiError {
+    fn from(error: crate::engine::RetryError) -> Self {
+        use crate::engine::RetryError;
+        let message = error.to_string();
+        match error {
+            RetryError::UnknownRun(_) | RetryError::UnknownVersion(_) => ApiError::not_found(message),
+            RetryError::NotRetryable(_) => ApiError::conflict(message),
+            RetryError::Invalid(_) => ApiError::bad_request(message),
+            RetryError::Internal(e) => ApiError::internal(e),
+        }
+    }
+}
+
 impl From<AddError> for ApiError {
     fn from(error: AddError) -> Self {
         let message = error.to_string();

@@ -73,7 +73,7 @@ pub async fn start(
     };
     let options = StartOptions {
         idempotency_key,
-        restarted_from: None,
+        ..StartOptions::default()
     };
     let id = state
         .engine
@@ -101,6 +101,7 @@ async fn started(state: &AppState, workflow_id: &str, id: RunId, wait: bool) -> 
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only runs in this state.
     state: Option<String>,
@@ -116,7 +117,15 @@ pub struct ListQuery {
     cursor: Option<String>,
     /// Only runs started by this user; `me` is the caller.
     started_by: Option<String>,
+    /// `input.NAME=VALUE`: only runs whose input NAME is VALUE (exact, on top-level string,
+    /// number and boolean inputs; several allowed). Read from an index, never a scan.
+    #[serde(flatten)]
+    #[param(value_type = Object)]
+    filters: std::collections::BTreeMap<String, String>,
 }
+
+/// Most `input.NAME` filters in one listing.
+const MAX_INPUT_FILTERS: usize = 8;
 
 /// Runs of one workflow, newest first, filtered and paged.
 #[utoipa::path(get, path = "/v1/workflows/{id}/executions", tag = "executions",
@@ -168,6 +177,24 @@ async fn list_runs(state: &AppState, caller: &Caller, query: ListQuery) -> Resul
         .started_by
         .as_deref()
         .map(|who| if who == "me" { caller.0.name.as_str() } else { who });
+    let mut inputs = Vec::new();
+    for (key, value) in &query.filters {
+        match key.strip_prefix("input.") {
+            Some(name) if !name.is_empty() => inputs.push((name.to_owned(), value.clone())),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter {}: filter by state, workflow, started_after, \
+                     started_before, started_by or input.NAME",
+                    crate::limits::clip(key)
+                )))
+            }
+        }
+    }
+    if inputs.len() > MAX_INPUT_FILTERS {
+        return Err(ApiError::bad_request(format!(
+            "at most {MAX_INPUT_FILTERS} input.NAME filters at once"
+        )));
+    }
     let keep = |run: &RunRecord| {
         caller.0.may_read_run(run)
             && started_by.is_none_or(|who| run.started_by == who)
@@ -181,6 +208,7 @@ async fn list_runs(state: &AppState, caller: &Caller, query: ListQuery) -> Resul
         state: wanted,
         before: cursor,
         limit: limit + 1,
+        inputs,
     };
     let mut runs = state.engine.runs(query, keep).await?;
     let next_cursor = if runs.len() > limit {
@@ -444,4 +472,55 @@ pub async fn restart(
         .map_err(|e| ApiError::bad_request(format!("invalid restart body: {e}")))?;
     let id = state.engine.restart(run.id, body.version, &caller.0.name).await?;
     started(&state, &wf, id, false).await
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetryBody {
+    /// Move the run to this version of its workflow; completed steps of the same name stay.
+    version: Option<u64>,
+    /// The failed step whose `input` is corrected.
+    step: Option<String>,
+    /// A corrected input for `step` (a map), used instead of its rendered input.
+    #[schema(value_type = Object)]
+    input: Option<Value>,
+}
+
+/// Continues a failed (or canceled) run from its failed step: completed steps and their
+/// answers stay; the failed steps and what depends on them run again, optionally on another
+/// version or with a corrected input for one step. Who retried is recorded in the run.
+#[utoipa::path(post, path = "/v1/workflows/{id}/executions/{eid}/retry", tag = "executions",
+    params(("id" = String, Path, description = "Workflow id"), ("eid" = String, Path, description = "Execution id")),
+    request_body(content = RetryBody, description = "Optional {\"version\": N, \"step\": NAME, \"input\": {...}}"),
+    responses((status = 200, description = "The run, going again", body = serde_json::Value),
+        (status = 400, description = "A bad corrected input", body = super::error::ErrorBody),
+        (status = 404, description = "No such run or version", body = super::error::ErrorBody),
+        (status = 409, description = "The run has not failed", body = super::error::ErrorBody)))]
+pub async fn retry(
+    State(state): State<AppState>,
+    PathParams((wf, eid)): PathParams<(String, String)>,
+    caller: Caller,
+    RawBody(body): RawBody,
+) -> Result<Json<Value>, ApiError> {
+    let run = find(&state, &caller, Action::ManageRuns, &wf, &eid).await?;
+    let body: RetryBody = serde_json::from_value(json_or_empty(&body)?)
+        .map_err(|e| ApiError::bad_request(format!("invalid retry body: {e}")))?;
+    let step_input = match (body.step, body.input) {
+        (Some(step), Some(input)) => Some((step, input)),
+        (None, None) => None,
+        _ => {
+            return Err(ApiError::bad_request(
+                "give `step` and `input` together: the step whose input is corrected, and the input",
+            ))
+        }
+    };
+    let options = crate::engine::RetryOptions {
+        version: body.version,
+        step_input,
+    };
+    let run = state.engine.retry(run.id, &caller.0.name, options).await?;
+    Ok(Json(views::execution(
+        &run,
+        state.engine.workflow_of(&run).await.ok().as_deref(),
+    )))
 }

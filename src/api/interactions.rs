@@ -8,45 +8,66 @@ use super::extract::{PathParams, QueryParams, RawBody};
 use super::{json_or_empty, views, AppState};
 use crate::auth::{Action, Role};
 use crate::names::RunId;
-use crate::run::{RunRecord, StepState};
+use crate::run::{RunRecord, StepState, Unit};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-fn waiting_step(run: &RunRecord) -> Result<usize, ApiError> {
-    run.steps
-        .iter()
-        .position(|s| s.state == StepState::Waiting)
-        .ok_or_else(|| {
+/// The interaction asked for (`?step=Name` or `?step=Name[3]` for an item), or the first
+/// pending one.
+fn waiting_step(run: &RunRecord, step: Option<&str>) -> Result<Unit, ApiError> {
+    let pending = |u: &Unit| {
+        run.record(*u)
+            .is_some_and(|r| r.state == StepState::Waiting && r.waiting.is_some())
+    };
+    if let Some(name) = step {
+        return run.unit_named(name).filter(pending).ok_or_else(|| {
             ApiError::not_found(format!(
-                "run {} has no pending interaction (it is {})",
+                "step {} of run {} has no pending interaction; {}",
+                crate::limits::clip(name),
                 run.id,
-                run.state.as_str()
+                run.describe_waiting()
             ))
-        })
+        });
+    }
+    run.units().find(pending).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "run {} has no pending interaction (it is {})",
+            run.id,
+            run.state.as_str()
+        ))
+    })
 }
 
 /// The pending form: step, prompt, typed fields, assignees, expiry.
 #[utoipa::path(get, path = "/v1/workflows/{id}/executions/{eid}/interaction", tag = "interactions",
-    params(("id" = String, Path, description = "Workflow id"), ("eid" = String, Path, description = "Execution id")),
+    params(("id" = String, Path, description = "Workflow id"), ("eid" = String, Path, description = "Execution id"), WhichStep),
     responses((status = 200, description = "The pending interaction", body = serde_json::Value),
         (status = 404, description = "No such run, or nothing pending", body = super::error::ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     PathParams((wf, eid)): PathParams<(String, String)>,
+    QueryParams(which): QueryParams<WhichStep>,
     caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
     let run = find(&state, &caller, Action::ReadInteractions, &wf, &eid).await?;
-    let step = waiting_step(&run)?;
-    Ok(Json(views::interaction(&run, step)))
+    let unit = waiting_step(&run, which.step.as_deref())?;
+    Ok(Json(views::interaction(&run, unit)))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct WhichStep {
+    /// The waiting step, or item of a `for_each` step (`Name[3]`); the first pending one by
+    /// default.
+    step: Option<String>,
 }
 
 /// Answers the pending interaction with vRO's ExecutionContext (`{"parameters": [...]}`;
 /// `{}` answers with no values, so defaults apply).
 #[utoipa::path(post, path = "/v1/workflows/{id}/executions/{eid}/interaction", tag = "interactions",
-    params(("id" = String, Path, description = "Workflow id"), ("eid" = String, Path, description = "Execution id")),
+    params(("id" = String, Path, description = "Workflow id"), ("eid" = String, Path, description = "Execution id"), WhichStep),
     request_body(content = serde_json::Value, content_type = "application/json"),
     responses((status = 204, description = "Answered"),
         (status = 400, description = "A field is missing or wrong", body = super::error::ErrorBody),
@@ -55,6 +76,7 @@ pub async fn get(
 pub async fn answer(
     State(state): State<AppState>,
     PathParams((wf, eid)): PathParams<(String, String)>,
+    QueryParams(which): QueryParams<WhichStep>,
     caller: Caller,
     RawBody(body): RawBody,
 ) -> Result<StatusCode, ApiError> {
@@ -64,14 +86,14 @@ pub async fn answer(
         Some(parameters) => super::params::execution_context(parameters)?,
         None => serde_json::Map::new(),
     };
-    let Ok(step) = waiting_step(&run) else {
+    let Ok(unit) = waiting_step(&run, which.step.as_deref()) else {
         return Err(ApiError::conflict(format!(
             "run {} has no pending interaction (it is {}); it may have been answered already",
             run.id,
             run.state.as_str()
         )));
     };
-    let step = &run.steps[step];
+    let step = run.record(unit).expect("a waiting unit");
     let signal = step
         .waiting
         .as_ref()
@@ -147,13 +169,14 @@ pub async fn list(
     };
     let mut items = Vec::new();
     for run in state.engine.waiting_runs().await? {
-        for (i, step) in run.steps.iter().enumerate() {
+        for unit in run.units() {
+            let Some(step) = run.record(unit) else { continue };
             let Some(waiting) = step.waiting.as_ref().filter(|_| step.state == StepState::Waiting) else {
                 continue;
             };
             let assigned = !waiting.assignees.is_empty() && person.may_answer(&waiting.assignees);
             if assigned || (!only_mine && caller.0.role != Role::Approver) {
-                items.push(views::interaction(&run, i));
+                items.push(views::interaction(&run, unit));
             }
         }
     }

@@ -8,6 +8,7 @@ mod actions;
 mod auth;
 mod bundles;
 mod error;
+mod events;
 mod executions;
 mod extract;
 mod hooks;
@@ -15,6 +16,7 @@ mod interactions;
 mod operations;
 mod params;
 mod plugins;
+mod schedules;
 mod tokens;
 mod views;
 mod workflows;
@@ -83,6 +85,7 @@ pub struct Options {
         executions::export_logs,
         executions::statistics,
         executions::restart,
+        executions::retry,
         interactions::get,
         interactions::answer,
         interactions::cancel,
@@ -93,9 +96,13 @@ pub struct Options {
         actions::conditions, actions::log, actions::outbox,
         operations::list_grants, operations::get_grant, operations::set_grant,
         operations::delete_grant, operations::runners,
+        events::send,
+        schedules::create, schedules::list, schedules::get, schedules::pause, schedules::resume,
+        schedules::delete,
     ),
     components(schemas(error::ErrorBody, interactions::Signal, tokens::NewToken, crate::auth::Role,
-        crate::plugins::grants::GrantSpec)),
+        crate::plugins::grants::GrantSpec, events::EventBody, crate::schedule::ScheduleDefinition,
+        crate::schedule::Overlap, crate::schedule::CatchUp)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
 )]
@@ -178,6 +185,7 @@ pub fn router(engine: Engine, options: &Options) -> Router {
         .route(&format!("{executions}/logs/export"), get(executions::export_logs))
         .route(&format!("{executions}/statistics"), get(executions::statistics))
         .route(&format!("{executions}/restart"), post(executions::restart))
+        .route(&format!("{executions}/retry"), post(executions::retry))
         .route(
             &format!("{executions}/interaction"),
             get(interactions::get)
@@ -197,6 +205,14 @@ pub fn router(engine: Engine, options: &Options) -> Router {
                 .delete(operations::delete_grant),
         )
         .route("/v1/runners", get(operations::runners))
+        .route("/v1/events", post(events::send))
+        .route("/v1/schedules", post(schedules::create).get(schedules::list))
+        .route(
+            "/v1/schedules/{id}",
+            get(schedules::get).delete(schedules::delete),
+        )
+        .route("/v1/schedules/{id}/pause", post(schedules::pause))
+        .route("/v1/schedules/{id}/resume", post(schedules::resume))
         .route(
             "/v1/actions/targets",
             post(actions::create_target).get(actions::list_targets),

@@ -1,7 +1,7 @@
 //! What the API shows of runs: the run record with secure inputs masked, plus what it waits
 //! for now.
 
-use crate::run::{RunRecord, RunState, StepState};
+use crate::run::{RunRecord, RunState, StepState, Unit};
 use crate::workflow::Workflow;
 use serde_json::{json, Value};
 
@@ -14,19 +14,33 @@ pub fn execution(run: &RunRecord, workflow: Option<&Workflow>) -> Value {
     }
     if let Some(object) = value.as_object_mut() {
         object.insert("waiting_steps".into(), json!(run.waiting_step_names()));
+        object.insert("children".into(), json!(run.children().collect::<Vec<_>>()));
         for step in object
             .get_mut("steps")
             .and_then(Value::as_array_mut)
             .into_iter()
             .flatten()
         {
-            if let Some(waiting) = step.get_mut("waiting").and_then(Value::as_object_mut) {
-                // The plugin's private state is not for clients.
-                waiting.remove("state");
+            hide_plugin_state(step);
+            let items = step
+                .get_mut("map")
+                .and_then(|m| m.get_mut("active"))
+                .and_then(Value::as_object_mut);
+            for item in items.into_iter().flat_map(|m| m.values_mut()) {
+                if let Some(record) = item.get_mut("record") {
+                    hide_plugin_state(record);
+                }
             }
         }
     }
     value
+}
+
+/// The plugin's private state of a waiting step is not for clients.
+fn hide_plugin_state(step: &mut Value) {
+    if let Some(waiting) = step.get_mut("waiting").and_then(Value::as_object_mut) {
+        waiting.remove("state");
+    }
 }
 
 /// `GET .../state`: the state alone, as vRO returns it.
@@ -34,9 +48,11 @@ pub fn state(run: &RunRecord) -> Value {
     json!({"id": run.id, "state": run.state, "waiting_steps": run.waiting_step_names()})
 }
 
-/// The pending interaction of a waiting step, as a form.
-pub fn interaction(run: &RunRecord, step: usize) -> Value {
-    let s = &run.steps[step];
+/// The pending interaction of a waiting step (or item of a `for_each` step), as a form.
+pub fn interaction(run: &RunRecord, unit: Unit) -> Value {
+    let Some(s) = run.record(unit) else {
+        return Value::Null;
+    };
     let waiting = s.waiting.as_ref();
     json!({
         "execution_id": run.id,

@@ -94,6 +94,12 @@ pub async fn measure(
         .with("writes_per_commit", fresh.batches.writes_per_commit()),
     );
 
+    progress(&format!("for_each over {} items", sizes.items));
+    figures.insert(
+        "for_each_items_per_s",
+        for_each_items(&engine, sizes.items, fresh_rate).await?,
+    );
+
     progress(&format!(
         "durable throughput with {} finished runs",
         sizes.history
@@ -199,6 +205,48 @@ async fn durable_throughput(engine: &Engine, workflow: &Arc<Workflow>, runs: usi
         batches: floors::Batches::read(stats).since(&before),
         sample: sample.ok_or_else(|| anyhow!("no runs were measured"))?,
     })
+}
+
+/// Items of the `for_each` figure under way at once.
+const MAP_CONCURRENCY: usize = 64;
+
+/// One run mapping a no-op step over `items` items, 64 at a time: items per second, against
+/// the durable transitions per second of the same bench run (`floor`). An item is two
+/// transitions (started, done), as a step is, so the goal is half the floor.
+async fn for_each_items(engine: &Engine, items: usize, floor: f64) -> Result<Figure> {
+    let yaml = format!(
+        "id: bench-map\nsteps:\n  - name: Each\n    plugin: echo\n    for_each: \"{{{{ range({items}) | list }}}}\"\n    concurrency: {MAP_CONCURRENCY}\n    input: {{n: \"{{{{ item }}}}\"}}\n"
+    );
+    let definition =
+        crate::workflow::parse(&yaml, &crate::limits::Limits::default()).map_err(|p| anyhow!("{p}"))?;
+    let workflow = engine.register(definition).await.map_err(|e| anyhow!("{e}"))?;
+    super::settle_disk();
+    let started = Instant::now();
+    let id = engine
+        .start(&workflow, Map::new(), "bench")
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    let run = engine.settled(id).await?;
+    let elapsed = started.elapsed();
+    let outputs = run.steps[0]
+        .output
+        .as_ref()
+        .and_then(|o| o.as_array())
+        .map_or(0, Vec::len);
+    if run.state != RunState::Completed || outputs != items {
+        bail!(
+            "correctness: the for_each run ended {} with {outputs} of {items} outputs",
+            run.state.as_str()
+        );
+    }
+    Ok(Figure::new(
+        items as f64 / elapsed.as_secs_f64(),
+        "items/s",
+        floor,
+        "durable_transitions_per_s, same run",
+    )
+    .with("items", items as f64)
+    .with("concurrency", MAP_CONCURRENCY as f64))
 }
 
 /// Stores `count` copies of a finished run (with its log) under new ids, as the history of a

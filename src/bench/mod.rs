@@ -68,6 +68,8 @@ pub struct Sizes {
     pub waiting: usize,
     /// Finished runs in the database for the history figures.
     pub history: usize,
+    /// Items of the `for_each` figure.
+    pub items: usize,
 }
 
 impl Sizes {
@@ -78,6 +80,7 @@ impl Sizes {
         client_runs: 20_000,
         waiting: 100_000,
         history: 100_000,
+        items: 10_000,
     };
     pub const QUICK: Sizes = Sizes {
         calls: 50,
@@ -86,6 +89,7 @@ impl Sizes {
         client_runs: 128,
         waiting: 100,
         history: 100,
+        items: 200,
     };
 }
 

@@ -2,7 +2,7 @@
 //! process.
 
 use super::show;
-use super::{AnswerArgs, CancelArgs, DbArgs, RunArgs, ServeArgs, StartArgs, ValidateArgs};
+use super::{AnswerArgs, CancelArgs, DbArgs, RetryArgs, RunArgs, ServeArgs, StartArgs, ValidateArgs};
 use crate::engine::{AnswerError, Engine, EngineOptions, Event, RunQuery, StartError};
 use crate::names::RunId;
 use crate::plugins::grants::GrantSpec;
@@ -367,11 +367,7 @@ pub async fn resume(db: DbArgs) -> Result<ExitCode> {
     let resumed = engine.recover().await?;
     let fired = engine.fire_due_timers().await?;
     // Timers may have set more runs going; wait for every one that is under way.
-    let query = RunQuery {
-        state: Some(RunState::Running),
-        before: None,
-        limit: usize::MAX,
-    };
+    let query = RunQuery::new(Some(RunState::Running), usize::MAX);
     for run in engine.runs(query, |_| true).await? {
         let run = engine.settled(run.id).await?;
         println!("{}", show::one_line(&run));
@@ -391,16 +387,20 @@ pub async fn cancel(args: CancelArgs) -> Result<ExitCode> {
 }
 
 /// `weft runs list`.
-pub async fn list_runs(db: DbArgs, state: Option<String>, json: bool) -> Result<ExitCode> {
+pub async fn list_runs(
+    db: DbArgs,
+    state: Option<String>,
+    inputs: Vec<(String, String)>,
+    json: bool,
+) -> Result<ExitCode> {
     let state: Option<RunState> = state
         .map(|s| s.parse())
         .transpose()
         .map_err(|e: String| anyhow!(e))?;
     let engine = open_engine(&db).await?;
     let query = RunQuery {
-        state,
-        before: None,
-        limit: usize::MAX,
+        inputs,
+        ..RunQuery::new(state, usize::MAX)
     };
     let runs = engine.runs(query, |_| true).await?;
     if json {
@@ -706,4 +706,85 @@ pub async fn copy_database(from: &str, to: &str) -> Result<ExitCode> {
         eprintln!("  {count:>9} {kind}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `weft retry RUN` on the database: continues the failed run from its failed step, audited
+/// as the operating-system user (or `--as`).
+pub async fn retry(args: RetryArgs) -> Result<ExitCode> {
+    let id: RunId = args.run.parse().map_err(|e: String| anyhow!(e))?;
+    let engine = working_engine(&args.db).await?;
+    let by = args.identity.person().name;
+    let step_input = match (args.step, args.input) {
+        (Some(step), Some(input)) => Some((step, serde_json::from_str(&input).context("--input: not JSON")?)),
+        _ => None,
+    };
+    let options = crate::engine::RetryOptions {
+        version: args.version,
+        step_input,
+    };
+    engine.retry(id, &by, options).await?;
+    engine.record_audit(&cli_audit(&by, &format!("weft retry {id}")));
+    let run = engine.settled(id).await?;
+    engine.stop().await;
+    eprintln!("run {id} retried by {by}: {}", run.state.as_str());
+    Ok(exit_code(&run))
+}
+
+/// `weft schedule create` on the local database.
+pub async fn create_schedule(
+    db: DbArgs,
+    definition: crate::schedule::ScheduleDefinition,
+    by: &str,
+) -> Result<Value> {
+    let engine = open_engine(&db).await?;
+    let record = engine
+        .create_schedule(definition, by)
+        .await
+        .map_err(schedule_error)?;
+    Ok(record.view())
+}
+
+/// `weft schedule list` on the local database.
+pub async fn schedules(db: DbArgs) -> Result<Vec<Value>> {
+    let engine = open_engine(&db).await?;
+    let all = engine.schedules().await.map_err(schedule_error)?;
+    Ok(all.iter().map(crate::schedule::ScheduleRecord::view).collect())
+}
+
+/// `weft schedule show|pause|resume ID` on the local database: `pause` is none to only read.
+pub async fn schedule_op(db: DbArgs, id: &str, pause: Option<bool>) -> Result<Value> {
+    let engine = open_engine(&db).await?;
+    let record = match pause {
+        Some(paused) => engine.pause_schedule(id, paused).await,
+        None => engine.schedule(id).await,
+    };
+    Ok(record.map_err(schedule_error)?.view())
+}
+
+/// `weft schedule delete ID` on the local database.
+pub async fn delete_schedule(db: DbArgs, id: &str) -> Result<()> {
+    open_engine(&db)
+        .await?
+        .delete_schedule(id)
+        .await
+        .map_err(schedule_error)
+}
+
+fn schedule_error(e: crate::engine::ScheduleError) -> anyhow::Error {
+    match e {
+        crate::engine::ScheduleError::Invalid(problems) => anyhow!("invalid schedule:\n{problems}"),
+        other => anyhow!(other),
+    }
+}
+
+/// `weft event send` on the local database: the runs that take the event go on here, and
+/// the command waits until they settle.
+pub async fn send_event(db: DbArgs, name: &str, key: &str, data: Value, by: &str) -> Result<Value> {
+    let engine = working_engine(&db).await?;
+    let receipt = engine.send_event(name, key, data, by).await?;
+    for run in &receipt.delivered {
+        engine.settled(*run).await?;
+    }
+    engine.quiesce().await;
+    Ok(serde_json::to_value(&receipt)?)
 }

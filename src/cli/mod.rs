@@ -27,6 +27,8 @@ enum Command {
     Resume(DbArgs),
     /// Cancel a run that has not finished.
     Cancel(CancelArgs),
+    /// Continue a failed run from its failed step: completed steps and answers stay.
+    Retry(RetryArgs),
     /// Read runs.
     #[command(subcommand)]
     Runs(RunsCommand),
@@ -45,6 +47,12 @@ enum Command {
     /// so every runner applies the same ones.
     #[command(subcommand)]
     Grant(GrantCommand),
+    /// Start workflows by themselves: on a cron expression in a time zone, or an interval.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+    /// Send events to steps waiting for them (`wait_for`).
+    #[command(subcommand)]
+    Event(EventCommand),
     /// Work on whole databases.
     #[command(subcommand)]
     Db(DbCommand),
@@ -229,6 +237,116 @@ enum TokenCommand {
 }
 
 #[derive(Subcommand)]
+enum ScheduleCommand {
+    /// Create a schedule: --cron (with --timezone) or --every, for a workflow and its inputs.
+    Create {
+        /// The workflow it starts.
+        #[arg(long)]
+        workflow: String,
+        /// Always this version [default: the active version at each fire].
+        #[arg(long)]
+        version: Option<u64>,
+        /// Five fields: minute hour day-of-month month day-of-week, such as "0 9 * * 1-5".
+        #[arg(long)]
+        cron: Option<String>,
+        /// The IANA time zone the cron expression is read in [default: UTC].
+        #[arg(long)]
+        timezone: Option<String>,
+        /// A fixed interval instead of --cron, such as 15m.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        every: Option<std::time::Duration>,
+        /// A workflow input, NAME=VALUE; repeat for several.
+        #[arg(short, long = "input", value_name = "NAME=VALUE")]
+        inputs: Vec<String>,
+        /// The schedule's id [default: made from the workflow's].
+        #[arg(long)]
+        id: Option<String>,
+        /// While the previous run has not finished: skip the fire, queue it, or allow it.
+        #[arg(long, value_enum, default_value = "skip")]
+        overlap: crate::schedule::Overlap,
+        /// Fires missed while no runner ran: none, or the latest one.
+        #[arg(long, value_enum, default_value = "none")]
+        catch_up: crate::schedule::CatchUp,
+        /// Create it paused.
+        #[arg(long)]
+        paused: bool,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        identity: Identity,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// List schedules with their next fire.
+    List {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Show a schedule and its next fire times as JSON.
+    Show {
+        id: String,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Stop a schedule from firing until resumed.
+    Pause {
+        id: String,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Let a paused schedule fire again, from now.
+    Resume {
+        id: String,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Delete a schedule; the runs it started stay.
+    Delete {
+        id: String,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum EventCommand {
+    /// Send an event: every step waiting for its name and key takes it (`data` becomes the
+    /// step's output); steps that begin waiting within their lookback take it later.
+    Send {
+        /// The event's name, such as payment.received.
+        name: String,
+        /// The key waiting steps match, such as an order id.
+        #[arg(long, default_value = "")]
+        key: String,
+        /// The event's data, as JSON.
+        #[arg(long, default_value = "{}")]
+        data: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        identity: Identity,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+#[derive(Subcommand)]
 enum GrantCommand {
     /// List every grant.
     List {
@@ -397,6 +515,26 @@ struct AnswerArgs {
 }
 
 #[derive(Args)]
+struct RetryArgs {
+    run: String,
+    /// Move the run to this version of its workflow (completed steps of the same name stay).
+    #[arg(long)]
+    version: Option<u64>,
+    /// The failed step whose input `--input` corrects.
+    #[arg(long, requires = "input")]
+    step: Option<String>,
+    /// A corrected input for `--step`, as a JSON map.
+    #[arg(long, requires = "step")]
+    input: Option<String>,
+    #[command(flatten)]
+    identity: Identity,
+    #[command(flatten)]
+    db: DbArgs,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+#[derive(Args)]
 struct CancelArgs {
     run: String,
     #[command(flatten)]
@@ -412,6 +550,9 @@ enum RunsCommand {
         /// Only runs in this state (waiting, completed, ...).
         #[arg(long)]
         state: Option<String>,
+        /// Only runs with this input, NAME=VALUE; repeat for several.
+        #[arg(long = "input", value_name = "NAME=VALUE")]
+        inputs: Vec<String>,
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -501,12 +642,27 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Cancel(args) => local::cancel(args).await,
         Command::Runs(RunsCommand::List {
             state,
+            inputs,
             json,
             db,
             server,
-        }) => match server.remote() {
-            Some(client) => remote::list_runs(&client, state, json).await,
-            None => local::list_runs(db, state, json).await,
+        }) => {
+            let inputs = inputs
+                .iter()
+                .map(|pair| {
+                    pair.split_once('=')
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .ok_or_else(|| anyhow::anyhow!("--input {pair}: use NAME=VALUE"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            match server.remote() {
+                Some(client) => remote::list_runs(&client, state, inputs, json).await,
+                None => local::list_runs(db, state, inputs, json).await,
+            }
+        }
+        Command::Retry(args) => match args.server.remote() {
+            Some(client) => remote::retry(&client, args).await,
+            None => local::retry(args).await,
         },
         Command::Runs(RunsCommand::Show {
             run,
@@ -628,6 +784,94 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Some(client) => remote::delete_grant(&client, &plugin).await,
             None => local::delete_grant(db, &plugin, &identity.person().name).await,
         },
+        Command::Schedule(ScheduleCommand::Create {
+            workflow,
+            version,
+            cron,
+            timezone,
+            every,
+            inputs,
+            id,
+            overlap,
+            catch_up,
+            paused,
+            json,
+            identity,
+            db,
+            server,
+        }) => {
+            let definition = crate::schedule::ScheduleDefinition {
+                id,
+                workflow,
+                version,
+                cron,
+                timezone,
+                every,
+                input: local::parse_inputs(&inputs)?,
+                overlap,
+                catch_up,
+                paused,
+                description: String::new(),
+            };
+            let created = match server.remote() {
+                Some(client) => remote::create_schedule(&client, &definition).await?,
+                None => local::create_schedule(db, definition, &identity.person().name).await?,
+            };
+            show::schedule(&created, json)
+        }
+        Command::Schedule(ScheduleCommand::List { json, db, server }) => {
+            let all = match server.remote() {
+                Some(client) => remote::schedules(&client).await?,
+                None => local::schedules(db).await?,
+            };
+            show::schedules(&all, json)
+        }
+        Command::Schedule(ScheduleCommand::Show { id, db, server }) => {
+            let one = match server.remote() {
+                Some(client) => remote::schedule_op(&client, reqwest::Method::GET, &id, "").await?,
+                None => local::schedule_op(db, &id, None).await?,
+            };
+            show::schedule(&one, true)
+        }
+        Command::Schedule(ScheduleCommand::Pause { id, db, server }) => {
+            let one = match server.remote() {
+                Some(client) => remote::schedule_op(&client, reqwest::Method::POST, &id, "/pause").await?,
+                None => local::schedule_op(db, &id, Some(true)).await?,
+            };
+            show::schedule(&one, false)
+        }
+        Command::Schedule(ScheduleCommand::Resume { id, db, server }) => {
+            let one = match server.remote() {
+                Some(client) => remote::schedule_op(&client, reqwest::Method::POST, &id, "/resume").await?,
+                None => local::schedule_op(db, &id, Some(false)).await?,
+            };
+            show::schedule(&one, false)
+        }
+        Command::Schedule(ScheduleCommand::Delete { id, db, server }) => {
+            match server.remote() {
+                Some(client) => remote::delete_schedule(&client, &id).await?,
+                None => local::delete_schedule(db, &id).await?,
+            }
+            println!("deleted schedule {id}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Event(EventCommand::Send {
+            name,
+            key,
+            data,
+            json,
+            identity,
+            db,
+            server,
+        }) => {
+            let data: serde_json::Value =
+                serde_json::from_str(&data).map_err(|e| anyhow::anyhow!("--data: not JSON: {e}"))?;
+            let receipt = match server.remote() {
+                Some(client) => remote::send_event(&client, &name, &key, &data).await?,
+                None => local::send_event(db, &name, &key, data, &identity.person().name).await?,
+            };
+            show::event_receipt(&receipt, json)
+        }
         Command::Db(DbCommand::Copy { from, to }) => local::copy_database(&from, &to).await,
         Command::Runners { json, db, server } => match server.remote() {
             Some(client) => remote::runners(&client, json).await,

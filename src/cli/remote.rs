@@ -171,12 +171,20 @@ pub async fn start(client: &Client, args: StartArgs) -> Result<ExitCode> {
 }
 
 /// `weft runs list --server URL`.
-pub async fn list_runs(client: &Client, state: Option<String>, json: bool) -> Result<ExitCode> {
+pub async fn list_runs(
+    client: &Client,
+    state: Option<String>,
+    inputs: Vec<(String, String)>,
+    json: bool,
+) -> Result<ExitCode> {
     let mut request = client
         .request(Method::GET, "/v1/executions")
         .query(&[("limit", "1000")]);
     if let Some(state) = &state {
         request = request.query(&[("state", state)]);
+    }
+    for (name, value) in &inputs {
+        request = request.query(&[(format!("input.{name}"), value)]);
     }
     let body = client.send(request).await?;
     let items = body["items"].as_array().cloned().unwrap_or_default();
@@ -197,6 +205,35 @@ pub async fn list_runs(client: &Client, state: Option<String>, json: bool) -> Re
             );
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weft retry RUN --server URL`.
+pub async fn retry(client: &Client, args: super::RetryArgs) -> Result<ExitCode> {
+    // The run's workflow is part of its URL: find it first.
+    let run = client
+        .send(client.request(Method::GET, &format!("/v1/executions/{}", args.run)))
+        .await?;
+    let workflow = run["workflow"]["id"].as_str().unwrap_or_default().to_owned();
+    let mut body = serde_json::Map::new();
+    if let Some(v) = args.version {
+        body.insert("version".into(), v.into());
+    }
+    if let Some(step) = &args.step {
+        body.insert("step".into(), step.clone().into());
+    }
+    if let Some(input) = &args.input {
+        body.insert("input".into(), serde_json::from_str(input)?);
+    }
+    let path = format!("/v1/workflows/{workflow}/executions/{}/retry", args.run);
+    let run = client
+        .send(client.request(Method::POST, &path).json(&body))
+        .await?;
+    println!(
+        "run {} retried: {}",
+        args.run,
+        run["state"].as_str().unwrap_or_default()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -362,4 +399,46 @@ pub async fn import_workflows(client: &Client, file: &std::path::Path, rename: &
         .map_err(|e| anyhow!("{}: {e}", file.display()))?;
     println!("{}", show::imported_line(&imported));
     Ok(ExitCode::SUCCESS)
+}
+
+/// `weft schedule create --server URL`.
+pub async fn create_schedule(
+    client: &Client,
+    definition: &crate::schedule::ScheduleDefinition,
+) -> Result<Value> {
+    client
+        .send(client.request(Method::POST, "/v1/schedules").json(definition))
+        .await
+}
+
+/// `weft schedule list --server URL`.
+pub async fn schedules(client: &Client) -> Result<Vec<Value>> {
+    let body = client.send(client.request(Method::GET, "/v1/schedules")).await?;
+    Ok(body["items"].as_array().cloned().unwrap_or_default())
+}
+
+/// `weft schedule show|pause|resume ID --server URL`: `action` is "" or "/pause", "/resume".
+pub async fn schedule_op(client: &Client, method: Method, id: &str, action: &str) -> Result<Value> {
+    client
+        .send(client.request(method, &format!("/v1/schedules/{id}{action}")))
+        .await
+}
+
+/// `weft schedule delete ID --server URL`.
+pub async fn delete_schedule(client: &Client, id: &str) -> Result<()> {
+    client
+        .send(client.request(Method::DELETE, &format!("/v1/schedules/{id}")))
+        .await?;
+    Ok(())
+}
+
+/// `weft event send NAME --server URL`.
+pub async fn send_event(client: &Client, name: &str, key: &str, data: &Value) -> Result<Value> {
+    client
+        .send(
+            client
+                .request(Method::POST, "/v1/events")
+                .json(&serde_json::json!({ "name": name, "key": key, "data": data })),
+        )
+        .await
 }

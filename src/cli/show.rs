@@ -350,3 +350,55 @@ pub fn runner_line(runner: &serde_json::Value) -> String {
         },
     )
 }
+
+/// A schedule: its line, or with `json` the whole view.
+pub fn schedule(view: &Value, json: bool) -> Result<std::process::ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(view)?);
+    } else {
+        let record: crate::schedule::ScheduleRecord = serde_json::from_value(view.clone())?;
+        println!("{}", record.line());
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Schedules, one line each (or JSON).
+pub fn schedules(views: &[Value], json: bool) -> Result<std::process::ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(views)?);
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
+    for view in views {
+        let record: crate::schedule::ScheduleRecord = serde_json::from_value(view.clone())?;
+        println!("{}", record.line());
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// What sending an event did.
+pub fn event_receipt(receipt: &Value, json: bool) -> Result<std::process::ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(receipt)?);
+    } else {
+        let runs: Vec<&str> = receipt["delivered"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        println!(
+            "event {} {} (key {:?}): taken by {} run(s){}; kept until {}",
+            receipt["id"].as_str().unwrap_or(""),
+            receipt["name"].as_str().unwrap_or(""),
+            receipt["key"].as_str().unwrap_or(""),
+            runs.len(),
+            if runs.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", runs.join(", "))
+            },
+            receipt["kept_until"].as_str().unwrap_or("")
+        );
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}

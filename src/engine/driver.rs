@@ -21,8 +21,8 @@ use super::transition::{self, Transition};
 use super::{Engine, RunGuard, RunHandle};
 use crate::names::{RunId, StepName};
 use crate::plugins::{CallContext, Limits, Resolved};
-use crate::run::{RunRecord, StepRecord, StepState};
-use crate::store::{Notice, StoreError, Write};
+use crate::run::{RunRecord, StepRecord, StepState, Unit};
+use crate::store::{Notice, StoreError, Timer, TimerKind, Write};
 use crate::workflow::Workflow;
 use anyhow::{anyhow, Result};
 use serde_json::Value;
@@ -37,6 +37,16 @@ const ERROR_PAUSE: Duration = Duration::from_secs(1);
 
 /// Runs claimed from dead runners at a time.
 const CLAIM_BATCH: usize = 100;
+
+/// `for_each` item results read at a time.
+const ITEM_PAGE: usize = 1000;
+
+/// A plugin call's result waiting to be recorded.
+pub(super) struct Returned {
+    unit: Unit,
+    attempt: u32,
+    report: crate::plugins::CallReport,
+}
 
 /// What a commit did.
 pub(super) enum Committed {
@@ -120,11 +130,27 @@ impl Engine {
             "only a run's owner starts its steps"
         );
         let mut writes = std::mem::take(&mut tx.writes);
+        // A finished child hands its result to its parent through a timer due now: written
+        // with the child's last transition, it fires once, on some runner, even after a crash.
+        let finishing = run.state.is_finished() && run.revision.is_some();
+        if let (true, Some(parent)) = (finishing && tx.dirty, &run.parent) {
+            writes.push(Write::Timer(Timer {
+                due: crate::run::now(),
+                run: parent.run,
+                step: parent.step.clone(),
+                kind: TimerKind::Child,
+            }));
+        }
         if tx.dirty || !tx.to_start.is_empty() || owner != run.owner {
+            let mut index = run.index();
+            if run.revision.is_none() {
+                let workflow = self.workflow_by_digest(&run.workflow.digest).await?;
+                index.inputs = indexed_inputs(run, &workflow);
+            }
             writes.push(Write::Run {
                 id: run.id,
                 doc: serde_json::to_vec(&**run)?,
-                index: run.index(),
+                index,
                 expect: run.revision,
                 owner: owner.clone(),
             });
@@ -162,9 +188,15 @@ impl Engine {
         }
         if !tx.to_start.is_empty() {
             let workflow = self.workflow_by_digest(&run.workflow.digest).await?;
-            for (i, input) in tx.to_start {
-                self.spawn_call(run, &workflow, i, input);
+            for (unit, input) in tx.to_start {
+                self.spawn_call(run, &workflow, unit, input);
             }
+        }
+        for child in tx.cancel_children {
+            self.spawn_cancel(child, format!("its parent run {}", run.id));
+        }
+        for step in tx.event_waits {
+            self.spawn_event_lookup(run.id, step);
         }
         if !run.is_live() {
             self.wake_settled(run.id);
@@ -197,19 +229,38 @@ impl Engine {
         }
     }
 
-    /// Calls step `i`'s plugin on its own task, then records the result. A plain (not
-    /// async) function, so the task's `Send` check does not cycle through `commit`.
-    fn spawn_call(&self, run: &RunRecord, workflow: &Workflow, i: usize, input: Value) {
+    /// Calls `unit`'s plugin (or starts the child run of a step with `workflow`) on its own
+    /// task, then records the result. A plain (not async) function, so the task's `Send`
+    /// check does not cycle through `commit`.
+    fn spawn_call(&self, run: &RunRecord, workflow: &Workflow, unit: Unit, input: Value) {
+        let Some(record) = run.record(unit) else {
+            return;
+        };
         let engine = self.clone();
-        let ctx = call_context(run, i);
-        let plugin = run.steps[i].plugin.clone();
-        let limits = limits(workflow, i);
-        let call = (run.id, i, run.steps[i].attempt);
+        let call = (run.id, unit, record.attempt);
+        if let crate::workflow::Call::Workflow { id, version } = &workflow.steps[unit.step()].call {
+            let (target, version) = (id.clone(), *version);
+            tokio::spawn(async move {
+                let (id, _, attempt) = call;
+                if let Err(e) = engine
+                    .start_child(id, unit.step(), attempt, &target, version, input)
+                    .await
+                {
+                    tracing::error!("run {id}: cannot start the child run of {target}: {e:#}");
+                }
+            });
+            return;
+        }
+        let ctx = call_context(run, unit);
+        let Some(plugin) = record.plugin.clone() else {
+            return;
+        };
+        let limits = limits(workflow, unit.step());
         self.inner.in_flight.lock().expect("in-flight lock").insert(call);
         tokio::spawn(async move {
             let (id, _, attempt) = call;
             let report = engine.inner.plugins.run(&plugin, &ctx, &input, limits).await;
-            if let Err(e) = engine.step_returned(id, i, attempt, report).await {
+            if let Err(e) = engine.step_returned(id, unit, attempt, report).await {
                 tracing::error!("run {id}: cannot record the result of step {}: {e:#}", ctx.step);
             }
             // Only now: the steps this result started are in flight already, so `quiesce`
@@ -224,12 +275,24 @@ impl Engine {
         });
     }
 
-    pub(super) fn is_in_flight(&self, id: RunId, i: usize, attempt: u32) -> bool {
+    /// Cancels child run `child` on its own task (its parent ended). A plain function for
+    /// the same reason as [`Engine::spawn_call`].
+    fn spawn_cancel(&self, child: RunId, by: String) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            match engine.cancel(child, &by).await {
+                Ok(_) | Err(super::AnswerError::NotWaiting(_) | super::AnswerError::UnknownRun(_)) => {}
+                Err(e) => tracing::error!("child run {child}: cannot cancel it: {e}"),
+            }
+        });
+    }
+
+    pub(super) fn is_in_flight(&self, id: RunId, unit: Unit, attempt: u32) -> bool {
         self.inner
             .in_flight
             .lock()
             .expect("in-flight lock")
-            .contains(&(id, i, attempt))
+            .contains(&(id, unit, attempt))
     }
 
     /// Waits until no plugin call of this process is under way, so a short-lived command can
@@ -251,44 +314,78 @@ impl Engine {
         }
     }
 
-    /// Records a finished plugin call and moves the run on.
+    /// Records a finished plugin call and moves the run on. Results of the same run that
+    /// arrive while it is being committed wait and are recorded together, in one transition.
     async fn step_returned(
         &self,
         id: RunId,
-        i: usize,
+        unit: Unit,
         attempt: u32,
         report: crate::plugins::CallReport,
     ) -> Result<()> {
+        self.inner
+            .returned
+            .lock()
+            .expect("returned lock")
+            .entry(id)
+            .or_default()
+            .push(Returned {
+                unit,
+                attempt,
+                report,
+            });
         let mut run = self.lock(id).await?.ok_or_else(|| anyhow!("run {id} vanished"))?;
+        let results = self
+            .inner
+            .returned
+            .lock()
+            .expect("returned lock")
+            .remove(&id)
+            .unwrap_or_default();
+        if results.is_empty() {
+            // Recorded by whoever held the run before.
+            return Ok(());
+        }
         let workflow = self.workflow_by_digest(&run.workflow.digest).await?;
         for _ in 0..MAX_ATTEMPTS {
-            let step = &run.steps[i];
-            if run.state.is_finished()
-                || !self.drives(&run)
-                || step.state != StepState::Running
-                || step.attempt != attempt
-            {
-                // Canceled meanwhile, taken over by another runner, or a stale attempt: the
-                // result is not wanted.
+            if run.state.is_finished() || !self.drives(&run) {
+                // Canceled meanwhile, or taken over by another runner: not wanted.
                 return Ok(());
             }
             let mut tx = Transition::default();
-            let name = step.name.clone();
-            tx.plugin_logs(&mut run, &name, report.logs.clone());
-            transition::apply_outcome(
-                &mut run,
-                &workflow,
-                i,
-                report.outcome.clone(),
-                report.elapsed,
-                &mut tx,
-            );
-            transition::advance(&mut run, &workflow, &self.inner.plugins, &mut tx).await;
+            for Returned {
+                unit,
+                attempt,
+                report,
+            } in &results
+            {
+                // A stale attempt or an abandoned item is not wanted.
+                let Some(record) = run
+                    .record(*unit)
+                    .filter(|r| r.state == StepState::Running && r.attempt == *attempt)
+                else {
+                    continue;
+                };
+                let name = record.name.clone();
+                tx.plugin_logs(&mut run, &name, report.logs.clone());
+                transition::apply_outcome(
+                    &mut run,
+                    &workflow,
+                    *unit,
+                    report.outcome.clone(),
+                    report.elapsed,
+                    &mut tx,
+                );
+            }
+            if !tx.dirty {
+                return Ok(());
+            }
+            transition::advance(&mut run, &workflow, &self.inner.plugins, self, &mut tx).await;
             if let Committed::Done = self.commit(&mut run, tx).await? {
                 return Ok(());
             }
         }
-        Err(anyhow!("run {id} kept changing under step {}", run.steps[i].name))
+        Err(anyhow!("run {id} kept changing while results were recorded"))
     }
 
     /// Moves on a run this runner owns after another runner changed it (an answer, a timer):
@@ -304,7 +401,7 @@ impl Engine {
             }
             let workflow = self.workflow_by_digest(&run.workflow.digest).await?;
             let mut tx = Transition::default();
-            transition::advance(&mut run, &workflow, &self.inner.plugins, &mut tx).await;
+            transition::advance(&mut run, &workflow, &self.inner.plugins, self, &mut tx).await;
             if let Committed::Done = self.commit(&mut run, tx).await? {
                 return Ok(());
             }
@@ -353,11 +450,19 @@ impl Engine {
                 return Ok(());
             }
             let mut tx = Transition::default();
-            for i in 0..run.steps.len() {
-                let here = self.is_in_flight(id, i, run.steps[i].attempt);
-                if run.steps[i].state == StepState::Running && !here {
-                    run.steps[i].state = StepState::Pending;
-                    let name = run.steps[i].name.clone();
+            let units: Vec<Unit> = run.units().collect();
+            for unit in units {
+                let Some(record) = run.record(unit) else { continue };
+                let here = self.is_in_flight(id, unit, record.attempt);
+                // A `for_each` step under way stays running: its items are what is called. A
+                // step that starts a child run starts it again under the same key, so the
+                // child it may have started already is found, not doubled.
+                let map = matches!(unit, Unit::Step(i) if run.steps[i].map.is_some());
+                if record.state == StepState::Running && !here && !map {
+                    let name = record.name.clone();
+                    if let Some(record) = run.record_mut(unit) {
+                        record.state = StepState::Pending;
+                    }
                     tx.log(
                         &mut run,
                         "warn",
@@ -366,7 +471,7 @@ impl Engine {
                     );
                 }
             }
-            transition::advance(&mut run, &workflow, &self.inner.plugins, &mut tx).await;
+            transition::advance(&mut run, &workflow, &self.inner.plugins, self, &mut tx).await;
             tx.dirty = true;
             if let Committed::Done = self.commit(&mut run, tx).await? {
                 return Ok(());
@@ -508,11 +613,20 @@ async fn claim_orphans_forever(engine: Engine) {
     }
 }
 
-pub(super) fn new_step(name: StepName, plugin: Resolved) -> StepRecord {
+/// A step's record as a run starts: `plugin` is what a plugin step resolved to (none for a
+/// step that starts a workflow).
+pub(super) fn new_step(name: StepName, plugin: Option<Resolved>) -> StepRecord {
+    let (plugin, plugin_name) = match plugin {
+        Some(resolved) => (Some(resolved.digest), resolved.declared_as),
+        None => (None, None),
+    };
     StepRecord {
         name,
-        plugin: plugin.digest,
-        plugin_name: plugin.declared_as,
+        plugin,
+        plugin_name,
+        child: None,
+        map: None,
+        input_override: None,
         state: StepState::Pending,
         attempt: 0,
         started_at: None,
@@ -521,6 +635,7 @@ pub(super) fn new_step(name: StepName, plugin: Resolved) -> StepRecord {
         error: None,
         retry_at: None,
         waiting: None,
+        pause: None,
         answers: Vec::new(),
         busy_ms: 0,
         waited_ms: 0,
@@ -528,17 +643,76 @@ pub(super) fn new_step(name: StepName, plugin: Resolved) -> StepRecord {
     }
 }
 
-pub(super) fn call_context(run: &RunRecord, i: usize) -> CallContext {
+/// Longest input value (as text) a run can be found by.
+const MAX_INDEXED_VALUE: usize = 256;
+
+/// The inputs a run can be found by (`input.KEY=VALUE`): top-level strings, numbers and
+/// booleans up to [`MAX_INDEXED_VALUE`] bytes, never a secure string.
+fn indexed_inputs(run: &RunRecord, workflow: &Workflow) -> Vec<(String, String)> {
+    let Value::Object(inputs) = &run.inputs else {
+        return Vec::new();
+    };
+    inputs
+        .iter()
+        .filter(|(name, _)| {
+            workflow
+                .definition
+                .inputs
+                .get(*name)
+                .is_none_or(|spec| spec.input_type != crate::run::FieldType::SecureString)
+        })
+        .filter_map(|(name, value)| {
+            let text = match value {
+                Value::String(s) => s.clone(),
+                Value::Number(_) | Value::Bool(_) => value.to_string(),
+                _ => return None,
+            };
+            (text.len() <= MAX_INDEXED_VALUE && name.len() <= 128).then(|| (name.clone(), text))
+        })
+        .collect()
+}
+
+pub(super) fn call_context(run: &RunRecord, unit: Unit) -> CallContext {
+    let record = run.record(unit).unwrap_or(&run.steps[unit.step()]);
     CallContext {
         run_id: run.id.to_string(),
         workflow: run.workflow.id.clone(),
-        step: run.steps[i].name.to_string(),
-        attempt: run.steps[i].attempt.max(1),
+        step: record.name.to_string(),
+        attempt: record.attempt.max(1),
         started_by: run.started_by.clone(),
-        declared_as: run.steps[i].plugin_name.clone(),
+        declared_as: record.plugin_name.clone(),
     }
 }
 
 pub(super) fn limits(workflow: &Workflow, i: usize) -> Limits {
     workflow.steps[i].limits
+}
+
+#[async_trait::async_trait]
+impl transition::Items for Engine {
+    async fn item_values(&self, run: RunId, step: &str, from: usize, count: usize) -> Result<Vec<Value>> {
+        let docs = self.inner.store.items(run, step, from as u64, count).await?;
+        docs.into_iter()
+            .map(|(_, doc)| {
+                let doc: Value = serde_json::from_slice(&doc)?;
+                Ok(doc.get("value").cloned().unwrap_or(Value::Null))
+            })
+            .collect()
+    }
+
+    async fn item_results(&self, run: RunId, step: &str, total: usize) -> Result<Vec<Value>> {
+        let mut results = Vec::with_capacity(total);
+        while results.len() < total {
+            let page = self
+                .inner
+                .store
+                .items(run, step, results.len() as u64, ITEM_PAGE)
+                .await?;
+            if page.is_empty() {
+                anyhow::bail!("step {step} of run {run} lost its items after {}", results.len());
+            }
+            results.extend(page.iter().map(|(_, doc)| transition::item_result(doc)));
+        }
+        Ok(results)
+    }
 }

@@ -69,6 +69,12 @@ pub(super) async fn outbox_writes(
             Event::InteractionCreated { run: r, step } if *r == run.id => {
                 found.push(ActionEvent::interaction_created(run, step));
             }
+            Event::InteractionReminder { run: r, step, count } if *r == run.id => {
+                found.push(ActionEvent::interaction_reminder(run, step, *count));
+            }
+            Event::InteractionEscalated { run: r, step, to } if *r == run.id => {
+                found.push(ActionEvent::interaction_escalated(run, step, to));
+            }
             _ => {}
         }
     }

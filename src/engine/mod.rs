@@ -8,6 +8,9 @@
 //!   over the runs of runners that died, and following what other runners commit;
 //! - [`timers`] fires durable timers, each claimed so it fires once across runners;
 //! - [`grants`] keeps plugin grants in the store and in force in the plugin host;
+//! - [`children`] starts sub-workflow runs and hands their results to their parents;
+//! - [`events`] takes events sent to the API and hands them to the steps waiting for them;
+//! - [`schedules`] keeps schedules and fires each once across runners;
 //! - [`versions`] stores and publishes workflow versions; [`access`] keeps tokens, the audit
 //!   log and sessions; [`hooks`] is where the engine meets actions; [`watch`] lets readers
 //!   hear that runs changed, on whichever runner.
@@ -23,20 +26,25 @@
 //! the WASM.
 
 mod access;
+mod children;
 mod driver;
+mod events;
 mod grants;
 mod hooks;
 mod plugins;
 mod runs;
+mod schedules;
 mod timers;
 mod transition;
 mod versions;
 mod watch;
 
 pub use access::Session;
+pub use events::{EventError, EventReceipt};
 pub use grants::GrantError;
 pub use plugins::RemoveError;
 pub use runs::RunQuery;
+pub use schedules::ScheduleError;
 pub use transition::context_for;
 pub use versions::{SaveStatus, Saved, Staged, StagedVersion};
 pub use watch::{RunChange, RunWatch};
@@ -81,6 +89,18 @@ pub enum Event {
         run: RunId,
         step: StepName,
     },
+    /// A step still waits for a person after its `remind_every`; `count` reminders so far.
+    InteractionReminder {
+        run: RunId,
+        step: StepName,
+        count: u32,
+    },
+    /// An interaction expired and was handed to other people.
+    InteractionEscalated {
+        run: RunId,
+        step: StepName,
+        to: Vec<String>,
+    },
 }
 
 /// How a run is started, beyond its workflow and inputs.
@@ -89,8 +109,14 @@ pub struct StartOptions {
     /// A client's `Idempotency-Key`: the same key, from the same caller, with the same
     /// request, returns the same run. Keys are scoped to the workflow and the caller.
     pub idempotency_key: Option<String>,
-    /// The run this one restarts.
+    /// The run this one restarts, and who restarts it (the new run keeps the original's
+    /// `started_by`).
     pub restarted_from: Option<RunId>,
+    pub restarted_by: Option<String>,
+    /// The run and step that start this one as a sub-workflow, and how deep that parent is.
+    pub parent: Option<(crate::run::ParentRef, u32)>,
+    /// The schedule fire that starts this one.
+    pub schedule: Option<crate::run::ScheduleRef>,
 }
 
 /// Who answers: a user name and the groups the user belongs to.
@@ -151,6 +177,31 @@ pub enum RestartError {
     UnknownVersion(String),
     #[error(transparent)]
     Start(#[from] StartError),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// How a failed run is retried.
+#[derive(Clone, Debug, Default)]
+pub struct RetryOptions {
+    /// Move the run to this version of its workflow (completed steps of the same name stay).
+    pub version: Option<u64>,
+    /// A corrected input for the failed step `.0`.
+    pub step_input: Option<(String, serde_json::Value)>,
+}
+
+/// Why a run could not be retried.
+#[derive(Debug, thiserror::Error)]
+pub enum RetryError {
+    #[error("no run {0}")]
+    UnknownRun(RunId),
+    #[error("{0}")]
+    NotRetryable(String),
+    #[error("{0}")]
+    UnknownVersion(String),
+    /// A corrected input names a step that is not run again, or has a bad shape.
+    #[error("{0}")]
+    Invalid(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -221,7 +272,10 @@ struct Inner {
     /// Runs this runner holds in memory: the ones it drives, and ones being changed.
     live: Mutex<HashMap<RunId, RunHandle>>,
     /// Plugin calls under way in this process, as (run, step index, attempt).
-    in_flight: Mutex<HashSet<(RunId, usize, u32)>>,
+    in_flight: Mutex<HashSet<(RunId, crate::run::Unit, u32)>>,
+    /// Plugin results not yet recorded, by run: whoever holds the run next records them all
+    /// in one transition (many items of one `for_each` step finish at once).
+    returned: Mutex<HashMap<RunId, Vec<driver::Returned>>>,
     /// Signalled whenever a call leaves `in_flight`.
     call_ended: Notify,
     events: broadcast::Sender<Event>,
@@ -258,6 +312,7 @@ impl Engine {
                 settle_waiters: Mutex::new(HashMap::new()),
                 background: Mutex::new(Vec::new()),
                 in_flight: Mutex::new(HashSet::new()),
+                returned: Mutex::new(HashMap::new()),
                 call_ended: Notify::new(),
                 events,
                 timers_changed: Notify::new(),
@@ -273,6 +328,8 @@ impl Engine {
     pub async fn start_work(&self) -> Result<()> {
         driver::start(self).await?;
         self.background(tokio::spawn(timers::run(self.clone())));
+        self.background(tokio::spawn(events::forget_old(self.clone())));
+        self.background(tokio::spawn(schedules::run(self.clone())));
         self.background(self.inner.actions.start_delivery());
         Ok(())
     }

@@ -47,10 +47,11 @@ impl Engine {
                 let Some(workflow) = self.workflow(&id, Some(version)).await? else {
                     continue;
                 };
-                let uses = workflow.steps.iter().any(|s| match &s.plugin {
-                    PluginRef::Latest(n) => *n == meta.name,
-                    PluginRef::Version(n, v) => *n == meta.name && *v == meta.version,
-                    PluginRef::Digest(d) => *d == meta.digest,
+                let uses = workflow.steps.iter().any(|s| match s.plugin() {
+                    Some(PluginRef::Latest(n)) => *n == meta.name,
+                    Some(PluginRef::Version(n, v)) => *n == meta.name && *v == meta.version,
+                    Some(PluginRef::Digest(d)) => *d == meta.digest,
+                    None => false,
                 });
                 if uses {
                     return Ok(Some(format!("workflow {id} version {version}")));
@@ -60,7 +61,7 @@ impl Engine {
         for scope in [RunScope::Live, RunScope::Waiting] {
             let mut uses = |stored: &crate::store::StoredRun| {
                 RunRecord::from_stored(stored.clone())
-                    .is_ok_and(|run| run.steps.iter().any(|s| s.plugin == meta.digest))
+                    .is_ok_and(|run| run.steps.iter().any(|s| s.plugin.as_ref() == Some(&meta.digest)))
             };
             let found = self.inner.store.runs(scope, None, 1, &mut uses).await?;
             if let Some(stored) = found.first() {

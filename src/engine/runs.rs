@@ -8,7 +8,9 @@
 
 use super::driver::{call_context, limits, new_step, Committed, MAX_ATTEMPTS};
 use super::transition::{self, Transition};
-use super::{AnswerError, Engine, Event, Person, RestartError, StartError, StartOptions};
+use super::{
+    AnswerError, Engine, Event, Person, RestartError, RetryError, RetryOptions, StartError, StartOptions,
+};
 use crate::names::{Digest, RunId};
 use crate::plugins::{Outcome, ResumeEvent};
 use crate::run::{now, AnswerRecord, LogLine, RunRecord, RunState, StepState, WorkflowRef};
@@ -24,14 +26,32 @@ use tokio::sync::Notify;
 const SETTLE_RECHECK: Duration = Duration::from_secs(1);
 
 /// A page of runs to list, newest first.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct RunQuery {
     /// Only runs in this state (the store reads only the runs that can be in it).
     pub state: Option<RunState>,
     /// Runs started before this one (a paging cursor).
     pub before: Option<RunId>,
     pub limit: usize,
+    /// Only runs whose inputs hold each of these (name, value as text); read from the input
+    /// index, never by scanning runs.
+    pub inputs: Vec<(String, String)>,
 }
+
+impl RunQuery {
+    /// Up to `limit` runs in `state`, newest first.
+    pub fn new(state: Option<RunState>, limit: usize) -> RunQuery {
+        RunQuery {
+            state,
+            before: None,
+            limit,
+            inputs: Vec::new(),
+        }
+    }
+}
+
+/// Runs read from the input index at a time while filtering.
+const INPUT_PAGE: usize = 256;
 
 impl Engine {
     /// Starts a run: checks inputs, pins plugin digests, commits the run and begins it.
@@ -76,8 +96,12 @@ impl Engine {
         let mut problems = Vec::new();
         let mut steps = Vec::new();
         for (i, step) in workflow.steps.iter().enumerate() {
-            match self.inner.plugins.resolve(&step.plugin).await {
-                Ok(resolved) => steps.push(new_step(step.name.clone(), resolved)),
+            let Some(plugin) = step.plugin() else {
+                steps.push(new_step(step.name.clone(), None));
+                continue;
+            };
+            match self.inner.plugins.resolve(plugin).await {
+                Ok(resolved) => steps.push(new_step(step.name.clone(), Some(resolved))),
                 Err(message) => problems.push(crate::workflow::Problem {
                     path: format!("steps[{i}].plugin"),
                     message,
@@ -103,6 +127,13 @@ impl Engine {
             outputs: None,
             error: None,
             restarted_from: options.restarted_from,
+            restarted_by: options.restarted_by.clone(),
+            parent: options.parent.as_ref().map(|(parent, _)| parent.clone()),
+            depth: options.parent.as_ref().map_or(0, |(_, depth)| depth + 1),
+            deadline: workflow.definition.timeout.map(|t| now() + t),
+            failure: None,
+            retries: Vec::new(),
+            schedule: options.schedule.clone(),
             idempotency_key: idempotency_key.clone(),
             next_log_seq: 0,
             revision: None,
@@ -117,7 +148,28 @@ impl Engine {
             });
         }
         if let Some(from) = options.restarted_from {
-            tx.log(&mut run, "info", None, format!("restart of run {from}"));
+            let by = options.restarted_by.as_deref().unwrap_or(started_by);
+            tx.log(&mut run, "info", None, format!("restart of run {from} by {by}"));
+        }
+        if let Some((parent, _)) = &options.parent {
+            tx.log(
+                &mut run,
+                "info",
+                None,
+                format!("child run of step {} of run {}", parent.step, parent.run),
+            );
+        }
+        if let Some(timer) = transition::deadline_timer(&run) {
+            tx.writes.push(Write::Timer(timer));
+        }
+        if let Some(schedule) = &options.schedule {
+            let at = crate::run::rfc3339(schedule.fire_at);
+            tx.log(
+                &mut run,
+                "info",
+                None,
+                format!("started by schedule {} for {at}", schedule.id),
+            );
         }
         tx.log(&mut run, "info", None, format!("run started by {started_by}"));
         tx.events.push(Event::RunStarted { run: run.id });
@@ -126,7 +178,7 @@ impl Engine {
         let mut guard = handle.clone().lock_owned().await;
         self.inner.live.lock().expect("live runs lock").insert(id, handle);
         // `guard` holds the handle now; the map has the other reference.
-        transition::advance(&mut guard, workflow, &self.inner.plugins, &mut tx).await;
+        transition::advance(&mut guard, workflow, &self.inner.plugins, self, &mut tx).await;
         match self.commit_new(&mut guard, tx).await {
             Ok(()) => Ok(id),
             Err(StoreError::Conflict(_)) => {
@@ -204,10 +256,31 @@ impl Engine {
                 false
             }
         };
-        self.inner
-            .store
-            .runs(RunScope::of(query.state), query.before, query.limit, &mut accept)
-            .await?;
+        if query.inputs.is_empty() {
+            self.inner
+                .store
+                .runs(RunScope::of(query.state), query.before, query.limit, &mut accept)
+                .await?;
+            return Ok(decoded);
+        }
+        let mut cursor = query.before;
+        let mut accepted = 0;
+        loop {
+            let page = self
+                .inner
+                .store
+                .runs_with_inputs(&query.inputs, cursor, INPUT_PAGE)
+                .await?;
+            for stored in &page {
+                if accepted < query.limit && accept(stored) {
+                    accepted += 1;
+                }
+            }
+            cursor = page.last().map(|s| s.id);
+            if page.len() < INPUT_PAGE || accepted >= query.limit {
+                break;
+            }
+        }
         Ok(decoded)
     }
 
@@ -256,12 +329,64 @@ impl Engine {
                 Ok(Some(run)) if run.is_live() => {
                     let _ = tokio::time::timeout(SETTLE_RECHECK, woken).await;
                 }
+                // Waiting only on child runs that no person is asked by: not settled yet.
+                // Woken by this run's commits or a child's.
+                Ok(Some(run)) if self.only_children_work(&run).await? => {
+                    let children: Vec<Arc<Notify>> = {
+                        let mut all = self.inner.settle_waiters.lock().expect("settle waiters lock");
+                        run.children()
+                            .map(|c| all.entry(c).or_default().clone())
+                            .collect()
+                    };
+                    let mut child_woken: Vec<_> = children.iter().map(|w| Box::pin(w.notified())).collect();
+                    for w in &mut child_woken {
+                        w.as_mut().enable();
+                    }
+                    let any_child = futures_util::future::select_all(child_woken);
+                    let _ =
+                        tokio::time::timeout(SETTLE_RECHECK, futures_util::future::select(woken, any_child))
+                            .await;
+                }
                 other => {
                     self.forget_settle_waiters(id, &waiters);
                     return other?.ok_or_else(|| anyhow!("no run {id}"));
                 }
             }
         }
+    }
+
+    /// Whether `run` waits, and only for child runs in which no person is asked anything
+    /// (down to the deepest child).
+    async fn only_children_work(&self, run: &RunRecord) -> Result<bool> {
+        let mut frontier = vec![run.clone()];
+        let mut children_only = false;
+        for _ in 0..=self.inner.plugins.limits().workflow_depth {
+            let mut next = Vec::new();
+            for run in frontier {
+                if run.state != RunState::Waiting {
+                    continue;
+                }
+                if run.waiting_steps().next().is_some() {
+                    return Ok(false);
+                }
+                for child in run
+                    .steps
+                    .iter()
+                    .filter(|s| s.state == StepState::Waiting)
+                    .filter_map(|s| s.child)
+                {
+                    children_only = true;
+                    if let Some(child) = self.run(child).await? {
+                        next.push(child);
+                    }
+                }
+            }
+            if next.is_empty() {
+                break;
+            }
+            frontier = next;
+        }
+        Ok(children_only)
     }
 
     /// Drops the waiters entry of run `id` if no other task waits on it.
@@ -288,13 +413,13 @@ impl Engine {
         let answered_by = person.name.as_str();
         let mut run = self.lock(id).await?.ok_or(AnswerError::UnknownRun(id))?;
         for _ in 0..MAX_ATTEMPTS {
-            let Some(i) = run.steps.iter().position(|s| s.name.as_str() == step_name) else {
+            let Some(unit) = run.unit_named(step_name) else {
                 return Err(AnswerError::UnknownStep(format!(
                     "run {id} has no step {step_name}; {}",
                     run.describe_waiting()
                 )));
             };
-            let step = &run.steps[i];
+            let step = run.record(unit).expect("a unit found by name");
             let Some(waiting) = step.waiting.as_ref().filter(|_| step.state == StepState::Waiting) else {
                 return Err(AnswerError::NotWaiting(format!(
                     "step {step_name} is {}, not waiting; {}",
@@ -334,24 +459,29 @@ impl Engine {
                 answered_at,
                 data: data.clone(),
             };
+            let plugin = step
+                .plugin
+                .clone()
+                .ok_or_else(|| AnswerError::Internal(anyhow!("step {step_name} has no plugin")))?;
             let report = self
                 .inner
                 .plugins
                 .resume(
-                    &step.plugin,
-                    &call_context(&run, i),
+                    &plugin,
+                    &call_context(&run, unit),
                     &waiting.state,
                     event,
-                    limits(&workflow, i),
+                    limits(&workflow, unit.step()),
                 )
                 .await;
             if let Outcome::InvalidAnswer(message) = report.outcome {
                 return Err(AnswerError::Invalid(message));
             }
             let mut tx = Transition::default();
-            let name = run.steps[i].name.clone();
             let shown = AnswerRecord::shown(&waiting.fields, &data);
-            run.steps[i].answers.push(AnswerRecord {
+            let record = run.record_mut(unit).expect("a unit found by name");
+            let name = record.name.clone();
+            record.answers.push(AnswerRecord {
                 signal_type: signal_type.to_owned(),
                 answered_by: answered_by.to_owned(),
                 answered_at,
@@ -364,15 +494,15 @@ impl Engine {
                 format!("{answered_by} answered {name}.{signal_type}"),
             );
             tx.plugin_logs(&mut run, &name, report.logs);
-            let expiry = transition::pending_timer(id, &run.steps[i]);
+            let expiry = run.record(unit).and_then(|r| transition::pending_timer(id, r));
             let still_waiting = matches!(report.outcome, Outcome::Suspend(_));
             if let (Some(timer), false) = (expiry, still_waiting) {
                 tx.writes.push(Write::DeleteTimer(timer));
             }
-            transition::apply_outcome(&mut run, &workflow, i, report.outcome, report.elapsed, &mut tx);
+            transition::apply_outcome(&mut run, &workflow, unit, report.outcome, report.elapsed, &mut tx);
             // A run another runner drives is moved on by that runner, told by the store.
             if self.drives(&run) {
-                transition::advance(&mut run, &workflow, &self.inner.plugins, &mut tx).await;
+                transition::advance(&mut run, &workflow, &self.inner.plugins, self, &mut tx).await;
             }
             if let Committed::Done = self.commit(&mut run, tx).await? {
                 return Ok(run.clone());
@@ -413,18 +543,22 @@ impl Engine {
     pub async fn cancel_interaction(&self, id: RunId, by: &str) -> Result<RunRecord, AnswerError> {
         let mut run = self.lock(id).await?.ok_or(AnswerError::UnknownRun(id))?;
         for _ in 0..MAX_ATTEMPTS {
-            let Some(i) = run.steps.iter().position(|s| s.state == StepState::Waiting) else {
+            let waiting = run.units().find(|&u| {
+                run.record(u)
+                    .is_some_and(|r| r.state == StepState::Waiting && r.waiting.is_some())
+            });
+            let Some(unit) = waiting else {
                 return Err(AnswerError::NotWaiting(format!(
                     "run {id} has no pending interaction (it is {})",
                     run.state.as_str()
                 )));
             };
             let mut tx = Transition::default();
-            let name = run.steps[i].name.clone();
-            if let Some(timer) = transition::pending_timer(id, &run.steps[i]) {
+            let step = run.record_mut(unit).expect("a waiting unit");
+            let name = step.name.clone();
+            if let Some(timer) = transition::pending_timer(id, step) {
                 tx.writes.push(Write::DeleteTimer(timer));
             }
-            let step = &mut run.steps[i];
             let at = now();
             transition::stop_waiting(step, at);
             step.state = StepState::Canceled;
@@ -484,9 +618,126 @@ impl Engine {
             _ => Map::new(),
         };
         let options = StartOptions {
-            idempotency_key: None,
             restarted_from: Some(id),
+            restarted_by: Some(by.to_owned()),
+            ..StartOptions::default()
         };
-        Ok(self.start_with(&workflow, inputs, by, options).await?)
+        Ok(self
+            .start_with(&workflow, inputs, &old.started_by, options)
+            .await?)
+    }
+
+    /// Continues a failed (or canceled) run from where it failed: completed and skipped steps
+    /// keep their outputs and answers; the failed steps, every step after them and the
+    /// `on_failure` steps run again. Optionally on another version of the workflow (steps
+    /// are matched by name) or with a corrected input for one failed step.
+    pub async fn retry(&self, id: RunId, by: &str, options: RetryOptions) -> Result<RunRecord, RetryError> {
+        let mut run = self.lock(id).await?.ok_or(RetryError::UnknownRun(id))?;
+        self.reload(&mut run).await?;
+        for _ in 0..MAX_ATTEMPTS {
+            if !matches!(run.state, RunState::Failed | RunState::Canceled) {
+                return Err(RetryError::NotRetryable(format!(
+                    "run {id} is {}; only failed or canceled runs can be retried (restart starts a new run)",
+                    run.state.as_str()
+                )));
+            }
+            let workflow = match options.version {
+                Some(v) => self.workflow(&run.workflow.id, Some(v)).await?.ok_or_else(|| {
+                    RetryError::UnknownVersion(format!("workflow {} has no version {v}", run.workflow.id))
+                })?,
+                None => self.workflow_by_digest(&run.workflow.digest).await?,
+            };
+            // Steps that stay: completed or skipped main steps of a name the workflow still has.
+            let kept: std::collections::HashMap<String, crate::run::StepRecord> = run
+                .steps
+                .iter()
+                .zip(self.workflow_by_digest(&run.workflow.digest).await?.steps.iter())
+                .filter(|(s, def)| {
+                    def.phase == crate::workflow::Phase::Main
+                        && matches!(s.state, StepState::Completed | StepState::Skipped)
+                })
+                .map(|(s, _)| (s.name.to_string(), s.clone()))
+                .collect();
+            let mut steps = Vec::with_capacity(workflow.steps.len());
+            let mut again = Vec::new();
+            for (i, step) in workflow.steps.iter().enumerate() {
+                if let Some(record) = kept.get(step.name.as_str()) {
+                    steps.push(record.clone());
+                    continue;
+                }
+                let plugin = match step.plugin() {
+                    Some(plugin) => {
+                        Some(self.inner.plugins.resolve(plugin).await.map_err(|message| {
+                            RetryError::Invalid(format!("steps[{i}].plugin: {message}"))
+                        })?)
+                    }
+                    None => None,
+                };
+                let mut record = new_step(step.name.clone(), plugin);
+                // Attempts go on counting from the failed run's.
+                if let Some(old) = run.step(step.name.as_str()) {
+                    record.attempt = old.attempt;
+                }
+                if step.phase == crate::workflow::Phase::Main {
+                    again.push(step.name.to_string());
+                }
+                steps.push(record);
+            }
+            if let Some((name, input)) = &options.step_input {
+                let record = steps
+                    .iter_mut()
+                    .find(|s| s.name.as_str() == name && !kept.contains_key(name.as_str()))
+                    .ok_or_else(|| {
+                        RetryError::Invalid(format!(
+                            "step {name} is not run again by this retry; steps run again: {}",
+                            again.join(", ")
+                        ))
+                    })?;
+                if !input.is_object() {
+                    return Err(RetryError::Invalid(format!(
+                        "the corrected input of {name} must be a map"
+                    )));
+                }
+                record.input_override = Some(input.clone());
+            }
+            let mut tx = Transition::default();
+            let moved = (workflow.digest != run.workflow.digest).then_some(workflow.definition.version);
+            run.workflow = crate::run::WorkflowRef {
+                id: workflow.definition.id.clone(),
+                version: workflow.definition.version,
+                digest: workflow.digest.clone(),
+            };
+            run.steps = steps;
+            run.state = RunState::Pending;
+            run.error = None;
+            run.failure = None;
+            run.outputs = None;
+            run.ended_at = None;
+            run.deadline = workflow.definition.timeout.map(|t| now() + t);
+            if let Some(timer) = transition::deadline_timer(&run) {
+                tx.writes.push(Write::Timer(timer));
+            }
+            run.retries.push(crate::run::RetryRecord {
+                by: by.to_owned(),
+                at: now(),
+                steps: again.clone(),
+                version: moved,
+            });
+            let on = moved.map_or_else(String::new, |v| format!(" on version {v}"));
+            tx.log(
+                &mut run,
+                "info",
+                None,
+                format!("retried by {by}{on}: running again {}", again.join(", ")),
+            );
+            tx.dirty = true;
+            transition::advance(&mut run, &workflow, &self.inner.plugins, self, &mut tx).await;
+            if let Committed::Done = self.commit(&mut run, tx).await? {
+                return Ok(run.clone());
+            }
+        }
+        Err(RetryError::Internal(anyhow!(
+            "run {id} kept changing while it was retried"
+        )))
     }
 }

@@ -325,8 +325,8 @@ impl Engine {
         // Plugin references are resolved first (that reads the store); validation itself
         // then runs on the blocking pool with the answers.
         let mut resolved: HashMap<PluginRef, Result<(), String>> = HashMap::new();
-        for step in &definition.steps {
-            let Ok(reference) = step.plugin.parse::<PluginRef>() else {
+        for step in definition.all_steps() {
+            let Some(Ok(reference)) = step.plugin.as_deref().map(str::parse::<PluginRef>) else {
                 continue;
             };
             if let std::collections::hash_map::Entry::Vacant(slot) = resolved.entry(reference) {

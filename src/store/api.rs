@@ -6,6 +6,8 @@
 //! - [`CatalogStore`]: plugins (metadata, bytes, compiled artifacts) and workflow versions;
 //! - [`AccessStore`]: tokens, the audit log, plugin grants and browser sessions;
 //! - [`ActionStore`]: action targets and rules, the event outbox, the actions log;
+//! - [`DocStore`]: small keyed documents with revisions (schedules, events and who waits for
+//!   them), each kind its own key space read by key range;
 //! - [`Coordination`]: runners, their heartbeats, and claiming work no live runner owns;
 //! - [`Transfer`]: every record as it is, to copy a database to another backend.
 //!
@@ -60,6 +62,9 @@ pub struct RunIndex {
     pub workflow: String,
     pub started_by: String,
     pub created_at: OffsetDateTime,
+    /// Input values a run can be found by (`input.KEY=VALUE`), as text; written when the run
+    /// is created (inputs never change).
+    pub inputs: Vec<(String, String)>,
 }
 
 /// A run document as stored: its revision (1 when created, one more on every write) and
@@ -108,6 +113,100 @@ pub enum TimerKind {
     Expire,
     /// The end of a retry's backoff.
     Retry,
+    /// The run's deadline (its `timeout`); the step is empty.
+    Deadline,
+    /// A child run of the step finished: the parent takes its result. Due at once; a timer
+    /// rather than a direct write so the hand-over survives a crash and happens once.
+    Child,
+    /// A `sleep` or `until` step's time came, or a `wait_for` step's timeout passed.
+    Wake,
+    /// A step waiting for a person is due a reminder.
+    Remind,
+}
+
+impl TimerKind {
+    /// The number a backend stores for this kind.
+    pub fn code(self) -> u8 {
+        match self {
+            TimerKind::Expire => 0,
+            TimerKind::Retry => 1,
+            TimerKind::Deadline => 2,
+            TimerKind::Child => 3,
+            TimerKind::Wake => 4,
+            TimerKind::Remind => 5,
+        }
+    }
+
+    /// The kind stored as `code`; unknown codes (from a newer version) read as retries, which
+    /// fire harmlessly.
+    pub fn from_code(code: u8) -> TimerKind {
+        match code {
+            0 => TimerKind::Expire,
+            2 => TimerKind::Deadline,
+            3 => TimerKind::Child,
+            4 => TimerKind::Wake,
+            5 => TimerKind::Remind,
+            _ => TimerKind::Retry,
+        }
+    }
+}
+
+/// What a keyed document is. Each kind is its own key space; keys sort as bytes, so a kind is
+/// read by key range (events by name and key, then time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DocKind {
+    /// A schedule, under its id.
+    Schedule,
+    /// A received event, under `name \0 key \0 time \0 id` (see `engine::events`).
+    Event,
+    /// When an event may be forgotten: `time \0 name \0 key \0 id`, pointing at its `Event`.
+    EventExpiry,
+    /// A step waiting for an event: `name \0 key \0 run \0 step`.
+    EventWaiter,
+}
+
+impl DocKind {
+    pub const ALL: [DocKind; 4] = [
+        DocKind::Schedule,
+        DocKind::Event,
+        DocKind::EventExpiry,
+        DocKind::EventWaiter,
+    ];
+
+    /// The number a backend stores for this kind.
+    pub fn code(self) -> u8 {
+        match self {
+            DocKind::Schedule => 0,
+            DocKind::Event => 1,
+            DocKind::EventExpiry => 2,
+            DocKind::EventWaiter => 3,
+        }
+    }
+
+    /// The kind stored as `code`, if this version knows it.
+    pub fn from_code(code: u8) -> Option<DocKind> {
+        DocKind::ALL.into_iter().find(|k| k.code() == code)
+    }
+}
+
+/// What must hold of a keyed document for a [`Write::Doc`] to apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DocCondition {
+    /// Nothing: the write applies whatever is stored.
+    Any,
+    /// It does not exist ([`StoreError::Conflict`] otherwise).
+    Absent,
+    /// It exists at this revision ([`StoreError::Stale`] otherwise).
+    At(u64),
+}
+
+/// A keyed document as stored: revision 1 when created, one more at each change.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct StoredDoc {
+    pub kind: DocKind,
+    pub key: String,
+    pub revision: u64,
+    pub doc: Vec<u8>,
 }
 
 /// A stored plugin version: its key, its component's digest, and its metadata document.
@@ -131,8 +230,15 @@ pub enum Write {
         /// The runner driving the run from now on; none while it waits or once finished.
         owner: Option<String>,
     },
-    /// Removes a finished run and its log.
+    /// Removes a finished run, its log, its `for_each` items and its input index entries.
     DeleteRun(RunId),
+    /// Stores item `index` of the `for_each` step `step` of `run` (its value, then its result).
+    Item {
+        run: RunId,
+        step: String,
+        index: u64,
+        doc: Vec<u8>,
+    },
     Log {
         run: RunId,
         seq: u64,
@@ -204,6 +310,13 @@ pub enum Write {
     },
     /// A change to the actions tables.
     Action(ActionWrite),
+    /// Stores (or with `doc: None` removes) a keyed document, if `condition` holds.
+    Doc {
+        kind: DocKind,
+        key: String,
+        doc: Option<Vec<u8>>,
+        condition: DocCondition,
+    },
 }
 
 /// One change to the actions tables.
@@ -242,7 +355,10 @@ impl Write {
     /// The size of the document this write stores, for [`WriterStats::bytes`].
     pub fn document_len(&self) -> usize {
         match self {
-            Write::Run { doc, .. } | Write::Log { doc, .. } | Write::Audit(doc) => doc.len(),
+            Write::Run { doc, .. } | Write::Log { doc, .. } | Write::Item { doc, .. } | Write::Audit(doc) => {
+                doc.len()
+            }
+            Write::Doc { doc: Some(doc), .. } => doc.len(),
             _ => 0,
         }
     }
@@ -266,6 +382,8 @@ pub enum Notice {
     Rules,
     /// Plugin grants changed.
     Grants,
+    /// Schedules changed.
+    Schedules,
     /// A runner gave its runs up (it is stopping): take them over now.
     Orphans,
     /// Notices may have been missed (a lost connection): read again what matters.
@@ -327,6 +445,24 @@ pub trait RunStore {
 
     /// Up to `limit` log lines (documents) of `run` after sequence number `after`, in order.
     async fn logs(&self, run: RunId, after: Option<u64>, limit: usize) -> StoreResult<Vec<Vec<u8>>>;
+
+    /// Up to `limit` items of the `for_each` step `step` of `run`, from index `from`, in order.
+    async fn items(
+        &self,
+        run: RunId,
+        step: &str,
+        from: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<(u64, Vec<u8>)>>;
+
+    /// Up to `limit` runs, newest first and before `before`, whose inputs hold every one of
+    /// `inputs` (as indexed when they were created). Reads the index, never the history.
+    async fn runs_with_inputs(
+        &self,
+        inputs: &[(String, String)],
+        before: Option<RunId>,
+        limit: usize,
+    ) -> StoreResult<Vec<StoredRun>>;
 
     /// The run an `Idempotency-Key` started, and the digest of the request that started it
     /// (absent for keys stored before requests were recorded).
@@ -456,6 +592,18 @@ pub enum Record {
         seq: u64,
         doc: Vec<u8>,
     },
+    Item {
+        run: RunId,
+        step: String,
+        index: u64,
+        doc: Vec<u8>,
+    },
+    /// A run can be found by input `key` = `value`.
+    InputIndex {
+        run: RunId,
+        key: String,
+        value: String,
+    },
     Timer(Timer),
     Idempotency {
         key: String,
@@ -521,6 +669,7 @@ pub enum Record {
         doc: Vec<u8>,
     },
     RulesRevision(u64),
+    Doc(StoredDoc),
 }
 
 impl Record {
@@ -529,6 +678,8 @@ impl Record {
         match self {
             Record::Run(_) => "runs",
             Record::Log { .. } => "run log lines",
+            Record::Item { .. } => "for_each items",
+            Record::InputIndex { .. } => "input index entries",
             Record::Timer(_) => "timers",
             Record::Idempotency { .. } => "idempotency keys",
             Record::Plugin(_) => "plugin versions",
@@ -547,6 +698,12 @@ impl Record {
             Record::Outbox { .. } => "outbox events",
             Record::ActionLog { .. } => "actions log entries",
             Record::RulesRevision(_) => "rule set revisions",
+            Record::Doc(d) => match d.kind {
+                DocKind::Schedule => "schedules",
+                DocKind::Event => "events",
+                DocKind::EventExpiry => "event expiries",
+                DocKind::EventWaiter => "event waiters",
+            },
         }
     }
 
@@ -556,6 +713,7 @@ impl Record {
             Record::Run(run) => run.doc.len(),
             Record::Plugin(plugin) => plugin.meta.len(),
             Record::Log { doc, .. }
+            | Record::Item { doc, .. }
             | Record::Definition { doc, .. }
             | Record::Token { doc, .. }
             | Record::Audit { doc, .. }
@@ -566,9 +724,20 @@ impl Record {
             | Record::Outbox { doc, .. }
             | Record::ActionLog { doc, .. } => doc.len(),
             Record::PluginBytes { bytes, .. } | Record::Artifact { bytes, .. } => bytes.len(),
+            Record::Doc(d) => d.doc.len(),
             _ => 0,
         }
     }
+}
+
+/// Small keyed documents: schedules, events and the steps waiting for them.
+#[async_trait]
+pub trait DocStore {
+    async fn doc(&self, kind: DocKind, key: &str) -> StoreResult<Option<StoredDoc>>;
+
+    /// Documents of `kind` with keys from `from` up to (not including) `to`, in key order,
+    /// at most `limit`.
+    async fn docs(&self, kind: DocKind, from: &str, to: &str, limit: usize) -> StoreResult<Vec<StoredDoc>>;
 }
 
 /// Every record, for copying a database to another backend.
@@ -590,7 +759,7 @@ pub trait Transfer {
 /// The whole storage interface.
 #[async_trait]
 pub trait Store:
-    RunStore + CatalogStore + AccessStore + ActionStore + Coordination + Transfer + Send + Sync
+    RunStore + CatalogStore + AccessStore + ActionStore + DocStore + Coordination + Transfer + Send + Sync
 {
     /// Applies `writes` all or nothing, in a transaction shared with whatever else is being
     /// committed. A failed condition fails only this call, naming what failed.

@@ -58,6 +58,8 @@ pub(crate) fn index_of(doc: &[u8]) -> StoreResult<RunIndex> {
         workflow: fields.workflow.id,
         started_by: fields.started_by,
         created_at: fields.created_at,
+        // Only a run's creation writes its input index; a rewrite leaves it as it is.
+        inputs: Vec::new(),
     })
 }
 

@@ -83,12 +83,11 @@ pub(super) fn svg(workflow: &Workflow, run: &RunRecord) -> String {
         run.steps
             .iter()
             .find(|s| s.name == steps[i].name)
-            .map(|s| {
+            .and_then(|s| {
                 serde_json::to_value(s.state)
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_owned))
             })
-            .flatten()
             .unwrap_or_else(|| "pending".to_owned())
     };
     let mut out = String::new();

@@ -157,9 +157,8 @@ pub(super) async fn listing(
     };
     let everyone = everyone && principal.role != Role::Approver;
     let query = RunQuery {
-        state: Some(RunState::Waiting),
         before,
-        limit: INBOX_COUNT + 1,
+        ..RunQuery::new(Some(RunState::Waiting), INBOX_COUNT + 1)
     };
     let runs = ui
         .engine
@@ -329,9 +328,8 @@ pub(super) async fn runs(
                 && before.is_none_or(|t| run.created_at < t)
         };
         let query = RunQuery {
-            state,
             before: cursor,
-            limit: RUNS_PAGE + 1,
+            ..RunQuery::new(state, RUNS_PAGE + 1)
         };
         runs = ui.engine.runs(query, keep).await?;
     }
@@ -511,7 +509,8 @@ pub(super) async fn run(
             json!({
                 "name": s.name.as_str(),
                 "state": serde_json::to_value(s.state).unwrap_or_default(),
-                "plugin": s.plugin_name.clone().unwrap_or_else(|| s.plugin.to_string()),
+                "plugin": s.plugin_name.clone().or_else(|| s.plugin.as_ref().map(ToString::to_string)),
+                "child": s.child.map(|c| c.to_string()),
                 "attempts": s.attempt,
                 "started": s.started_at.map(when),
                 "ended": s.ended_at.map(when),

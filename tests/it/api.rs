@@ -293,6 +293,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/workflows/{id}/executions/{eid}/logs/export"),
     ("get", "/v1/workflows/{id}/executions/{eid}/statistics"),
     ("post", "/v1/workflows/{id}/executions/{eid}/restart"),
+    ("post", "/v1/workflows/{id}/executions/{eid}/retry"),
     ("get", "/v1/workflows/{id}/executions/{eid}/interaction"),
     ("post", "/v1/workflows/{id}/executions/{eid}/interaction"),
     ("delete", "/v1/workflows/{id}/executions/{eid}/interaction"),

@@ -82,6 +82,7 @@ fn bench_quick_prints_every_figure_with_its_floor() {
             "cached_plugin_ready_ms",
             "durable_transitions_per_s_with_history",
             "http_p50_ms_with_history",
+            "for_each_items_per_s",
         ],
     );
 }

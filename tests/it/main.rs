@@ -13,6 +13,7 @@ mod client;
 mod durability;
 mod grants;
 mod hardening;
+mod language;
 mod lifecycle;
 mod plugins;
 mod runners;

@@ -152,11 +152,7 @@ outputs:
     );
 
     // Every outcome was committed, not only kept in memory.
-    let query = RunQuery {
-        state: None,
-        before: None,
-        limit: usize::MAX,
-    };
+    let query = RunQuery::new(None, usize::MAX);
     let stored = engine.runs(query, |_| true).await.expect("runs");
     assert_eq!(stored.len(), 9);
     assert!(stored.iter().all(|r| r.state.is_finished()), "{stored:#?}");

@@ -59,6 +59,7 @@ on_both!(
     commits_are_noticed,
     records_round_trip,
     every_record_is_copied_to_the_other_backend,
+    items_and_the_input_index_follow_their_run,
 );
 
 fn index(state: RunState) -> RunIndex {
@@ -67,6 +68,7 @@ fn index(state: RunState) -> RunIndex {
         workflow: "wf".into(),
         started_by: "tester".into(),
         created_at: weft::run::now(),
+        inputs: vec![("host".into(), "web01".into())],
     }
 }
 
@@ -707,4 +709,90 @@ async fn every_record_is_copied_to_the_other_backend(backend: Backend) {
         .await
         .expect_err("a copy into a database that is not empty");
     assert!(refused.to_string().contains("is not empty"), "{refused:#}");
+}
+
+/// `for_each` items are read back in order from any index; runs are found by their inputs
+/// (every pair must match), newest first and paged; deleting a run removes both.
+async fn items_and_the_input_index_follow_their_run(backend: Backend) {
+    let (store, _, _dir) = open(backend, "r1").await;
+    let mut ids = Vec::new();
+    for host in ["web01", "web02", "web01"] {
+        let id = RunId::new();
+        let mut write = run_write(id, RunState::Completed, None, None);
+        if let Write::Run { index, .. } = &mut write {
+            index.inputs = vec![("host".into(), host.into()), ("port".into(), "443".into())];
+        }
+        store.commit(vec![write]).await.unwrap();
+        ids.push(id);
+    }
+    let items: Vec<Write> = (0..5u64)
+        .map(|k| Write::Item {
+            run: ids[0],
+            step: "Each".into(),
+            index: k,
+            doc: format!("{{\"value\":{k}}}").into_bytes(),
+        })
+        .collect();
+    store.commit(items).await.unwrap();
+    let read = store.items(ids[0], "Each", 2, 10).await.unwrap();
+    assert_eq!(read.iter().map(|(k, _)| *k).collect::<Vec<_>>(), vec![2, 3, 4]);
+    assert_eq!(read[0].1, b"{\"value\":2}");
+    assert!(store.items(ids[0], "Other", 0, 10).await.unwrap().is_empty());
+    // An item written again replaces its document.
+    store
+        .commit(vec![Write::Item {
+            run: ids[0],
+            step: "Each".into(),
+            index: 2,
+            doc: b"{\"value\":2,\"output\":true}".to_vec(),
+        }])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.items(ids[0], "Each", 2, 1).await.unwrap()[0].1,
+        b"{\"value\":2,\"output\":true}"
+    );
+
+    let pairs = |host: &str| {
+        vec![
+            ("host".to_owned(), host.to_owned()),
+            ("port".to_owned(), "443".to_owned()),
+        ]
+    };
+    let found: Vec<RunId> = store
+        .runs_with_inputs(&pairs("web01"), None, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(found, vec![ids[2], ids[0]], "newest first");
+    let page: Vec<RunId> = store
+        .runs_with_inputs(&pairs("web01"), Some(ids[2]), 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(page, vec![ids[0]]);
+    let wrong_port = vec![
+        ("host".to_owned(), "web01".to_owned()),
+        ("port".to_owned(), "80".to_owned()),
+    ];
+    assert!(store
+        .runs_with_inputs(&wrong_port, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+
+    store.commit(vec![Write::DeleteRun(ids[0])]).await.unwrap();
+    assert!(store.items(ids[0], "Each", 0, 10).await.unwrap().is_empty());
+    let found: Vec<RunId> = store
+        .runs_with_inputs(&pairs("web01"), None, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(found, vec![ids[2]]);
 }

@@ -1101,7 +1101,7 @@ async fn in_a_browser_one_approves_with_a_comment_and_another_denies() {
         browser::screenshot(&browser, "run", 1500).await;
     })
     .await;
-    let run = team.run("certificate", &id).await;
+    let run = team.run("certificate", id).await;
     assert_eq!(state(&run), "rejected");
     assert_eq!(
         answers(&run, "RequireApproval1"),
@@ -1166,7 +1166,7 @@ async fn in_a_browser_a_wrong_typed_value_shows_an_error_and_changes_nothing() {
     })
     .await;
     assert_eq!(
-        team.run("details", &id).await,
+        team.run("details", id).await,
         before,
         "a refused form changed the run"
     );
@@ -1224,7 +1224,7 @@ async fn in_a_browser_a_post_without_the_csrf_token_is_refused() {
         assert!(text(&browser, "main").await.contains("security token (CSRF)"));
     })
     .await;
-    assert!(answers(&team.run("certificate", &id).await, "RequireApproval1").is_empty());
+    assert!(answers(&team.run("certificate", id).await, "RequireApproval1").is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,9 @@
 //! ```
 //!
 //! `approvers` empty means anyone may answer. `expires_in` is whole seconds or a duration such
-//! as `"30s"`, `"5m"`, `"2h"`, `"1d"`; `on_expiry` is `fail`, `approve` or `reject`.
+//! as `"30s"`, `"5m"`, `"2h"`, `"1d"`; `on_expiry` is `fail`, `approve` or `reject`, or
+//! `{"escalate_to": ["group:managers"], "expires_in": "1d", "then": "fail"}` to hand the
+//! approval to other people when it expires (once; `then` decides when that expires too).
 //!
 //! The step suspends with an `ApprovalStatus` form of `Approved` (boolean; `"True"`/`"False"`
 //! strings are accepted too) and `Comment` (string, optional). Each person counts once. When
@@ -59,13 +61,40 @@ fn default_prompt() -> String {
     "Approve this request?".into()
 }
 
+/// What happens when the approval expires: a decision, or handing it to other people.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+enum OnExpiry {
+    Decide(Decision),
+    Escalate(Escalation),
+}
+
+impl Default for OnExpiry {
+    fn default() -> Self {
+        OnExpiry::Decide(Decision::Fail)
+    }
+}
+
 #[derive(Clone, Copy, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-enum OnExpiry {
+enum Decision {
     #[default]
     Fail,
     Approve,
     Reject,
+}
+
+/// `on_expiry: {escalate_to: [group:managers], expires_in: 1d, then: fail}`: the approval is
+/// handed to `escalate_to` (votes so far still count) with a new expiry; when that expires
+/// too, `then` decides.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Escalation {
+    escalate_to: Vec<String>,
+    #[serde(default, deserialize_with = "weft_plugin_sdk::seconds")]
+    expires_in: Option<u64>,
+    #[serde(default)]
+    then: Decision,
 }
 
 impl Config {
@@ -75,6 +104,9 @@ impl Config {
         }
         if self.deny_limit == 0 {
             return Err("deny_limit must be at least 1".into());
+        }
+        if matches!(&self.on_expiry, OnExpiry::Escalate(e) if e.escalate_to.is_empty()) {
+            return Err("on_expiry.escalate_to must name who the approval goes to".into());
         }
         // With a group among the approvers, how many people may answer is the host's to know.
         let people = self.approvers.len();
@@ -96,6 +128,8 @@ impl Config {
 #[derive(Serialize, Deserialize)]
 struct State {
     config: Config,
+    #[serde(default)]
+    escalated: bool,
     approvals: Vec<Vote>,
     denials: Vec<Vote>,
 }
@@ -203,6 +237,7 @@ impl Step for Approval {
         }
         State {
             config,
+            escalated: false,
             approvals: Vec::new(),
             denials: Vec::new(),
         }
@@ -216,15 +251,27 @@ impl Step for Approval {
         };
         let config = &state.config;
         match event {
-            ResumeEvent::Expired => match config.on_expiry {
-                OnExpiry::Fail => Outcome::fail(format!(
-                    "the approval expired with {} of {} approvals; set on_expiry to approve or reject to decide automatically",
-                    state.approvals.len(),
-                    config.min_approvals
-                )),
-                OnExpiry::Approve => Outcome::Complete(state.record(true, true)),
-                OnExpiry::Reject => Outcome::Reject(state.record(false, true)),
-            },
+            ResumeEvent::Expired => {
+                let decision = match config.on_expiry.clone() {
+                    OnExpiry::Escalate(escalation) if !state.escalated => {
+                        state.escalated = true;
+                        state.config.approvers = escalation.escalate_to;
+                        state.config.expires_in = escalation.expires_in;
+                        return state.request();
+                    }
+                    OnExpiry::Escalate(escalation) => escalation.then,
+                    OnExpiry::Decide(decision) => decision,
+                };
+                match decision {
+                    Decision::Fail => Outcome::fail(format!(
+                        "the approval expired with {} of {} approvals; set on_expiry to approve or reject to decide automatically",
+                        state.approvals.len(),
+                        state.config.min_approvals
+                    )),
+                    Decision::Approve => Outcome::Complete(state.record(true, true)),
+                    Decision::Reject => Outcome::Reject(state.record(false, true)),
+                }
+            }
             ResumeEvent::Answer(answer) => {
                 if let Err(problem) = state.count(ctx, answer) {
                     return Outcome::InvalidAnswer(problem);

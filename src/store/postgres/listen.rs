@@ -29,6 +29,7 @@ pub fn encode(notice: &Notice) -> String {
         Notice::Outbox => "outbox".into(),
         Notice::Rules => "rules".into(),
         Notice::Grants => "grants".into(),
+        Notice::Schedules => "schedules".into(),
         Notice::Orphans => "orphans".into(),
         Notice::Missed => "missed".into(),
     }
@@ -53,6 +54,7 @@ fn decode(line: &str) -> Option<Notice> {
         "outbox" => Notice::Outbox,
         "rules" => Notice::Rules,
         "grants" => Notice::Grants,
+        "schedules" => Notice::Schedules,
         "orphans" => Notice::Orphans,
         _ => return None,
     })

@@ -285,6 +285,65 @@ impl RunStore for PgStore {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
+    async fn items(
+        &self,
+        run: RunId,
+        step: &str,
+        from: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<(u64, Vec<u8>)>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &client
+                    .prepare_cached(
+                        "SELECT idx, doc FROM run_items WHERE run = $1 AND step = $2 AND idx >= $3 ORDER BY idx LIMIT $4",
+                    )
+                    .await
+                    .map_err(db_error)?,
+                &[&run.uuid(), &step, &to_i64(from), &to_i64(limit as u64)],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(rows.iter().map(|r| (to_u64(r.get(0)), r.get(1))).collect())
+    }
+
+    async fn runs_with_inputs(
+        &self,
+        inputs: &[(String, String)],
+        before: Option<RunId>,
+        limit: usize,
+    ) -> StoreResult<Vec<StoredRun>> {
+        if inputs.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One join per input: each reads the index by (key, value), never the history.
+        let mut sql = String::from("SELECT r.id, r.doc, r.revision, r.owner FROM runs r");
+        let mut params: Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>> = Vec::new();
+        for (n, (key, value)) in inputs.iter().enumerate() {
+            let (k, v) = (params.len() + 1, params.len() + 2);
+            sql.push_str(&format!(
+                " JOIN run_inputs i{n} ON i{n}.run = r.id AND i{n}.key = ${k} AND i{n}.value = ${v}"
+            ));
+            params.push(Box::new(key.clone()));
+            params.push(Box::new(value.clone()));
+        }
+        let (b, l) = (params.len() + 1, params.len() + 2);
+        sql.push_str(&format!(
+            " WHERE (${b}::uuid IS NULL OR r.id < ${b}) ORDER BY r.id DESC LIMIT ${l}"
+        ));
+        params.push(Box::new(before.map(RunId::uuid)));
+        params.push(Box::new(to_i64(limit as u64)));
+        let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
+            .iter()
+            .map(|p| &**p as &(dyn tokio_postgres::types::ToSql + Sync))
+            .collect();
+        let client = self.client().await?;
+        let statement = client.prepare_cached(&sql).await.map_err(db_error)?;
+        let rows = client.query(&statement, &refs).await.map_err(db_error)?;
+        Ok(rows.iter().map(stored_run).collect())
+    }
+
     async fn idempotent_run(&self, key: &str) -> StoreResult<Option<(RunId, Option<Digest>)>> {
         let client = self.client().await?;
         let row = client
@@ -355,18 +414,11 @@ impl RunStore for PgStore {
 }
 
 pub(super) fn kind_code(kind: TimerKind) -> i16 {
-    match kind {
-        TimerKind::Expire => 0,
-        TimerKind::Retry => 1,
-    }
+    i16::from(kind.code())
 }
 
 pub(super) fn kind_of(code: i16) -> TimerKind {
-    if code == 0 {
-        TimerKind::Expire
-    } else {
-        TimerKind::Retry
-    }
+    TimerKind::from_code(u8::try_from(code).unwrap_or(u8::MAX))
 }
 
 #[async_trait]
@@ -597,6 +649,54 @@ impl AccessStore for PgStore {
 
     async fn session(&self, id: &str) -> StoreResult<Option<Vec<u8>>> {
         self.bytes("SELECT doc FROM sessions WHERE id = $1", id).await
+    }
+}
+
+#[async_trait]
+impl DocStore for PgStore {
+    async fn doc(&self, kind: DocKind, key: &str) -> StoreResult<Option<StoredDoc>> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                &client
+                    .prepare_cached("SELECT revision, doc FROM docs WHERE kind = $1 AND key = $2")
+                    .await
+                    .map_err(db_error)?,
+                &[&i16::from(kind.code()), &key],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(row.map(|r| StoredDoc {
+            kind,
+            key: key.to_owned(),
+            revision: to_u64(r.get(0)),
+            doc: r.get(1),
+        }))
+    }
+
+    async fn docs(&self, kind: DocKind, from: &str, to: &str, limit: usize) -> StoreResult<Vec<StoredDoc>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &client
+                    .prepare_cached(
+                        "SELECT key, revision, doc FROM docs WHERE kind = $1 AND key >= $2 AND key < $3 ORDER BY key LIMIT $4",
+                    )
+                    .await
+                    .map_err(db_error)?,
+                &[&i16::from(kind.code()), &from, &to, &to_i64(limit as u64)],
+            )
+            .await
+            .map_err(db_error)?;
+        Ok(rows
+            .iter()
+            .map(|r| StoredDoc {
+                kind,
+                key: r.get(0),
+                revision: to_u64(r.get(1)),
+                doc: r.get(2),
+            })
+            .collect())
     }
 }
 

@@ -27,6 +27,27 @@ const TABLES: &[(&str, Reader)] = &[
         })
     }),
     (
+        "SELECT run, step, idx, doc FROM run_items ORDER BY run, step, idx",
+        |r| {
+            Ok(Record::Item {
+                run: RunId::from(r.get::<_, uuid::Uuid>(0)),
+                step: r.get(1),
+                index: to_u64(r.get(2)),
+                doc: r.get(3),
+            })
+        },
+    ),
+    (
+        "SELECT key, value, run FROM run_inputs ORDER BY key, value, run",
+        |r| {
+            Ok(Record::InputIndex {
+                key: r.get(0),
+                value: r.get(1),
+                run: RunId::from(r.get::<_, uuid::Uuid>(2)),
+            })
+        },
+    ),
+    (
         "SELECT due, run, step, kind FROM timers ORDER BY due, run, step",
         |r| {
             Ok(Record::Timer(Timer {
@@ -144,6 +165,22 @@ const TABLES: &[(&str, Reader)] = &[
         })
     }),
     (
+        "SELECT kind, key, revision, doc FROM docs ORDER BY kind, key",
+        |r| {
+            let code: i16 = r.get(0);
+            let kind = u8::try_from(code)
+                .ok()
+                .and_then(DocKind::from_code)
+                .ok_or_else(|| StoreError::Other(anyhow::anyhow!("unknown document kind {code}")))?;
+            Ok(Record::Doc(StoredDoc {
+                kind,
+                key: r.get(1),
+                revision: to_u64(r.get(2)),
+                doc: r.get(3),
+            }))
+        },
+    ),
+    (
         "SELECT value FROM meta WHERE key = 'rules_revision' AND value > 0",
         |r| Ok(Record::RulesRevision(to_u64(r.get(0)))),
     ),
@@ -153,6 +190,8 @@ const TABLES: &[(&str, Reader)] = &[
 const RECORD_TABLES: &[&str] = &[
     "runs",
     "run_logs",
+    "run_items",
+    "run_inputs",
     "timers",
     "idempotency_keys",
     "plugins",
@@ -166,6 +205,7 @@ const RECORD_TABLES: &[&str] = &[
     "audit",
     "grants",
     "sessions",
+    "docs",
     "action_targets",
     "action_executions",
     "action_outbox",
@@ -201,6 +241,28 @@ fn statement(record: &Record) -> StoreResult<(&'static str, Vec<Box<dyn ToSql + 
                 Box::new(run.uuid()),
                 Box::new(to_i64(*seq)),
                 Box::new(doc.as_slice()),
+            ],
+        ),
+        Record::Item {
+            run,
+            step,
+            index,
+            doc,
+        } => (
+            "INSERT INTO run_items (run, step, idx, doc) VALUES ($1, $2, $3, $4)",
+            vec![
+                Box::new(run.uuid()),
+                Box::new(step.as_str()),
+                Box::new(to_i64(*index)),
+                Box::new(doc.as_slice()),
+            ],
+        ),
+        Record::InputIndex { run, key, value } => (
+            "INSERT INTO run_inputs (key, value, run) VALUES ($1, $2, $3)",
+            vec![
+                Box::new(key.as_str()),
+                Box::new(value.as_str()),
+                Box::new(run.uuid()),
             ],
         ),
         Record::Timer(t) => (
@@ -292,6 +354,15 @@ fn statement(record: &Record) -> StoreResult<(&'static str, Vec<Box<dyn ToSql + 
         Record::RulesRevision(revision) => (
             "UPDATE meta SET value = $1 WHERE key = 'rules_revision'",
             vec![Box::new(to_i64(*revision))],
+        ),
+        Record::Doc(d) => (
+            "INSERT INTO docs (kind, key, revision, doc) VALUES ($1, $2, $3, $4)",
+            vec![
+                Box::new(i16::from(d.kind.code())),
+                Box::new(d.key.as_str()),
+                Box::new(to_i64(d.revision)),
+                Box::new(d.doc.as_slice()),
+            ],
         ),
     })
 }

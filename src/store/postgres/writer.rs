@@ -47,6 +47,10 @@ struct Statements {
     update_run: Statement,
     delete_run: Statement,
     delete_run_logs: Statement,
+    delete_run_items: Statement,
+    delete_run_inputs: Statement,
+    upsert_item: Statement,
+    insert_input: Statement,
     insert_log: Statement,
     insert_timer: Statement,
     delete_timer: Statement,
@@ -81,6 +85,11 @@ struct Statements {
     insert_action_log: Statement,
     trim_action_log: Statement,
     notify: Statement,
+    insert_doc: Statement,
+    upsert_doc: Statement,
+    update_doc: Statement,
+    delete_doc: Statement,
+    delete_doc_at: Statement,
 }
 
 /// `change` (an INSERT or UPDATE) made to fail when it changes no row: the count divides one,
@@ -97,6 +106,10 @@ impl Statements {
             update_run: client.prepare(&expect_one("UPDATE runs SET doc = $2, revision = $3 + 1, owner = $4, state = $5 WHERE id = $1 AND revision = $3")).await?,
             delete_run: client.prepare("DELETE FROM runs WHERE id = $1").await?,
             delete_run_logs: client.prepare("DELETE FROM run_logs WHERE run = $1").await?,
+            delete_run_items: client.prepare("DELETE FROM run_items WHERE run = $1").await?,
+            delete_run_inputs: client.prepare("DELETE FROM run_inputs WHERE run = $1").await?,
+            upsert_item: client.prepare("INSERT INTO run_items (run, step, idx, doc) VALUES ($1, $2, $3, $4) ON CONFLICT (run, step, idx) DO UPDATE SET doc = EXCLUDED.doc").await?,
+            insert_input: client.prepare("INSERT INTO run_inputs (key, value, run) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING").await?,
             insert_log: client.prepare("INSERT INTO run_logs (run, seq, doc) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING").await?,
             insert_timer: client.prepare("INSERT INTO timers (due, run, step, kind) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING").await?,
             delete_timer: client.prepare("DELETE FROM timers WHERE run = $1 AND step = $2 AND due = $3").await?,
@@ -120,6 +133,11 @@ impl Statements {
             delete_grant: client.prepare("DELETE FROM grants WHERE plugin = $1").await?,
             upsert_session: client.prepare("INSERT INTO sessions (id, doc) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc").await?,
             delete_session: client.prepare("DELETE FROM sessions WHERE id = $1").await?,
+            insert_doc: client.prepare("INSERT INTO docs (kind, key, revision, doc) VALUES ($1, $2, 1, $3)").await?,
+            upsert_doc: client.prepare("INSERT INTO docs (kind, key, revision, doc) VALUES ($1, $2, 1, $3) ON CONFLICT (kind, key) DO UPDATE SET doc = EXCLUDED.doc, revision = docs.revision + 1").await?,
+            update_doc: client.prepare(&expect_one("UPDATE docs SET doc = $3, revision = revision + 1 WHERE kind = $1 AND key = $2 AND revision = $4")).await?,
+            delete_doc: client.prepare("DELETE FROM docs WHERE kind = $1 AND key = $2").await?,
+            delete_doc_at: client.prepare(&expect_one("DELETE FROM docs WHERE kind = $1 AND key = $2 AND revision = $3")).await?,
             upsert_target: client.prepare("INSERT INTO action_targets (id, doc) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc").await?,
             delete_target: client.prepare("DELETE FROM action_targets WHERE id = $1").await?,
             upsert_execution: client.prepare("INSERT INTO action_executions (key, doc) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET doc = EXCLUDED.doc").await?,
@@ -499,17 +517,45 @@ fn statements_for<'a>(
             index,
             expect: None,
             owner,
+        } => {
+            guarded(
+                Some(Refusal::Conflict(format!("run {id} exists already"))),
+                &st.insert_run,
+                vec![
+                    Box::new(id.uuid()),
+                    Box::new(doc.as_slice()),
+                    Box::new(owner.as_deref()),
+                    Box::new(index.state.as_str()),
+                    Box::new(index.workflow.as_str()),
+                    Box::new(index.started_by.as_str()),
+                    Box::new(index.created_at),
+                ],
+            );
+            for (key, value) in &index.inputs {
+                guarded(
+                    None,
+                    &st.insert_input,
+                    vec![
+                        Box::new(key.as_str()),
+                        Box::new(value.as_str()),
+                        Box::new(id.uuid()),
+                    ],
+                );
+            }
+        }
+        Write::Item {
+            run: id,
+            step,
+            index,
+            doc,
         } => guarded(
-            Some(Refusal::Conflict(format!("run {id} exists already"))),
-            &st.insert_run,
+            None,
+            &st.upsert_item,
             vec![
                 Box::new(id.uuid()),
+                Box::new(step.as_str()),
+                Box::new(to_i64(*index)),
                 Box::new(doc.as_slice()),
-                Box::new(owner.as_deref()),
-                Box::new(index.state.as_str()),
-                Box::new(index.workflow.as_str()),
-                Box::new(index.started_by.as_str()),
-                Box::new(index.created_at),
             ],
         ),
         Write::Run {
@@ -534,6 +580,8 @@ fn statements_for<'a>(
         Write::DeleteRun(id) => {
             guarded(None, &st.delete_run, vec![Box::new(id.uuid())]);
             guarded(None, &st.delete_run_logs, vec![Box::new(id.uuid())]);
+            guarded(None, &st.delete_run_items, vec![Box::new(id.uuid())]);
+            guarded(None, &st.delete_run_inputs, vec![Box::new(id.uuid())]);
         }
         Write::Log { run: id, seq, doc } => guarded(
             None,
@@ -640,6 +688,43 @@ fn statements_for<'a>(
                 vec![Box::new(to_i64(*expect))],
             ),
         },
+        Write::Doc {
+            kind,
+            key,
+            doc,
+            condition,
+        } => {
+            let what = format!("{kind:?} {key:?}");
+            let (kind, key) = (i16::from(kind.code()), key.as_str());
+            match (doc, condition) {
+                (Some(doc), DocCondition::Any) => guarded(
+                    None,
+                    &st.upsert_doc,
+                    vec![Box::new(kind), Box::new(key), Box::new(doc.as_slice())],
+                ),
+                (Some(doc), DocCondition::Absent) => guarded(
+                    Some(Refusal::Conflict(format!("{what} exists already"))),
+                    &st.insert_doc,
+                    vec![Box::new(kind), Box::new(key), Box::new(doc.as_slice())],
+                ),
+                (Some(doc), DocCondition::At(revision)) => guarded(
+                    Some(Refusal::Stale(format!("{what} changed since it was read"))),
+                    &st.update_doc,
+                    vec![
+                        Box::new(kind),
+                        Box::new(key),
+                        Box::new(doc.as_slice()),
+                        Box::new(to_i64(*revision)),
+                    ],
+                ),
+                (None, DocCondition::At(revision)) => guarded(
+                    Some(Refusal::Stale(format!("{what} changed since it was read"))),
+                    &st.delete_doc_at,
+                    vec![Box::new(kind), Box::new(key), Box::new(to_i64(*revision))],
+                ),
+                (None, _) => guarded(None, &st.delete_doc, vec![Box::new(kind), Box::new(key)]),
+            }
+        }
         Write::Idempotency { key, run, request } => guarded(
             Some(Refusal::Conflict(format!("the idempotency key {key:?} is taken"))),
             &st.take_idempotency,

@@ -56,3 +56,12 @@ pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub const GRANTS: TableDefinition<&str, &[u8]> = TableDefinition::new("grants");
 /// session id → session (JSON).
 pub const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
+/// (run id, step, index) → a `for_each` item (JSON): its value, then its result.
+pub const ITEMS: TableDefinition<(&str, &str, u64), &[u8]> = TableDefinition::new("for_each_items");
+/// (input key, value as text, run id) → (): finding runs by their inputs.
+pub const INPUTS: TableDefinition<(&str, &str, &str), ()> = TableDefinition::new("input_index");
+/// run id → its entries in `INPUTS` (JSON pairs), to remove them with the run.
+pub const RUN_INPUTS: TableDefinition<&str, &[u8]> = TableDefinition::new("run_inputs");
+/// (kind code, key) → revision (8 bytes, little-endian) then the document: small keyed
+/// documents (schedules, events, event waiters), each kind its own key space.
+pub const DOCS: TableDefinition<(u8, &str), &[u8]> = TableDefinition::new("docs");

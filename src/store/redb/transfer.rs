@@ -6,8 +6,8 @@
 
 use super::tables::*;
 use super::{
-    decode_run, encode_run, kind_byte, other, parse_digest, parse_id, stored_plugin, timer_from, unix_ms,
-    RedbStore, RULES_REVISION,
+    decode_doc, decode_run, encode_doc, encode_run, kind_byte, other, parse_digest, parse_id, stored_plugin,
+    timer_from, unix_ms, RedbStore, RULES_REVISION,
 };
 use crate::run::RunState;
 use crate::store::api::*;
@@ -49,6 +49,17 @@ fn export_all(db: &Database, records: &mpsc::Sender<Record>) -> StoreResult<()> 
             doc: v.to_vec(),
         });
     }
+    export_table!(txn, records, ITEMS, |k, v| Record::Item {
+        run: parse_id(k.0)?,
+        step: k.1.to_owned(),
+        index: k.2,
+        doc: v.to_vec(),
+    });
+    export_table!(txn, records, INPUTS, |k, _v| Record::InputIndex {
+        key: k.0.to_owned(),
+        value: k.1.to_owned(),
+        run: parse_id(k.2)?,
+    });
     export_table!(txn, records, TIMERS, |k, v| Record::Timer(timer_from(k, v)?));
     export_table!(txn, records, IDEMPOTENCY, |k, v| {
         let (run, request) = v.split_once(' ').unwrap_or((v, ""));
@@ -116,6 +127,23 @@ fn export_all(db: &Database, records: &mpsc::Sender<Record>) -> StoreResult<()> 
         seq: k,
         doc: v.to_vec(),
     });
+    for entry in txn.open_table(DOCS).map_err(other)?.iter().map_err(other)? {
+        let (key, value) = entry.map_err(other)?;
+        let (code, name) = key.value();
+        let Some(kind) = DocKind::from_code(code) else {
+            continue;
+        };
+        let (revision, doc) = decode_doc(value.value());
+        let record = Record::Doc(StoredDoc {
+            kind,
+            key: name.to_owned(),
+            revision,
+            doc: doc.to_vec(),
+        });
+        if !send(records, record) {
+            return Ok(());
+        }
+    }
     let revision = txn
         .open_table(META)
         .map_err(other)?
@@ -159,6 +187,28 @@ fn import_all(db: &Database, records: &[Record]) -> anyhow::Result<()> {
                         &mut logs
                     };
                     table.insert((run.as_str(), *seq), doc.as_slice())?;
+                }
+                Record::Item {
+                    run,
+                    step,
+                    index,
+                    doc,
+                } => {
+                    let run = run.to_string();
+                    txn.open_table(ITEMS)?
+                        .insert((run.as_str(), step.as_str(), *index), doc.as_slice())?;
+                }
+                Record::InputIndex { run, key, value } => {
+                    let run = run.to_string();
+                    txn.open_table(INPUTS)?
+                        .insert((key.as_str(), value.as_str(), run.as_str()), ())?;
+                    let mut by_run = txn.open_table(RUN_INPUTS)?;
+                    let mut pairs: Vec<(String, String)> = match by_run.get(run.as_str())? {
+                        Some(v) => serde_json::from_slice(v.value())?,
+                        None => Vec::new(),
+                    };
+                    pairs.push((key.clone(), value.clone()));
+                    by_run.insert(run.as_str(), serde_json::to_vec(&pairs)?.as_slice())?;
                 }
                 Record::Timer(t) => {
                     let run = t.run.to_string();
@@ -228,6 +278,12 @@ fn import_all(db: &Database, records: &[Record]) -> anyhow::Result<()> {
                 Record::RulesRevision(revision) => {
                     txn.open_table(META)?.insert(RULES_REVISION, *revision)?;
                 }
+                Record::Doc(d) => {
+                    txn.open_table(DOCS)?.insert(
+                        (d.kind.code(), d.key.as_str()),
+                        encode_doc(d.revision, &d.doc).as_slice(),
+                    )?;
+                }
             }
         }
     }
@@ -248,6 +304,9 @@ fn empty(db: &Database) -> anyhow::Result<bool> {
         LIVE_RUNS,
         LOGS,
         LIVE_LOGS,
+        ITEMS,
+        INPUTS,
+        DOCS,
         TIMERS,
         IDEMPOTENCY,
         PLUGINS,
