@@ -197,7 +197,8 @@ impl Principal {
     }
 
     /// Whether this caller may see `run`: every role that reads runs sees all of them, but an
-    /// approver only sees runs with a step assigned to them or answered by them.
+    /// approver only sees runs with a step assigned to them (waiting now or before) or
+    /// answered by them.
     pub fn may_read_run(&self, run: &RunRecord) -> bool {
         if self.role != Role::Approver {
             return self.role.allows(Action::ReadRuns);
@@ -205,6 +206,7 @@ impl Principal {
         let person = self.person();
         run.units().filter_map(|u| run.record(u)).any(|s| {
             s.answers.iter().any(|a| a.answered_by == self.name)
+                || (!s.asked.is_empty() && person.may_answer(&s.asked))
                 || s.waiting
                     .as_ref()
                     .is_some_and(|w| !w.assignees.is_empty() && person.may_answer(&w.assignees))

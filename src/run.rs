@@ -343,6 +343,10 @@ pub struct StepRecord {
     /// Answers accepted so far, oldest first.
     #[serde(default)]
     pub answers: Vec<AnswerRecord>,
+    /// Everyone the step was ever assigned to while it waited (names and `group:` names),
+    /// kept after it stops waiting: the people asked still see the run and who answered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub asked: Vec<String>,
     /// Time spent inside plugin calls, over all attempts.
     #[serde(default)]
     pub busy_ms: u64,

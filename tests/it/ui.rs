@@ -912,40 +912,31 @@ async fn the_live_inbox_hears_every_runner() {
     .await;
 }
 
-/// A webhook on loopback that answers 200 and sends each request's body.
-fn webhook() -> (u16, std::sync::mpsc::Receiver<(String, Value)>) {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+/// A webhook on loopback (a real HTTP server, axum) that answers 200 and sends on each
+/// request's method, path, content type and body.
+async fn webhook() -> (u16, tokio::sync::mpsc::UnboundedReceiver<(String, Value)>) {
+    use axum::http::{HeaderMap, Method, Uri};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
     let port = listener.local_addr().expect("an address").port();
-    let (tell, heard) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            let mut reader = BufReader::new(stream.try_clone().expect("a stream"));
-            let mut request_line = String::new();
-            reader.read_line(&mut request_line).expect("a request line");
-            let mut length = 0;
-            loop {
-                let mut line = String::new();
-                reader.read_line(&mut line).expect("a header");
-                if line.trim().is_empty() {
-                    break;
-                }
-                if let Some((name, value)) = line.split_once(':') {
-                    if name.eq_ignore_ascii_case("content-length") {
-                        length = value.trim().parse().expect("a length");
-                    }
-                }
+    let (tell, heard) = tokio::sync::mpsc::unbounded_channel();
+    let app = axum::Router::new().fallback(
+        move |method: Method, uri: Uri, headers: HeaderMap, body: axum::body::Bytes| {
+            let tell = tell.clone();
+            async move {
+                let content_type = headers
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                let body =
+                    serde_json::from_slice(&body).unwrap_or_else(|_| json!(String::from_utf8_lossy(&body)));
+                let _ = tell.send((format!("{method} {uri} {content_type}"), body));
+                "ok"
             }
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).expect("the body");
-            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
-            let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            if tell.send((request_line.trim().to_owned(), body)).is_err() {
-                return;
-            }
-        }
-    });
+        },
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
     (port, heard)
 }
 
@@ -953,7 +944,7 @@ fn webhook() -> (u16, std::sync::mpsc::Receiver<(String, Value)>) {
 async fn notify_tells_a_webhook_with_a_link_to_the_inbox_item() {
     let team = Team::new(Backend::Redb).await;
     let admin = team.as_admin();
-    let (port, heard) = webhook();
+    let (port, mut heard) = webhook().await;
     let target = admin
         .post(
             "/v1/actions/targets",
@@ -984,9 +975,12 @@ async fn notify_tells_a_webhook_with_a_link_to_the_inbox_item() {
             |log| log["items"].as_array().is_some_and(|i| !i.is_empty()),
         )
         .await;
-    let entry = log["items"][0].to_string();
+    let entry = &log["items"][0];
+    let error = entry["error"].as_str().unwrap_or_default();
+    let grant = format!("weft grant set notify --http \"POST 127.0.0.1:{port}\"");
+    assert!(error.contains(&grant), "{entry}");
     assert!(
-        entry.contains("was denied") && entry.contains("weft grant set notify"),
+        entry["logs"].to_string().contains("outbound HTTP denied"),
         "{entry}"
     );
     assert!(heard.try_recv().is_err(), "nothing reached the webhook");
@@ -1001,8 +995,11 @@ async fn notify_tells_a_webhook_with_a_link_to_the_inbox_item() {
     let id = team
         .waiting_run("certificate", json!({"common_name": "n2.example.com"}))
         .await;
-    let (request_line, message) = heard.recv_timeout(POLL_LIMIT).expect("the webhook was called");
-    assert_eq!(request_line, "POST /hook HTTP/1.1");
+    let (request, message) = tokio::time::timeout(POLL_LIMIT, heard.recv())
+        .await
+        .expect("the webhook was called in time")
+        .expect("a request");
+    assert_eq!(request, "POST /hook application/json");
     let link = format!("{}/ui/runs/{id}/steps/RequireApproval1", team.server.base);
     assert_eq!(message["link"], link.as_str(), "{message:#}");
     assert_eq!(message["prompt"], "Issue a certificate for n2.example.com?");

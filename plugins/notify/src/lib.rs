@@ -97,6 +97,12 @@ fn message(config: &Config, payload: &Value) -> Result<Value, TargetError> {
     }))
 }
 
+/// The `host:port` part of `url`.
+fn authority(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    rest.split(['/', '?', '#']).next().unwrap_or(rest)
+}
+
 struct Notify;
 
 impl Target for Notify {
@@ -114,15 +120,20 @@ impl Target for Notify {
             .body(body.to_string().into_bytes())
             .send()
             .map_err(|e| {
+                // The host refuses a host outside the grant. With a body to send, waki sees
+                // that as the body's stream closing, not as `HttpRequestDenied`, so both
+                // point to the grant (the actions log also shows the host's refusal).
                 let message = format!("{e:?}");
-                if message.contains("HttpRequestDenied") {
-                    TargetError::new(format!(
-                        "POST {} was denied: grant this plugin the webhook's host (weft grant set notify --http \"POST HOST\")",
-                        config.webhook_url
-                    ))
+                let hint = if message.contains("HttpRequestDenied") || message.contains("Closed") {
+                    format!(
+                        "; if the actions log says the request was denied, grant this plugin the webhook's host: \
+                         weft grant set notify --http \"POST {}\"",
+                        authority(&config.webhook_url)
+                    )
                 } else {
-                    TargetError::new(format!("POST {} failed: {message}", config.webhook_url))
-                }
+                    String::new()
+                };
+                TargetError::new(format!("POST {} failed: {message}{hint}", config.webhook_url))
             })?;
         let status = response.status_code();
         if !(200..300).contains(&status) {
