@@ -1095,7 +1095,7 @@ async fn in_a_browser_one_approves_with_a_comment_and_another_denies() {
         }
         let graph = text(&browser, "svg.graph").await;
         assert!(graph.contains("Build") && graph.contains("completed"), "{graph}");
-        browser::screenshot(&browser, "run", 1500).await;
+        browser::screenshot(&browser, "run", 1800).await;
     })
     .await;
     let run = team.run("certificate", id).await;
