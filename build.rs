@@ -22,6 +22,7 @@ const BUILTINS: &[(&str, &str, &str)] = &[
     ("http-request", "http_request", "step"),
     ("audit-sink", "audit_sink", "target"),
     ("policy", "policy", "target"),
+    ("notify", "notify", "target"),
 ];
 const TARGET: &str = "wasm32-wasip2";
 

@@ -224,6 +224,17 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// The holder of `token` (checked already: known and not revoked).
+    pub fn of_token(token: TokenRecord) -> Principal {
+        Principal {
+            name: token.name,
+            roles: token.roles,
+            groups: token.groups,
+            token: Some(token.id),
+            local: false,
+        }
+    }
+
     /// Whether the caller holds `role`.
     pub fn has(&self, role: Role) -> bool {
         self.roles.contains(&role)
@@ -256,7 +267,8 @@ impl Principal {
     }
 
     /// Whether this caller may see `run`: every role that reads runs sees all of them, but an
-    /// approver only sees runs with a step assigned to them or answered by them.
+    /// approver only sees runs with a step assigned to them (waiting now or before) or
+    /// answered by them.
     pub fn may_read_run(&self, run: &RunRecord) -> bool {
         if !self.reads_assigned_only() {
             return self.allows(Action::ReadRuns);
@@ -264,9 +276,25 @@ impl Principal {
         let person = self.person();
         run.units().filter_map(|u| run.record(u)).any(|s| {
             s.answers.iter().any(|a| a.answered_by == self.name)
+                || (!s.asked.is_empty() && person.may_answer(&s.asked))
                 || s.waiting
                     .as_ref()
                     .is_some_and(|w| !w.assignees.is_empty() && person.may_answer(&w.assignees))
         })
     }
+}
+
+/// An audit log entry: who (`None` when nobody could be authenticated) did `action` to
+/// `target`, and the HTTP status it ended with. The API and the browser UI record the same
+/// shape.
+pub fn audit_entry(who: Option<&Principal>, action: &str, target: &str, outcome: u16) -> serde_json::Value {
+    serde_json::json!({
+        "at": crate::run::rfc3339(crate::run::now()),
+        "token": who.and_then(|p| p.token.clone()),
+        "name": who.map(|p| p.name.clone()),
+        "role": who.map(|p| describe_roles(&p.roles)),
+        "action": action,
+        "target": target,
+        "outcome": outcome,
+    })
 }

@@ -14,7 +14,6 @@ use axum::http::request::Parts;
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 /// The most header bytes a request may carry.
 const MAX_HEADER_BYTES: usize = 64 << 10;
@@ -93,13 +92,7 @@ async fn resolve(state: &AppState, headers: &header::HeaderMap) -> Result<Princi
         ));
     }
     match state.engine.token(secret).await? {
-        Some(token) if token.revoked_at.is_none() => Ok(Principal {
-            name: token.name,
-            roles: token.roles,
-            groups: token.groups,
-            token: Some(token.id),
-            local: false,
-        }),
+        Some(token) if token.revoked_at.is_none() => Ok(Principal::of_token(token)),
         Some(_) => Err(unauthorized("this token was revoked")),
         None => Err(unauthorized("unknown token")),
     }
@@ -126,15 +119,7 @@ fn local_principal(headers: &header::HeaderMap) -> Result<Principal, ApiError> {
 }
 
 fn record(state: &AppState, who: Option<&Principal>, method: &Method, path: &str, status: StatusCode) {
-    let entry = json!({
-        "at": crate::run::rfc3339(crate::run::now()),
-        "token": who.and_then(|p| p.token.clone()),
-        "name": who.map(|p| p.name.clone()),
-        "role": who.map(|p| auth::describe_roles(&p.roles)),
-        "action": format!("{method} {path}"),
-        "target": path,
-        "outcome": status.as_u16(),
-    });
+    let entry = auth::audit_entry(who, &format!("{method} {path}"), path, status.as_u16());
     // Queued, not awaited: the entry joins the next group commit instead of adding a disk
     // sync to every response; `GET /v1/audit` flushes before it reads.
     state.engine.record_audit(&entry);

@@ -53,6 +53,8 @@ pub struct Options {
     pub local_mode: bool,
     /// Serve `GET /metrics` without a token.
     pub metrics_without_token: bool,
+    /// Browser session cookies carry `Secure` (a server reached over the network).
+    pub secure_cookies: bool,
 }
 
 #[derive(OpenApi)]
@@ -131,8 +133,16 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
 
-/// Every route.
+/// Every route: the API under `/v1`, and the browser UI ([`crate::ui`]) at `/` and `/ui/`.
 pub fn router(engine: Engine, options: &Options) -> Router {
+    let ui = crate::ui::router(
+        engine.clone(),
+        crate::ui::Options {
+            local_mode: options.local_mode,
+            secure_cookies: options.secure_cookies,
+            session_lifetime: options.limits.session_lifetime,
+        },
+    );
     let state = AppState {
         engine,
         local_mode: options.local_mode,
@@ -246,6 +256,8 @@ pub fn router(engine: Engine, options: &Options) -> Router {
             state.clone(),
             auth::authenticate,
         ))
+        // The UI has its own sessions and audit; it shares the body limits below.
+        .merge(ui)
         .layer(axum::middleware::from_fn_with_state(
             BodyLimits::from(&options.limits),
             read_body,

@@ -575,6 +575,7 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
         limits,
         local_mode: loopback,
         metrics_without_token: args.metrics_without_token,
+        secure_cookies: !loopback,
     };
     crate::api::serve(engine.clone(), listener, options, stop_requested()).await?;
     // This runner's runs go to the others at once; dropping the engine closes the database

@@ -666,6 +666,7 @@ pub(super) fn new_step(name: StepName, plugin: Option<Resolved>) -> StepRecord {
         waiting: None,
         pause: None,
         answers: Vec::new(),
+        asked: Vec::new(),
         busy_ms: 0,
         waited_ms: 0,
         secure_output: Vec::new(),

@@ -12,7 +12,8 @@
 //! - [`events`] takes events sent to the API and hands them to the steps waiting for them;
 //! - [`schedules`] keeps schedules and fires each once across runners;
 //! - [`versions`] stores and publishes workflow versions; [`access`] keeps tokens, the audit
-//!   log and sessions; [`hooks`] is where the engine meets actions.
+//!   log and sessions; [`hooks`] is where the engine meets actions; [`watch`] lets readers
+//!   hear that runs changed, on whichever runner.
 //!
 //! Every change is committed to the store before anything acts on it, and carries the run's
 //! revision it was made from: a step is marked running (durably) before its plugin is called,
@@ -37,7 +38,9 @@ mod schedules;
 mod timers;
 mod transition;
 mod versions;
+mod watch;
 
+pub use access::Session;
 pub use events::{EventError, EventReceipt};
 pub use grants::GrantError;
 pub use plugins::RemoveError;
@@ -45,6 +48,7 @@ pub use runs::RunQuery;
 pub use schedules::ScheduleError;
 pub use transition::context_for;
 pub use versions::{SaveStatus, Saved, Staged, StagedVersion};
+pub use watch::{RunChange, RunWatch};
 
 use crate::names::{Digest, RunId, StepName};
 use crate::plugins::PluginHost;

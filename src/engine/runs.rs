@@ -481,12 +481,14 @@ impl Engine {
                 return Err(AnswerError::Invalid(message));
             }
             let mut tx = Transition::default();
+            let shown = AnswerRecord::shown(&waiting.fields, &data);
             let record = run.record_mut(unit).expect("a unit found by name");
             let name = record.name.clone();
             record.answers.push(AnswerRecord {
                 signal_type: signal_type.to_owned(),
                 answered_by: answered_by.to_owned(),
                 answered_at,
+                data: Some(shown),
             });
             tx.log(
                 &mut run,
