@@ -1,8 +1,8 @@
 //! Builds the bundled plugins in `plugins/` for `wasm32-wasip2` and embeds them.
 //!
 //! The plugins are their own Cargo workspace, built by a nested `cargo build` into
-//! `target/weft-plugins` (a separate target directory, so the outer build's lock is not
-//! contended). The built-in ones are embedded through `$OUT_DIR/builtins.rs`; the directory of
+//! `target/weft-plugins-<tree>` (a separate target directory, so the outer build's lock is not
+//! contended; one per source tree, so checkouts sharing a target directory keep their own). The built-in ones are embedded through `$OUT_DIR/builtins.rs`; the directory of
 //! every built plugin (test-only ones included) is exported to the crate as
 //! `WEFT_PLUGIN_DIR`, which the integration tests use. The host's template engine
 //! (`plugins/templates`) is embedded beside them, but it is not a plugin.
@@ -22,6 +22,7 @@ const BUILTINS: &[(&str, &str, &str)] = &[
     ("http-request", "http_request", "step"),
     ("audit-sink", "audit_sink", "target"),
     ("policy", "policy", "target"),
+    ("notify", "notify", "target"),
 ];
 const TARGET: &str = "wasm32-wasip2";
 
@@ -35,12 +36,20 @@ fn main() {
     let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     ensure_target(&rustc);
 
-    // `target/<profile>/build/weft-*/out` → `target/weft-plugins`.
+    // `target/<profile>/build/weft-*/out` → `target/weft-plugins-<tree>`: one directory per
+    // source tree, so checkouts sharing a target directory never embed each other's plugins.
+    let tree = {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        root.hash(&mut hasher);
+        format!("{:016x}", hasher.finish())
+    };
+    let plugins_dir = format!("weft-plugins-{tree}");
     let target_dir = out_dir
         .ancestors()
         .nth(4)
-        .map(|t| t.join("weft-plugins"))
-        .unwrap_or_else(|| out_dir.join("weft-plugins"));
+        .map(|t| t.join(&plugins_dir))
+        .unwrap_or_else(|| out_dir.join(&plugins_dir));
     let mut build = Command::new(&cargo);
     build
         .args(["build", "--release", "--target", TARGET, "--manifest-path"])

@@ -69,6 +69,8 @@ pub enum Action {
     ReadSchedules,
     /// Create, pause, resume and delete schedules.
     ManageSchedules,
+    /// Read the Prometheus metrics.
+    ReadMetrics,
 }
 
 impl Action {
@@ -92,6 +94,7 @@ impl Action {
             Action::SendEvents => "send events",
             Action::ReadSchedules => "read schedules",
             Action::ManageSchedules => "create, pause, resume or delete schedules",
+            Action::ReadMetrics => "read the metrics",
         }
     }
 }
@@ -118,24 +121,69 @@ impl Role {
                     | SendEvents
                     | ReadSchedules
                     | ManageSchedules
+                    | ReadMetrics
             ),
             Role::Approver => matches!(action, ReadRuns | ReadInteractions | AnswerInteractions),
         }
     }
 }
 
-/// A stored token: its owner and role, never the secret itself.
+/// A stored token: its owner and roles, never the secret itself.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(from = "StoredToken")]
 pub struct TokenRecord {
     pub id: String,
     pub name: String,
-    pub role: Role,
-    #[serde(default)]
+    /// Every role the token holds (at least one, in a fixed order, without repeats); it may
+    /// do what any of them allows.
+    pub roles: Vec<Role>,
     pub groups: Vec<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
-    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[serde(with = "time::serde::rfc3339::option")]
     pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// A token as stored: tokens created before a token could hold several roles have `role`.
+#[derive(Deserialize)]
+struct StoredToken {
+    id: String,
+    name: String,
+    #[serde(default)]
+    role: Option<Role>,
+    #[serde(default)]
+    roles: Vec<Role>,
+    #[serde(default)]
+    groups: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    revoked_at: Option<OffsetDateTime>,
+}
+
+impl From<StoredToken> for TokenRecord {
+    fn from(stored: StoredToken) -> TokenRecord {
+        TokenRecord {
+            id: stored.id,
+            name: stored.name,
+            roles: normalize_roles(stored.role.into_iter().chain(stored.roles).collect()),
+            groups: stored.groups,
+            created_at: stored.created_at,
+            revoked_at: stored.revoked_at,
+        }
+    }
+}
+
+/// `roles` in a fixed order (admin, author, operator, approver), each once.
+pub fn normalize_roles(mut roles: Vec<Role>) -> Vec<Role> {
+    roles.sort_by_key(|r| *r as u8);
+    roles.dedup();
+    roles
+}
+
+/// Roles for messages and listings: `operator+approver`.
+pub fn describe_roles(roles: &[Role]) -> String {
+    roles.iter().map(Role::to_string).collect::<Vec<_>>().join("+")
 }
 
 /// The prefix of every token, so a leaked one is recognizable.
@@ -166,7 +214,8 @@ pub fn well_formed(secret: &str) -> bool {
 #[derive(Clone, Debug)]
 pub struct Principal {
     pub name: String,
-    pub role: Role,
+    /// At least one role; the caller may do what any of them allows.
+    pub roles: Vec<Role>,
     pub groups: Vec<String>,
     /// The token's id; `None` in local mode.
     pub token: Option<String>,
@@ -175,28 +224,77 @@ pub struct Principal {
 }
 
 impl Principal {
-    /// The person this caller answers as.
+    /// The holder of `token` (checked already: known and not revoked).
+    pub fn of_token(token: TokenRecord) -> Principal {
+        Principal {
+            name: token.name,
+            roles: token.roles,
+            groups: token.groups,
+            token: Some(token.id),
+            local: false,
+        }
+    }
+
+    /// Whether the caller holds `role`.
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    /// Whether any of the caller's roles allows `action`.
+    pub fn allows(&self, action: Action) -> bool {
+        self.roles.iter().any(|r| r.allows(action))
+    }
+
+    /// Whether the caller reads runs only as an approver: only the runs assigned to them.
+    pub fn reads_assigned_only(&self) -> bool {
+        self.has(Role::Approver)
+            && !self
+                .roles
+                .iter()
+                .any(|r| *r != Role::Approver && r.allows(Action::ReadRuns))
+    }
+
+    /// The person this caller answers as. Only admins and approvers may answer, and an
+    /// approver (whatever other roles the token has) answers only what is assigned to them.
     pub fn person(&self) -> crate::engine::Person {
+        let admin = self.has(Role::Admin);
         crate::engine::Person {
             name: self.name.clone(),
             groups: self.groups.clone(),
-            admin: self.role == Role::Admin && !self.local,
-            assigned_only: self.role == Role::Approver,
+            admin: admin && !self.local,
+            assigned_only: !admin,
         }
     }
 
     /// Whether this caller may see `run`: every role that reads runs sees all of them, but an
-    /// approver only sees runs with a step assigned to them or answered by them.
+    /// approver only sees runs with a step assigned to them (waiting now or before) or
+    /// answered by them.
     pub fn may_read_run(&self, run: &RunRecord) -> bool {
-        if self.role != Role::Approver {
-            return self.role.allows(Action::ReadRuns);
+        if !self.reads_assigned_only() {
+            return self.allows(Action::ReadRuns);
         }
         let person = self.person();
         run.units().filter_map(|u| run.record(u)).any(|s| {
             s.answers.iter().any(|a| a.answered_by == self.name)
+                || (!s.asked.is_empty() && person.may_answer(&s.asked))
                 || s.waiting
                     .as_ref()
                     .is_some_and(|w| !w.assignees.is_empty() && person.may_answer(&w.assignees))
         })
     }
+}
+
+/// An audit log entry: who (`None` when nobody could be authenticated) did `action` to
+/// `target`, and the HTTP status it ended with. The API and the browser UI record the same
+/// shape.
+pub fn audit_entry(who: Option<&Principal>, action: &str, target: &str, outcome: u16) -> serde_json::Value {
+    serde_json::json!({
+        "at": crate::run::rfc3339(crate::run::now()),
+        "token": who.and_then(|p| p.token.clone()),
+        "name": who.map(|p| p.name.clone()),
+        "role": who.map(|p| describe_roles(&p.roles)),
+        "action": action,
+        "target": target,
+        "outcome": outcome,
+    })
 }

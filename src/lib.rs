@@ -13,7 +13,9 @@
 //! - [`auth`] says who may do what: tokens and roles;
 //! - [`bundle`] exports and imports workflows with their plugins as one file;
 //! - [`api`] serves the HTTP API over the same engine;
+//! - [`ui`] serves the browser UI (inbox, forms, runs) over the same engine, with sessions;
 //! - [`bench`] measures the figures `weft bench` prints;
+//! - [`telemetry`] writes logs and keeps the metrics and traces operators read;
 //! - [`cli`] is the `weft` command line.
 
 pub mod actions;
@@ -31,4 +33,6 @@ pub mod plugins;
 pub mod run;
 pub mod schedule;
 pub mod store;
+pub mod telemetry;
+pub mod ui;
 pub mod workflow;

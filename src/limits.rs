@@ -96,6 +96,11 @@ pub struct Limits {
     /// Largest JSON Schema a plugin's `describe` may return (each of input, output,
     /// config), KiB; its nesting is bounded by `nesting_depth`.
     pub plugin_schema_kb: usize,
+
+    // The browser UI.
+    /// How long a browser session lasts after signing in, however active it is.
+    #[serde(with = "humantime_serde")]
+    pub session_lifetime: Duration,
 }
 
 impl Default for Limits {
@@ -130,6 +135,7 @@ impl Default for Limits {
             compile_concurrency: 2,
             upload_wait: Duration::from_secs(2),
             plugin_schema_kb: 256,
+            session_lifetime: Duration::from_secs(12 * 3600),
         }
     }
 }
@@ -168,6 +174,7 @@ impl Limits {
             ("validation_timeout", self.validation_timeout),
             ("template_timeout", self.template_timeout),
             ("compile_timeout", self.compile_timeout),
+            ("session_lifetime", self.session_lifetime),
             ("event_retention", self.event_retention),
             ("schedule_min_interval", self.schedule_min_interval),
         ];
@@ -183,6 +190,29 @@ impl Limits {
         self.body_mb << 20
     }
 }
+
+/// Items one inbox page shows (the browser UI); older ones are on the next pages.
+pub const INBOX_PAGE: usize = 50;
+
+/// Waiting runs the inbox counts for its title; past this it says "100+".
+pub const INBOX_COUNT: usize = 100;
+
+/// Runs one page of the browser's run list shows.
+pub const RUNS_PAGE: usize = 50;
+
+/// Log lines a run page shows (the newest); the whole log is a download.
+pub const RUN_PAGE_LOG_LINES: usize = 1000;
+
+/// Steps a run page draws in its graph; a larger workflow is shown as a table only.
+pub const GRAPH_STEPS: usize = 300;
+
+/// How long one live-update stream of the browser UI stays open; the browser then opens
+/// another.
+pub const LIVE_STREAM: Duration = Duration::from_secs(600);
+
+/// Longest text of one answered value kept in a run's record for showing who answered
+/// what; longer text is cut there (the plugin got all of it).
+pub const ANSWER_VALUE_BYTES: usize = 1024;
 
 /// Longest message (or piece of input quoted in one) an error carries, in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 1024;

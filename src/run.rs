@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
 
+/// Shown instead of a secure-string value.
+pub const MASK: &str = "********";
+
 /// Where a run is in its life. `Waiting` ⇄ `Running` may alternate; the last four are final.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -66,6 +69,18 @@ pub enum StepState {
 }
 
 impl StepState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepState::Pending => "pending",
+            StepState::Running => "running",
+            StepState::Waiting => "waiting",
+            StepState::Completed => "completed",
+            StepState::Failed => "failed",
+            StepState::Skipped => "skipped",
+            StepState::Canceled => "canceled",
+        }
+    }
+
     /// Whether steps that need this one may go on.
     pub fn lets_dependents_run(self) -> bool {
         matches!(self, StepState::Completed | StepState::Skipped)
@@ -132,6 +147,9 @@ pub struct RunRecord {
     /// Sequence number of the next log line.
     #[serde(default)]
     pub next_log_seq: u64,
+    /// The run's place in a trace, when traces are sent (see [`crate::telemetry::traces`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<crate::telemetry::traces::RunTrace>,
     /// The store's revision of this record as last read or written; `None` until first
     /// stored. Not part of the document: the store keeps it beside it.
     #[serde(skip)]
@@ -340,6 +358,10 @@ pub struct StepRecord {
     /// Answers accepted so far, oldest first.
     #[serde(default)]
     pub answers: Vec<AnswerRecord>,
+    /// Everyone the step was ever assigned to while it waited (names and `group:` names),
+    /// kept after it stops waiting: the people asked still see the run and who answered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub asked: Vec<String>,
     /// Time spent inside plugin calls, over all attempts.
     #[serde(default)]
     pub busy_ms: u64,
@@ -512,6 +534,34 @@ pub struct AnswerRecord {
     pub answered_by: String,
     #[serde(with = "time::serde::rfc3339")]
     pub answered_at: OffsetDateTime,
+    /// What was answered, to show: the values of the form's fields only, secure strings
+    /// masked and long text cut (see [`AnswerRecord::shown`]). Absent in runs answered
+    /// before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+}
+
+impl AnswerRecord {
+    /// The part of an answer's `data` a run keeps to show who answered what: the fields of
+    /// `fields` (nothing else a client sent), secure strings as [`MASK`], strings longer
+    /// than [`crate::limits::ANSWER_VALUE_BYTES`] cut, other long values left out.
+    pub fn shown(fields: &[Field], data: &Value) -> Value {
+        let max = crate::limits::ANSWER_VALUE_BYTES;
+        let mut shown = serde_json::Map::new();
+        for field in fields {
+            let Some(value) = data.get(&field.name) else {
+                continue;
+            };
+            let kept = match value {
+                _ if field.field_type == FieldType::SecureString => Value::from(MASK),
+                Value::String(text) => Value::from(crate::limits::clip_to(text, max)),
+                other if other.to_string().len() <= max => other.clone(),
+                _ => Value::from(format!("(a value of more than {max} bytes)")),
+            };
+            shown.insert(field.name.clone(), kept);
+        }
+        Value::Object(shown)
+    }
 }
 
 /// A line of a run's log: a plugin's `log` call or an engine event.

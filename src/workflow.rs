@@ -252,6 +252,24 @@ pub struct Workflow {
     pub output_names: Vec<String>,
 }
 
+impl Workflow {
+    /// A run's `inputs` with the values of secure-string inputs replaced by
+    /// [`crate::run::MASK`], for showing.
+    pub fn masked_inputs(&self, inputs: &Value) -> Value {
+        let mut shown = inputs.clone();
+        if let Some(values) = shown.as_object_mut() {
+            for (name, spec) in &self.definition.inputs {
+                if spec.input_type == FieldType::SecureString {
+                    if let Some(value) = values.get_mut(name) {
+                        *value = Value::from(crate::run::MASK);
+                    }
+                }
+            }
+        }
+        shown
+    }
+}
+
 /// What a step runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Call {

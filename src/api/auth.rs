@@ -14,7 +14,6 @@ use axum::http::request::Parts;
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 /// The most header bytes a request may carry.
 const MAX_HEADER_BYTES: usize = 64 << 10;
@@ -37,7 +36,8 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
         )
         .into_response();
     }
-    if request.uri().path() == "/healthz" {
+    let path = request.uri().path();
+    if path == "/healthz" || (path == "/metrics" && state.metrics_without_token) {
         return next.run(request).await;
     }
     let method = request.method().clone();
@@ -46,7 +46,10 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
     let (principal, response) = match caller {
         Ok(principal) => {
             request.extensions_mut().insert(principal.clone());
-            (Some(principal), next.run(request).await)
+            let mut response = next.run(request).await;
+            // For the request's log line.
+            response.extensions_mut().insert(principal.clone());
+            (Some(principal), response)
         }
         Err(error) => {
             let mut response = error.into_response();
@@ -89,13 +92,7 @@ async fn resolve(state: &AppState, headers: &header::HeaderMap) -> Result<Princi
         ));
     }
     match state.engine.token(secret).await? {
-        Some(token) if token.revoked_at.is_none() => Ok(Principal {
-            name: token.name,
-            role: token.role,
-            groups: token.groups,
-            token: Some(token.id),
-            local: false,
-        }),
+        Some(token) if token.revoked_at.is_none() => Ok(Principal::of_token(token)),
         Some(_) => Err(unauthorized("this token was revoked")),
         None => Err(unauthorized("unknown token")),
     }
@@ -114,7 +111,7 @@ fn local_principal(headers: &header::HeaderMap) -> Result<Principal, ApiError> {
     };
     Ok(Principal {
         name,
-        role: Role::Admin,
+        roles: vec![Role::Admin],
         groups: Vec::new(),
         token: None,
         local: true,
@@ -122,15 +119,7 @@ fn local_principal(headers: &header::HeaderMap) -> Result<Principal, ApiError> {
 }
 
 fn record(state: &AppState, who: Option<&Principal>, method: &Method, path: &str, status: StatusCode) {
-    let entry = json!({
-        "at": crate::run::rfc3339(crate::run::now()),
-        "token": who.and_then(|p| p.token.clone()),
-        "name": who.map(|p| p.name.clone()),
-        "role": who.map(|p| p.role),
-        "action": format!("{method} {path}"),
-        "target": path,
-        "outcome": status.as_u16(),
-    });
+    let entry = auth::audit_entry(who, &format!("{method} {path}"), path, status.as_u16());
     // Queued, not awaited: the entry joins the next group commit instead of adding a disk
     // sync to every response; `GET /v1/audit` flushes before it reads.
     state.engine.record_audit(&entry);
@@ -155,13 +144,17 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 impl Caller {
     /// 403 unless the caller's role allows `action`.
     pub fn require(&self, action: Action) -> Result<&Principal, ApiError> {
-        if self.0.role.allows(action) {
+        if self.0.allows(action) {
             Ok(&self.0)
         } else {
+            let roles = match self.0.roles.as_slice() {
+                [one] => format!("role {one}"),
+                many => format!("roles {}", auth::describe_roles(many)),
+            };
             Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
-                format!("role {} may not {}", self.0.role, action.describe()),
+                format!("{roles} may not {}", action.describe()),
             ))
         }
     }

@@ -257,12 +257,11 @@ pub async fn find(
 /// `run` if `caller` may see it and do `action` to it: `Err(None)` when the run is not
 /// visible (the caller's 404), `Err(Some(403))` when the role may not do `action`.
 pub fn visible(caller: &Caller, action: Action, run: RunRecord) -> Result<RunRecord, Option<ApiError>> {
-    let approver = caller.0.role == crate::auth::Role::Approver;
-    if approver && !caller.0.may_read_run(&run) {
+    if caller.0.reads_assigned_only() && !caller.0.may_read_run(&run) {
         return Err(None);
     }
     caller.require(action).map_err(Some)?;
-    if caller.0.role.allows(Action::ReadRuns) && !caller.0.may_read_run(&run) {
+    if caller.0.allows(Action::ReadRuns) && !caller.0.may_read_run(&run) {
         return Err(None);
     }
     Ok(run)

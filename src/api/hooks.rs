@@ -2,7 +2,7 @@
 //! name (`/v1.Executions/Start`), runs the targets of the most specific `request` rule before
 //! the handler and of the `response` rule after it.
 //!
-//! The payload a target gets is `{"method", "service", "user": {"name", "role"}, "path",
+//! The payload a target gets is `{"method", "service", "user": {"name", "role", "roles"}, "path",
 //! "request"}`, plus `"status"` and `"response"` after the handler. `request` and `response`
 //! are the bodies: JSON as JSON, other text (YAML) as a string, binary or empty as null. A
 //! `call` target that returns the payload with another `request` (or `response`) changes the
@@ -202,7 +202,7 @@ async fn hooked(
     let user = request
         .extensions()
         .get::<Principal>()
-        .map(|p| json!({"name": p.name, "role": p.role}));
+        .map(|p| json!({"name": p.name, "role": crate::auth::describe_roles(&p.roles), "roles": p.roles}));
     let (mut parts, body) = request.into_parts();
     let path = parts.uri.path().to_owned();
     // The body limit is an extension the `DefaultBodyLimit` layer set; the probe keeps it.

@@ -6,7 +6,7 @@ use super::error::ApiError;
 use super::executions::{find, visible};
 use super::extract::{PathParams, QueryParams, RawBody};
 use super::{json_or_empty, views, AppState};
-use crate::auth::{Action, Role};
+use crate::auth::Action;
 use crate::names::RunId;
 use crate::run::{RunRecord, StepState, Unit};
 use axum::extract::State;
@@ -175,7 +175,7 @@ pub async fn list(
                 continue;
             };
             let assigned = !waiting.assignees.is_empty() && person.may_answer(&waiting.assignees);
-            if assigned || (!only_mine && caller.0.role != Role::Approver) {
+            if assigned || (!only_mine && !caller.0.reads_assigned_only()) {
                 items.push(views::interaction(&run, unit));
             }
         }

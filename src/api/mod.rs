@@ -13,6 +13,7 @@ mod executions;
 mod extract;
 mod hooks;
 mod interactions;
+mod observe;
 mod operations;
 mod params;
 mod plugins;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub engine: Engine,
     /// Whether callers without a token are local admins while no token exists.
     local_mode: bool,
+    /// Whether `GET /metrics` is served without a token.
+    metrics_without_token: bool,
 }
 
 /// Server settings.
@@ -48,6 +51,10 @@ pub struct Options {
     pub limits: crate::limits::Limits,
     /// Local mode (see [`auth`]): only for a server listening on loopback.
     pub local_mode: bool,
+    /// Serve `GET /metrics` without a token.
+    pub metrics_without_token: bool,
+    /// Browser session cookies carry `Secure` (a server reached over the network).
+    pub secure_cookies: bool,
 }
 
 #[derive(OpenApi)]
@@ -126,11 +133,20 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
 
-/// Every route.
+/// Every route: the API under `/v1`, and the browser UI ([`crate::ui`]) at `/` and `/ui/`.
 pub fn router(engine: Engine, options: &Options) -> Router {
+    let ui = crate::ui::router(
+        engine.clone(),
+        crate::ui::Options {
+            local_mode: options.local_mode,
+            secure_cookies: options.secure_cookies,
+            session_lifetime: options.limits.session_lifetime,
+        },
+    );
     let state = AppState {
         engine,
         local_mode: options.local_mode,
+        metrics_without_token: options.metrics_without_token,
     };
     let executions = "/v1/workflows/{id}/executions/{eid}";
     Router::new()
@@ -139,6 +155,7 @@ pub fn router(engine: Engine, options: &Options) -> Router {
             get(|| async { Json(serde_json::json!({"status": "ok"})) }),
         )
         .route("/v1/openapi.json", get(|| async { Json(openapi()) }))
+        .route("/metrics", get(observe::scrape))
         .route("/v1/plugins", post(plugins::upload).get(plugins::list))
         .route(
             "/v1/plugins/{name}",
@@ -239,10 +256,14 @@ pub fn router(engine: Engine, options: &Options) -> Router {
             state.clone(),
             auth::authenticate,
         ))
+        // The UI has its own sessions and audit; it shares the body limits below.
+        .merge(ui)
         .layer(axum::middleware::from_fn_with_state(
             BodyLimits::from(&options.limits),
             read_body,
         ))
+        // Outermost, so it sees every answer, refused bodies and tokens included.
+        .layer(axum::middleware::from_fn(observe::request))
         .with_state(state)
 }
 

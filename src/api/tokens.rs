@@ -15,7 +15,12 @@ use serde_json::{json, Value};
 pub struct NewToken {
     /// The person or service the token is for.
     name: String,
-    role: Role,
+    /// The token's roles; it may do what any of them allows.
+    #[serde(default)]
+    roles: Vec<Role>,
+    /// One role (the form from before tokens held several); joins `roles`.
+    #[serde(default)]
+    role: Option<Role>,
     /// Groups, for steps assigned to `group:NAME`.
     #[serde(default)]
     groups: Vec<String>,
@@ -32,15 +37,20 @@ pub async fn create(
     JsonBody(new): JsonBody<NewToken>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.require(Action::ManageTokens)?;
+    let roles: Vec<Role> = new.role.into_iter().chain(new.roles).collect();
+    let first = !state.engine.has_tokens().await?;
     let (secret, record) = state
         .engine
-        .create_token(&new.name, new.role, new.groups)
+        .create_token(&new.name, roles, new.groups)
         .await
         .map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
+    if first && caller.0.local {
+        tracing::warn!("the first API token exists now: local mode is over, every request needs a token");
+    }
     Ok((
         StatusCode::CREATED,
         Json(
-            json!({"token": secret, "id": record.id, "name": record.name, "role": record.role, "groups": record.groups}),
+            json!({"token": secret, "id": record.id, "name": record.name, "roles": record.roles, "groups": record.groups}),
         ),
     ))
 }

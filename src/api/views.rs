@@ -1,26 +1,16 @@
 //! What the API shows of runs: the run record with secure inputs masked, plus what it waits
 //! for now.
 
-use crate::run::{FieldType, RunRecord, RunState, StepState, Unit};
+use crate::run::{RunRecord, RunState, StepState, Unit};
 use crate::workflow::Workflow;
 use serde_json::{json, Value};
-
-/// Shown instead of a secure-string value.
-pub const MASK: &str = "********";
 
 /// The full execution: inputs (secure ones masked), outputs, steps, error, times, starter,
 /// and the steps waiting now.
 pub fn execution(run: &RunRecord, workflow: Option<&Workflow>) -> Value {
     let mut value = serde_json::to_value(run).unwrap_or(Value::Null);
-    if let (Some(inputs), Some(workflow)) = (value.get_mut("inputs").and_then(Value::as_object_mut), workflow)
-    {
-        for (name, spec) in &workflow.definition.inputs {
-            if spec.input_type == FieldType::SecureString {
-                if let Some(v) = inputs.get_mut(name) {
-                    *v = Value::from(MASK);
-                }
-            }
-        }
+    if let (Some(inputs), Some(workflow)) = (value.get_mut("inputs"), workflow) {
+        *inputs = workflow.masked_inputs(inputs);
     }
     if let Some(object) = value.as_object_mut() {
         object.insert("waiting_steps".into(), json!(run.waiting_step_names()));

@@ -73,20 +73,6 @@ impl Databases {
         }
     }
 
-    /// How many bytes the database at `db` (made by [`Databases::fresh`]) takes on disk.
-    pub async fn size(&self, db: &str) -> Result<u64> {
-        match self {
-            Databases::Files(_) => Ok(std::fs::metadata(db)?.len()),
-            Databases::Postgres { .. } => {
-                let client = connect(db).await?;
-                let row = client
-                    .query_one("SELECT pg_database_size(current_database())", &[])
-                    .await?;
-                Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
-            }
-        }
-    }
-
     /// Drops the databases this bench created.
     pub async fn clean_up(&self) -> Result<()> {
         if let Databases::Postgres { url, created } = self {

@@ -22,10 +22,6 @@ pub const NOOP_WORKFLOW: &str = r#"{"id": "bench", "steps": [
     {"name": "B", "plugin": "echo", "input": {}},
     {"name": "C", "plugin": "echo", "input": {}}]}"#;
 
-/// Finished runs written at least for `history_bytes_per_run`: enough that the file grows
-/// well past what an empty database holds before it grows at all (100 runs do not).
-const HISTORY_SAMPLE: usize = 5_000;
-
 /// Step transitions of one no-op run: the start and the end of each of its three steps.
 const TRANSITIONS_PER_RUN: usize = 6;
 
@@ -69,7 +65,7 @@ pub async fn measure(
 
     // The SDK examples: large components with an interpreter inside (CPython, SpiderMonkey),
     // against the same floor as the Rust figure, with their own bare call beside it. They are
-    // stored in a database of their own, so their blobs do not move the history figures.
+    // stored in a database of their own, apart from the engine's figures.
     let sdk_store = crate::store::open(
         &crate::store::Location::parse(&databases.fresh("sdk").await?),
         crate::store::new_runner_id(),
@@ -124,7 +120,15 @@ pub async fn measure(
         .map_err(|p| anyhow!("{p}"))?;
     let workflow = engine.register(definition).await.map_err(|e| anyhow!("{e}"))?;
     super::settle_disk();
+    store.flush().await?;
+    let used_before = store.used_bytes().await?;
     let fresh = durable_throughput(&engine, &workflow, sizes.runs).await?;
+    store.flush().await?;
+    let growth = store.used_bytes().await?.saturating_sub(used_before);
+    figures.insert(
+        "history_bytes_per_run",
+        history_bytes(&*store, &fresh.sample, growth, sizes.runs).await?,
+    );
     let fdatasync = floors::fdatasync_per_s(dir, 500)?;
     let (bare, floor_is) = match databases {
         Databases::Files(_) => (
@@ -160,28 +164,7 @@ pub async fn measure(
         "durable throughput with {} finished runs",
         sizes.history
     ));
-    // What finished runs cost on disk: the history written into an empty database of its
-    // own, whose growth is theirs alone (in the engine's, a few runs fit in pages the plugin
-    // artifacts left free and the file does not grow).
-    let logs = store.logs(fresh.sample.id, None, usize::MAX).await?;
-    let history_db = databases.fresh("history").await?;
-    let history_store = crate::store::open(
-        &crate::store::Location::parse(&history_db),
-        crate::store::new_runner_id(),
-    )
-    .await?;
-    history_store.flush().await?;
-    let size_before = databases.size(&history_db).await?;
-    let history_runs = sizes.history.max(HISTORY_SAMPLE);
-    fill_history(&*history_store, &fresh.sample, &logs, history_runs).await?;
-    history_store.flush().await?;
-    let growth = databases.size(&history_db).await?.saturating_sub(size_before);
-    figures.insert(
-        "history_bytes_per_run",
-        history_bytes(&fresh.sample, &logs, growth, history_runs)?,
-    );
-    drop(history_store);
-    fill_history(&*store, &fresh.sample, &logs, sizes.history).await?;
+    fill_history(&*store, fresh.sample, sizes.history).await?;
     super::settle_disk();
     let with_history = durable_throughput(&engine, &workflow, sizes.runs).await?;
     figures.insert(
@@ -365,9 +348,10 @@ async fn for_each_items(engine: &Engine, items: usize, floor: f64) -> Result<Fig
     .with("concurrency", MAP_CONCURRENCY as f64))
 }
 
-/// What a finished 3-step run costs on disk (file growth over `runs` runs, logs included),
-/// against the bytes of its documents as JSON (its record and its log lines).
-fn history_bytes(sample: &RunRecord, logs: &[Vec<u8>], growth: u64, runs: usize) -> Result<Figure> {
+/// What a finished 3-step run costs on disk (growth of the pages in use over `runs` runs,
+/// logs included), against the bytes of its documents as JSON (its record and log lines).
+async fn history_bytes(store: &dyn Store, sample: &RunRecord, growth: u64, runs: usize) -> Result<Figure> {
+    let logs = store.logs(sample.id, None, usize::MAX).await?;
     let documents = serde_json::to_vec(sample)?.len() + logs.iter().map(Vec::len).sum::<usize>();
     Ok(Figure::new(
         growth as f64 / runs as f64,
@@ -380,7 +364,8 @@ fn history_bytes(sample: &RunRecord, logs: &[Vec<u8>], growth: u64, runs: usize)
 
 /// Stores `count` copies of a finished run (with its log) under new ids, as the history of a
 /// busy server would hold them.
-async fn fill_history(store: &dyn Store, sample: &RunRecord, logs: &[Vec<u8>], count: usize) -> Result<()> {
+async fn fill_history(store: &dyn Store, sample: RunRecord, count: usize) -> Result<()> {
+    let logs = store.logs(sample.id, None, usize::MAX).await?;
     let mut left = count;
     while left > 0 {
         let batch = left.min(2_000);

@@ -127,7 +127,21 @@ pub async fn latency_and_throughput(
             .with("finished_runs_in_db", (done + more) as f64)
             .with("p99_ms", ms(percentile(&mut runs, 99))),
     );
-    Ok(())
+
+    progress(&format!(
+        "browser UI pages with {} runs",
+        done + more + sizes.requests
+    ));
+    super::ui::pages(
+        &server,
+        &one,
+        &token,
+        done + more + sizes.requests,
+        health_p50,
+        sizes,
+        figures,
+    )
+    .await
 }
 
 pub async fn waiting_runs(
@@ -189,6 +203,8 @@ pub async fn waiting_runs(
             ids.len()
         );
     }
+    progress(&format!("the inbox with {} runs waiting for others", ids.len()));
+    super::ui::inbox_of_no_one(&server, &token, ids.len(), sizes, figures).await?;
     figures.insert(
         "waiting_rss_mb",
         Figure::new(rss, "MB", empty_rss, "same server, empty db")
@@ -286,6 +302,11 @@ impl Server {
             base,
             ready: started.elapsed(),
         })
+    }
+
+    /// The server's address, such as `http://127.0.0.1:41234`.
+    pub(super) fn base(&self) -> &str {
+        &self.base
     }
 
     /// The server's resident memory, from /proc.
@@ -397,7 +418,12 @@ impl Api {
 
     /// Starts a run of the approval workflow and returns its id once it waits.
     pub(super) async fn start_waiting(&self) -> Result<String> {
-        let run = self.start("bench-approval").await?;
+        self.start_waiting_of("bench-approval").await
+    }
+
+    /// Starts a run of `workflow` and returns its id once it waits.
+    pub(super) async fn start_waiting_of(&self, workflow: &str) -> Result<String> {
+        let run = self.start(workflow).await?;
         expect_state(&run, "waiting")?;
         run["id"]
             .as_str()

@@ -3,7 +3,8 @@
 //!
 //! The in-process figures (`engine.rs`) drive the engine and plugin host directly; the HTTP
 //! and waiting-run figures (`http.rs`) start this same binary as `weft serve` on loopback and
-//! load it with real clients, authentication and action hooks included. Every figure uses
+//! load it with real clients, authentication and action hooks included; the browser UI's
+//! figures (`ui.rs`) get its pages as a signed-in browser does. Every figure uses
 //! fresh databases in a temporary directory, and each checks that the work it timed really
 //! happened (every run completed, every waiting run waits) so a broken engine cannot post a
 //! good number.
@@ -13,6 +14,7 @@ mod engine;
 mod floors;
 mod http;
 mod runners;
+mod ui;
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
@@ -101,7 +103,8 @@ pub const CLIENTS: usize = 64;
 pub enum Part {
     /// In process: step overhead, plugin cache, durable throughput (fresh and with history).
     Engine,
-    /// Against `weft serve`: latency, throughput at 64 clients, latency with history.
+    /// Against `weft serve`: latency, throughput at 64 clients, latency with history, and
+    /// the browser UI's inbox and run page with that history.
     Http,
     /// Runs waiting for an approval: memory, database size, restart, answering one (redb).
     Waiting,

@@ -552,15 +552,19 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
     engine.plugins().take_up_uploads().await?;
     let resumed = engine.recover().await?;
     let fired = engine.fire_due_timers().await?;
-    eprintln!(
-        "weft serving http://{address} (database {}; runner {}; resumed {resumed} run(s), fired {fired} timer(s))",
-        engine.database(),
-        engine.runner()
+    crate::telemetry::announce(
+        tracing::Level::INFO,
+        &format!(
+            "weft serving http://{address} (database {}; runner {}; resumed {resumed} run(s), fired {fired} timer(s))",
+            engine.database(),
+            engine.runner()
+        ),
     );
     if !has_tokens {
-        eprintln!(
+        crate::telemetry::announce(
+            tracing::Level::WARN,
             "LOCAL MODE: no API token exists, so every caller on this machine is an admin (named by \
-             the X-Weft-User header). Create a token with `weft token create` to require authentication."
+             the X-Weft-User header). Create a token with `weft token create` to require authentication.",
         );
     }
     let mut limits = engine.plugins().limits().clone();
@@ -570,12 +574,14 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
     let options = crate::api::Options {
         limits,
         local_mode: loopback,
+        metrics_without_token: args.metrics_without_token,
+        secure_cookies: !loopback,
     };
     crate::api::serve(engine.clone(), listener, options, stop_requested()).await?;
     // This runner's runs go to the others at once; dropping the engine closes the database
     // cleanly, so the next start is quick.
     engine.stop().await;
-    eprintln!("weft stopped");
+    crate::telemetry::announce(tracing::Level::INFO, "weft stopped");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -598,11 +604,14 @@ async fn stop_requested() {
 pub async fn create_token(
     db: DbArgs,
     name: String,
-    role: crate::auth::Role,
+    roles: Vec<crate::auth::Role>,
     groups: Vec<String>,
 ) -> Result<ExitCode> {
-    let (secret, _) = open_engine(&db).await?.create_token(&name, role, groups).await?;
-    eprintln!("token for {name} ({role}); it is shown only now:");
+    let (secret, record) = open_engine(&db).await?.create_token(&name, roles, groups).await?;
+    eprintln!(
+        "token for {name} ({}); it is shown only now:",
+        crate::auth::describe_roles(&record.roles)
+    );
     println!("{secret}");
     Ok(ExitCode::SUCCESS)
 }

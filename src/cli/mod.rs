@@ -14,6 +14,9 @@ use std::process::ExitCode;
 #[derive(Parser)]
 #[command(name = "weft", version, about = "A WebAssembly-extensible workflow runner")]
 struct Cli {
+    /// How log lines are written to stderr (the `WEFT_LOG` variable filters them).
+    #[arg(long, value_enum, global = true, default_value = "text")]
+    log_format: crate::telemetry::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -106,6 +109,14 @@ struct ServeArgs {
     /// on PostgreSQL): when it dies, the others take its runs over after this.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     lease: std::time::Duration,
+    /// Send OpenTelemetry traces to this OTLP/HTTP collector (its base URL, such as
+    /// http://127.0.0.1:4318; spans go to /v1/traces) [default: no traces].
+    #[arg(long, value_name = "URL")]
+    otlp_endpoint: Option<String>,
+    /// Serve GET /metrics to anyone, without a token (by default it needs an admin's or an
+    /// operator's token).
+    #[arg(long)]
+    metrics_without_token: bool,
     #[command(flatten)]
     db: DbArgs,
 }
@@ -209,9 +220,10 @@ enum TokenCommand {
     Create {
         #[arg(long)]
         name: String,
-        /// admin, author, operator or approver.
-        #[arg(long)]
-        role: crate::auth::Role,
+        /// admin, author, operator or approver; repeat for several (the token may do what
+        /// any of them allows).
+        #[arg(long = "role", required = true)]
+        roles: Vec<crate::auth::Role>,
         /// A group the holder belongs to; repeat for several.
         #[arg(long = "group")]
         groups: Vec<String>,
@@ -634,12 +646,19 @@ struct ValidateArgs {
 /// Entry point of the `weft` binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WEFT_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // A server logs its requests and runs; other commands print their own progress.
+    let (default_filter, otlp_endpoint) = match &cli.command {
+        Command::Serve(args) => ("warn,weft=info", args.otlp_endpoint.as_deref()),
+        _ => ("warn", None),
+    };
+    // Held until the end of `main`, after the runtime: dropping it sends the last spans.
+    let _telemetry = match crate::telemetry::init(cli.log_format, default_filter, otlp_endpoint) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -768,13 +787,13 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         },
         Command::Token(TokenCommand::Create {
             name,
-            role,
+            roles,
             groups,
             db,
             server,
         }) => match server.remote() {
-            Some(client) => remote::create_token(&client, name, role, groups).await,
-            None => local::create_token(db, name, role, groups).await,
+            Some(client) => remote::create_token(&client, name, roles, groups).await,
+            None => local::create_token(db, name, roles, groups).await,
         },
         Command::Token(TokenCommand::List { db, server }) => match server.remote() {
             Some(client) => remote::list_tokens(&client).await,

@@ -304,14 +304,17 @@ pub async fn answer(client: &Client, args: AnswerArgs) -> Result<ExitCode> {
 pub async fn create_token(
     client: &Client,
     name: String,
-    role: Role,
+    roles: Vec<Role>,
     groups: Vec<String>,
 ) -> Result<ExitCode> {
     let request = client
         .request(Method::POST, "/v1/tokens")
-        .json(&json!({"name": name, "role": role, "groups": groups}));
+        .json(&json!({"name": name, "roles": roles, "groups": groups}));
     let created = client.send(request).await?;
-    eprintln!("token for {name} ({role}); it is shown only now:");
+    eprintln!(
+        "token for {name} ({}); it is shown only now:",
+        crate::auth::describe_roles(&roles)
+    );
     println!("{}", created["token"].as_str().unwrap_or_default());
     Ok(ExitCode::SUCCESS)
 }

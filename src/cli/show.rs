@@ -254,7 +254,7 @@ async fn ask(field: &Field) -> Result<Option<Value>> {
     }
 }
 
-/// One line for a token: id, name, role, groups, state.
+/// One line for a token: id, name, roles, groups, state.
 pub fn token_line(token: &crate::auth::TokenRecord) -> String {
     let state = match token.revoked_at {
         Some(at) => format!("revoked {}", rfc3339(at)),
@@ -264,7 +264,7 @@ pub fn token_line(token: &crate::auth::TokenRecord) -> String {
         "{}  {:<16} {:<8} groups: {:<20} {state}",
         token.id,
         token.name,
-        token.role.to_string(),
+        crate::auth::describe_roles(&token.roles),
         if token.groups.is_empty() {
             "-".to_owned()
         } else {

@@ -28,6 +28,7 @@ use anyhow::{anyhow, Result};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument as _;
 
 /// How often a change that keeps finding the run changed under it is tried before giving up.
 pub(super) const MAX_ATTEMPTS: usize = 32;
@@ -188,6 +189,7 @@ impl Engine {
         if timers_touched {
             self.inner.timers_changed.notify_one();
         }
+        super::observe::committed(run, &tx.events);
         for event in tx.events {
             let _ = self.inner.events.send(event);
         }
@@ -262,9 +264,10 @@ impl Engine {
         };
         let engine = self.clone();
         let call = (run.id, unit, record.attempt);
+        let span = attempt_span(run, record);
         if let crate::workflow::Call::Workflow { id, version } = &workflow.steps[unit.step()].call {
             let (target, version) = (id.clone(), *version);
-            tokio::spawn(async move {
+            let start = async move {
                 let (id, _, attempt) = call;
                 if let Err(e) = engine
                     .start_child(id, unit.step(), attempt, &target, version, input)
@@ -272,7 +275,8 @@ impl Engine {
                 {
                     tracing::error!("run {id}: cannot start the child run of {target}: {e:#}");
                 }
-            });
+            };
+            tokio::spawn(start.instrument(span));
             return;
         }
         let ctx = call_context(run, unit);
@@ -281,7 +285,7 @@ impl Engine {
         };
         let limits = limits(workflow, unit.step());
         self.inner.in_flight.lock().expect("in-flight lock").insert(call);
-        tokio::spawn(async move {
+        let task = async move {
             let (id, _, attempt) = call;
             let report = engine.inner.plugins.run(&plugin, &ctx, &input, limits).await;
             if let Err(e) = engine.step_returned(id, unit, attempt, report).await {
@@ -296,7 +300,8 @@ impl Engine {
                 .expect("in-flight lock")
                 .remove(&call);
             engine.inner.call_ended.notify_waiters();
-        });
+        };
+        tokio::spawn(task.instrument(span));
     }
 
     /// Cancels child run `child` on its own task (its parent ended). A plain function for
@@ -661,6 +666,7 @@ pub(super) fn new_step(name: StepName, plugin: Option<Resolved>) -> StepRecord {
         waiting: None,
         pause: None,
         answers: Vec::new(),
+        asked: Vec::new(),
         busy_ms: 0,
         waited_ms: 0,
         secure_output: Vec::new(),
@@ -694,6 +700,25 @@ fn indexed_inputs(run: &RunRecord, workflow: &Workflow) -> Vec<(String, String)>
             (text.len() <= MAX_INDEXED_VALUE && name.len() <= 128).then(|| (name.clone(), text))
         })
         .collect()
+}
+
+/// With traces on, the span of one attempt of a step (or item): a child of the run's span,
+/// around its plugin call (or the start of its child run) and the recording of the result.
+fn attempt_span(run: &RunRecord, record: &StepRecord) -> tracing::Span {
+    if !crate::telemetry::traces::enabled() {
+        return tracing::Span::none();
+    }
+    let span = tracing::info_span!(
+        parent: None,
+        "step.attempt",
+        otel.name = %format_args!("step {}", record.name),
+        weft.run.id = %run.id,
+        weft.workflow = %run.workflow.id,
+        weft.step = %record.name,
+        weft.attempt = record.attempt,
+    );
+    crate::telemetry::traces::parent_to_run(&span, run.trace.as_ref());
+    span
 }
 
 pub(super) fn call_context(run: &RunRecord, unit: Unit) -> CallContext {

@@ -12,7 +12,8 @@
 //! - [`events`] takes events sent to the API and hands them to the steps waiting for them;
 //! - [`schedules`] keeps schedules and fires each once across runners;
 //! - [`versions`] stores and publishes workflow versions; [`access`] keeps tokens, the audit
-//!   log and sessions; [`hooks`] is where the engine meets actions.
+//!   log and sessions; [`hooks`] is where the engine meets actions; [`watch`] lets readers
+//!   hear that runs changed, on whichever runner.
 //!
 //! Every change is committed to the store before anything acts on it, and carries the run's
 //! revision it was made from: a step is marked running (durably) before its plugin is called,
@@ -30,13 +31,16 @@ mod driver;
 mod events;
 mod grants;
 mod hooks;
+mod observe;
 mod plugins;
 mod runs;
 mod schedules;
 mod timers;
 mod transition;
 mod versions;
+mod watch;
 
+pub use access::Session;
 pub use events::{EventError, EventReceipt};
 pub use grants::GrantError;
 pub use plugins::RemoveError;
@@ -44,6 +48,7 @@ pub use runs::RunQuery;
 pub use schedules::ScheduleError;
 pub use transition::context_for;
 pub use versions::{SaveStatus, Saved, Staged, StagedVersion};
+pub use watch::{RunChange, RunWatch};
 
 use crate::names::{Digest, RunId, StepName};
 use crate::plugins::PluginHost;
@@ -372,6 +377,16 @@ impl Engine {
     /// The runners sharing the database, with their leases and heartbeats.
     pub async fn runners(&self) -> Result<Vec<crate::store::RunnerInfo>> {
         Ok(self.inner.store.runners().await?)
+    }
+
+    /// How many runs wait for a person, in the whole database.
+    pub async fn waiting_count(&self) -> Result<u64> {
+        Ok(self.inner.store.waiting_count().await?)
+    }
+
+    /// How many committed events wait to be delivered to action targets.
+    pub async fn outbox_count(&self) -> Result<u64> {
+        Ok(self.inner.store.outbox_count().await?)
     }
 
     /// What the database is, for messages: a file path, or a URL without its password.

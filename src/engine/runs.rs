@@ -136,6 +136,7 @@ impl Engine {
             schedule: options.schedule.clone(),
             idempotency_key: idempotency_key.clone(),
             next_log_seq: 0,
+            trace: crate::telemetry::traces::new_run(),
             revision: None,
             owner: None,
         };
@@ -412,6 +413,7 @@ impl Engine {
     ) -> Result<RunRecord, AnswerError> {
         let answered_by = person.name.as_str();
         let mut run = self.lock(id).await?.ok_or(AnswerError::UnknownRun(id))?;
+        crate::telemetry::traces::link_current_to_run(run.trace.as_ref());
         for _ in 0..MAX_ATTEMPTS {
             let Some(unit) = run.unit_named(step_name) else {
                 return Err(AnswerError::UnknownStep(format!(
@@ -453,6 +455,7 @@ impl Engine {
             }
             let workflow = self.workflow_by_digest(&run.workflow.digest).await?;
             let answered_at = now();
+            let waited = answered_at - waiting.since;
             let event = ResumeEvent::Answer {
                 signal_type: signal_type.to_owned(),
                 answered_by: answered_by.to_owned(),
@@ -478,12 +481,14 @@ impl Engine {
                 return Err(AnswerError::Invalid(message));
             }
             let mut tx = Transition::default();
+            let shown = AnswerRecord::shown(&waiting.fields, &data);
             let record = run.record_mut(unit).expect("a unit found by name");
             let name = record.name.clone();
             record.answers.push(AnswerRecord {
                 signal_type: signal_type.to_owned(),
                 answered_by: answered_by.to_owned(),
                 answered_at,
+                data: Some(shown),
             });
             tx.log(
                 &mut run,
@@ -503,6 +508,11 @@ impl Engine {
                 transition::advance(&mut run, &workflow, &self.inner.plugins, self, &mut tx).await;
             }
             if let Committed::Done = self.commit(&mut run, tx).await? {
+                if !still_waiting {
+                    crate::telemetry::metrics::metrics()
+                        .answer_wait
+                        .observe(waited.as_seconds_f64().max(0.0));
+                }
                 return Ok(run.clone());
             }
         }
@@ -764,6 +774,8 @@ impl Engine {
             run.failure = None;
             run.outputs = None;
             run.ended_at = None;
+            // The span of the run's first try was sent when it failed; this try gets its own.
+            run.trace = crate::telemetry::traces::new_run();
             run.deadline = workflow.definition.timeout.map(|t| now() + t);
             if let Some(timer) = transition::deadline_timer(&run) {
                 tx.writes.push(Write::Timer(timer));

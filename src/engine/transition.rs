@@ -633,6 +633,7 @@ async fn start_item(
         waiting: None,
         pause: None,
         answers: Vec::new(),
+        asked: Vec::new(),
         busy_ms: 0,
         waited_ms: 0,
         secure_output: Vec::new(),
@@ -1091,6 +1092,11 @@ pub fn apply_outcome(
             if let Some((remind_at, reminders, escalations)) = kept {
                 (waiting.remind_at, waiting.reminders, waiting.escalations) =
                     (remind_at, reminders, escalations);
+            }
+            for assignee in &waiting.assignees {
+                if !record.asked.contains(assignee) {
+                    record.asked.push(assignee.clone());
+                }
             }
             record.waiting = Some(waiting);
             if earlier.is_none() {

@@ -98,6 +98,7 @@ pub async fn compile(
     limits: &crate::limits::Limits,
 ) -> Result<Compiled, String> {
     check_header(&bytes)?;
+    let started = std::time::Instant::now();
     let artifact = match compiler {
         Compiler::InProcess => {
             let engine = engine.clone();
@@ -113,6 +114,9 @@ pub async fn compile(
         }
         Compiler::Worker(exe) => in_worker(exe, bytes, limits).await?,
     };
+    crate::telemetry::metrics::metrics()
+        .plugin_compile
+        .observe(started.elapsed().as_secs_f64());
     // SAFETY: the artifact was just produced by `Component::serialize` with this same engine
     // configuration (`engine_config`), here or by our own child process; wasmtime re-checks
     // its header and compatibility.
@@ -384,7 +388,11 @@ pub fn link(linker: &Linker<CallState>, component: &Component) -> Result<Linked,
 
 /// Compiles trusted (bundled) bytes in this process.
 pub fn compile_trusted(engine: &Engine, bytes: &[u8]) -> Result<Compiled> {
+    let started = std::time::Instant::now();
     let component = Component::new(engine, bytes).map_err(|e| anyhow!("{e:#}"))?;
     let artifact = component.serialize().map_err(|e| anyhow!("{e:#}"))?;
+    crate::telemetry::metrics::metrics()
+        .plugin_compile
+        .observe(started.elapsed().as_secs_f64());
     Ok(Compiled { component, artifact })
 }

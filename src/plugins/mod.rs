@@ -371,7 +371,49 @@ impl PluginHost {
         self.call_step(plugin, ctx, call, limits).await
     }
 
+    /// Calls a step plugin, timed in the metrics and, with traces on, inside a span.
     async fn call_step(
+        &self,
+        plugin: &Digest,
+        ctx: &CallContext,
+        call: StepCall,
+        limits: Limits,
+    ) -> CallReport {
+        use tracing::Instrument as _;
+        // The declared name without its version: one series per plugin, not per release.
+        let name = ctx
+            .declared_as
+            .as_deref()
+            .map_or("(by digest)", |d| d.split('@').next().unwrap_or(d))
+            .to_owned();
+        let span = if crate::telemetry::traces::enabled() {
+            let kind = match call {
+                StepCall::Run { .. } => "run",
+                StepCall::Resume { .. } => "resume",
+            };
+            tracing::info_span!(
+                "plugin.call",
+                otel.name = %format_args!("plugin {name} {kind}"),
+                weft.plugin = %name,
+                weft.plugin.digest = %plugin,
+                weft.step = %ctx.step,
+                weft.attempt = ctx.attempt,
+            )
+        } else {
+            tracing::Span::none()
+        };
+        let report = self
+            .call_step_untimed(plugin, ctx, call, limits)
+            .instrument(span)
+            .await;
+        crate::telemetry::metrics::metrics()
+            .step_duration
+            .get_or_create(&crate::telemetry::metrics::PluginLabels { plugin: name })
+            .observe(report.elapsed.as_secs_f64());
+        report
+    }
+
+    async fn call_step_untimed(
         &self,
         plugin: &Digest,
         ctx: &CallContext,

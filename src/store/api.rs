@@ -447,6 +447,9 @@ pub trait RunStore {
     /// The ids of runs waiting for a person, oldest first; never scans other runs.
     async fn waiting_runs(&self) -> StoreResult<Vec<RunId>>;
 
+    /// How many runs wait for a person, without reading them (for the metrics).
+    async fn waiting_count(&self) -> StoreResult<u64>;
+
     /// Up to `limit` log lines (documents) of `run` after sequence number `after`, in order.
     async fn logs(&self, run: RunId, after: Option<u64>, limit: usize) -> StoreResult<Vec<Vec<u8>>>;
 
@@ -539,6 +542,8 @@ pub trait ActionStore {
     async fn rules_revision(&self) -> StoreResult<u64>;
     /// Up to `limit` undelivered events, oldest first, as (seq, document).
     async fn outbox(&self, limit: usize) -> StoreResult<Vec<(u64, Vec<u8>)>>;
+    /// How many events are undelivered, without reading them (for the metrics).
+    async fn outbox_count(&self) -> StoreResult<u64>;
     /// Up to `limit` undelivered events no runner holds, oldest first, claimed by `runner`
     /// for `lease`. A delivered event is deleted; a claim that lapses frees the event.
     async fn claim_outbox(
@@ -782,4 +787,7 @@ pub trait Store:
 
     /// What the writer has committed so far.
     fn writer_stats(&self) -> &WriterStats;
+
+    /// Bytes the stored data takes (pages in use, not free space inside the file).
+    async fn used_bytes(&self) -> StoreResult<u64>;
 }

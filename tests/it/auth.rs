@@ -742,7 +742,7 @@ async fn local_mode_ends_with_the_first_token() {
     let secret = created["token"].as_str().expect("the token is shown").to_owned();
     assert!(is_token(&secret), "{created:#}");
     assert_eq!(created["name"], "root");
-    assert_eq!(created["role"], "admin");
+    assert_eq!(created["roles"], json!(["admin"]));
     assert_eq!(created["groups"], json!(["ops"]));
 
     // At once, nothing works without the token.

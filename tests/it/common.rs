@@ -130,6 +130,8 @@ pub struct Weft {
     pub dir: tempfile::TempDir,
     /// The `--db` argument: a file path or a `postgres://` URL.
     pub db: String,
+    /// Environment variables every command gets (see [`Weft::with_env`]).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for Weft {
@@ -151,7 +153,17 @@ impl Weft {
             Backend::Redb => dir.path().join("weft.redb").display().to_string(),
             Backend::Postgres => crate::postgres::database(),
         };
-        Weft { dir, db }
+        Weft {
+            dir,
+            db,
+            env: Vec::new(),
+        }
+    }
+
+    /// The same `weft`, giving every command `name=value` in its environment.
+    pub fn with_env(mut self, name: &str, value: &str) -> Weft {
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
     }
 
     /// Another `weft` (its own directory) on the same database: another runner.
@@ -159,6 +171,7 @@ impl Weft {
         Weft {
             dir: tempfile::tempdir().expect("cannot create a temporary directory"),
             db: self.db.clone(),
+            env: self.env.clone(),
         }
     }
 
@@ -191,6 +204,7 @@ impl Weft {
             .env_remove("WEFT_LOG")
             .env_remove("WEFT_SERVER")
             .env_remove("WEFT_TOKEN")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
         command
     }
@@ -283,7 +297,15 @@ impl Weft {
     /// printed on stdout. Panics unless it succeeded and printed exactly one well-formed token.
     #[track_caller]
     pub fn create_token(&self, name: &str, role: &str, groups: &[&str]) -> String {
-        let mut args = vec!["token", "create", "--name", name, "--role", role];
+        self.create_token_with_roles(name, &[role], groups)
+    }
+
+    /// `weft token create --name NAME --role ROLE... --group GROUP...`; returns the token.
+    pub fn create_token_with_roles(&self, name: &str, roles: &[&str], groups: &[&str]) -> String {
+        let mut args = vec!["token", "create", "--name", name];
+        for role in roles {
+            args.extend(["--role", role]);
+        }
         for group in groups {
             args.extend(["--group", group]);
         }
@@ -592,7 +614,13 @@ fn spawn_server(weft: &Weft, extra: &[String]) -> (Child, String, std::sync::Arc
                 log.push_str(&line);
                 log.push('\n');
             }
-            if let Some(url) = line
+            // With `--log-format json` the line is the `message` of a JSON object.
+            let message = serde_json::from_str::<Value>(&line)
+                .ok()
+                .and_then(|v| v["message"].as_str().map(str::to_owned));
+            if let Some(url) = message
+                .as_deref()
+                .unwrap_or(&line)
                 .strip_prefix("weft serving ")
                 .and_then(|rest| rest.split_whitespace().next())
             {

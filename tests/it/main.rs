@@ -2,6 +2,7 @@
 //! the shared helpers (a `weft` bound to a temporary database, a `weft serve` with an HTTP
 //! client, readers for the records it prints).
 
+mod browser;
 mod common;
 mod postgres;
 
@@ -16,11 +17,13 @@ mod grants;
 mod hardening;
 mod language;
 mod lifecycle;
+mod operating;
 mod plugins;
 mod runners;
 mod scaffold;
 mod sdk;
 mod store;
+mod ui;
 mod workflows;
 
 // The API and authorization tests run once on each backend: the same file, included in two

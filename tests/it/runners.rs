@@ -517,6 +517,7 @@ async fn a_redb_file_copied_to_postgres_carries_on_there() {
     let pg = Weft {
         dir: tempfile::tempdir().expect("a temporary directory"),
         db: target,
+        env: Vec::new(),
     };
     let runners: Vec<Server> = [pg.same_database(), pg]
         .into_iter()

@@ -132,6 +132,14 @@ impl PgStore {
         })
     }
 
+    /// The single `count(*)` that `sql` selects.
+    async fn count(&self, sql: &str) -> StoreResult<u64> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(db_error)?;
+        let row = client.query_one(&statement, &[]).await.map_err(db_error)?;
+        Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+    }
+
     async fn client(&self) -> StoreResult<deadpool_postgres::Object> {
         self.pool.get().await.map_err(|e| unreachable(&self.url, &e))
     }
@@ -247,6 +255,11 @@ impl RunStore for PgStore {
             }
         }
         Ok(found)
+    }
+
+    async fn waiting_count(&self) -> StoreResult<u64> {
+        self.count("SELECT count(*) FROM runs WHERE state = 'waiting'")
+            .await
     }
 
     async fn waiting_runs(&self) -> StoreResult<Vec<RunId>> {
@@ -801,6 +814,10 @@ impl ActionStore for PgStore {
         Ok(to_u64(row.get(0)))
     }
 
+    async fn outbox_count(&self) -> StoreResult<u64> {
+        self.count("SELECT count(*) FROM action_outbox").await
+    }
+
     async fn outbox(&self, limit: usize) -> StoreResult<Vec<(u64, Vec<u8>)>> {
         self.numbered(
             "SELECT seq, doc FROM action_outbox WHERE seq > $1 ORDER BY seq LIMIT $2",
@@ -1027,5 +1044,14 @@ impl Store for PgStore {
 
     fn writer_stats(&self) -> &WriterStats {
         &self.stats
+    }
+
+    async fn used_bytes(&self) -> StoreResult<u64> {
+        let client = self.client().await?;
+        let row = client
+            .query_one("SELECT pg_database_size(current_database())", &[])
+            .await
+            .map_err(db_error)?;
+        Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
     }
 }

@@ -267,8 +267,10 @@ async fn write_loop(
             count += more.writes.len();
             group.push(more);
         }
+        let started = std::time::Instant::now();
         let results = commit_group(&mut connection, &config, &url, &runner, &group).await;
         if let Ok(results) = &results {
+            crate::telemetry::metrics::metrics().store_committed("postgres", count, started.elapsed());
             let applied: Vec<&Write> = group
                 .iter()
                 .zip(results)

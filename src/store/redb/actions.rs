@@ -116,6 +116,11 @@ impl ActionStore for RedbStore {
         Ok(entries)
     }
 
+    async fn outbox_count(&self) -> StoreResult<u64> {
+        let txn = self.read()?;
+        txn.open_table(ACTION_OUTBOX).map_err(other)?.len().map_err(other)
+    }
+
     /// One runner per file: every undelivered event is this runner's.
     async fn claim_outbox(
         &self,

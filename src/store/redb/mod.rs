@@ -363,6 +363,11 @@ impl RunStore for RedbStore {
         Ok(ids)
     }
 
+    async fn waiting_count(&self) -> StoreResult<u64> {
+        let txn = self.read()?;
+        txn.open_table(WAITING).map_err(other)?.len().map_err(other)
+    }
+
     async fn logs(&self, run: RunId, after: Option<u64>, limit: usize) -> StoreResult<Vec<Vec<u8>>> {
         let txn = self.read()?;
         let key = run.to_string();
@@ -882,6 +887,18 @@ impl Store for RedbStore {
     fn writer_stats(&self) -> &WriterStats {
         &self.stats
     }
+
+    async fn used_bytes(&self) -> StoreResult<u64> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {
+            // A write transaction sees the allocator; it is dropped unwritten.
+            let stats = db.begin_write()?.stats()?;
+            Ok(stats.allocated_pages() * stats.page_size() as u64)
+        })
+        .await
+        .map_err(other)?
+        .map_err(StoreError::Other)
+    }
 }
 
 fn write_loop(
@@ -908,9 +925,11 @@ fn write_loop(
             count += more.writes.len();
             group.push(more);
         }
+        let started = std::time::Instant::now();
         let outcome = apply(db, &group).map_err(|e| Refusal::Failed(format!("{e:#}")));
         let results: Vec<Result<(), Refusal>> = match outcome {
             Ok(results) => {
+                crate::telemetry::metrics::metrics().store_committed("redb", count, started.elapsed());
                 let applied = group
                     .iter()
                     .zip(&results)
