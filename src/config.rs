@@ -1,6 +1,6 @@
 //! `weft.toml`: this runner's secret values (`[secrets]`), the plugin grants it seeds into the
-//! store (`[plugins.NAME]`, see [`crate::plugins::grants`]) and the server's limits
-//! (`[limits]`, see [`crate::limits`]). Every problem names the file and the key.
+//! store (`[plugins.NAME]`, see [`crate::plugins::grants`]), the server's limits
+//! (`[limits]`, see [`crate::limits`]) and how long finished runs are kept (`[runs]`). Every problem names the file and the key.
 
 use crate::limits::Limits;
 use crate::plugins::grants::{self, GrantSpec, SecretSource, Secrets};
@@ -19,6 +19,29 @@ struct File {
     plugins: BTreeMap<String, GrantSpec>,
     #[serde(default)]
     limits: Limits,
+    #[serde(default)]
+    runs: Runs,
+}
+
+/// `[runs]`: what happens to finished runs.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Runs {
+    /// How long finished runs are kept unless their workflow says (`0s`: forever).
+    #[serde(default = "default_retention", with = "humantime_serde")]
+    pub retention: std::time::Duration,
+}
+
+fn default_retention() -> std::time::Duration {
+    crate::engine::DEFAULT_RETENTION
+}
+
+impl Default for Runs {
+    fn default() -> Self {
+        Runs {
+            retention: default_retention(),
+        }
+    }
 }
 
 /// A read `weft.toml`.
@@ -29,6 +52,7 @@ pub struct Config {
     /// Grants to seed into the store, by plugin name or `name@version`.
     pub grants: BTreeMap<String, GrantSpec>,
     pub limits: Limits,
+    pub runs: Runs,
 }
 
 impl Config {
@@ -58,6 +82,7 @@ impl Config {
             secrets,
             grants: file.plugins,
             limits: file.limits,
+            runs: file.runs,
         })
     }
 }

@@ -90,6 +90,12 @@ pub struct Limits {
     pub compile_memory_mb: usize,
     /// Plugin compiles under way at once; further uploads wait.
     pub compile_concurrency: usize,
+    /// How long an upload waits for its compile before answering 202 and compiling on.
+    #[serde(with = "humantime_serde")]
+    pub upload_wait: Duration,
+    /// Largest JSON Schema a plugin's `describe` may return (each of input, output,
+    /// config), KiB; its nesting is bounded by `nesting_depth`.
+    pub plugin_schema_kb: usize,
 
     // The browser UI.
     /// How long a browser session lasts after signing in, however active it is.
@@ -127,6 +133,8 @@ impl Default for Limits {
             compile_timeout: Duration::from_secs(300),
             compile_memory_mb: 4096,
             compile_concurrency: 2,
+            upload_wait: Duration::from_secs(2),
+            plugin_schema_kb: 256,
             session_lifetime: Duration::from_secs(12 * 3600),
         }
     }
@@ -153,6 +161,7 @@ impl Limits {
             ("plugin_http_fields_kb", self.plugin_http_fields_kb),
             ("compile_memory_mb", self.compile_memory_mb),
             ("compile_concurrency", self.compile_concurrency),
+            ("plugin_schema_kb", self.plugin_schema_kb),
         ];
         for (name, value) in counts {
             if value == 0 {

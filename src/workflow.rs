@@ -12,11 +12,13 @@
 
 use crate::limits::Limits;
 use crate::names::{Digest, PluginRef, StepName};
+use crate::plugins::Contract;
 use crate::run::FieldType;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 use weft_template::TemplateError;
 
@@ -43,6 +45,9 @@ pub struct Definition {
     /// The run's deadline: past it, the run fails and its interactions are canceled.
     #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Duration>,
+    /// How long its finished runs are kept (`0s`: forever); the server's default otherwise.
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Duration>,
 }
 
 fn first_version() -> u64 {
@@ -488,6 +493,10 @@ impl Definition {
     }
 }
 
+/// What looking up a step's plugin found: an error to report, or the plugin, with the
+/// contract its step input is checked against when it describes one.
+pub type PluginLookup = Result<Option<Arc<Contract>>, String>;
+
 impl Workflow {
     /// The definition of step `i` (main steps first, then `on_failure` steps, as `steps`).
     pub fn definition_of(&self, i: usize) -> &StepDefinition {
@@ -500,10 +509,11 @@ impl Workflow {
     }
 
     /// Validates `definition`; `plugin_exists` says whether a plugin reference resolves, and
+    /// to a plugin with which contract (each step's literal input is checked against it), and
     /// `reads` is what the template engine found in [`Definition::template_sources`], in order.
     pub fn validate(
         definition: Definition,
-        plugin_exists: &dyn Fn(&PluginRef) -> Result<(), String>,
+        plugin_exists: &dyn Fn(&PluginRef) -> PluginLookup,
         reads: &[TemplateRead],
         limits: &Limits,
     ) -> Result<Workflow, Problems> {
@@ -514,7 +524,7 @@ impl Workflow {
     /// stored, and stays usable if the plugins or the limits have changed since (runs use
     /// pinned digests).
     pub fn from_stored(definition: Definition, reads: &[TemplateRead]) -> Result<Workflow, Problems> {
-        Self::check(definition, &|_| Ok(()), reads, None)
+        Self::check(definition, &|_| Ok(None), reads, None)
     }
 
     /// The same workflow under another version number; validity does not depend on it.
@@ -526,7 +536,7 @@ impl Workflow {
 
     fn check(
         definition: Definition,
-        plugin_exists: &dyn Fn(&PluginRef) -> Result<(), String>,
+        plugin_exists: &dyn Fn(&PluginRef) -> PluginLookup,
         reads: &[TemplateRead],
         limits: Option<&Limits>,
     ) -> Result<Workflow, Problems> {
@@ -787,7 +797,7 @@ impl Workflow {
 fn check_call(
     step: &StepDefinition,
     path: &str,
-    plugin_exists: &dyn Fn(&PluginRef) -> Result<(), String>,
+    plugin_exists: &dyn Fn(&PluginRef) -> PluginLookup,
     problems: &mut Collector,
 ) -> Option<Call> {
     if step.pauses() {
@@ -799,8 +809,16 @@ fn check_call(
                 .parse::<PluginRef>()
                 .map_err(|m| problems.add(format!("{path}.plugin"), m))
                 .ok()?;
-            if let Err(message) = plugin_exists(&plugin) {
-                problems.add(format!("{path}.plugin"), message);
+            match plugin_exists(&plugin) {
+                Err(message) => problems.add(format!("{path}.plugin"), message),
+                // Each item of a `for_each` gets this input rendered: `{{ item }}` is a
+                // template like any other, checked once rendered.
+                Ok(Some(contract)) => {
+                    for m in contract.check_literal(&step.input) {
+                        problems.add(format!("{path}.input{}", m.path), m.message);
+                    }
+                }
+                Ok(None) => {}
             }
             Some(Call::Plugin(plugin))
         }
@@ -1397,7 +1415,7 @@ mod tests {
             definition,
             &|p| match p {
                 PluginRef::Latest(n) if n == "missing" => Err("unknown plugin missing".into()),
-                _ => Ok(()),
+                _ => Ok(None),
             },
             &reads,
             &limits,

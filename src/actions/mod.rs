@@ -369,6 +369,16 @@ impl Actions {
 
     async fn save_target(&self, target: Target) -> Result<Target, ActionError> {
         target.check().map_err(ActionError::Invalid)?;
+        // A config its plugin describes must fit, before any event calls it.
+        if let Some(contract) = self.inner.plugins.contract(&target.digest).await? {
+            let mismatches = contract.check_config(&serde_json::Value::Object(target.config.clone()));
+            if !mismatches.is_empty() {
+                return Err(ActionError::Invalid(crate::plugins::describe_mismatches(
+                    &mismatches,
+                    "config",
+                )));
+            }
+        }
         self.change(|rules| {
             if let Some(other) = rules
                 .targets

@@ -3,7 +3,7 @@
 
 use super::auth::Caller;
 use super::error::ApiError;
-use super::extract::{PathParams, QueryParams, RawBody};
+use super::extract::{JsonBody, PathParams, QueryParams, RawBody};
 use super::{json_or_empty, views, AppState};
 use crate::auth::Action;
 use crate::engine::RunQuery;
@@ -523,4 +523,36 @@ pub async fn retry(
         &run,
         state.engine.workflow_of(&run).await.ok().as_deref(),
     )))
+}
+
+/// Which finished runs `POST /v1/executions/purge` deletes.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PurgeBody {
+    /// Runs that ended longer ago than this (`7d`).
+    #[serde(with = "humantime_serde")]
+    #[schema(value_type = String)]
+    older_than: std::time::Duration,
+    /// Only runs of this workflow.
+    #[serde(default)]
+    workflow: Option<String>,
+}
+
+/// Deletes finished runs that ended longer ago than `older_than`, with their logs. Runs are
+/// also deleted by themselves when their retention ends.
+#[utoipa::path(post, path = "/v1/executions/purge", tag = "executions",
+    request_body(content = PurgeBody, description = "{\"older_than\": \"7d\", \"workflow\": \"ID\"}"),
+    responses((status = 200, description = "{\"purged\": N}", body = serde_json::Value),
+        (status = 403, description = "May not delete runs", body = super::error::ErrorBody)))]
+pub async fn purge(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody<PurgeBody>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Action::ManageRuns)?;
+    let purged = state
+        .engine
+        .purge_runs(body.older_than, body.workflow.as_deref())
+        .await?;
+    Ok(Json(serde_json::json!({ "purged": purged })))
 }

@@ -121,6 +121,7 @@ pub const OPERATIONS: &[(&str, &str, &str)] = &[
     ),
     ("GET", "/v1/interactions", "/v1.Interactions/List"),
     ("POST", "/v1/instances/{eid}/signals", "/v1.Signals/Send"),
+    ("POST", "/v1/executions/purge", "/v1.Executions/Purge"),
     ("POST", "/v1/events", "/v1.Events/Send"),
     ("POST", "/v1/schedules", "/v1.Schedules/Create"),
     ("GET", "/v1/schedules", "/v1.Schedules/List"),

@@ -86,6 +86,7 @@ pub struct Options {
         executions::statistics,
         executions::restart,
         executions::retry,
+        executions::purge,
         interactions::get,
         interactions::answer,
         interactions::cancel,
@@ -175,6 +176,7 @@ pub fn router(engine: Engine, options: &Options) -> Router {
             post(executions::start).get(executions::list_for_workflow),
         )
         .route("/v1/executions", get(executions::list_all))
+        .route("/v1/executions/purge", post(executions::purge))
         .route("/v1/executions/{eid}", get(executions::get_by_id))
         .route(executions, get(executions::get).delete(executions::delete))
         .route(

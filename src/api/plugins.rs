@@ -1,4 +1,5 @@
-//! `/v1/plugins`: upload, list and delete plugin components.
+//! `/v1/plugins`: upload, list and delete plugin components, and show one version's
+//! compile status and contract.
 
 use super::auth::Caller;
 use super::error::ApiError;
@@ -6,7 +7,7 @@ use super::extract::{PathParams, QueryParams, RawBody};
 use super::AppState;
 use crate::auth::Action;
 use crate::engine::RemoveError;
-use crate::plugins::PluginMeta;
+use crate::plugins::{PluginMeta, PluginStatus};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -22,22 +23,63 @@ pub struct UploadQuery {
 }
 
 fn view(meta: &PluginMeta, builtin: bool) -> Value {
-    json!({
+    let mut view = json!({
         "name": meta.name,
         "version": meta.version,
         "digest": meta.digest,
         "world": meta.world,
         "size": meta.size,
         "builtin": builtin,
-    })
+        "status": meta.status.as_str(),
+        "status_url": status_url(meta),
+    });
+    if let Some(error) = &meta.error {
+        view["error"] = json!(error);
+    }
+    if let Some(version) = &meta.contract_version {
+        view["contract_version"] = json!(version);
+    }
+    view
 }
 
-/// Uploads a component (the body is the `.wasm` bytes). It is validated and compiled before
-/// the answer; the same bytes again are accepted, other bytes under the same name and version
-/// are a conflict.
+/// Where a version's status is read: `GET /v1/plugins/NAME@VERSION`.
+fn status_url(meta: &PluginMeta) -> String {
+    format!("/v1/plugins/{}@{}", meta.name, meta.version)
+}
+
+/// A version with its contract (summary and schemas), for the one-plugin views.
+async fn described(state: &AppState, meta: &PluginMeta, builtin: bool) -> Result<Value, ApiError> {
+    let mut shown = view(meta, builtin);
+    let contract = match (&meta.contract, builtin) {
+        (Some(contract), _) => Some(contract.clone()),
+        (None, true) => state
+            .engine
+            .plugins()
+            .contract(&meta.digest)
+            .await?
+            .map(|c| c.description.clone()),
+        (None, false) => None,
+    };
+    if let Some(contract) = contract {
+        shown["summary"] = json!(contract.summary);
+        shown["input_schema"] = contract.input_schema;
+        shown["output_schema"] = contract.output_schema;
+        if let Some(config) = contract.config_schema {
+            shown["config_schema"] = config;
+        }
+    }
+    Ok(shown)
+}
+
+/// Uploads a component (the body is the `.wasm` bytes). It is checked, compiled, linked and
+/// described; when that ends within `limits.upload_wait` the answer is 201 with the ready
+/// plugin (or 400 with the reason), otherwise 202 with `status: compiling` and a `Location`
+/// (`status_url`) to poll until `ready` or `failed`. The same bytes again are accepted (200),
+/// other bytes under the same name and version are a conflict.
 #[utoipa::path(post, path = "/v1/plugins", tag = "plugins", params(UploadQuery),
     request_body(content = Vec<u8>, content_type = "application/wasm"),
-    responses((status = 201, description = "Stored", body = serde_json::Value),
+    responses((status = 201, description = "Stored and ready", body = serde_json::Value),
+        (status = 202, description = "Stored, compiling in the background; poll status_url", body = serde_json::Value),
         (status = 200, description = "The same bytes were already stored", body = serde_json::Value),
         (status = 400, description = "Not a valid Weft component", body = super::error::ErrorBody),
         (status = 409, description = "Other bytes under this name and version", body = super::error::ErrorBody),
@@ -47,19 +89,24 @@ pub async fn upload(
     QueryParams(query): QueryParams<UploadQuery>,
     caller: Caller,
     RawBody(body): RawBody,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, [(axum::http::HeaderName, String); 1], Json<Value>), ApiError> {
     caller.require(Action::WritePlugins)?;
-    let added = state
-        .engine
-        .plugins()
-        .add(&query.name, &query.version, body.to_vec())
+    let plugins = state.engine.plugins();
+    let wait = plugins.limits().upload_wait;
+    let added = plugins
+        .upload(&query.name, &query.version, body.to_vec(), Some(wait))
         .await?;
-    let status = if added.existed {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
+    let status = match (added.existed, added.meta.status) {
+        (_, PluginStatus::Compiling) => StatusCode::ACCEPTED,
+        (true, _) => StatusCode::OK,
+        (false, _) => StatusCode::CREATED,
     };
-    Ok((status, Json(view(&added.meta, false))))
+    let location = [(axum::http::header::LOCATION, status_url(&added.meta))];
+    Ok((
+        status,
+        location,
+        Json(described(&state, &added.meta, false).await?),
+    ))
 }
 
 /// Every plugin, built-ins included.
@@ -90,10 +137,12 @@ async fn listed(state: &AppState) -> Result<Vec<(PluginMeta, bool)>, ApiError> {
         .collect())
 }
 
-/// Every version of one plugin.
+/// Every version of one plugin, each with its status and contract (summary, input, output
+/// and config schemas); with `{name}@{version}`, that version alone (the status URL of an
+/// upload).
 #[utoipa::path(get, path = "/v1/plugins/{name}", tag = "plugins",
-    params(("name" = String, Path, description = "Plugin name")),
-    responses((status = 200, description = "Versions", body = serde_json::Value),
+    params(("name" = String, Path, description = "Plugin name, or name@version")),
+    responses((status = 200, description = "Versions, or the one version", body = serde_json::Value),
         (status = 404, description = "No such plugin", body = super::error::ErrorBody)))]
 pub async fn versions(
     State(state): State<AppState>,
@@ -101,16 +150,25 @@ pub async fn versions(
     caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Action::ReadPlugins)?;
-    let items: Vec<Value> = listed(&state)
-        .await?
-        .iter()
-        .filter(|(m, _)| m.name == name)
-        .map(|(m, b)| view(m, *b))
-        .collect();
-    if items.is_empty() {
-        return Err(ApiError::not_found(format!("no plugin {name}")));
+    let (name, version) = match name.split_once('@') {
+        Some((name, version)) => (name.to_owned(), Some(version.to_owned())),
+        None => (name, None),
+    };
+    let mut items = Vec::new();
+    for (meta, builtin) in listed(&state).await? {
+        if meta.name == name && version.as_ref().is_none_or(|v| *v == meta.version) {
+            items.push(described(&state, &meta, builtin).await?);
+        }
     }
-    Ok(Json(json!({"name": name, "items": items})))
+    match (version, items.pop()) {
+        (None, Some(last)) => {
+            items.push(last);
+            Ok(Json(json!({"name": name, "items": items})))
+        }
+        (Some(_), Some(one)) => Ok(Json(one)),
+        (Some(version), None) => Err(ApiError::not_found(format!("no plugin {name}@{version}"))),
+        (None, None) => Err(ApiError::not_found(format!("no plugin {name}"))),
+    }
 }
 
 /// Deletes `name@version`, unless a workflow version or an unfinished run uses it.

@@ -9,7 +9,7 @@ use crate::plugins::{CallContext, Limits, Outcome, PluginHost};
 use crate::run::{RunRecord, RunState};
 use crate::store::{Store, Write};
 use crate::workflow::Workflow;
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Map};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -51,10 +51,55 @@ pub async fn measure(
     };
 
     progress("step overhead");
+    let rust = step_overhead(
+        engine.plugins(),
+        &latest("echo").await?,
+        &json!({"n": 1}),
+        sizes.calls,
+    )
+    .await?;
     figures.insert(
         "step_overhead_us",
-        step_overhead(engine.plugins(), &latest("echo").await?, sizes.calls).await?,
+        Figure::new(rust.host_us, "µs", rust.bare_us, "bare wasmtime call"),
     );
+
+    // The SDK examples: large components with an interpreter inside (CPython, SpiderMonkey),
+    // against the same floor as the Rust figure, with their own bare call beside it.
+    for (example, input, overhead, first) in [
+        (
+            "python-greeter",
+            json!({"name": "Ada"}),
+            "step_overhead_us_python",
+            "first_call_ms_python",
+        ),
+        (
+            "js-greeter",
+            json!({"greeting": "hello Ada"}),
+            "step_overhead_us_js",
+            "first_call_ms_js",
+        ),
+    ] {
+        progress(&format!("step overhead of {example} (compiling it first)"));
+        let digest = sdk_example(engine.plugins(), example).await?;
+        let measured = step_overhead(engine.plugins(), &digest, &input, sizes.calls).await?;
+        figures.insert(
+            overhead,
+            Figure::new(
+                measured.host_us,
+                "µs",
+                rust.bare_us,
+                "bare wasmtime call of the Rust echo (step_overhead_us's floor)",
+            )
+            .with("bare_call_us", measured.bare_us),
+        );
+        let times = PluginHost::first_call_times(store.clone(), &digest, &input).await?;
+        figures.insert(
+            first,
+            Figure::new(ms(times.warm), "ms", ms(times.later), "a later call")
+                .with("cold_first_call_ms", ms(times.cold))
+                .with("load_ms", ms(times.load)),
+        );
+    }
 
     progress("plugin cache");
     let (cached, compiled) = engine.plugins().ready_times(&latest("transform").await?).await?;
@@ -68,7 +113,15 @@ pub async fn measure(
         .map_err(|p| anyhow!("{p}"))?;
     let workflow = engine.register(definition).await.map_err(|e| anyhow!("{e}"))?;
     super::settle_disk();
+    store.flush().await?;
+    let used_before = store.used_bytes().await?;
     let fresh = durable_throughput(&engine, &workflow, sizes.runs).await?;
+    store.flush().await?;
+    let growth = store.used_bytes().await?.saturating_sub(used_before);
+    figures.insert(
+        "history_bytes_per_run",
+        history_bytes(&*store, &fresh.sample, growth, sizes.runs).await?,
+    );
     let fdatasync = floors::fdatasync_per_s(dir, 500)?;
     let (bare, floor_is) = match databases {
         Databases::Files(_) => (
@@ -121,10 +174,52 @@ pub async fn measure(
     Ok(())
 }
 
-/// A no-op step through the host's plugin path (fresh store, limits, deadline, JSON in and
-/// out) against a bare instantiate + call of the same component; medians, in µs.
-async fn step_overhead(host: &PluginHost, echo: &Digest, calls: usize) -> Result<Figure> {
-    let input = json!({"n": 1});
+/// Where `weft bench` finds the SDK example components `sdk/ci.sh` builds: `$WEFT_SDK_EXAMPLES`,
+/// else `target/sdk-examples` in the current directory, else in the checkout this binary was
+/// built from.
+fn sdk_examples_dir() -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("WEFT_SDK_EXAMPLES") {
+        return dir.into();
+    }
+    let here = std::path::PathBuf::from("target/sdk-examples");
+    if here.is_dir() {
+        return here;
+    }
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/sdk-examples")
+}
+
+/// Adds the SDK example `name` (compiling it) and returns its digest.
+async fn sdk_example(host: &PluginHost, name: &str) -> Result<Digest> {
+    let path = sdk_examples_dir().join(format!("{name}.wasm"));
+    let bytes = std::fs::read(&path).with_context(|| {
+        format!(
+            "{} is missing: build the SDK examples with `bash sdk/ci.sh` (into target/sdk-examples) \
+             or set WEFT_SDK_EXAMPLES to where they are",
+            path.display()
+        )
+    })?;
+    let added = host
+        .add(name, "0.1.0", bytes)
+        .await
+        .map_err(|e| anyhow!("{name}: {e}"))?;
+    Ok(added.meta.digest)
+}
+
+/// Medians of one step call through the host and of a bare call, in µs.
+struct Overhead {
+    host_us: f64,
+    bare_us: f64,
+}
+
+/// A step through the host's plugin path (fresh store, limits, deadline, schema check, JSON
+/// in and out) against a bare instantiate + call of the same component. The echo step
+/// returns its input; the SDK examples suspend for a confirmation.
+async fn step_overhead(
+    host: &PluginHost,
+    plugin: &Digest,
+    input: &serde_json::Value,
+    calls: usize,
+) -> Result<Overhead> {
     let ctx = CallContext {
         run_id: "bench".into(),
         workflow: "bench".into(),
@@ -134,28 +229,25 @@ async fn step_overhead(host: &PluginHost, echo: &Digest, calls: usize) -> Result
         declared_as: Some("echo".into()),
     };
     let text = input.to_string();
-    host.bare_call(echo, &text).await?;
+    host.bare_call(plugin, &text).await?;
     let mut engine_path = Vec::with_capacity(calls);
     let mut bare = Vec::with_capacity(calls);
     for _ in 0..calls {
         let started = Instant::now();
-        let report = host.run(echo, &ctx, &input, Limits::default()).await;
+        let report = host.run(plugin, &ctx, input, Limits::default()).await;
         engine_path.push(started.elapsed());
-        if !matches!(report.outcome, Outcome::Complete(ref v) if *v == input) {
-            bail!(
-                "correctness: the echo step did not return its input: {:?}",
-                report.outcome
-            );
+        match &report.outcome {
+            Outcome::Complete(v) if v == input => {}
+            Outcome::Suspend(_) => {}
+            other => bail!("correctness: the step neither returned its input nor suspended: {other:?}"),
         }
-        bare.push(host.bare_call(echo, &text).await?);
+        bare.push(host.bare_call(plugin, &text).await?);
     }
     let us = |d: Duration| d.as_secs_f64() * 1e6;
-    Ok(Figure::new(
-        us(percentile(&mut engine_path, 50)),
-        "µs",
-        us(percentile(&mut bare, 50)),
-        "bare wasmtime call",
-    ))
+    Ok(Overhead {
+        host_us: us(percentile(&mut engine_path, 50)),
+        bare_us: us(percentile(&mut bare, 50)),
+    })
 }
 
 /// What one throughput measurement did.
@@ -247,6 +339,20 @@ async fn for_each_items(engine: &Engine, items: usize, floor: f64) -> Result<Fig
     )
     .with("items", items as f64)
     .with("concurrency", MAP_CONCURRENCY as f64))
+}
+
+/// What a finished 3-step run costs on disk (growth of the pages in use over `runs` runs,
+/// logs included), against the bytes of its documents as JSON (its record and log lines).
+async fn history_bytes(store: &dyn Store, sample: &RunRecord, growth: u64, runs: usize) -> Result<Figure> {
+    let logs = store.logs(sample.id, None, usize::MAX).await?;
+    let documents = serde_json::to_vec(sample)?.len() + logs.iter().map(Vec::len).sum::<usize>();
+    Ok(Figure::new(
+        growth as f64 / runs as f64,
+        "bytes",
+        documents as f64,
+        "its record and log lines as JSON",
+    )
+    .with("log_lines_per_run", logs.len() as f64))
 }
 
 /// Stores `count` copies of a finished run (with its log) under new ids, as the history of a

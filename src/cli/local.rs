@@ -49,8 +49,9 @@ async fn open_engine(db: &DbArgs) -> Result<Engine> {
     open_engine_with(db, EngineOptions::default()).await
 }
 
-async fn open_engine_with(db: &DbArgs, options: EngineOptions) -> Result<Engine> {
+async fn open_engine_with(db: &DbArgs, mut options: EngineOptions) -> Result<Engine> {
     let config = config(db)?;
+    options.retention = config.runs.retention;
     let store = crate::store::open(&location(db)?, crate::store::new_runner_id()).await?;
     let host = crate::plugins::HostOptions {
         secrets: config.secrets,
@@ -158,7 +159,18 @@ fn parse_answer(text: &str) -> Result<GivenAnswer> {
 
 /// Prints each step of `run` as it starts and ends until the run waits or finishes, and
 /// returns it then. `events` must have been subscribed before the change being watched.
-async fn watch(engine: &Engine, mut events: broadcast::Receiver<Event>, id: RunId) -> Result<RunRecord> {
+async fn watch(engine: &Engine, events: broadcast::Receiver<Event>, id: RunId) -> Result<RunRecord> {
+    watch_until(engine, events, id, |state| !state_is_busy(state)).await
+}
+
+/// Prints the run's progress until it moves to a state `done` accepts, then waits for it to
+/// settle.
+async fn watch_until(
+    engine: &Engine,
+    mut events: broadcast::Receiver<Event>,
+    id: RunId,
+    done: impl Fn(RunState) -> bool,
+) -> Result<RunRecord> {
     loop {
         match events.recv().await {
             Ok(event) => {
@@ -166,7 +178,7 @@ async fn watch(engine: &Engine, mut events: broadcast::Receiver<Event>, id: RunI
                     eprintln!("{line}");
                 }
                 match event {
-                    Event::RunChanged { run, state } if run == id && !state_is_busy(state) => break,
+                    Event::RunChanged { run, state } if run == id && done(state) => break,
                     _ => continue,
                 }
             }
@@ -242,6 +254,23 @@ async fn follow(
     while run.state == RunState::Waiting {
         let waiting = run.waiting_step_names();
         let events = engine.subscribe();
+        let sleeping = run
+            .steps
+            .iter()
+            .any(|s| matches!(s.pause, Some(crate::run::Pause::Time { .. })));
+        if waiting.is_empty() && sleeping {
+            // Only a timer holds it, and this process fires it (perhaps already has).
+            let moved = engine
+                .run(id)
+                .await?
+                .is_some_and(|r| r.state != RunState::Waiting);
+            run = if moved {
+                engine.settled(id).await?
+            } else {
+                watch_until(engine, events, id, |state| state != RunState::Waiting).await?
+            };
+            continue;
+        }
         if let Some(pos) = answers.iter().position(|a| waiting.contains(&a.step)) {
             let a = answers.remove(pos);
             match engine.answer(id, &a.step, &a.signal, a.data, who).await {
@@ -364,6 +393,7 @@ pub async fn answer(args: AnswerArgs) -> Result<ExitCode> {
 /// `weft resume`: continue interrupted runs and fire due timers, then wait for them.
 pub async fn resume(db: DbArgs) -> Result<ExitCode> {
     let engine = working_engine(&db).await?;
+    engine.plugins().take_up_uploads().await?;
     let resumed = engine.recover().await?;
     let fired = engine.fire_due_timers().await?;
     // Timers may have set more runs going; wait for every one that is under way.
@@ -505,6 +535,7 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
     let options = EngineOptions {
         address: Some(address.to_string()),
         lease: args.lease,
+        ..EngineOptions::default()
     };
     let engine = open_engine_with(&args.db, options).await?;
     let has_tokens = engine.has_tokens().await?;
@@ -518,6 +549,7 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
         );
     }
     engine.start_work().await?;
+    engine.plugins().take_up_uploads().await?;
     let resumed = engine.recover().await?;
     let fired = engine.fire_due_timers().await?;
     eprintln!(
@@ -787,4 +819,15 @@ pub async fn send_event(db: DbArgs, name: &str, key: &str, data: Value, by: &str
     }
     engine.quiesce().await;
     Ok(serde_json::to_value(&receipt)?)
+}
+
+/// `weft runs purge --older-than D` on the local database.
+pub async fn purge_runs(
+    db: DbArgs,
+    older_than: std::time::Duration,
+    workflow: Option<&str>,
+) -> Result<ExitCode> {
+    let purged = open_engine(&db).await?.purge_runs(older_than, workflow).await?;
+    println!("deleted {purged} finished run(s)");
+    Ok(ExitCode::SUCCESS)
 }

@@ -4,6 +4,7 @@
 
 mod local;
 mod remote;
+mod scaffold;
 mod show;
 
 use clap::{Args, Parser, Subcommand};
@@ -560,6 +561,19 @@ enum RunsCommand {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Delete finished runs that ended longer ago than --older-than, with their logs (runs
+    /// are also deleted by themselves when their retention ends).
+    Purge {
+        #[arg(long, value_parser = humantime::parse_duration)]
+        older_than: std::time::Duration,
+        /// Only runs of this workflow.
+        #[arg(long)]
+        workflow: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
     /// Show one run: state, steps, outputs, error, and what it waits for.
     Show {
         run: String,
@@ -596,6 +610,17 @@ enum PluginCommand {
         db: DbArgs,
         #[command(flatten)]
         server: ServerArgs,
+    },
+    /// Write a new plugin project into the folder NAME; `NAME/build.sh` builds NAME.wasm.
+    New {
+        /// The plugin's name, also the folder's.
+        name: String,
+        #[arg(long, value_enum)]
+        lang: scaffold::Lang,
+        /// The Weft checkout whose SDK the project builds with [default: $WEFT_HOME, else the
+        /// checkout this weft was built from].
+        #[arg(long)]
+        weft_home: Option<PathBuf>,
     },
 }
 
@@ -684,6 +709,11 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Some(client) => remote::push_plugin(&client, file, name, version).await,
             None => local::add_plugin(db, file, name, version).await,
         },
+        Command::Plugin(PluginCommand::New {
+            name,
+            lang,
+            weft_home,
+        }) => scaffold::new_plugin(&name, lang, weft_home),
         Command::Plugin(PluginCommand::List { db, server }) => match server.remote() {
             Some(client) => remote::list_plugins(&client).await,
             None => local::list_plugins(db).await,
@@ -783,6 +813,15 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }) => match server.remote() {
             Some(client) => remote::delete_grant(&client, &plugin).await,
             None => local::delete_grant(db, &plugin, &identity.person().name).await,
+        },
+        Command::Runs(RunsCommand::Purge {
+            older_than,
+            workflow,
+            db,
+            server,
+        }) => match server.remote() {
+            Some(client) => remote::purge_runs(&client, older_than, workflow.as_deref()).await,
+            None => local::purge_runs(db, older_than, workflow.as_deref()).await,
         },
         Command::Schedule(ScheduleCommand::Create {
             workflow,

@@ -85,16 +85,51 @@ fn print_run(run: &RunRecord, json: bool, client: &Client) -> Result<ExitCode> {
 
 /// `weft plugin push FILE --server URL`.
 pub async fn push_plugin(client: &Client, file: PathBuf, name: String, version: String) -> Result<ExitCode> {
+    use indicatif::{ProgressBar, ProgressStyle};
     let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+    let size = bytes.len();
+    // Sent in pieces, so the bar follows the upload; with its length, so the server can refuse
+    // an oversize body before reading it.
+    let bar = ProgressBar::new(size as u64).with_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")?
+            .progress_chars("=> "),
+    );
+    bar.set_message(format!("uploading {name}@{version}"));
+    let sent = bar.clone();
+    let pieces: Vec<Vec<u8>> = bytes.chunks(256 << 10).map(<[u8]>::to_vec).collect();
+    let stream = futures_util::stream::iter(pieces.into_iter().map(move |piece| {
+        sent.inc(piece.len() as u64);
+        Ok::<_, std::io::Error>(piece)
+    }));
     let request = client
         .request(Method::POST, "/v1/plugins")
         .query(&[("name", &name), ("version", &version)])
         .header("content-type", "application/wasm")
-        .body(bytes);
-    let meta = client
-        .send(request)
-        .await
-        .map_err(|e| anyhow!("{}: {e}", file.display()))?;
+        .header("content-length", size)
+        .body(reqwest::Body::wrap_stream(stream));
+    let answer = client.send(request).await;
+    bar.finish_and_clear();
+    let mut meta = answer.map_err(|e| anyhow!("{}: {e}", file.display()))?;
+    if meta["status"] == "compiling" {
+        // A large component compiles on in the server; its status URL says when it is done.
+        let spinner =
+            ProgressBar::new_spinner().with_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}")?);
+        spinner.set_message(format!("compiling {name}@{version} on the server"));
+        spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+        let status_url = meta["status_url"].as_str().unwrap_or_default().to_owned();
+        while meta["status"] == "compiling" {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            meta = client.send(client.request(Method::GET, &status_url)).await?;
+        }
+        spinner.finish_and_clear();
+    }
+    if meta["status"] == "failed" {
+        bail!(
+            "{}: {name}@{version} failed to compile: {}",
+            file.display(),
+            meta["error"].as_str().unwrap_or("no reason given")
+        );
+    }
     let text = |key: &str| meta[key].as_str().unwrap_or_default().to_owned();
     println!(
         "{}@{} {} ({} world, {} bytes)",
@@ -441,4 +476,21 @@ pub async fn send_event(client: &Client, name: &str, key: &str, data: &Value) ->
                 .json(&serde_json::json!({ "name": name, "key": key, "data": data })),
         )
         .await
+}
+
+/// `weft runs purge --older-than D --server URL`.
+pub async fn purge_runs(
+    client: &Client,
+    older_than: std::time::Duration,
+    workflow: Option<&str>,
+) -> Result<ExitCode> {
+    let body = serde_json::json!({
+        "older_than": humantime::format_duration(older_than).to_string(),
+        "workflow": workflow,
+    });
+    let answer = client
+        .send(client.request(Method::POST, "/v1/executions/purge").json(&body))
+        .await?;
+    println!("deleted {} finished run(s)", answer["purged"]);
+    Ok(ExitCode::SUCCESS)
 }

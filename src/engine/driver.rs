@@ -133,6 +133,11 @@ impl Engine {
         // A finished child hands its result to its parent through a timer due now: written
         // with the child's last transition, it fires once, on some runner, even after a crash.
         let finishing = run.state.is_finished() && run.revision.is_some();
+        // A finished run is deleted when its retention ends, by a timer: fired once, by any
+        // runner, without scanning the history.
+        if finishing && tx.dirty {
+            writes.extend(self.purge_timer(run).await?.map(Write::Timer));
+        }
         if let (true, Some(parent)) = (finishing && tx.dirty, &run.parent) {
             writes.push(Write::Timer(Timer {
                 due: crate::run::now(),
@@ -203,6 +208,25 @@ impl Engine {
             self.evict(run);
         }
         Ok(Committed::Done)
+    }
+
+    /// When a finished run is deleted: its end plus its workflow's `retention`, or this
+    /// engine's; none while it has not finished or when it is kept forever.
+    pub(super) async fn purge_timer(&self, run: &RunRecord) -> Result<Option<Timer>> {
+        let Some(ended) = run.ended_at.filter(|_| run.state.is_finished()) else {
+            return Ok(None);
+        };
+        let workflow = self.workflow_by_digest(&run.workflow.digest).await?;
+        let retention = workflow
+            .definition
+            .retention
+            .unwrap_or(self.inner.options.retention);
+        Ok((!retention.is_zero()).then(|| Timer {
+            due: transition::whole_ms(ended + retention),
+            run: run.id,
+            step: String::new(),
+            kind: TimerKind::Purge,
+        }))
     }
 
     /// Wakes the tasks waiting for run `id` to settle.

@@ -244,13 +244,20 @@ pub struct EngineOptions {
     pub lease: Duration,
     /// Where this runner serves, shown in `GET /v1/runners`.
     pub address: Option<String>,
+    /// How long finished runs are kept unless their workflow says (`retention`); zero keeps
+    /// them forever.
+    pub retention: Duration,
 }
+
+/// How long finished runs are kept by default: 30 days.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 
 impl Default for EngineOptions {
     fn default() -> Self {
         EngineOptions {
             lease: Duration::from_secs(10),
             address: None,
+            retention: DEFAULT_RETENTION,
         }
     }
 }

@@ -31,6 +31,11 @@ impl Engine {
             .uploaded_version(name, version)
             .await?
             .ok_or_else(|| RemoveError::NotFound(format!("no plugin {name}@{version}")))?;
+        if meta.status == crate::plugins::PluginStatus::Compiling {
+            return Err(RemoveError::InUse(format!(
+                "{name}@{version} is still compiling; delete it once GET /v1/plugins/{name}@{version} says ready or failed"
+            )));
+        }
         if let Some(user) = self.plugin_user(&meta).await? {
             return Err(RemoveError::InUse(format!(
                 "{name}@{version} is in use by {user}; delete or finish that first"

@@ -587,11 +587,64 @@ impl Engine {
                 run.state.as_str()
             )));
         }
-        let mut writes = vec![Write::DeleteRun(id)];
-        writes.extend(run.idempotency_key.clone().map(Write::DeleteIdempotency));
-        self.inner.store.commit(writes).await?;
-        self.evict(&run);
+        self.remove_finished(&run, Vec::new()).await?;
         Ok(())
+    }
+
+    /// Deletes the finished run `run` with its log and idempotency key (and `also`), and
+    /// forgets it here even if others hold it: no read may find it afterwards.
+    async fn remove_finished(&self, run: &RunRecord, mut also: Vec<Write>) -> Result<()> {
+        also.push(Write::DeleteRun(run.id));
+        also.extend(run.idempotency_key.clone().map(Write::DeleteIdempotency));
+        self.inner.store.commit(also).await?;
+        self.inner.live.lock().expect("live runs lock").remove(&run.id);
+        Ok(())
+    }
+
+    /// Deletes a finished run whose retention ended (and `also`, its timer), with its log;
+    /// a run that is no longer finished (it was retried) is left alone.
+    pub(super) async fn purge(&self, id: RunId, also: Option<Write>) -> Result<()> {
+        let also: Vec<Write> = also.into_iter().collect();
+        let Some(mut run) = self.lock(id).await? else {
+            return Ok(self.inner.store.commit(also).await?);
+        };
+        if self.inner.store.run(id).await?.is_none() {
+            self.inner.live.lock().expect("live runs lock").remove(&id);
+            return Ok(self.inner.store.commit(also).await?);
+        }
+        self.reload(&mut run).await?;
+        if run.state.is_finished() {
+            self.remove_finished(&run, also).await
+        } else {
+            self.inner.store.commit(also).await?;
+            self.evict(&run);
+            Ok(())
+        }
+    }
+
+    /// Deletes finished runs that ended more than `older_than` ago (of `workflow` only, if
+    /// given), with their logs; returns how many.
+    pub async fn purge_runs(&self, older_than: Duration, workflow: Option<&str>) -> Result<usize> {
+        let cutoff = now() - older_than;
+        let mut purged = 0;
+        for state in [
+            RunState::Completed,
+            RunState::Failed,
+            RunState::Canceled,
+            RunState::Rejected,
+        ] {
+            let old = self
+                .runs(RunQuery::new(Some(state), usize::MAX), |run| {
+                    run.ended_at.is_some_and(|ended| ended < cutoff)
+                        && workflow.is_none_or(|w| run.workflow.id == w)
+                })
+                .await?;
+            for run in old {
+                self.purge(run.id, None).await?;
+                purged += 1;
+            }
+        }
+        Ok(purged)
     }
 
     /// Starts a new run with the inputs of a failed, rejected or canceled one, on `version`

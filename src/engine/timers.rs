@@ -61,6 +61,17 @@ pub async fn run(engine: Engine) {
 /// canceled, retried, finished) is simply dropped.
 async fn fire(engine: &Engine, timer: &Timer) -> anyhow::Result<()> {
     let delete = || Write::DeleteTimer(timer.clone());
+    if timer.kind == TimerKind::Purge {
+        let current = match engine.run(timer.run).await? {
+            Some(run) => engine.purge_timer(&run).await?.as_ref() == Some(timer),
+            None => false,
+        };
+        if !current {
+            // Retried and finished again later, kept forever since, or gone.
+            return Ok(engine.inner.store.commit(vec![delete()]).await?);
+        }
+        return engine.purge(timer.run, Some(delete())).await;
+    }
     let Some(mut run) = engine.lock(timer.run).await? else {
         return Ok(engine.inner.store.commit(vec![delete()]).await?);
     };
@@ -96,6 +107,8 @@ async fn fire(engine: &Engine, timer: &Timer) -> anyhow::Result<()> {
             TimerKind::Child => child_finished(engine, &mut run, &workflow, timer, &mut tx).await?,
             TimerKind::Wake => wake(&mut run, &workflow, timer, &mut tx),
             TimerKind::Remind => remind(&mut run, &workflow, timer, &mut tx),
+            // Handled above: deleting a run is not a transition of it.
+            TimerKind::Purge => false,
             TimerKind::Retry | TimerKind::Expire => {
                 let unit = run.unit_named(&timer.step).filter(|&u| {
                     run.record(u)
@@ -194,7 +207,7 @@ fn remind(run: &mut RunRecord, workflow: &Workflow, timer: &Timer, tx: &mut Tran
     };
     waiting.reminders += 1;
     let count = waiting.reminders;
-    waiting.remind_at = Some(timer.due + every);
+    transition::set_reminder(waiting, timer.due + every);
     if let Some(next) = transition::reminder_timer(id, record) {
         tx.writes.push(Write::Timer(next));
     }

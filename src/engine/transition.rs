@@ -963,15 +963,29 @@ pub fn end_pause(run: RunId, step: &mut StepRecord, at: time::OffsetDateTime, tx
     step.waited_ms += u64::try_from(waited).unwrap_or(u64::MAX);
 }
 
+/// Sets when the next reminder of an interaction goes out. A timer is keyed by its time, run
+/// and step, so one due with the expiry would replace it: it goes a millisecond later.
+pub fn set_reminder(waiting: &mut Waiting, at: time::OffsetDateTime) {
+    let mut due = whole_ms(at);
+    if waiting.expires_at.map(whole_ms) == Some(due) {
+        due += Duration::from_millis(1);
+    }
+    waiting.remind_at = Some(due);
+}
+
 /// The reminder timer of a step waiting for a person, if it has `remind_every`.
 pub fn reminder_timer(run: RunId, step: &StepRecord) -> Option<Timer> {
-    let due = step
+    let waiting = step
         .waiting
         .as_ref()
-        .filter(|_| step.state == StepState::Waiting)?
-        .remind_at?;
+        .filter(|_| step.state == StepState::Waiting)?;
+    let mut due = whole_ms(waiting.remind_at?);
+    // A timer is keyed by its time, run and step: one due with the expiry would replace it.
+    if waiting.expires_at.map(whole_ms) == Some(due) {
+        due += Duration::from_millis(1);
+    }
     Some(Timer {
-        due: whole_ms(due),
+        due,
         run,
         step: step.name.to_string(),
         kind: TimerKind::Remind,
@@ -988,7 +1002,7 @@ pub fn stop_waiting(step: &mut crate::run::StepRecord, at: time::OffsetDateTime)
 
 /// The store keeps timers to the millisecond; round up so a timer never fires early and
 /// matches its step exactly when it does.
-fn whole_ms(at: time::OffsetDateTime) -> time::OffsetDateTime {
+pub(super) fn whole_ms(at: time::OffsetDateTime) -> time::OffsetDateTime {
     let nanos = at.unix_timestamp_nanos();
     let ms = nanos.div_euclid(1_000_000) + i128::from(nanos.rem_euclid(1_000_000) != 0);
     time::OffsetDateTime::from_unix_timestamp_nanos(ms * 1_000_000).unwrap_or(at)
@@ -1097,7 +1111,7 @@ pub fn apply_outcome(
                     workflow.definition_of(unit.step()).remind_every,
                     record.waiting.as_mut(),
                 ) {
-                    waiting.remind_at = Some(at + every);
+                    set_reminder(waiting, at + every);
                     if let Some(timer) = reminder_timer(id, record) {
                         tx.writes.push(Write::Timer(timer));
                     }

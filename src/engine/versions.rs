@@ -324,16 +324,19 @@ impl Engine {
             .map_err(|e| StartError::Internal(anyhow::anyhow!("cannot read templates: {e}")))?;
         // Plugin references are resolved first (that reads the store); validation itself
         // then runs on the blocking pool with the answers.
-        let mut resolved: HashMap<PluginRef, Result<(), String>> = HashMap::new();
+        let mut resolved: HashMap<PluginRef, crate::workflow::PluginLookup> = HashMap::new();
         for step in definition.all_steps() {
             let Some(Ok(reference)) = step.plugin.as_deref().map(str::parse::<PluginRef>) else {
                 continue;
             };
             if let std::collections::hash_map::Entry::Vacant(slot) = resolved.entry(reference) {
                 let found = if arriving(slot.key()) {
-                    Ok(())
+                    Ok(None)
                 } else {
-                    plugins.resolve(slot.key()).await.map(drop)
+                    match plugins.resolve(slot.key()).await {
+                        Ok(r) => plugins.contract(&r.digest).await.map_err(|e| format!("{e:#}")),
+                        Err(e) => Err(e),
+                    }
                 };
                 slot.insert(found);
             }
@@ -341,7 +344,7 @@ impl Engine {
         let limits = plugins.limits().clone();
         let timeout = limits.validation_timeout;
         let work = tokio::task::spawn_blocking(move || {
-            let exists = |r: &PluginRef| resolved.get(r).cloned().unwrap_or(Ok(()));
+            let exists = |r: &PluginRef| resolved.get(r).cloned().unwrap_or(Ok(None));
             Workflow::validate(definition, &exists, &reads, &limits)
         });
         match tokio::time::timeout(timeout, work).await {

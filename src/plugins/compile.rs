@@ -8,10 +8,10 @@
 //! parent only deserializes the artifact the child wrote. At most
 //! `limits.compile_concurrency` compiles run at once; the rest wait their turn.
 
-use super::bindings::step::StepPluginPre;
-use super::bindings::target::TargetPluginPre;
+use super::bindings::step::weft::plugin::types;
+use super::bindings::{step, target, v1};
 use super::sandbox::CallState;
-use super::{Limits, Loaded, World};
+use super::{Limits, StepCall, World};
 use anyhow::{anyhow, Result};
 use std::io::{Read, Write as _};
 use std::path::PathBuf;
@@ -240,24 +240,144 @@ pub fn worker_main() -> ExitCode {
     }
 }
 
-/// Pre-links a component and finds out which world it implements.
-pub fn link(linker: &Linker<CallState>, component: &Component) -> Result<(World, Loaded), String> {
+/// A pre-linked step component, of either contract version.
+#[derive(Clone)]
+pub enum StepPre {
+    V1(v1::step::StepPluginPre<CallState>),
+    V2(step::StepPluginPre<CallState>),
+}
+
+/// A pre-linked target component, of either contract version.
+#[derive(Clone)]
+pub enum TargetPre {
+    V1(v1::target::TargetPluginPre<CallState>),
+    V2(target::TargetPluginPre<CallState>),
+}
+
+/// A pre-linked plugin component.
+#[derive(Clone)]
+pub enum Linked {
+    Step(StepPre),
+    Target(TargetPre),
+}
+
+impl Linked {
+    pub fn world(&self) -> World {
+        match self {
+            Linked::Step(_) => World::Step,
+            Linked::Target(_) => World::Target,
+        }
+    }
+
+    /// The contract version the component was built against: `0.1.0` or `0.2.0`.
+    pub fn contract_version(&self) -> &'static str {
+        match self {
+            Linked::Step(StepPre::V1(_)) | Linked::Target(TargetPre::V1(_)) => "0.1.0",
+            Linked::Step(StepPre::V2(_)) | Linked::Target(TargetPre::V2(_)) => "0.2.0",
+        }
+    }
+}
+
+impl StepPre {
+    /// A fresh instance's `run` or `resume`: the same call for both contract versions.
+    pub async fn call(
+        &self,
+        store: &mut wasmtime::Store<CallState>,
+        ctx: &types::StepContext,
+        call: &StepCall,
+    ) -> wasmtime::Result<types::StepOutcome> {
+        macro_rules! call {
+            ($pre:expr) => {{
+                let instance = $pre.instantiate_async(&mut *store).await?;
+                let step = instance.weft_plugin_step();
+                match call {
+                    StepCall::Run { input } => step.call_run(&mut *store, ctx, input).await,
+                    StepCall::Resume { state, event } => {
+                        step.call_resume(&mut *store, ctx, state, event).await
+                    }
+                }
+            }};
+        }
+        match self {
+            StepPre::V1(pre) => call!(pre),
+            StepPre::V2(pre) => call!(pre),
+        }
+    }
+}
+
+impl TargetPre {
+    /// A fresh instance's `handle`: the same call for both contract versions.
+    pub async fn handle(
+        &self,
+        store: &mut wasmtime::Store<CallState>,
+        ctx: &types::TargetContext,
+        payload: &String,
+    ) -> wasmtime::Result<Result<Option<String>, types::TargetError>> {
+        macro_rules! handle {
+            ($pre:expr) => {{
+                let instance = $pre.instantiate_async(&mut *store).await?;
+                instance
+                    .weft_plugin_target()
+                    .call_handle(&mut *store, ctx, payload)
+                    .await
+            }};
+        }
+        match self {
+            TargetPre::V1(pre) => handle!(pre),
+            TargetPre::V2(pre) => handle!(pre),
+        }
+    }
+}
+
+impl Linked {
+    /// What a 0.2.0 component's `describe` returns, from a fresh instance; `None` for 0.1.0.
+    pub async fn describe(
+        &self,
+        store: &mut wasmtime::Store<CallState>,
+    ) -> wasmtime::Result<Option<(String, String, String, Option<String>)>> {
+        let texts = match self {
+            Linked::Step(StepPre::V2(pre)) => {
+                let instance = pre.instantiate_async(&mut *store).await?;
+                let d = instance.weft_plugin_describe().call_describe(&mut *store).await?;
+                (d.summary, d.input_schema, d.output_schema, d.config_schema)
+            }
+            Linked::Target(TargetPre::V2(pre)) => {
+                let instance = pre.instantiate_async(&mut *store).await?;
+                let d = instance.weft_plugin_describe().call_describe(&mut *store).await?;
+                (d.summary, d.input_schema, d.output_schema, d.config_schema)
+            }
+            Linked::Step(StepPre::V1(_)) | Linked::Target(TargetPre::V1(_)) => return Ok(None),
+        };
+        Ok(Some(texts))
+    }
+}
+
+/// Pre-links a component and finds out which world, and which version of the contract, it
+/// implements. Extra exports (componentize-py's `exports`) are never called.
+pub fn link(linker: &Linker<CallState>, component: &Component) -> Result<Linked, String> {
     let pre = linker.instantiate_pre(component).map_err(|e| {
         format!(
             "the component needs an import Weft does not provide ({}); plugins may import \
-             only weft:plugin/host@0.1.0 and the WASI 0.2 interfaces Rust's std uses",
+             only weft:plugin/host (0.2.0 or 0.1.0) and the WASI 0.2 interfaces",
             crate::limits::clip(&format!("{e:#}"))
         )
     })?;
-    if let Ok(pre) = StepPluginPre::new(pre.clone()) {
-        return Ok((World::Step, Loaded::Step(pre)));
+    if let Ok(pre) = step::StepPluginPre::new(pre.clone()) {
+        return Ok(Linked::Step(StepPre::V2(pre)));
     }
-    if let Ok(pre) = TargetPluginPre::new(pre) {
-        return Ok((World::Target, Loaded::Target(pre)));
+    if let Ok(pre) = target::TargetPluginPre::new(pre.clone()) {
+        return Ok(Linked::Target(TargetPre::V2(pre)));
+    }
+    if let Ok(pre) = v1::step::StepPluginPre::new(pre.clone()) {
+        return Ok(Linked::Step(StepPre::V1(pre)));
+    }
+    if let Ok(pre) = v1::target::TargetPluginPre::new(pre) {
+        return Ok(Linked::Target(TargetPre::V1(pre)));
     }
     Err(
-        "the component exports neither weft:plugin/step@0.1.0 (world step-plugin) nor \
-         weft:plugin/target@0.1.0 (world target-plugin); build it against wit/weft.wit"
+        "the component exports neither weft:plugin/step@0.2.0 with weft:plugin/describe@0.2.0 \
+         (world step-plugin) nor weft:plugin/target@0.2.0 with describe (world target-plugin), \
+         nor the step or target interface of weft:plugin@0.1.0; build it against wit/weft.wit"
             .into(),
     )
 }

@@ -22,6 +22,7 @@ mod bindings;
 pub mod builtin;
 mod catalog;
 mod compile;
+mod contract;
 mod floor;
 pub mod grants;
 mod limits;
@@ -29,8 +30,9 @@ mod outcome;
 mod sandbox;
 mod templates;
 
-pub use catalog::{AddError, PluginMeta, Prepared, Resolved};
+pub use catalog::{AddError, PluginMeta, PluginStatus, Prepared, Resolved};
 pub use compile::{worker_main as compile_worker, Compiler};
+pub use contract::{describe_mismatches, Contract, Description, Mismatch};
 pub use grants::Grants;
 pub use limits::Limits;
 pub use templates::read_without_engine;
@@ -40,8 +42,7 @@ use crate::run::Field;
 use crate::store::{Store, Write};
 use anyhow::{anyhow, Result};
 use bindings::step::weft::plugin::{host, types};
-use bindings::step::{StepPlugin, StepPluginPre};
-use bindings::target::{TargetPlugin, TargetPluginPre};
+use compile::Linked;
 use outcome::{deadline_failure, trap_failure};
 use sandbox::{CallState, HostCaps, Sandbox};
 use serde_json::Value;
@@ -137,10 +138,12 @@ pub struct CallReport {
     pub elapsed: Duration,
 }
 
-/// A pre-linked component, by world.
+/// A pre-linked component with its contract, if it describes one.
 enum Loaded {
-    Step(StepPluginPre<CallState>),
-    Target(TargetPluginPre<CallState>),
+    Plugin {
+        linked: Linked,
+        contract: Option<Arc<Contract>>,
+    },
     /// The host's template engine (see [`templates`]).
     Templates,
 }
@@ -190,6 +193,7 @@ pub struct TargetReport {
     pub elapsed: Duration,
 }
 
+/// One call of a step's `run` or `resume`, with its arguments as the plugin gets them.
 enum StepCall {
     Run {
         input: String,
@@ -213,6 +217,8 @@ struct Inner {
     /// Identifies the engine configuration in compiled-artifact cache keys.
     engine_hash: String,
     loaded: Mutex<HashMap<Digest, Arc<OnceCell<Arc<Loaded>>>>>,
+    /// Compiled contracts by digest (`None`: the plugin describes none).
+    contracts: Mutex<HashMap<Digest, Option<Arc<Contract>>>>,
     permits: Semaphore,
     secrets: grants::Secrets,
     /// The grants in force, replaced whole when the stored ones change.
@@ -254,6 +260,12 @@ impl PluginHost {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         host::add_to_linker::<CallState, wasmtime::component::HasSelf<CallState>>(&mut linker, |s| s)?;
         types::add_to_linker::<CallState, wasmtime::component::HasSelf<CallState>>(&mut linker, |s| s)?;
+        // weft:plugin@0.1.0 components import the same host functions, and their types.
+        bindings::v1::step::weft::plugin::host::add_to_linker::<
+            CallState,
+            wasmtime::component::HasSelf<CallState>,
+        >(&mut linker, |s| s)?;
+        linker.root().instance("weft:plugin/types@0.1.0")?;
         bindings::templates::weft::templates::progress::add_to_linker::<
             CallState,
             wasmtime::component::HasSelf<CallState>,
@@ -281,6 +293,7 @@ impl PluginHost {
                 store,
                 engine_hash,
                 loaded: Mutex::new(HashMap::new()),
+                contracts: Mutex::new(HashMap::new()),
                 permits: Semaphore::new(compile::MAX_CONCURRENT_CALLS as usize),
                 secrets: options.secrets,
                 grants: std::sync::RwLock::new(Arc::new(Grants::default())),
@@ -370,10 +383,24 @@ impl PluginHost {
             Ok(sandbox) => sandbox,
             Err(e) => return failed(started, e.message, e.retryable),
         };
-        let Loaded::Step(pre) = &*sandbox.loaded else {
+        let Loaded::Plugin {
+            linked: Linked::Step(pre),
+            contract,
+        } = &*sandbox.loaded
+        else {
             let message = format!("plugin {plugin} is a target plugin, not a step plugin");
             return failed(started, message, false);
         };
+        // A rendered input that does not fit the plugin's schema never reaches the plugin.
+        if let (StepCall::Run { input }, Some(contract)) = (&call, contract) {
+            let mismatches = serde_json::from_str(input).map(|input| contract.check(&input));
+            if let Ok(mismatches) = mismatches.as_deref() {
+                if !mismatches.is_empty() {
+                    let message = format!("invalid input: {}", describe_mismatches(mismatches, "input"));
+                    return failed(started, message, false);
+                }
+            }
+        }
         let pre = pre.clone();
         let limits = sandbox.limits;
         let wit_ctx = types::StepContext {
@@ -384,16 +411,10 @@ impl PluginHost {
             started_by: ctx.started_by.clone(),
         };
         let store = &mut sandbox.store;
-        let result = tokio::time::timeout(limits.deadline + DEADLINE_GRACE, async {
-            let instance: StepPlugin = pre.instantiate_async(&mut *store).await?;
-            let step = instance.weft_plugin_step();
-            match &call {
-                StepCall::Run { input } => step.call_run(&mut *store, &wit_ctx, input).await,
-                StepCall::Resume { state, event } => {
-                    step.call_resume(&mut *store, &wit_ctx, state, event).await
-                }
-            }
-        })
+        let result = tokio::time::timeout(
+            limits.deadline + DEADLINE_GRACE,
+            pre.call(&mut *store, &wit_ctx, &call),
+        )
         .await;
         let secrets = &sandbox.secrets;
         let outcome = match result {
@@ -432,7 +453,11 @@ impl PluginHost {
                 }
             }
         };
-        let Loaded::Target(pre) = &*sandbox.loaded else {
+        let Loaded::Plugin {
+            linked: Linked::Target(pre),
+            ..
+        } = &*sandbox.loaded
+        else {
             return TargetReport {
                 result: Err(failure(format!(
                     "plugin {plugin} is a step plugin, not a target plugin (world target-plugin)"
@@ -449,13 +474,10 @@ impl PluginHost {
         };
         let payload = envelope.to_string();
         let store = &mut sandbox.store;
-        let result = tokio::time::timeout(limits.deadline + DEADLINE_GRACE, async {
-            let instance: TargetPlugin = pre.instantiate_async(&mut *store).await?;
-            instance
-                .weft_plugin_target()
-                .call_handle(&mut *store, &wit_ctx, &payload)
-                .await
-        })
+        let result = tokio::time::timeout(
+            limits.deadline + DEADLINE_GRACE,
+            pre.handle(&mut *store, &wit_ctx, &payload),
+        )
         .await;
         let secrets = &sandbox.secrets;
         let result = match result {
@@ -536,12 +558,132 @@ impl PluginHost {
                 ),
             };
             let component = self.component(plugin, &bytes, trusted).await?;
-            compile::link(&self.inner.linker, &component)
-                .map_err(|e| anyhow!(e))
-                .map(|(_, l)| Arc::new(l))
+            let linked = compile::link(&self.inner.linker, &component).map_err(|e| anyhow!(e))?;
+            // Describing instantiates the component once, which also readies its memory
+            // image, so the first real call does not pay for that.
+            let contract = self
+                .describe(&linked)
+                .await
+                .map_err(|e| anyhow!(e))?
+                .map(Arc::new);
+            Ok::<_, anyhow::Error>(Arc::new(Loaded::Plugin { linked, contract }))
         })
         .await
         .cloned()
+    }
+
+    /// What a runner does with uploads as it starts: compiles again those a stopped runner
+    /// left compiling, and loads every ready one in the background.
+    pub async fn take_up_uploads(&self) -> Result<()> {
+        self.resume_compiles().await?;
+        self.warm_up();
+        Ok(())
+    }
+
+    /// Makes every ready uploaded plugin callable in the background (deserialized from the
+    /// compiled cache, pre-linked and described, which instantiates it once), so the first
+    /// call of a large plugin after a start does not pay for it.
+    fn warm_up(&self) {
+        let host = self.clone();
+        tokio::spawn(async move {
+            let ready = match host.uploaded().await {
+                Ok(all) => all.into_iter().filter(|m| m.status == PluginStatus::Ready),
+                Err(e) => return tracing::warn!("cannot read plugins to load them: {e:#}"),
+            };
+            for meta in ready {
+                if let Err(e) = host.load(&meta.digest).await {
+                    tracing::warn!("cannot load {}@{}: {e:#}", meta.name, meta.version);
+                }
+            }
+        });
+    }
+
+    /// Keeps a component this process just linked and described, so its first call (and
+    /// every later one) starts from the pre-linked instance.
+    fn keep_loaded(&self, digest: &Digest, linked: Linked, contract: Option<Arc<Contract>>) {
+        let loaded = Arc::new(Loaded::Plugin {
+            linked,
+            contract: contract.clone(),
+        });
+        let cell = Arc::new(OnceCell::new_with(Some(loaded)));
+        self.inner
+            .loaded
+            .lock()
+            .expect("plugin table lock")
+            .insert(digest.clone(), cell);
+        self.inner
+            .contracts
+            .lock()
+            .expect("contracts lock")
+            .insert(digest.clone(), contract);
+    }
+
+    /// The contract a loaded 0.2.0 component describes, from a fresh sandbox with nothing
+    /// granted and the default limits; `None` for a 0.1.0 component.
+    async fn describe(&self, linked: &Linked) -> Result<Option<Contract>, String> {
+        let permit = self
+            .inner
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| "the plugin host is shutting down".to_owned())?;
+        let limits = Limits::with_deadline(crate::workflow::DEFAULT_STEP_TIMEOUT);
+        let mut sandbox = Sandbox::build(
+            &self.inner.engine,
+            Arc::new(Loaded::Templates),
+            grants::Grant::default(),
+            self.inner.caps,
+            limits,
+            permit,
+            None,
+        );
+        let described = tokio::time::timeout(
+            limits.deadline + DEADLINE_GRACE,
+            linked.describe(&mut sandbox.store),
+        )
+        .await
+        .map_err(|_| deadline_failure(limits, "plugin").message)?
+        .map_err(|e| {
+            format!(
+                "its describe call failed: {}",
+                trap_failure(&e, limits, &HashMap::new(), "plugin").message
+            )
+        })?;
+        let Some((summary, input, output, config)) = described else {
+            return Ok(None);
+        };
+        Contract::from_texts(summary, &input, &output, config.as_deref(), &self.inner.limits)
+            .map(Some)
+            .map_err(|e| format!("its describe call returned an unusable contract: {e}"))
+    }
+
+    /// The contract of the plugin with `digest`, if it describes one: from its stored
+    /// metadata for an uploaded plugin, else (built-ins) from the loaded component.
+    pub async fn contract(&self, digest: &Digest) -> Result<Option<Arc<Contract>>> {
+        if let Some(found) = self.inner.contracts.lock().expect("contracts lock").get(digest) {
+            return Ok(found.clone());
+        }
+        let stored = match builtin::all().iter().any(|b| &b.digest == digest) {
+            true => None,
+            false => self.uploaded().await?.into_iter().find(|m| &m.digest == digest),
+        };
+        let contract = match stored {
+            Some(meta) => meta
+                .contract
+                .map(|d| Contract::new(d).map(Arc::new))
+                .transpose()
+                .map_err(|e| anyhow!("plugin {digest}: {e}"))?,
+            None => match &*self.load(digest).await? {
+                Loaded::Plugin { contract, .. } => contract.clone(),
+                Loaded::Templates => None,
+            },
+        };
+        self.inner
+            .contracts
+            .lock()
+            .expect("contracts lock")
+            .insert(digest.clone(), contract.clone());
+        Ok(contract)
     }
 
     /// The cache key of a compiled artifact: valid only for this engine configuration.

@@ -221,6 +221,25 @@ impl host::Host for CallState {
     }
 }
 
+/// `weft:plugin/host@0.1.0`: the same functions as 0.2.0's.
+impl super::bindings::v1::step::weft::plugin::host::Host for CallState {
+    fn log(&mut self, level: super::bindings::v1::step::weft::plugin::host::Level, message: String) {
+        use super::bindings::v1::step::weft::plugin::host::Level as V1;
+        let level = match level {
+            V1::Trace => host::Level::Trace,
+            V1::Debug => host::Level::Debug,
+            V1::Info => host::Level::Info,
+            V1::Warn => host::Level::Warn,
+            V1::Error => host::Level::Error,
+        };
+        host::Host::log(self, level, message);
+    }
+
+    fn secret(&mut self, name: String) -> Option<String> {
+        host::Host::secret(self, name)
+    }
+}
+
 /// One call's sandbox: a fresh wasmtime store with the grant, caps, memory cap and deadline,
 /// and the permits the call counts against until it is dropped.
 pub struct Sandbox<'host> {

@@ -122,6 +122,8 @@ pub enum TimerKind {
     Wake,
     /// A step waiting for a person is due a reminder.
     Remind,
+    /// A finished run's retention ended: it is deleted with its log.
+    Purge,
 }
 
 impl TimerKind {
@@ -134,6 +136,7 @@ impl TimerKind {
             TimerKind::Child => 3,
             TimerKind::Wake => 4,
             TimerKind::Remind => 5,
+            TimerKind::Purge => 6,
         }
     }
 
@@ -146,6 +149,7 @@ impl TimerKind {
             3 => TimerKind::Child,
             4 => TimerKind::Wake,
             5 => TimerKind::Remind,
+            6 => TimerKind::Purge,
             _ => TimerKind::Retry,
         }
     }
@@ -256,7 +260,7 @@ pub enum Write {
     /// Frees an `Idempotency-Key` (its run was deleted).
     DeleteIdempotency(String),
     /// Takes `name@version` for a component; [`StoreError::Conflict`] if another component
-    /// has it (the same component again changes nothing).
+    /// has it (the same component again replaces the metadata: its compile status).
     Plugin {
         name: String,
         version: String,
@@ -778,4 +782,7 @@ pub trait Store:
 
     /// What the writer has committed so far.
     fn writer_stats(&self) -> &WriterStats;
+
+    /// Bytes the stored data takes (pages in use, not free space inside the file).
+    async fn used_bytes(&self) -> StoreResult<u64>;
 }

@@ -272,6 +272,14 @@ async fn health_unknown_routes_and_wrong_methods_answer_json() {
 /// Every route of the router with its method, as documented (the delete route's one segment
 /// `{name}` is documented as `{name}@{version}`).
 const ROUTES: &[(&str, &str)] = &[
+    ("post", "/v1/events"),
+    ("post", "/v1/executions/purge"),
+    ("post", "/v1/schedules"),
+    ("get", "/v1/schedules"),
+    ("get", "/v1/schedules/{id}"),
+    ("delete", "/v1/schedules/{id}"),
+    ("post", "/v1/schedules/{id}/pause"),
+    ("post", "/v1/schedules/{id}/resume"),
     ("post", "/v1/plugins"),
     ("get", "/v1/plugins"),
     ("get", "/v1/plugins/{name}"),

@@ -1,4 +1,5 @@
-//! `weft bench` at its smallest size, so the benchmark code cannot rot. No time is asserted:
+//! `weft bench` at its smallest size, so the benchmark code cannot rot. It loads the SDK
+//! example components `sdk/ci.sh` builds (into `target/sdk-examples`). No time is asserted:
 //! only that every figure the issue names is there, measured, with its floor, and that the work
 //! behind it happened (the benchmark fails by itself when a run does not complete, a waiting
 //! run does not wait, or a restarted server lost one).
@@ -83,6 +84,22 @@ fn bench_quick_prints_every_figure_with_its_floor() {
             "durable_transitions_per_s_with_history",
             "http_p50_ms_with_history",
             "for_each_items_per_s",
+            "step_overhead_us_python",
+            "step_overhead_us_js",
+            "first_call_ms_python",
+            "first_call_ms_js",
+            "history_bytes_per_run",
         ],
     );
+    // The SDK figures share the Rust figure's floor.
+    for language in ["python", "js"] {
+        assert_eq!(
+            figures[format!("step_overhead_us_{language}")]["floor"],
+            figures["step_overhead_us"]["floor"],
+            "{figures:#}"
+        );
+        assert!(figures[format!("first_call_ms_{language}")]["cold_first_call_ms"]
+            .as_f64()
+            .is_some());
+    }
 }

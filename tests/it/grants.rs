@@ -458,3 +458,144 @@ fn a_granted_secret_without_a_value_on_this_runner_is_explained() {
         logs.stdout
     );
 }
+
+/// What a request brought: its request line, headers (lower-case names) and body.
+struct Received {
+    line: String,
+    headers: std::collections::BTreeMap<String, String>,
+    body: Vec<u8>,
+}
+
+/// A one-request server that reads the whole request (a `Content-Length` body; a chunked
+/// one as it arrives) and answers 201 with `{"ok":true}`.
+fn serve_one() -> (u16, mpsc::Receiver<Received>) {
+    use std::io::Read;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (seen, heard) = mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let mut headers = std::collections::BTreeMap::new();
+        loop {
+            let mut header = String::new();
+            reader.read_line(&mut header).unwrap();
+            if header.trim().is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':') {
+                headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
+            }
+        }
+        let mut body = Vec::new();
+        if let Some(length) = headers.get("content-length") {
+            body.resize(length.parse().unwrap(), 0);
+            reader.read_exact(&mut body).unwrap();
+        }
+        let answer = "{\"ok\":true}";
+        let response = format!(
+            "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+            answer.len()
+        );
+        stream.write_all(response.as_bytes()).unwrap();
+        seen.send(Received {
+            line: line.trim().to_owned(),
+            headers,
+            body,
+        })
+        .unwrap();
+    });
+    (port, heard)
+}
+
+fn post_workflow(weft: &Weft) -> std::path::PathBuf {
+    weft.write_workflow(
+        "post.yaml",
+        r#"
+id: post
+inputs:
+  url: {type: string}
+steps:
+  - name: Post
+    plugin: http-request
+    input:
+      method: POST
+      url: "{{ inputs.url }}"
+      body: {title: "a ticket", n: 3}
+      expect_status: [201]
+"#,
+    )
+}
+
+#[test]
+fn a_body_in_hand_is_sent_with_its_content_length_not_chunked() {
+    let (port, heard) = serve_one();
+    let weft = Weft::new();
+    let file = post_workflow(&weft);
+    let config = weft.write_config(&format!(
+        "[plugins.http-request]\nhttp = [\"POST 127.0.0.1:{port}\"]\n"
+    ));
+    let url = format!("url=http://127.0.0.1:{port}/tickets");
+    let out = weft.run(&[
+        "run",
+        path_str(&file),
+        "--config",
+        path_str(&config),
+        "-i",
+        &url,
+        "--json",
+    ]);
+    out.expect_code(0);
+    let received = heard.recv().unwrap();
+    assert_eq!(received.line, "POST /tickets HTTP/1.1");
+    let sent = br#"{"n":3,"title":"a ticket"}"#;
+    assert_eq!(
+        received.headers.get("content-length").map(String::as_str),
+        Some(sent.len().to_string().as_str()),
+        "headers: {:?}",
+        received.headers
+    );
+    assert!(
+        !received.headers.contains_key("transfer-encoding"),
+        "headers: {:?}",
+        received.headers
+    );
+    assert_eq!(received.body, sent, "the server read the whole body");
+    assert_eq!(received.headers["content-type"], "application/json");
+    let record = out.json();
+    assert_eq!(step(&record, "Post")["output"]["status"], 201);
+    assert_eq!(step(&record, "Post")["output"]["json"]["ok"], true);
+}
+
+#[test]
+fn a_denied_request_with_a_body_names_the_rule_to_add() {
+    let (port, _heard) = serve_one();
+    let weft = Weft::new();
+    let file = post_workflow(&weft);
+    // Granted GET only: the POST with its body is denied.
+    let config = weft.write_config(&format!(
+        "[plugins.http-request]\nhttp = [\"GET 127.0.0.1:{port}\"]\n"
+    ));
+    let url = format!("url=http://127.0.0.1:{port}/tickets");
+    let out = weft.run(&[
+        "run",
+        path_str(&file),
+        "--config",
+        path_str(&config),
+        "-i",
+        &url,
+        "--json",
+    ]);
+    out.expect_code(1);
+    let error = step(&out.json(), "Post")["error"].as_str().unwrap().to_owned();
+    assert!(error.contains("HttpRequestDenied"), "{error}");
+    assert!(
+        error.contains(&format!(
+            "weft grant set http-request --http \"POST 127.0.0.1:{port}\""
+        )),
+        "{error}"
+    );
+    assert!(!error.contains("Closed"), "{error}");
+}

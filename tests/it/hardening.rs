@@ -314,7 +314,7 @@ fn refused_uploads_leave_nothing_in_the_database() {
             "1.0.0",
         ]);
         out.expect_code(1);
-        out.expect_stderr(&["exports neither weft:plugin/step@0.1.0"]);
+        out.expect_stderr(&["exports neither weft:plugin/step@0.2.0"]);
     }
     let list = weft.run(&["plugin", "list"]);
     assert!(!list.stdout.contains("foreign"), "{}", list.stdout);

@@ -208,7 +208,7 @@ fn plugin_add_refuses_what_is_not_a_step_component() {
         "1.0.0",
     ]);
     out.expect_code(1);
-    out.expect_stderr(&["exports neither weft:plugin/step@0.1.0", "wit/weft.wit"]);
+    out.expect_stderr(&["exports neither weft:plugin/step@0.2.0", "wit/weft.wit"]);
 
     let out = weft.run(&[
         "plugin",

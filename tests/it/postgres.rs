@@ -18,8 +18,8 @@ struct Cluster {
     port: u16,
     /// Runs the server's programs as `postgres` when we are root.
     as_postgres: bool,
-    /// Kept for the cluster's lifetime (the whole process).
-    _dir: tempfile::TempDir,
+    /// Kept for the cluster's lifetime (the whole process); removed at exit.
+    dir: tempfile::TempDir,
 }
 
 static CLUSTER: OnceLock<Cluster> = OnceLock::new();
@@ -94,6 +94,9 @@ extern "C" fn stop_cluster() {
             .arg(&cluster.data)
             .args(["-m", "immediate", "-w"])
             .output();
+        // Statics are never dropped, so the directory would outlive every test process
+        // (nextest runs each test in its own).
+        let _ = std::fs::remove_dir_all(cluster.dir.path());
     }
 }
 
@@ -145,7 +148,7 @@ fn cluster() -> &'static Cluster {
             data,
             port,
             as_postgres,
-            _dir: dir,
+            dir,
         };
         // SAFETY: registering a plain extern "C" function to run at exit.
         unsafe {

@@ -60,6 +60,7 @@ on_both!(
     records_round_trip,
     every_record_is_copied_to_the_other_backend,
     items_and_the_input_index_follow_their_run,
+    keyed_documents_keep_their_conditions_and_read_by_range,
 );
 
 fn index(state: RunState) -> RunIndex {
@@ -637,6 +638,12 @@ async fn every_record_is_copied_to_the_other_backend(backend: Backend) {
         Write::Action(ActionWrite::Outbox(b"{\"event\":1}".to_vec())),
         Write::Action(ActionWrite::Log(b"{\"log\":1}".to_vec())),
         Write::Audit(b"{\"audit\":1}".to_vec()),
+        Write::Doc {
+            kind: DocKind::Schedule,
+            key: "nightly".into(),
+            doc: Some(b"{}".to_vec()),
+            condition: DocCondition::Absent,
+        },
     ];
     for (i, run) in [live, waiting, done].into_iter().enumerate() {
         writes.push(Write::Log {
@@ -688,6 +695,10 @@ async fn every_record_is_copied_to_the_other_backend(backend: Backend) {
     assert_eq!(target.workflow_version("wf", None).await.unwrap().unwrap().0, 1);
     assert_eq!(target.rules_revision().await.unwrap(), 1);
     assert!(target.has_tokens().await.unwrap());
+    assert_eq!(
+        target.doc(DocKind::Schedule, "nightly").await.unwrap(),
+        source.doc(DocKind::Schedule, "nightly").await.unwrap()
+    );
 
     // Numbered records continue after the copied ones.
     target.enqueue(vec![Write::Audit(b"{\"audit\":2}".to_vec())]);
@@ -795,4 +806,104 @@ async fn items_and_the_input_index_follow_their_run(backend: Backend) {
         .map(|r| r.id)
         .collect();
     assert_eq!(found, vec![ids[2]]);
+}
+
+fn doc_write(kind: DocKind, key: &str, doc: Option<&str>, condition: DocCondition) -> Write {
+    Write::Doc {
+        kind,
+        key: key.into(),
+        doc: doc.map(|d| d.as_bytes().to_vec()),
+        condition,
+    }
+}
+
+/// A keyed document is created once, changed only at the revision read, read back by key
+/// range within its kind (keys compare as bytes, `\0` first), and removed.
+async fn keyed_documents_keep_their_conditions_and_read_by_range(backend: Backend) {
+    let (store, _, _dir) = open(backend, "r1").await;
+    let (schedule, event) = (DocKind::Schedule, DocKind::Event);
+    store
+        .commit(vec![doc_write(schedule, "a", Some("1"), DocCondition::Absent)])
+        .await
+        .unwrap();
+    let taken = store
+        .commit(vec![doc_write(schedule, "a", Some("2"), DocCondition::Absent)])
+        .await;
+    assert!(matches!(taken, Err(StoreError::Conflict(_))), "{taken:?}");
+    let first = store.doc(schedule, "a").await.unwrap().expect("stored");
+    assert_eq!((first.revision, first.doc.as_slice()), (1, b"1".as_slice()));
+    store
+        .commit(vec![doc_write(schedule, "a", Some("2"), DocCondition::At(1))])
+        .await
+        .unwrap();
+    let stale = store
+        .commit(vec![doc_write(schedule, "a", Some("3"), DocCondition::At(1))])
+        .await;
+    assert!(matches!(stale, Err(StoreError::Stale(_))), "{stale:?}");
+    let second = store.doc(schedule, "a").await.unwrap().expect("stored");
+    assert_eq!((second.revision, second.doc.as_slice()), (2, b"2".as_slice()));
+
+    // Two writes of one key in one commit: the second sees the first.
+    store
+        .commit(vec![
+            doc_write(schedule, "b", Some("x"), DocCondition::Absent),
+            doc_write(schedule, "b", Some("y"), DocCondition::At(1)),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(store.doc(schedule, "b").await.unwrap().unwrap().revision, 2);
+
+    // Ranges stay within their kind and their bounds.
+    let keys = [
+        "pay\0A-1\x00001",
+        "pay\0A-1\x00002",
+        "pay\0A-10\x00001",
+        "pay\0B\x00001",
+        "pax",
+    ];
+    store
+        .commit(
+            keys.iter()
+                .map(|k| doc_write(event, k, Some("{}"), DocCondition::Any))
+                .collect(),
+        )
+        .await
+        .unwrap();
+    let found = store
+        .docs(event, "pay\0A-1\0", "pay\0A-1\u{1}", 10)
+        .await
+        .unwrap();
+    let found: Vec<&str> = found.iter().map(|d| d.key.as_str()).collect();
+    assert_eq!(found, vec!["pay\0A-1\x00001", "pay\0A-1\x00002"]);
+    assert_eq!(
+        store
+            .docs(event, "pay\0A-1\0", "pay\0A-1\u{1}", 1)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        store.docs(event, "", "\u{10ffff}", 100).await.unwrap().len(),
+        keys.len()
+    );
+    assert_eq!(
+        store.docs(schedule, "", "\u{10ffff}", 100).await.unwrap().len(),
+        2
+    );
+
+    // Removed at its revision, or whatever it is.
+    let stale = store
+        .commit(vec![doc_write(schedule, "a", None, DocCondition::At(1))])
+        .await;
+    assert!(matches!(stale, Err(StoreError::Stale(_))), "{stale:?}");
+    store
+        .commit(vec![
+            doc_write(schedule, "a", None, DocCondition::At(2)),
+            doc_write(event, "pax", None, DocCondition::Any),
+        ])
+        .await
+        .unwrap();
+    assert!(store.doc(schedule, "a").await.unwrap().is_none());
+    assert!(store.doc(event, "pax").await.unwrap().is_none());
 }

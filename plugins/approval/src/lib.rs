@@ -23,6 +23,7 @@
 //!  "denials": [], "min_approvals": 1, "deny_limit": 1, "expired": false}
 //! ```
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use weft_plugin_sdk::{
     export_step, json, Answer, Context, Field, FieldType, Interaction, Outcome, ResumeEvent, Step, Value,
@@ -30,21 +31,30 @@ use weft_plugin_sdk::{
 
 const SIGNAL: &str = "ApprovalStatus";
 
-#[derive(Serialize, Deserialize)]
+/// Who may approve, how many must, and what happens when nobody answers in time.
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Config {
+    /// Users, or groups as `group:NAME`, who may answer; empty means anyone.
     #[serde(default)]
     approvers: Vec<String>,
+    /// Distinct people who must approve.
     #[serde(default = "one")]
+    #[schemars(range(min = 1))]
     min_approvals: u32,
+    /// Distinct people whose denial rejects the run.
     #[serde(default = "one")]
+    #[schemars(range(min = 1))]
     deny_limit: u32,
+    /// Whether the person who started the run may approve it.
     #[serde(default = "yes")]
     self_approval: bool,
     #[serde(default, deserialize_with = "weft_plugin_sdk::seconds")]
+    #[schemars(schema_with = "weft_plugin_sdk::seconds_schema")]
     expires_in: Option<u64>,
     #[serde(default)]
     on_expiry: OnExpiry,
+    /// The question shown to the approvers.
     #[serde(default = "default_prompt")]
     prompt: String,
 }
@@ -62,7 +72,7 @@ fn default_prompt() -> String {
 }
 
 /// What happens when the approval expires: a decision, or handing it to other people.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 enum OnExpiry {
     Decide(Decision),
@@ -75,7 +85,8 @@ impl Default for OnExpiry {
     }
 }
 
-#[derive(Clone, Copy, Default, Serialize, Deserialize)]
+/// What an expired approval decides.
+#[derive(Clone, Copy, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 enum Decision {
     #[default]
@@ -87,12 +98,15 @@ enum Decision {
 /// `on_expiry: {escalate_to: [group:managers], expires_in: 1d, then: fail}`: the approval is
 /// handed to `escalate_to` (votes so far still count) with a new expiry; when that expires
 /// too, `then` decides.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Escalation {
+    /// Users, or groups as `group:NAME`, the approval is handed to.
     escalate_to: Vec<String>,
     #[serde(default, deserialize_with = "weft_plugin_sdk::seconds")]
+    #[schemars(schema_with = "weft_plugin_sdk::seconds_schema")]
     expires_in: Option<u64>,
+    /// What is decided when the escalated approval expires too.
     #[serde(default)]
     then: Decision,
 }
@@ -134,7 +148,7 @@ struct State {
     denials: Vec<Vote>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, JsonSchema)]
 struct Vote {
     by: String,
     at: String,
@@ -154,13 +168,13 @@ impl State {
     }
 
     fn record(&self, approved: bool, expired: bool) -> Value {
-        json!({
-            "approved": approved,
-            "approvals": self.approvals,
-            "denials": self.denials,
-            "min_approvals": self.config.min_approvals,
-            "deny_limit": self.config.deny_limit,
-            "expired": expired,
+        json!(Verdict {
+            approved,
+            approvals: self.approvals.clone(),
+            denials: self.denials.clone(),
+            min_approvals: self.config.min_approvals,
+            deny_limit: self.config.deny_limit,
+            expired,
         })
     }
 
@@ -204,6 +218,17 @@ impl State {
     }
 }
 
+/// The step's output (or rejection): the decision and who made it.
+#[derive(Serialize, JsonSchema)]
+struct Verdict {
+    approved: bool,
+    approvals: Vec<Vote>,
+    denials: Vec<Vote>,
+    min_approvals: u32,
+    deny_limit: u32,
+    expired: bool,
+}
+
 /// The form a person fills in, as Keyfactor's ApprovalStatus signal carries it.
 fn form() -> [Field; 2] {
     [
@@ -229,7 +254,9 @@ fn form() -> [Field; 2] {
 struct Approval;
 
 impl Step for Approval {
+    const SUMMARY: &'static str = "Waits until enough people approve, or enough deny";
     type Input = Config;
+    type Output = Verdict;
 
     fn run(_ctx: &Context, config: Config) -> Outcome {
         if let Err(problem) = config.validate() {

@@ -8,12 +8,14 @@
 //! Config: `{"tag": "..."}` (optional), added to every line as `"tag"` to tell several sinks
 //! apart.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use weft_plugin_sdk::{export_target, json, log, Target, TargetContext, TargetError, Value};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Config {
+    /// Added to every line, to tell several sinks apart.
     #[serde(default)]
     tag: Option<String>,
 }
@@ -21,6 +23,7 @@ struct Config {
 struct AuditSink;
 
 impl Target for AuditSink {
+    const SUMMARY: &'static str = "Records every payload in the actions log";
     type Config = Config;
 
     fn handle(ctx: &TargetContext, config: Config, payload: Value) -> Result<Option<Value>, TargetError> {

@@ -8,7 +8,9 @@ use weft_plugin_sdk::{export_step, log, Context, Outcome, Step, Value};
 struct Echo;
 
 impl Step for Echo {
+    const SUMMARY: &'static str = "Completes with its input unchanged";
     type Input = Value;
+    type Output = Value;
 
     fn run(_ctx: &Context, input: Value) -> Outcome {
         if let Some(line) = input.get("log").and_then(Value::as_str) {

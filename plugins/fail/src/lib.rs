@@ -5,17 +5,24 @@
 //! and this is attempt `until_attempt` or later, the step completes with `{"attempt": n}`;
 //! otherwise it fails with `message`, retryable as asked.
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use weft_plugin_sdk::{export_step, json, Context, Outcome, Step};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Input {
     #[serde(default = "default_message")]
     message: String,
     #[serde(default)]
     retryable: bool,
+    /// From this attempt on, the step completes.
     until_attempt: Option<u32>,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct Output {
+    attempt: u32,
 }
 
 fn default_message() -> String {
@@ -25,11 +32,13 @@ fn default_message() -> String {
 struct Fail;
 
 impl Step for Fail {
+    const SUMMARY: &'static str = "Fails on purpose, until an attempt if asked";
     type Input = Input;
+    type Output = Output;
 
     fn run(ctx: &Context, input: Input) -> Outcome {
         match input.until_attempt {
-            Some(until) if ctx.attempt >= until => Outcome::Complete(json!({"attempt": ctx.attempt})),
+            Some(until) if ctx.attempt >= until => Outcome::Complete(json!(Output { attempt: ctx.attempt })),
             _ => Outcome::Fail {
                 message: input.message,
                 retryable: input.retryable,

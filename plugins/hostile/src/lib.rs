@@ -17,11 +17,12 @@
 //! - `big_refusal`: suspends with a small form, then refuses every answer with a text of
 //!   `bytes` bytes.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use std::hint::black_box;
 use weft_plugin_sdk::{export_step, json, log, Context, Field, FieldType, Interaction, Outcome, ResumeEvent, Step, Value};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Input {
     mode: Mode,
@@ -39,7 +40,7 @@ fn default_bytes() -> u64 {
     100_000_000
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 enum Mode {
     Loop,
@@ -60,7 +61,9 @@ const MIB: usize = 1 << 20;
 struct Hostile;
 
 impl Step for Hostile {
+    const SUMMARY: &'static str = "Test only: misbehaves on purpose";
     type Input = Input;
+    type Output = Value;
 
     fn run(_ctx: &Context, input: Input) -> Outcome {
         match input.mode {

@@ -22,13 +22,15 @@
 //! every problem is reported at once. Output: an object of the answered values by field name,
 //! such as `{"size": 4096}`.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use weft_plugin_sdk::{
     export_step, json, read_answer, Context, Field, Interaction, Outcome, ResumeEvent, Step, Value,
 };
 
-#[derive(Serialize, Deserialize)]
+/// The form to fill in, who may, and what happens when nobody does in time.
+#[derive(Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Config {
     #[serde(default = "default_prompt")]
@@ -38,6 +40,7 @@ struct Config {
     #[serde(default)]
     assignees: Vec<String>,
     #[serde(default, deserialize_with = "weft_plugin_sdk::seconds")]
+    #[schemars(schema_with = "weft_plugin_sdk::seconds_schema")]
     expires_in: Option<u64>,
     #[serde(default)]
     on_expiry: OnExpiry,
@@ -53,7 +56,7 @@ fn default_signal_type() -> String {
     "UserInteraction".into()
 }
 
-#[derive(Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 enum OnExpiry {
     #[default]
@@ -91,7 +94,10 @@ impl Config {
 struct UserInteraction;
 
 impl Step for UserInteraction {
+    const SUMMARY: &'static str = "Asks a person to fill in a form and completes with the answer";
     type Input = Config;
+    /// The answered values by field name.
+    type Output = weft_plugin_sdk::Map<String, Value>;
 
     fn run(_ctx: &Context, config: Config) -> Outcome {
         let problems = config.problems();

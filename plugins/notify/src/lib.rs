@@ -28,14 +28,20 @@
 //! JSON. A status other than 2xx fails the call (the actions log shows it); other events
 //! are passed over.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use weft_plugin_sdk::{export_target, json, log, Target, TargetContext, TargetError, Value};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Config {
+    /// Where the message is POSTed (a Slack incoming webhook, a Teams workflow webhook...).
+    #[schemars(url)]
     webhook_url: String,
+    /// Where people reach `weft serve`, for the link to the inbox item.
+    #[schemars(url)]
     base_url: String,
+    /// The message's title.
     #[serde(default = "default_title")]
     title: String,
 }
@@ -106,6 +112,8 @@ fn authority(url: &str) -> &str {
 struct Notify;
 
 impl Target for Notify {
+    const SUMMARY: &'static str =
+        "Tells people a step waits for them: POSTs its prompt and a link to a chat webhook";
     type Config = Config;
 
     fn handle(ctx: &TargetContext, config: Config, payload: Value) -> Result<Option<Value>, TargetError> {

@@ -9,15 +9,20 @@
 //! reaches the API caller when the target has `interrupt_on_error`. A missing input breaks the
 //! rule unless `required` is false. A payload without `inputs` (another operation) passes.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use weft_plugin_sdk::{export_target, log, Target, TargetContext, TargetError, Value};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Config {
+    /// The run input to check.
     input: String,
+    /// A regular expression the input must match.
     pattern: String,
+    /// The 4xx status of a refusal.
     #[serde(default = "forbidden")]
+    #[schemars(range(min = 400, max = 499))]
     status: u16,
     #[serde(default)]
     message: Option<String>,
@@ -36,6 +41,7 @@ fn yes() -> bool {
 struct Policy;
 
 impl Target for Policy {
+    const SUMMARY: &'static str = "Refuses a run whose input does not match a pattern";
     type Config = Config;
 
     fn handle(ctx: &TargetContext, config: Config, payload: Value) -> Result<Option<Value>, TargetError> {

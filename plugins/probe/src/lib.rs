@@ -11,11 +11,12 @@
 //!
 //! Without `append` it returns no payload, so the payload stays as it was.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use std::time::Duration;
 use weft_plugin_sdk::{export_target, log, Target, TargetContext, TargetError, Value};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Config {
     #[serde(default)]
@@ -28,7 +29,7 @@ struct Config {
     append: Option<Append>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Fail {
     message: String,
@@ -36,7 +37,7 @@ struct Fail {
     status: Option<u16>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Append {
     pointer: String,
@@ -46,6 +47,7 @@ struct Append {
 struct Probe;
 
 impl Target for Probe {
+    const SUMMARY: &'static str = "Test only: sleeps, fails or appends as its config says";
     type Config = Config;
 
     fn handle(

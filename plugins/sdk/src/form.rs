@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 /// One form field. Deserializes from `{name, type, description, required, choices, default}`
 /// where all but `name` are optional (`type` defaults to `string`, `required` to `true`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Field {
     /// The key of the field's value in the answer's data.
@@ -34,7 +34,7 @@ fn yes() -> bool {
 }
 
 /// The type of a form field, named as in the WIT (`"secure-string"`, `"date-time"`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum FieldType {
     #[default]

@@ -7,11 +7,16 @@
 //! component's exports. An action target implements [`Target`] and is exported with
 //! [`export_target!`] in the same way.
 //!
+//! Every plugin describes itself (`describe` of `weft:plugin@0.2.0`): a one-line summary and
+//! JSON Schemas of its input and output, derived from the [`Step::Input`] and
+//! [`Step::Output`] types with [`schemars`], so the host can check a workflow's step inputs
+//! before any run starts.
+//!
 //! ```ignore
 //! use serde::Deserialize;
-//! use weft_plugin_sdk::{export_step, json, Context, Outcome, Step};
+//! use weft_plugin_sdk::{export_step, json, Context, JsonSchema, Outcome, Step, Value};
 //!
-//! #[derive(Deserialize)]
+//! #[derive(Deserialize, JsonSchema)]
 //! struct Input {
 //!     name: String,
 //! }
@@ -19,7 +24,9 @@
 //! struct Greet;
 //!
 //! impl Step for Greet {
+//!     const SUMMARY: &'static str = "Greets someone";
 //!     type Input = Input;
+//!     type Output = Value;
 //!
 //!     fn run(_ctx: &Context, input: Input) -> Outcome {
 //!         Outcome::Complete(json!({ "greeting": format!("hello {}", input.name) }))
@@ -36,6 +43,7 @@ use serde::{Deserialize, Deserializer};
 use std::marker::PhantomData;
 
 pub use form::{read_answer, Field, FieldType};
+pub use schemars::{self, JsonSchema};
 pub use serde_json::{json, Map, Value};
 pub use target::{Target, TargetContext, TargetError};
 
@@ -48,13 +56,14 @@ pub mod target;
 pub mod bindings {
     wit_bindgen::generate!({
         world: "step-plugin",
-        path: "../../wit/v0.1.0",
+        path: "../../wit",
         pub_export_macro: true,
         export_macro_name: "__export_step_plugin",
         default_bindings_module: "weft_plugin_sdk::bindings",
     });
 }
 
+use bindings::exports::weft::plugin::describe as wit_describe;
 use bindings::exports::weft::plugin::step as wit_step;
 use bindings::weft::plugin::{host, types as wit};
 
@@ -151,9 +160,17 @@ pub enum ResumeEvent {
 /// A workflow step. Each call gets a fresh instance, so keep nothing in statics between calls:
 /// what a suspended step must remember goes into [`Interaction::state`].
 pub trait Step {
-    /// The step's input. Input that does not deserialize fails the step (not retryable) with
-    /// the offending field named, before `run` is called; use [`Value`] to take anything.
-    type Input: DeserializeOwned;
+    /// One line saying what the step does; `describe` returns it.
+    const SUMMARY: &'static str;
+
+    /// The step's input. Its JSON Schema (derived with `#[derive(JsonSchema)]`) is what the
+    /// host checks a workflow's step input against before a run starts. Input that does not
+    /// deserialize fails the step (not retryable) with the offending field named, before
+    /// `run` is called; use [`Value`] to take anything.
+    type Input: DeserializeOwned + JsonSchema;
+
+    /// What [`Outcome::Complete`] holds, for `describe` only; [`Value`] says any JSON.
+    type Output: JsonSchema;
 
     /// Runs the step with its rendered input.
     fn run(ctx: &Context, input: Self::Input) -> Outcome;
@@ -202,6 +219,30 @@ pub fn parse_input<T: DeserializeOwned>(input: Value) -> Result<T, Outcome> {
         } else {
             format!("invalid input: {path}: {inner}")
         })
+    })
+}
+
+/// The JSON Schema of `T` as text, for `describe`.
+#[doc(hidden)]
+pub fn schema_text<T: JsonSchema>() -> String {
+    schemars::schema_for!(T).as_value().to_string()
+}
+
+/// The JSON Schema of a field read with [`seconds`]: whole seconds or a duration text.
+///
+/// ```ignore
+/// #[serde(default, deserialize_with = "weft_plugin_sdk::seconds")]
+/// #[schemars(schema_with = "weft_plugin_sdk::seconds_schema")]
+/// expires_in: Option<u64>,
+/// ```
+pub fn seconds_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "whole seconds, or a duration such as \"30s\", \"5m\", \"2h\" or \"1d\"",
+        "anyOf": [
+            {"type": "integer", "minimum": 0},
+            {"type": "string"},
+            {"type": "null"}
+        ]
     })
 }
 
@@ -280,6 +321,17 @@ impl<T: Step> wit_step::Guest for Adapter<T> {
             },
         };
         T::resume(&ctx.into(), state, event).into()
+    }
+}
+
+impl<T: Step> wit_describe::Guest for Adapter<T> {
+    fn describe() -> wit_describe::Description {
+        wit_describe::Description {
+            summary: T::SUMMARY.to_owned(),
+            input_schema: schema_text::<T::Input>(),
+            output_schema: schema_text::<T::Output>(),
+            config_schema: None,
+        }
     }
 }
 

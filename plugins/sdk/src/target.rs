@@ -8,7 +8,7 @@
 //! logging and secrets are the crate root's [`crate::log`] and [`crate::secret`], which use the
 //! same host imports.
 
-use crate::Value;
+use crate::{JsonSchema, Value};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::marker::PhantomData;
@@ -16,16 +16,9 @@ use std::marker::PhantomData;
 /// The generated WIT bindings of the `target-plugin` world. Only [`crate::export_target!`]
 /// should need them.
 #[doc(hidden)]
-pub mod bindings {
-    wit_bindgen::generate!({
-        world: "target-plugin",
-        path: "../../wit/v0.1.0",
-        pub_export_macro: true,
-        export_macro_name: "__export_target_plugin",
-        default_bindings_module: "weft_plugin_sdk::target::bindings",
-    });
-}
+pub use weft_plugin_sdk_target_bindings as bindings;
 
+use bindings::exports::weft::plugin::describe as wit_describe;
 use bindings::exports::weft::plugin::target as wit_target;
 use bindings::weft::plugin::types as wit;
 
@@ -68,9 +61,14 @@ impl TargetError {
 
 /// An action target. Each call gets a fresh instance; keep nothing in statics.
 pub trait Target {
-    /// The target's config. A config that does not deserialize fails the call (naming the
-    /// offending field) before `handle` is called; use [`Value`] to take anything.
-    type Config: DeserializeOwned;
+    /// One line saying what the target does; `describe` returns it.
+    const SUMMARY: &'static str;
+
+    /// The target's config. Its JSON Schema (derived with `#[derive(JsonSchema)]`) is what
+    /// the host checks a target's `config` against when the target is saved. A config that
+    /// does not deserialize fails the call (naming the offending field) before `handle` is
+    /// called; use [`Value`] to take anything.
+    type Config: DeserializeOwned + JsonSchema;
 
     /// Handles a payload. `Ok(Some(value))` replaces the payload for later targets when this
     /// target's type is `call`; `Ok(None)` leaves it as it is.
@@ -134,6 +132,18 @@ impl<T: Target> wit_target::Guest for TargetAdapter<T> {
         };
         let result = T::handle(&ctx, config, envelope.payload)?;
         Ok(result.map(|value| value.to_string()))
+    }
+}
+
+impl<T: Target> wit_describe::Guest for TargetAdapter<T> {
+    fn describe() -> wit_describe::Description {
+        // A target takes any payload and may return any payload.
+        wit_describe::Description {
+            summary: T::SUMMARY.to_owned(),
+            input_schema: "{}".to_owned(),
+            output_schema: "{}".to_owned(),
+            config_schema: Some(crate::schema_text::<T::Config>()),
+        }
     }
 }
 

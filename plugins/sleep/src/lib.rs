@@ -4,11 +4,12 @@
 //! through the host's clock; `busy` spins on the CPU until the time has passed, which only a
 //! fuel or epoch deadline can interrupt. Output: `{"slept_ms": ms}`.
 
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 use weft_plugin_sdk::{export_step, json, Context, Outcome, Step};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Input {
     ms: u64,
@@ -16,7 +17,7 @@ struct Input {
     mode: Mode,
 }
 
-#[derive(Default, Deserialize)]
+#[derive(Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 enum Mode {
     #[default]
@@ -24,10 +25,17 @@ enum Mode {
     Busy,
 }
 
+#[derive(Serialize, JsonSchema)]
+struct Output {
+    slept_ms: u64,
+}
+
 struct Sleep;
 
 impl Step for Sleep {
+    const SUMMARY: &'static str = "Waits, on the clock or on the CPU";
     type Input = Input;
+    type Output = Output;
 
     fn run(_ctx: &Context, input: Input) -> Outcome {
         let duration = Duration::from_millis(input.ms);
@@ -40,7 +48,7 @@ impl Step for Sleep {
                 }
             }
         }
-        Outcome::Complete(json!({"slept_ms": input.ms}))
+        Outcome::Complete(json!(Output { slept_ms: input.ms }))
     }
 }
 

@@ -14,14 +14,17 @@
 //! Output: the rendered value. An undefined name or a bad expression fails (not retryable)
 //! naming where it is, such as `template.subject: undefined value ...`.
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use weft_plugin_sdk::{export_step, json, Context, Outcome, Step, Value};
 use weft_template::{Syntax, Templates};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Input {
+    /// Any JSON; strings may hold `${ expr }` expressions.
     template: Value,
+    /// What the expressions read.
     #[serde(default = "empty_object")]
     data: Value,
 }
@@ -33,7 +36,9 @@ fn empty_object() -> Value {
 struct Transform;
 
 impl Step for Transform {
+    const SUMMARY: &'static str = "Builds a JSON value from a template and data";
     type Input = Input;
+    type Output = Value;
 
     fn run(_ctx: &Context, input: Input) -> Outcome {
         match Templates::new(Syntax::Dollar).render(&input.template, &input.data) {

@@ -662,7 +662,7 @@ impl DocStore for PgStore {
                     .prepare_cached("SELECT revision, doc FROM docs WHERE kind = $1 AND key = $2")
                     .await
                     .map_err(db_error)?,
-                &[&i16::from(kind.code()), &key],
+                &[&i16::from(kind.code()), &key.as_bytes()],
             )
             .await
             .map_err(db_error)?;
@@ -684,20 +684,27 @@ impl DocStore for PgStore {
                     )
                     .await
                     .map_err(db_error)?,
-                &[&i16::from(kind.code()), &from, &to, &to_i64(limit as u64)],
+                &[&i16::from(kind.code()), &from.as_bytes(), &to.as_bytes(), &to_i64(limit as u64)],
             )
             .await
             .map_err(db_error)?;
-        Ok(rows
-            .iter()
-            .map(|r| StoredDoc {
-                kind,
-                key: r.get(0),
-                revision: to_u64(r.get(1)),
-                doc: r.get(2),
+        rows.iter()
+            .map(|r| {
+                Ok(StoredDoc {
+                    kind,
+                    key: doc_key(r.get(0))?,
+                    revision: to_u64(r.get(1)),
+                    doc: r.get(2),
+                })
             })
-            .collect())
+            .collect()
     }
+}
+
+/// A keyed document's key, stored as its UTF-8 bytes.
+pub(super) fn doc_key(bytes: Vec<u8>) -> StoreResult<String> {
+    String::from_utf8(bytes)
+        .map_err(|e| StoreError::Other(anyhow::anyhow!("a document key is not UTF-8: {e}")))
 }
 
 impl PgStore {
@@ -1020,5 +1027,14 @@ impl Store for PgStore {
 
     fn writer_stats(&self) -> &WriterStats {
         &self.stats
+    }
+
+    async fn used_bytes(&self) -> StoreResult<u64> {
+        let client = self.client().await?;
+        let row = client
+            .query_one("SELECT pg_database_size(current_database())", &[])
+            .await
+            .map_err(db_error)?;
+        Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
     }
 }

@@ -174,7 +174,7 @@ const TABLES: &[(&str, Reader)] = &[
                 .ok_or_else(|| StoreError::Other(anyhow::anyhow!("unknown document kind {code}")))?;
             Ok(Record::Doc(StoredDoc {
                 kind,
-                key: r.get(1),
+                key: super::doc_key(r.get(1))?,
                 revision: to_u64(r.get(2)),
                 doc: r.get(3),
             }))
@@ -359,7 +359,7 @@ fn statement(record: &Record) -> StoreResult<(&'static str, Vec<Box<dyn ToSql + 
             "INSERT INTO docs (kind, key, revision, doc) VALUES ($1, $2, $3, $4)",
             vec![
                 Box::new(i16::from(d.kind.code())),
-                Box::new(d.key.as_str()),
+                Box::new(d.key.as_bytes()),
                 Box::new(to_i64(d.revision)),
                 Box::new(d.doc.as_slice()),
             ],

@@ -115,7 +115,7 @@ impl Statements {
             delete_timer: client.prepare("DELETE FROM timers WHERE run = $1 AND step = $2 AND due = $3").await?,
             take_idempotency: client.prepare("INSERT INTO idempotency_keys (key, run, request) VALUES ($1, $2, $3)").await?,
             delete_idempotency: client.prepare("DELETE FROM idempotency_keys WHERE key = $1").await?,
-            take_plugin: client.prepare(&expect_one("INSERT INTO plugins (name, version, digest, meta) VALUES ($1, $2, $3, $4) ON CONFLICT (name, version) DO UPDATE SET digest = plugins.digest WHERE plugins.digest = EXCLUDED.digest")).await?,
+            take_plugin: client.prepare(&expect_one("INSERT INTO plugins (name, version, digest, meta) VALUES ($1, $2, $3, $4) ON CONFLICT (name, version) DO UPDATE SET meta = EXCLUDED.meta WHERE plugins.digest = EXCLUDED.digest")).await?,
             insert_plugin_bytes: client.prepare("INSERT INTO plugin_bytes (digest, bytes) VALUES ($1, $2) ON CONFLICT DO NOTHING").await?,
             delete_plugin: client.prepare("WITH gone AS (DELETE FROM plugins WHERE name = $1 AND version = $2 RETURNING digest) DELETE FROM plugin_bytes WHERE digest IN (SELECT digest FROM gone) AND NOT EXISTS (SELECT 1 FROM plugins p WHERE p.digest = plugin_bytes.digest AND NOT (p.name = $1 AND p.version = $2))").await?,
             upsert_artifact: client.prepare("INSERT INTO artifacts (key, bytes) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET bytes = EXCLUDED.bytes").await?,
@@ -695,7 +695,7 @@ fn statements_for<'a>(
             condition,
         } => {
             let what = format!("{kind:?} {key:?}");
-            let (kind, key) = (i16::from(kind.code()), key.as_str());
+            let (kind, key) = (i16::from(kind.code()), key.as_bytes());
             match (doc, condition) {
                 (Some(doc), DocCondition::Any) => guarded(
                     None,

@@ -17,6 +17,7 @@
 //! process.
 
 mod actions;
+mod archive;
 mod tables;
 mod transfer;
 
@@ -180,12 +181,20 @@ fn other(e: impl Into<anyhow::Error>) -> StoreError {
     StoreError::Other(e.into())
 }
 
-/// A run's stored value: a format byte, its revision, its owner, then the document. Records
-/// written before revisions existed are the bare JSON document (revision 0, no owner).
-fn encode_run(revision: u64, owner: Option<&str>, doc: &[u8]) -> Vec<u8> {
+/// A run's stored value: a format byte, its revision, its owner, then the document (format
+/// 2: compressed, for finished runs). Records written before revisions existed are the bare
+/// JSON document (revision 0, no owner).
+fn encode_run(revision: u64, owner: Option<&str>, doc: &[u8], compress: bool) -> Vec<u8> {
     let owner = owner.unwrap_or("").as_bytes();
+    let packed;
+    let (format, doc) = if compress {
+        packed = archive::pack(doc);
+        (RUN_FORMAT_PACKED, packed.as_slice())
+    } else {
+        (RUN_FORMAT, doc)
+    };
     let mut value = Vec::with_capacity(1 + 8 + 2 + owner.len() + doc.len());
-    value.push(RUN_FORMAT);
+    value.push(format);
     value.extend_from_slice(&revision.to_le_bytes());
     value.extend_from_slice(&(owner.len() as u16).to_le_bytes());
     value.extend_from_slice(owner);
@@ -194,9 +203,11 @@ fn encode_run(revision: u64, owner: Option<&str>, doc: &[u8]) -> Vec<u8> {
 }
 
 const RUN_FORMAT: u8 = 1;
+const RUN_FORMAT_PACKED: u8 = 2;
 
 fn decode_run(id: RunId, value: &[u8]) -> StoreResult<StoredRun> {
-    if value.first() != Some(&RUN_FORMAT) {
+    let format = value.first().copied();
+    if format != Some(RUN_FORMAT) && format != Some(RUN_FORMAT_PACKED) {
         return Ok(StoredRun {
             id,
             doc: value.to_vec(),
@@ -221,9 +232,14 @@ fn decode_run(id: RunId, value: &[u8]) -> StoreResult<StoredRun> {
     );
     let owner_end = 11 + owner_len as usize;
     let owner = std::str::from_utf8(value.get(11..owner_end).ok_or_else(corrupt)?).map_err(|_| corrupt())?;
+    let doc = &value[owner_end..];
     Ok(StoredRun {
         id,
-        doc: value[owner_end..].to_vec(),
+        doc: if format == Some(RUN_FORMAT_PACKED) {
+            archive::unpack(doc).map_err(|_| corrupt())?
+        } else {
+            doc.to_vec()
+        },
         revision,
         owner: (!owner.is_empty()).then(|| owner.to_owned()),
     })
@@ -235,7 +251,7 @@ fn revision_in(table: &redb::Table<&str, &[u8]>, key: &str) -> anyhow::Result<Op
         return Ok(None);
     };
     let value = value.value();
-    if value.first() != Some(&RUN_FORMAT) {
+    if value.first() != Some(&RUN_FORMAT) && value.first() != Some(&RUN_FORMAT_PACKED) {
         return Ok(Some(0));
     }
     Ok(Some(u64::from_le_bytes(value[1..9].try_into()?)))
@@ -351,9 +367,22 @@ impl RunStore for RedbStore {
         let txn = self.read()?;
         let key = run.to_string();
         let start = after.map_or(0, |a| a.saturating_add(1));
-        // A run's lines are in one table or the other by the time they were written; their
-        // sequence numbers never overlap.
+        // A run's lines are in one table or another by the time they were written (archived
+        // once it finished); their sequence numbers never overlap.
         let mut lines: Vec<(u64, Vec<u8>)> = Vec::new();
+        if let Some(packed) = txn
+            .open_table(ARCHIVED_LOGS)
+            .map_err(other)?
+            .get(key.as_str())
+            .map_err(other)?
+        {
+            lines.extend(
+                archive::unpack_lines(packed.value())
+                    .map_err(other)?
+                    .into_iter()
+                    .filter(|(seq, _)| *seq >= start),
+            );
+        }
         for table in [
             txn.open_table(LOGS).map_err(other)?,
             txn.open_table(LIVE_LOGS).map_err(other)?,
@@ -853,6 +882,18 @@ impl Store for RedbStore {
     fn writer_stats(&self) -> &WriterStats {
         &self.stats
     }
+
+    async fn used_bytes(&self) -> StoreResult<u64> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {
+            // A write transaction sees the allocator; it is dropped unwritten.
+            let stats = db.begin_write()?.stats()?;
+            Ok(stats.allocated_pages() * stats.page_size() as u64)
+        })
+        .await
+        .map_err(other)?
+        .map_err(StoreError::Other)
+    }
 }
 
 fn write_loop(
@@ -994,6 +1035,7 @@ struct Tables<'txn> {
     inputs: redb::Table<'txn, (&'static str, &'static str, &'static str), ()>,
     run_inputs: redb::Table<'txn, &'static str, &'static [u8]>,
     docs: redb::Table<'txn, (u8, &'static str), &'static [u8]>,
+    archived_logs: redb::Table<'txn, &'static str, &'static [u8]>,
 }
 
 impl<'txn> Tables<'txn> {
@@ -1022,7 +1064,38 @@ impl<'txn> Tables<'txn> {
             inputs: txn.open_table(INPUTS)?,
             run_inputs: txn.open_table(RUN_INPUTS)?,
             docs: txn.open_table(DOCS)?,
+            archived_logs: txn.open_table(ARCHIVED_LOGS)?,
         })
+    }
+
+    /// Removes and returns the log lines of run `key` kept one per entry: those written while
+    /// it was live, and with `history` those written since.
+    fn take_lines(&mut self, key: &str, history: bool) -> anyhow::Result<Vec<(u64, Vec<u8>)>> {
+        let mut lines = Vec::new();
+        let tables = if history {
+            vec![&mut self.live_logs, &mut self.logs]
+        } else {
+            vec![&mut self.live_logs]
+        };
+        for table in tables {
+            let found: Vec<(u64, Vec<u8>)> = table
+                .range(run_lines(key))?
+                .map(|e| e.map(|(k, v)| (k.value().1, v.value().to_vec())))
+                .collect::<Result<_, _>>()?;
+            if !found.is_empty() {
+                table.retain_in(run_lines(key), |_, _| false)?;
+                lines.extend(found);
+            }
+        }
+        Ok(lines)
+    }
+
+    /// Removes and returns the archived log lines of run `key`, if it has any.
+    fn unarchive(&mut self, key: &str) -> anyhow::Result<Vec<(u64, Vec<u8>)>> {
+        match self.archived_logs.remove(key)? {
+            Some(packed) => archive::unpack_lines(packed.value()),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// Checks the conditions of one caller's writes, in order, against the transaction so
@@ -1158,26 +1231,32 @@ impl<'txn> Tables<'txn> {
                 // a page more to sync.
                 let key = id.to_string();
                 let key = key.as_str();
-                let value = encode_run(expect.map_or(1, |e| e + 1), owner.as_deref(), doc);
+                let finished = index.state.is_finished();
+                let value = encode_run(expect.map_or(1, |e| e + 1), owner.as_deref(), doc, finished);
                 if matches!(index.state, RunState::Pending | RunState::Running) {
                     self.live.insert(key, value.as_slice())?;
                     if self.runs.get(key)?.is_some() {
                         self.runs.remove(key)?;
+                    }
+                    // A finished run going again (a retry): its lines are live again.
+                    for (seq, line) in self.unarchive(key)? {
+                        self.live_logs.insert((key, seq), line.as_slice())?;
                     }
                 } else {
                     self.runs.insert(key, value.as_slice())?;
                     if self.live.get(key)?.is_some() {
                         self.live.remove(key)?;
                     }
-                    let lines = run_lines(key);
-                    let moved: Vec<(u64, Vec<u8>)> = self
-                        .live_logs
-                        .range(lines.clone())?
-                        .map(|e| e.map(|(k, v)| (k.value().1, v.value().to_vec())))
-                        .collect::<Result<_, _>>()?;
-                    if !moved.is_empty() {
-                        self.live_logs.retain_in(lines, |_, _| false)?;
-                        for (seq, line) in moved {
+                    let mut lines = self.take_lines(key, finished)?;
+                    lines.extend(self.unarchive(key)?);
+                    if finished {
+                        lines.sort_by_key(|(seq, _)| *seq);
+                        if !lines.is_empty() {
+                            self.archived_logs
+                                .insert(key, archive::pack_lines(&lines).as_slice())?;
+                        }
+                    } else {
+                        for (seq, line) in lines {
                             self.logs.insert((key, seq), line.as_slice())?;
                         }
                     }
@@ -1209,6 +1288,7 @@ impl<'txn> Tables<'txn> {
                 self.logs.retain_in(run_lines(&key), |_, _| false)?;
                 self.live_logs.retain_in(run_lines(&key), |_, _| false)?;
                 self.items.retain_in(run_items(&key), |_, _| false)?;
+                self.archived_logs.remove(key.as_str())?;
                 let indexed = self.run_inputs.remove(key.as_str())?.map(|v| v.value().to_vec());
                 if let Some(indexed) = indexed {
                     let pairs: Vec<(String, String)> = serde_json::from_slice(&indexed)?;
@@ -1253,9 +1333,11 @@ impl<'txn> Tables<'txn> {
                 meta,
                 bytes,
             } => {
+                // The same component again replaces its metadata (its compile status); another
+                // component was refused as a conflict before anything was applied.
                 let key = format!("{name}@{version}");
-                if self.plugins.get(key.as_str())?.is_none() {
-                    self.plugins.insert(key.as_str(), meta.as_slice())?;
+                self.plugins.insert(key.as_str(), meta.as_slice())?;
+                if self.plugin_bytes.get(digest.as_str())?.is_none() {
                     self.plugin_bytes.insert(digest.as_str(), &**bytes)?;
                 }
             }
@@ -1393,6 +1475,7 @@ fn create_tables(db: &Database) -> anyhow::Result<()> {
     txn.open_table(INPUTS)?;
     txn.open_table(RUN_INPUTS)?;
     txn.open_table(DOCS)?;
+    txn.open_table(ARCHIVED_LOGS)?;
     actions::create_tables(&txn)?;
     txn.commit()?;
     Ok(())

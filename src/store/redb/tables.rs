@@ -65,3 +65,6 @@ pub const RUN_INPUTS: TableDefinition<&str, &[u8]> = TableDefinition::new("run_i
 /// (kind code, key) → revision (8 bytes, little-endian) then the document: small keyed
 /// documents (schedules, events, event waiters), each kind its own key space.
 pub const DOCS: TableDefinition<(u8, &str), &[u8]> = TableDefinition::new("docs");
+/// run id → the log lines of a finished run, together and compressed (see `archive`): one
+/// entry instead of one per line, so the history costs less on disk.
+pub const ARCHIVED_LOGS: TableDefinition<&str, &[u8]> = TableDefinition::new("archived_logs");

@@ -49,6 +49,20 @@ fn export_all(db: &Database, records: &mpsc::Sender<Record>) -> StoreResult<()> 
             doc: v.to_vec(),
         });
     }
+    for entry in txn
+        .open_table(ARCHIVED_LOGS)
+        .map_err(other)?
+        .iter()
+        .map_err(other)?
+    {
+        let (key, value) = entry.map_err(other)?;
+        let run = parse_id(key.value())?;
+        for (seq, doc) in super::archive::unpack_lines(value.value()).map_err(other)? {
+            if !send(records, Record::Log { run, seq, doc }) {
+                return Ok(());
+            }
+        }
+    }
     export_table!(txn, records, ITEMS, |k, v| Record::Item {
         run: parse_id(k.0)?,
         step: k.1.to_owned(),
@@ -169,7 +183,7 @@ fn import_all(db: &Database, records: &[Record]) -> anyhow::Result<()> {
                 Record::Run(run) => {
                     let index = crate::store::index_of(&run.doc)?;
                     let key = run.id.to_string();
-                    let value = encode_run(run.revision, run.owner.as_deref(), &run.doc);
+                    let value = encode_run(run.revision, run.owner.as_deref(), &run.doc, false);
                     if matches!(index.state, RunState::Pending | RunState::Running) {
                         live.insert(key.as_str(), value.as_slice())?;
                     } else {
@@ -304,6 +318,7 @@ fn empty(db: &Database) -> anyhow::Result<bool> {
         LIVE_RUNS,
         LOGS,
         LIVE_LOGS,
+        ARCHIVED_LOGS,
         ITEMS,
         INPUTS,
         DOCS,

@@ -1,9 +1,10 @@
 -- Small keyed documents (schedules, events, steps waiting for events), each kind its own key
--- space. Keys compare as bytes (COLLATE "C") so a kind is read by key range, as on redb.
+-- space. Keys are UTF-8 bytes (they hold `\0` separators, which text cannot), compared as
+-- bytes, so a kind is read by key range as on redb.
 
 CREATE TABLE docs (
     kind      smallint NOT NULL,
-    key       text COLLATE "C" NOT NULL,
+    key       bytea NOT NULL,
     revision  bigint NOT NULL,
     doc       bytea NOT NULL,
     PRIMARY KEY (kind, key)
