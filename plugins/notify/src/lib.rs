@@ -38,8 +38,13 @@ use weft_plugin_sdk::{export_target, json, log, Target, TargetContext, TargetErr
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Config {
+    /// Where the message is POSTed (a Slack incoming webhook, a Teams workflow webhook...).
+    #[schemars(url)]
     webhook_url: String,
+    /// Where people reach `weft serve`, for the link to the inbox item.
+    #[schemars(url)]
     base_url: String,
+    /// The message's title.
     #[serde(default = "default_title")]
     title: String,
 }
