@@ -232,7 +232,8 @@ async fn health_unknown_routes_and_wrong_methods_answer_json() {
     health.expect_status(200);
     assert_eq!(health.json()["status"], "ok");
 
-    for path in ["/v1/nope", "/", "/v1/workflows/x/executions/y/nope"] {
+    // `/` is the browser UI's; everything else unknown is a JSON 404.
+    for path in ["/v1/nope", "/nope", "/v1/workflows/x/executions/y/nope"] {
         server
             .get(path)
             .await

@@ -221,11 +221,11 @@ fn table() -> Vec<Op> {
         op("executions get-by-id",  M::GET,    "/v1/executions/{seen}", Empty, 200, "ynyy"),
         op("executions state",      M::GET,    "{gate}/{seen}/state", Empty, 200, "ynyy"),
         op("executions cancel",     M::DELETE, "{gate}/{cancel}/state", Empty, 204, "ynyn"),
-        op("executions delete",     M::DELETE, "{gate}/{finished}", Empty, 204, "ynyh"),
+        op("executions delete",     M::DELETE, "{gate}/{finished}", Empty, 204, "ynyn"),
         op("executions logs",       M::GET,    "{gate}/{seen}/logs", Empty, 200, "ynyy"),
         op("executions export",     M::GET,    "{gate}/{seen}/logs/export", Empty, 200, "ynyy"),
         op("executions statistics", M::GET,    "{gate}/{seen}/statistics", Empty, 200, "ynyy"),
-        op("executions restart",    M::POST,   "{gate}/{restart}/restart", Json("{}"), 202, "ynyh"),
+        op("executions restart",    M::POST,   "{gate}/{restart}/restart", Json("{}"), 202, "ynyn"),
         op("interaction get",       M::GET,    "{gate}/{seen}/interaction", Empty, 200, "ynyy"),
         op("interaction answer",    M::POST,   "{gate}/{answer}/interaction", Json("{}"), 204, "ynny"),
         op("interaction cancel",    M::DELETE, "{gate}/{drop}/interaction", Empty, 204, "ynyn"),
@@ -237,9 +237,9 @@ fn table() -> Vec<Op> {
         op("audit",                 M::GET,    "/v1/audit", Empty, 200, "ynnn"),
         // A run with nothing assigned to the approver does not exist for them, whatever the
         // method or body: 404, never 403, 409 or 400. (By id, see
-        // an_approver_cannot_read_an_unassigned_run_by_id; a canceled run's steps wait for no
-        // one, so `finished` and `restart` are hidden from the approver too.) The admin's
-        // answers are invalid, so the run stays as it is.
+        // an_approver_cannot_read_an_unassigned_run_by_id. The canceled `finished` and
+        // `restart` runs asked the approver, so they stay visible to them: 403 above.) The
+        // admin's answers are invalid, so the run stays as it is.
         op("unassigned get",        M::GET,    "{elsewhere}/{hidden}", Empty, 200, "ynyh"),
         op("unassigned state",      M::GET,    "{elsewhere}/{hidden}/state", Empty, 200, "ynyh"),
         op("unassigned logs",       M::GET,    "{elsewhere}/{hidden}/logs", Empty, 200, "ynyh"),

@@ -242,7 +242,7 @@ async fn the_api_shows_each_bundled_plugins_schemas_and_the_readme_table_matches
             "README's input column of {name} does not match its input schema"
         );
     }
-    for row in readme_rows("Two bundled plugins are action targets", "target") {
+    for row in readme_rows("bundled plugins are action targets", "target") {
         let name = row[0].trim_matches('`');
         let shown = server
             .get(&format!("/v1/plugins/{name}"))
