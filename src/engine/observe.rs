@@ -1,12 +1,46 @@
 //! What the engine reports of each committed transition, in one place: a log line per run
-//! and step transition (failures with their cause), the run counters, and a finished run's
-//! span. Called after the commit, so nothing is reported that did not happen; it changes
+//! and step transition (failures with their cause), the run counters, a finished run's
+//! span, and deletions. Called after the commit, so nothing is reported that did not happen; it changes
 //! nothing.
 
 use super::Event;
 use crate::run::{RunRecord, RunState, StepState};
-use crate::telemetry::metrics::{metrics, FinishedLabels, WorkflowLabels};
+use crate::telemetry::metrics::{metrics, DeletedLabels, FinishedLabels, WorkflowLabels};
 use crate::telemetry::traces;
+
+/// Why a finished run was deleted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Deletion {
+    /// Its retention time ran out.
+    Retention,
+    /// `weft runs purge` (or `POST /v1/executions/purge`).
+    Purge,
+    /// Deleted by itself (`DELETE` on the run).
+    Delete,
+}
+
+impl Deletion {
+    fn as_str(self) -> &'static str {
+        match self {
+            Deletion::Retention => "retention",
+            Deletion::Purge => "purge",
+            Deletion::Delete => "delete",
+        }
+    }
+}
+
+/// Reports that the finished `run` was just deleted with its log.
+pub(super) fn run_deleted(run: &RunRecord, why: Deletion) {
+    let workflow = &run.workflow.id;
+    tracing::info!(run = %run.id, workflow = %workflow, reason = why.as_str(), "run deleted");
+    metrics()
+        .runs_deleted
+        .get_or_create(&DeletedLabels {
+            workflow: workflow.clone(),
+            reason: why.as_str().to_owned(),
+        })
+        .inc();
+}
 
 /// Reports the `events` of a transition of `run` that was just committed.
 pub(super) fn committed(run: &RunRecord, events: &[Event]) {

@@ -6,6 +6,7 @@
 //! answer completed meanwhile is then refused as not waiting). An answer is applied exactly
 //! once: only one commit of a revision succeeds.
 
+use super::observe::Deletion;
 use super::driver::{call_context, limits, new_step, Committed, MAX_ATTEMPTS};
 use super::transition::{self, Transition};
 use super::{
@@ -595,23 +596,24 @@ impl Engine {
                 run.state.as_str()
             )));
         }
-        self.remove_finished(&run, Vec::new()).await?;
+        self.remove_finished(&run, Vec::new(), Deletion::Delete).await?;
         Ok(())
     }
 
     /// Deletes the finished run `run` with its log and idempotency key (and `also`), and
     /// forgets it here even if others hold it: no read may find it afterwards.
-    async fn remove_finished(&self, run: &RunRecord, mut also: Vec<Write>) -> Result<()> {
+    async fn remove_finished(&self, run: &RunRecord, mut also: Vec<Write>, why: Deletion) -> Result<()> {
         also.push(Write::DeleteRun(run.id));
         also.extend(run.idempotency_key.clone().map(Write::DeleteIdempotency));
         self.inner.store.commit(also).await?;
         self.inner.live.lock().expect("live runs lock").remove(&run.id);
+        super::observe::run_deleted(run, why);
         Ok(())
     }
 
     /// Deletes a finished run whose retention ended (and `also`, its timer), with its log;
     /// a run that is no longer finished (it was retried) is left alone.
-    pub(super) async fn purge(&self, id: RunId, also: Option<Write>) -> Result<()> {
+    pub(super) async fn purge(&self, id: RunId, also: Option<Write>, why: Deletion) -> Result<()> {
         let also: Vec<Write> = also.into_iter().collect();
         let Some(mut run) = self.lock(id).await? else {
             return Ok(self.inner.store.commit(also).await?);
@@ -622,7 +624,7 @@ impl Engine {
         }
         self.reload(&mut run).await?;
         if run.state.is_finished() {
-            self.remove_finished(&run, also).await
+            self.remove_finished(&run, also, why).await
         } else {
             self.inner.store.commit(also).await?;
             self.evict(&run);
@@ -648,7 +650,7 @@ impl Engine {
                 })
                 .await?;
             for run in old {
-                self.purge(run.id, None).await?;
+                self.purge(run.id, None, Deletion::Purge).await?;
                 purged += 1;
             }
         }

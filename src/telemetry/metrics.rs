@@ -26,6 +26,13 @@ pub struct FinishedLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeletedLabels {
+    pub workflow: String,
+    /// `retention` (its time ran out), `purge` (`weft runs purge`) or `delete` (one run).
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PluginLabels {
     pub plugin: String,
 }
@@ -54,6 +61,7 @@ pub struct Metrics {
     registry: Registry,
     pub runs_started: Family<WorkflowLabels, Counter>,
     pub runs_finished: Family<FinishedLabels, Counter>,
+    pub runs_deleted: Family<DeletedLabels, Counter>,
     pub step_duration: Histograms<PluginLabels>,
     pub answer_wait: Histogram,
     pub plugin_compile: Histogram,
@@ -108,6 +116,12 @@ impl Metrics {
             "runs_finished",
             "Runs that finished on this runner, by workflow and final state",
             runs_finished.clone(),
+        );
+        let runs_deleted = Family::<DeletedLabels, Counter>::default();
+        registry.register(
+            "runs_deleted",
+            "Finished runs this runner deleted with their logs, by workflow and reason",
+            runs_deleted.clone(),
         );
         let step_duration: Histograms<PluginLabels> = Family::new_with_constructor(step_buckets);
         registry.register_with_unit(
@@ -175,6 +189,7 @@ impl Metrics {
             registry,
             runs_started,
             runs_finished,
+            runs_deleted,
             step_duration,
             answer_wait,
             plugin_compile,

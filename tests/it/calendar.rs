@@ -582,4 +582,19 @@ async fn finished_runs_are_deleted_when_their_retention_ends_or_when_purged() {
         .get(&format!("/v1/executions/{}", ids[1]))
         .await
         .expect_status(200);
+
+    // One run deleted by itself; then each deletion is counted with its reason.
+    server
+        .delete(&Api::execution_path("kept", &ids[1]))
+        .await
+        .expect_status(204);
+    let metrics = server.get("/metrics").await.expect_status(200).text.clone();
+    for (workflow, reason) in [("brief", "retention"), ("usual", "purge"), ("kept", "delete")] {
+        crate::operating::expect_sample(
+            &metrics,
+            "weft_runs_deleted_total",
+            &[("workflow", workflow), ("reason", reason)],
+            1.0,
+        );
+    }
 }

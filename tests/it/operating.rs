@@ -167,7 +167,7 @@ async fn requests_and_run_transitions_are_logged_as_json_lines_without_the_token
 }
 
 /// The value of the series `name{labels}` (exactly those labels) in a metrics text.
-fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub(crate) fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     let wanted: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
     text.lines().filter(|l| !l.starts_with('#')).find_map(|line| {
         let (series, value) = line.rsplit_once(' ')?;
@@ -184,7 +184,7 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 }
 
 #[track_caller]
-fn expect_sample(text: &str, name: &str, labels: &[(&str, &str)], value: f64) {
+pub(crate) fn expect_sample(text: &str, name: &str, labels: &[(&str, &str)], value: f64) {
     assert_eq!(
         sample(text, name, labels),
         Some(value),
