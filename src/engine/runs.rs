@@ -6,8 +6,8 @@
 //! answer completed meanwhile is then refused as not waiting). An answer is applied exactly
 //! once: only one commit of a revision succeeds.
 
-use super::observe::Deletion;
 use super::driver::{call_context, limits, new_step, Committed, MAX_ATTEMPTS};
+use super::observe::Deletion;
 use super::transition::{self, Transition};
 use super::{
     AnswerError, Engine, Event, Person, RestartError, RetryError, RetryOptions, StartError, StartOptions,

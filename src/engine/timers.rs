@@ -3,8 +3,8 @@
 //! that falls due while no process runs fires when the next one starts; each is claimed by
 //! one runner before it fires, so with several runners it fires once.
 
-use super::observe::Deletion;
 use super::driver::{call_context, limits, Committed, MAX_ATTEMPTS};
+use super::observe::Deletion;
 use super::transition::{self, Transition};
 use super::Engine;
 use crate::plugins::{Outcome, ResumeEvent};
@@ -71,9 +71,7 @@ async fn fire(engine: &Engine, timer: &Timer) -> anyhow::Result<()> {
             // Retried and finished again later, kept forever since, or gone.
             return Ok(engine.inner.store.commit(vec![delete()]).await?);
         }
-        return engine
-            .purge(timer.run, Some(delete()), Deletion::Retention)
-            .await;
+        return engine.purge(timer.run, Some(delete()), Deletion::Retention).await;
     }
     let Some(mut run) = engine.lock(timer.run).await? else {
         return Ok(engine.inner.store.commit(vec![delete()]).await?);
