@@ -152,16 +152,35 @@ pub struct StoredGrant {
 }
 
 impl StoredGrant {
-    /// The grant as the API and CLI show it: the spec's fields, then the plugin it is for and
-    /// who set it when.
+    /// The grant as the CLI shows it: [`StoredGrant::shown`] as JSON.
     pub fn view(&self, plugin: &str) -> serde_json::Value {
-        let mut shown = serde_json::to_value(&self.spec).unwrap_or_default();
-        shown["plugin"] = serde_json::json!(plugin);
-        shown["source"] = serde_json::json!(self.source);
-        shown["updated_by"] = serde_json::json!(self.updated_by);
-        shown["updated_at"] = serde_json::json!(crate::run::rfc3339(self.updated_at));
-        shown
+        serde_json::to_value(self.shown(plugin)).unwrap_or_default()
     }
+
+    /// The grant as the API shows it: the spec's fields, then the plugin it is for and who
+    /// set it when.
+    pub fn shown(&self, plugin: &str) -> GrantView {
+        GrantView {
+            spec: self.spec.clone(),
+            plugin: plugin.to_owned(),
+            source: self.source,
+            updated_by: self.updated_by.clone(),
+            updated_at: crate::run::rfc3339(self.updated_at),
+        }
+    }
+}
+
+/// A grant as shown: the spec's fields, the plugin it is for, who set it when.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct GrantView {
+    #[serde(flatten)]
+    pub spec: GrantSpec,
+    /// The plugin name or `name@version` it is for.
+    pub plugin: String,
+    pub source: GrantSource,
+    pub updated_by: String,
+    #[schema(format = DateTime)]
+    pub updated_at: String,
 }
 
 /// Checks that `key` is a plugin name or `name@version`, as a grant is keyed.
