@@ -179,7 +179,7 @@ impl fmt::Display for Digest {
 /// A run (execution) id: a UUIDv7, so ids sort by start time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(transparent)]
-pub struct RunId(#[schema(value_type = String, format = Uuid)] uuid::Uuid);
+pub struct RunId(uuid::Uuid);
 
 impl RunId {
     pub fn new() -> Self {

@@ -418,6 +418,8 @@ pub struct MapState {
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MapItem {
     pub value: Value,
+    // The schema refers back to StepRecord's; collecting schemas must not recurse.
+    #[schema(no_recursion)]
     pub record: StepRecord,
 }
 

@@ -74,7 +74,7 @@ pub struct ImportQuery {
 #[utoipa::path(post, path = "/v1/workflows/import", tag = "workflows", operation_id = "Workflows.Import",
     extensions(("x-weft-actions" = json!(true))), params(ImportQuery),
     request_body(description = "A bundle, raw or as multipart `uploadFile`",
-        content(("application/json" = Bundle), ("multipart/form-data" = ImportForm))),
+        content((Bundle = "application/json"), (ImportForm = "multipart/form-data"))),
     responses((status = 200, description = "Imported", body = Imported),
         (status = 400, description = "Not a valid bundle, or something in it is invalid", body = super::error::ErrorBody),
         (status = 409, description = "Versions exist here with other content", body = super::error::ErrorBody)))]

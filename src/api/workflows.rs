@@ -20,7 +20,7 @@ use serde_json::Value;
 #[utoipa::path(post, path = "/v1/workflows", tag = "workflows", operation_id = "Workflows.Create",
     extensions(("x-weft-actions" = json!(true))), params(CreateQuery),
     request_body(description = "The definition, YAML or JSON",
-        content(("application/yaml" = String), ("application/json" = Object))),
+        content((String = "application/yaml"), (Object = "application/json"))),
     responses(
         (status = 201, description = "Created", body = Saved),
         (status = 200, description = "That version already exists with this content", body = Saved),
