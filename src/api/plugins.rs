@@ -8,11 +8,12 @@ use super::AppState;
 use crate::auth::Action;
 use crate::engine::RemoveError;
 use crate::names::Digest;
-use crate::plugins::{Description, PluginMeta, PluginStatus};
+use crate::plugins::{PluginMeta, PluginStatus};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -45,9 +46,19 @@ pub struct PluginView {
     /// The `weft:plugin` version it was built against, once ready.
     #[serde(skip_serializing_if = "Option::is_none")]
     contract_version: Option<String>,
-    /// The contract, in the one-plugin views of a ready version.
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    contract: Option<Description>,
+    /// The one-plugin views of a ready version show its contract: what it does, and the
+    /// JSON Schemas of its input, output and (targets) config.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    summary: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    input_schema: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    output_schema: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    config_schema: Option<Value>,
 }
 
 /// Every plugin.
@@ -76,7 +87,10 @@ fn view(meta: &PluginMeta, builtin: bool) -> PluginView {
         status_url: status_url(meta),
         error: meta.error.clone(),
         contract_version: meta.contract_version.clone(),
-        contract: None,
+        summary: None,
+        input_schema: None,
+        output_schema: None,
+        config_schema: None,
     }
 }
 
@@ -88,7 +102,7 @@ fn status_url(meta: &PluginMeta) -> String {
 /// A version with its contract (summary and schemas), for the one-plugin views.
 async fn described(state: &AppState, meta: &PluginMeta, builtin: bool) -> Result<PluginView, ApiError> {
     let mut shown = view(meta, builtin);
-    shown.contract = match (&meta.contract, builtin) {
+    let contract = match (&meta.contract, builtin) {
         (Some(contract), _) => Some(contract.clone()),
         (None, true) => state
             .engine
@@ -98,6 +112,12 @@ async fn described(state: &AppState, meta: &PluginMeta, builtin: bool) -> Result
             .map(|c| c.description.clone()),
         (None, false) => None,
     };
+    if let Some(contract) = contract {
+        shown.summary = Some(contract.summary);
+        shown.input_schema = Some(contract.input_schema);
+        shown.output_schema = Some(contract.output_schema);
+        shown.config_schema = contract.config_schema;
+    }
     Ok(shown)
 }
 
@@ -108,7 +128,8 @@ async fn described(state: &AppState, meta: &PluginMeta, builtin: bool) -> Result
 /// other bytes under the same name and version are a conflict.
 #[utoipa::path(post, path = "/v1/plugins", tag = "plugins", operation_id = "Plugins.Upload",
     extensions(("x-weft-actions" = json!(true))), params(UploadQuery),
-    request_body(content = Vec<u8>, content_type = "application/wasm"),
+    request_body(content = RawBody, content_type = "application/octet-stream",
+        description = "The component's .wasm bytes (any Content-Type)"),
     responses((status = 201, description = "Stored and ready", body = PluginView,
             headers(("Location" = String, description = "status_url"))),
         (status = 202, description = "Stored, compiling in the background; poll status_url", body = PluginView,

@@ -170,18 +170,49 @@ impl StoredGrant {
     }
 }
 
-/// A grant as shown: the spec's fields, the plugin it is for, who set it when.
-#[derive(Serialize, utoipa::ToSchema)]
+/// A grant as shown: the spec's fields, the plugin it is for (name or `name@version`), who
+/// set it when.
+#[derive(Serialize)]
 pub struct GrantView {
     #[serde(flatten)]
     pub spec: GrantSpec,
-    /// The plugin name or `name@version` it is for.
     pub plugin: String,
     pub source: GrantSource,
     pub updated_by: String,
-    #[schema(format = DateTime)]
     pub updated_at: String,
 }
+
+/// [`GrantSpec`]'s schema with the view's fields added. Written out because the spec refuses
+/// unknown fields as a request body, which a derived schema would carry over to the view.
+impl utoipa::PartialSchema for GrantView {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
+        use utoipa::openapi::RefOr;
+        let RefOr::T(Schema::Object(mut view)) = <GrantSpec as utoipa::PartialSchema>::schema() else {
+            unreachable!("GrantSpec is a plain object")
+        };
+        view.additional_properties = None;
+        let text = || ObjectBuilder::new().schema_type(Type::String);
+        let added = [
+            ("plugin", text().into()),
+            ("source", <GrantSource as utoipa::PartialSchema>::schema()),
+            ("updated_by", text().into()),
+            (
+                "updated_at",
+                text()
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+                    .into(),
+            ),
+        ];
+        for (name, schema) in added {
+            view.properties.insert(name.to_owned(), schema);
+            view.required.push(name.to_owned());
+        }
+        RefOr::T(Schema::Object(view))
+    }
+}
+
+impl utoipa::ToSchema for GrantView {}
 
 /// Checks that `key` is a plugin name or `name@version`, as a grant is keyed.
 pub fn check_key(key: &str) -> Result<()> {
