@@ -177,7 +177,9 @@ impl fmt::Display for Digest {
 }
 
 /// A run (execution) id: a UUIDv7, so ids sort by start time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(transparent)]
 pub struct RunId(uuid::Uuid);
 

@@ -10,8 +10,8 @@ use super::error::ApiError;
 use super::extract::{PathParams, QueryParams, RawBody};
 use super::{hooks, json_or_empty, AppState};
 use crate::actions::{
-    events, ActionError, Condition, ConditionKind, Entry, Execution, ExecutionSpec, LogEntry, Pending, Target,
-    TargetSpec, TargetType, FUNCTIONS,
+    events, ActionError, Condition, ConditionKind, Entry, Execution, ExecutionSpec, LogEntry, Pending,
+    Target, TargetSpec, TargetType, FUNCTIONS,
 };
 use crate::auth::Action;
 use axum::extract::State;

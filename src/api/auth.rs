@@ -38,7 +38,8 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
     }
     let path = request.uri().path();
     // The document is public so that client generators and API fuzzers can read it.
-    if path == "/healthz" || path == "/v1/openapi.json" || (path == "/metrics" && state.metrics_without_token) {
+    if path == "/healthz" || path == "/v1/openapi.json" || (path == "/metrics" && state.metrics_without_token)
+    {
         return next.run(request).await;
     }
     let method = request.method().clone();

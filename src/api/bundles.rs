@@ -55,11 +55,7 @@ pub async fn export(
         _ => "workflows".to_owned(),
     };
     let disposition = format!("attachment; filename=\"{name}.weft-bundle.json\"");
-    Ok((
-        [(header::CONTENT_DISPOSITION, disposition)],
-        Json(bundle),
-    )
-        .into_response())
+    Ok(([(header::CONTENT_DISPOSITION, disposition)], Json(bundle)).into_response())
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

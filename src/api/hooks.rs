@@ -66,9 +66,9 @@ pub static OPERATIONS: LazyLock<Vec<Operation>> = LazyLock::new(|| {
                 continue;
             }
             let id = operation.operation_id.as_deref().unwrap_or_default();
-            let (service, name) = id
-                .split_once('.')
-                .unwrap_or_else(|| panic!("hooked {method} {route}: operation_id {id:?} is not Service.Name"));
+            let (service, name) = id.split_once('.').unwrap_or_else(|| {
+                panic!("hooked {method} {route}: operation_id {id:?} is not Service.Name")
+            });
             operations.push(Operation {
                 method: method.to_owned(),
                 route: route.clone(),
@@ -266,5 +266,44 @@ fn refusal(interrupted: Interrupted) -> ApiError {
             ),
         ),
         None => ApiError::new(StatusCode::BAD_GATEWAY, "action_failed", interrupted.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_operation_table_comes_from_the_annotations() {
+        let start = OPERATIONS
+            .iter()
+            .find(|op| op.name == START)
+            .expect("Start is hooked");
+        assert_eq!(
+            (start.method.as_str(), start.route.as_str()),
+            ("POST", "/v1/workflows/{id}/executions")
+        );
+        // The actions API is never hooked, so a broken rule can always be repaired.
+        assert!(OPERATIONS.iter().all(|op| !op.route.starts_with("/v1/actions")));
+        let mut names: Vec<&str> = OPERATIONS.iter().map(|op| op.name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), OPERATIONS.len(), "an operation name is used twice");
+        assert!(services().contains(&"v1.Executions"));
+    }
+
+    #[test]
+    fn every_operation_has_its_own_operation_id() {
+        let mut ids = Vec::new();
+        for (route, item) in &super::super::openapi().paths.paths {
+            for (method, operation) in super::super::operations(item) {
+                let id = operation.operation_id.clone();
+                ids.push(id.unwrap_or_else(|| panic!("{method} {route} has no operation_id")));
+            }
+        }
+        let count = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), count, "operation ids repeat");
     }
 }

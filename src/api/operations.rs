@@ -8,10 +8,10 @@ use super::AppState;
 use crate::auth::Action;
 use crate::engine::GrantError;
 use crate::plugins::grants::GrantSpec;
-use axum::extract::State;
-use axum::http::StatusCode;
 use crate::plugins::grants::GrantView;
 use crate::store::RunnerInfo;
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
 

@@ -200,7 +200,10 @@ fn parameters() -> utoipa::openapi::schema::ArrayBuilder {
     use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
     let parameter = ObjectBuilder::new()
         .schema_type(Type::Object)
-        .property("name", ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)))
+        .property(
+            "name",
+            ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)),
+        )
         .required("name")
         .property("type", ObjectBuilder::new().schema_type(Type::String))
         .property(
@@ -234,7 +237,10 @@ impl utoipa::PartialSchema for AnswerBody {
         use utoipa::openapi::schema::{ObjectBuilder, Type};
         ObjectBuilder::new()
             .schema_type(Type::Object)
-            .property("parameters", parameters().description(Some("The answer's fields")))
+            .property(
+                "parameters",
+                parameters().description(Some("The answer's fields")),
+            )
             .into()
     }
 }

@@ -72,7 +72,7 @@ pub struct PluginList {
 #[serde(untagged)]
 pub enum PluginVersions {
     All { name: String, items: Vec<PluginView> },
-    One(PluginView),
+    One(Box<PluginView>),
 }
 
 fn view(meta: &PluginMeta, builtin: bool) -> PluginView {
@@ -144,7 +144,14 @@ pub async fn upload(
     QueryParams(query): QueryParams<UploadQuery>,
     caller: Caller,
     RawBody(body): RawBody,
-) -> Result<(StatusCode, [(axum::http::HeaderName, String); 1], Json<PluginView>), ApiError> {
+) -> Result<
+    (
+        StatusCode,
+        [(axum::http::HeaderName, String); 1],
+        Json<PluginView>,
+    ),
+    ApiError,
+> {
     caller.require(Action::WritePlugins)?;
     let plugins = state.engine.plugins();
     let wait = plugins.limits().upload_wait;
@@ -170,11 +177,7 @@ pub async fn upload(
     responses((status = 200, description = "Plugins", body = PluginList)))]
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<PluginList>, ApiError> {
     caller.require(Action::ReadPlugins)?;
-    let items = listed(&state)
-        .await?
-        .iter()
-        .map(|(m, b)| view(m, *b))
-        .collect();
+    let items = listed(&state).await?.iter().map(|(m, b)| view(m, *b)).collect();
     Ok(Json(PluginList { items }))
 }
 
@@ -222,7 +225,7 @@ pub async fn versions(
             items.push(last);
             Ok(Json(PluginVersions::All { name, items }))
         }
-        (Some(_), Some(one)) => Ok(Json(PluginVersions::One(one))),
+        (Some(_), Some(one)) => Ok(Json(PluginVersions::One(Box::new(one)))),
         (Some(version), None) => Err(ApiError::not_found(format!("no plugin {name}@{version}"))),
         (None, None) => Err(ApiError::not_found(format!("no plugin {name}"))),
     }

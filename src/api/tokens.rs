@@ -4,11 +4,11 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::extract::{JsonBody, PathParams, QueryParams};
 use super::AppState;
+use crate::auth::TokenRecord;
 use crate::auth::{Action, Role};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use crate::auth::TokenRecord;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 

@@ -244,7 +244,11 @@ pub struct WorkflowVersion {
     definition: Value,
 }
 
-async fn definition(state: &AppState, id: &str, version: Option<u64>) -> Result<Json<WorkflowVersion>, ApiError> {
+async fn definition(
+    state: &AppState,
+    id: &str,
+    version: Option<u64>,
+) -> Result<Json<WorkflowVersion>, ApiError> {
     let workflow = state
         .engine
         .workflow(id, version)

@@ -18,7 +18,8 @@ async fn the_document_validates_and_the_server_survives_fuzzing() {
     let yaml = std::fs::read_to_string(format!("{REPO}/examples/certificate-request.yaml"))
         .expect("the example workflow");
     api.create_workflow(&yaml).await;
-    api.create_workflow(&yaml.replace("version: 1", "version: 2")).await;
+    api.create_workflow(&yaml.replace("version: 1", "version: 2"))
+        .await;
     let run = api
         .start_run(
             "certificate-request",
