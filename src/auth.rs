@@ -129,7 +129,7 @@ impl Role {
 }
 
 /// A stored token: its owner and roles, never the secret itself.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(from = "StoredToken")]
 pub struct TokenRecord {
     pub id: String,
@@ -139,8 +139,10 @@ pub struct TokenRecord {
     pub roles: Vec<Role>,
     pub groups: Vec<String>,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub revoked_at: Option<OffsetDateTime>,
 }
 

@@ -32,7 +32,7 @@ use std::sync::Arc;
 const FORMAT: &str = "weft-bundle";
 const FORMAT_VERSION: u32 = 1;
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Bundle {
     pub format: String,
@@ -44,7 +44,7 @@ pub struct Bundle {
     pub plugins: Vec<BundledPlugin>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BundledWorkflow {
     pub id: String,
@@ -52,16 +52,17 @@ pub struct BundledWorkflow {
     pub versions: Vec<BundledVersion>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BundledVersion {
     pub version: u64,
     pub published: bool,
     pub digest: Digest,
+    #[schema(value_type = Object)]
     pub definition: Value,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BundledPlugin {
     pub name: String,
@@ -88,7 +89,7 @@ pub enum ImportError {
 }
 
 /// What an import did.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Imported {
     /// `id@version` written.
     pub imported: Vec<String>,

@@ -8,7 +8,7 @@ use std::str::FromStr;
 /// A step's unique name within a workflow (Keyfactor's UniqueName), such as `RequireApproval1`.
 /// Letters, digits, `_` and `-`, starting with a letter, at most 64 characters: it is used in
 /// signal keys (`Step.SignalType`) and expressions (`steps.Step.output`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "String", into = "String")]
 pub struct StepName(String);
 
@@ -128,7 +128,7 @@ impl fmt::Display for PluginRef {
 
 /// A content digest, `sha256:<64 lowercase hex>`: the identity of a plugin's bytes or a
 /// definition's canonical JSON.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "String", into = "String")]
 pub struct Digest(String);
 
@@ -177,7 +177,9 @@ impl fmt::Display for Digest {
 }
 
 /// A run (execution) id: a UUIDv7, so ids sort by start time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(transparent)]
 pub struct RunId(uuid::Uuid);
 

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 pub const MASK: &str = "********";
 
 /// Where a run is in its life. `Waiting` ⇄ `Running` may alternate; the last four are final.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RunState {
     Pending,
@@ -56,7 +56,7 @@ impl std::str::FromStr for RunState {
 }
 
 /// Where a step is in its run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum StepState {
     Pending,
@@ -88,7 +88,7 @@ impl StepState {
 }
 
 /// The workflow version a run is pinned to.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkflowRef {
     pub id: String,
     pub version: u64,
@@ -97,16 +97,19 @@ pub struct WorkflowRef {
 }
 
 /// One run of one workflow version.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunRecord {
     pub id: RunId,
     pub workflow: WorkflowRef,
     pub state: RunState,
+    #[schema(value_type = Object)]
     pub inputs: Value,
     pub started_by: String,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
     #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub ended_at: Option<OffsetDateTime>,
     pub steps: Vec<StepRecord>,
     #[serde(default)]
@@ -131,6 +134,7 @@ pub struct RunRecord {
         with = "time::serde::rfc3339::option",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub deadline: Option<OffsetDateTime>,
     /// Why the run failed, once it has, for its `on_failure` steps (which run after it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -149,6 +153,7 @@ pub struct RunRecord {
     pub next_log_seq: u64,
     /// The run's place in a trace, when traces are sent (see [`crate::telemetry::traces`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub trace: Option<crate::telemetry::traces::RunTrace>,
     /// The store's revision of this record as last read or written; `None` until first
     /// stored. Not part of the document: the store keeps it beside it.
@@ -163,25 +168,42 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
+/// A run in lists and events: who, what and where it is, without inputs or steps.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct RunSummary {
+    pub id: RunId,
+    pub workflow: String,
+    pub version: u64,
+    pub state: RunState,
+    pub started_by: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub ended_at: Option<String>,
+    pub waiting_steps: Vec<String>,
+    pub error: Option<String>,
+}
+
 /// The run and step a child run was started by.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ParentRef {
     pub run: RunId,
     pub step: String,
 }
 
 /// The failure an `on_failure` step reads as `failure`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Failure {
     pub step: String,
     pub error: String,
 }
 
 /// One retry of a failed run from its failed steps.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RetryRecord {
     pub by: String,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: OffsetDateTime,
     /// The steps run again.
     pub steps: Vec<String>,
@@ -223,18 +245,18 @@ impl RunRecord {
 
     /// The run without its inputs, outputs and steps: what listings and event payloads show
     /// (inputs and outputs may hold secure strings).
-    pub fn summary(&self) -> Value {
-        serde_json::json!({
-            "id": self.id,
-            "workflow": self.workflow.id,
-            "version": self.workflow.version,
-            "state": self.state,
-            "started_by": self.started_by,
-            "created_at": rfc3339(self.created_at),
-            "ended_at": self.ended_at.map(rfc3339),
-            "waiting_steps": self.waiting_step_names(),
-            "error": self.error,
-        })
+    pub fn summary(&self) -> RunSummary {
+        RunSummary {
+            id: self.id,
+            workflow: self.workflow.id.clone(),
+            version: self.workflow.version,
+            state: self.state,
+            started_by: self.started_by.clone(),
+            created_at: rfc3339(self.created_at),
+            ended_at: self.ended_at.map(rfc3339),
+            waiting_steps: self.waiting_step_names(),
+            error: self.error.clone(),
+        }
     }
 
     /// The names of the steps waiting now.
@@ -314,7 +336,7 @@ impl RunRecord {
 }
 
 /// One step of a run.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StepRecord {
     pub name: StepName,
     /// The plugin digest resolved when the run started; the run never changes plugin. None
@@ -339,8 +361,10 @@ pub struct StepRecord {
     /// Attempts made so far (1 after the first call).
     pub attempt: u32,
     #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub started_at: Option<OffsetDateTime>,
     #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub ended_at: Option<OffsetDateTime>,
     #[serde(default)]
     pub output: Option<Value>,
@@ -348,6 +372,7 @@ pub struct StepRecord {
     pub error: Option<String>,
     /// When the next attempt is due, while a retry waits out its backoff.
     #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub retry_at: Option<OffsetDateTime>,
     /// What the step waits for, while it waits.
     #[serde(default)]
@@ -376,7 +401,7 @@ pub struct StepRecord {
 /// Where a `for_each` step is. Only the items under way are kept here (at most its
 /// concurrency); every item's value and result are stored apart, so a transition writes what
 /// changed, not the whole list.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MapState {
     /// Items in the list.
     pub total: usize,
@@ -390,9 +415,11 @@ pub struct MapState {
 }
 
 /// An item under way: its value (what `item` is) and its record, as a step's.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MapItem {
     pub value: Value,
+    // The schema refers back to StepRecord's; collecting schemas must not recurse.
+    #[schema(no_recursion)]
     pub record: StepRecord,
 }
 
@@ -414,20 +441,22 @@ impl Unit {
 }
 
 /// A schedule's fire that started a run.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ScheduleRef {
     pub id: String,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub fire_at: OffsetDateTime,
 }
 
 /// What a step that waits for no person waits for.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "for", rename_all = "snake_case")]
 pub enum Pause {
     /// `sleep` or `until`: the step completes at `until`.
     Time {
         #[serde(with = "time::serde::rfc3339")]
+        #[schema(value_type = String, format = DateTime)]
         until: OffsetDateTime,
     },
     /// `wait_for`: the first matching event completes the step; at `until` (its timeout),
@@ -435,8 +464,10 @@ pub enum Pause {
     Events {
         events: Vec<EventMatch>,
         #[serde(with = "time::serde::rfc3339")]
+        #[schema(value_type = String, format = DateTime)]
         since: OffsetDateTime,
         #[serde(default, with = "time::serde::rfc3339::option")]
+        #[schema(value_type = Option<String>, format = DateTime)]
         until: Option<OffsetDateTime>,
         lookback_ms: u64,
     },
@@ -453,25 +484,29 @@ impl Pause {
 }
 
 /// An event a step waits for: its name and key.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EventMatch {
     pub event: String,
     pub key: String,
 }
 
 /// The interaction a suspended step waits on, and the plugin's own state to resume with.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Waiting {
     pub prompt: String,
     pub fields: Vec<Field>,
     pub assignees: Vec<String>,
     pub signal_types: Vec<String>,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub since: OffsetDateTime,
     #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<OffsetDateTime>,
-    /// The plugin's state, handed back to `resume` unchanged (the API does not show it).
-    #[serde(default)]
+    /// The plugin's state, handed back to `resume` unchanged. The API shows a copy with it
+    /// nulled, and null is never written (it reads back as null).
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    #[schema(ignore)]
     pub state: Value,
     /// When the next reminder goes out (the step's `remind_every`), and how many went out.
     #[serde(
@@ -479,6 +514,7 @@ pub struct Waiting {
         with = "time::serde::rfc3339::option",
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub remind_at: Option<OffsetDateTime>,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub reminders: u32,
@@ -489,16 +525,17 @@ pub struct Waiting {
 }
 
 /// An interaction handed to other people when it expired.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Escalation {
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: OffsetDateTime,
     pub from: Vec<String>,
     pub to: Vec<String>,
 }
 
 /// One field of an interaction form.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Field {
     pub name: String,
     #[serde(rename = "type")]
@@ -514,7 +551,7 @@ pub struct Field {
 }
 
 /// The type of a form field or workflow input.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum FieldType {
     #[default]
@@ -528,11 +565,12 @@ pub enum FieldType {
 }
 
 /// An answer the step accepted.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AnswerRecord {
     pub signal_type: String,
     pub answered_by: String,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub answered_at: OffsetDateTime,
     /// What was answered, to show: the values of the form's fields only, secure strings
     /// masked and long text cut (see [`AnswerRecord::shown`]). Absent in runs answered
@@ -565,10 +603,11 @@ impl AnswerRecord {
 }
 
 /// A line of a run's log: a plugin's `log` call or an engine event.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LogLine {
     pub seq: u64,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: OffsetDateTime,
     pub level: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

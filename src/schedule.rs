@@ -226,18 +226,21 @@ impl When {
 const MAX_MISSED_STEPS: usize = 10_000;
 
 /// A schedule as stored: its definition and where it is.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ScheduleRecord {
     pub definition: ScheduleDefinition,
     pub id: String,
     pub created_by: String,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
     pub paused: bool,
     /// The next instant it fires for; none while paused or when it never fires again.
     #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub next_fire: Option<OffsetDateTime>,
     #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_fire: Option<OffsetDateTime>,
     /// The run the last fire started.
     #[serde(default)]
@@ -252,6 +255,16 @@ pub struct ScheduleRecord {
     pub skipped: u64,
 }
 
+/// A schedule with its next fire times.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ScheduleView {
+    #[serde(flatten)]
+    pub record: ScheduleRecord,
+    /// The next few instants it fires for (none while paused).
+    #[schema(value_type = Vec<String>, format = DateTime)]
+    pub next_fires: Vec<String>,
+}
+
 /// Next fire times a schedule's view lists.
 const NEXT_FIRES: usize = 5;
 
@@ -261,9 +274,13 @@ impl ScheduleRecord {
         When::of(&self.definition, self.created_at, Duration::ZERO)
     }
 
-    /// The schedule as the API and the CLI show it: the record and its next fire times.
+    /// The schedule as the CLI shows it: [`ScheduleRecord::shown`] as JSON.
     pub fn view(&self) -> Value {
-        let mut shown = serde_json::to_value(self).unwrap_or_default();
+        serde_json::to_value(self.shown()).unwrap_or_default()
+    }
+
+    /// The schedule as the API shows it: the record and its next fire times.
+    pub fn shown(&self) -> ScheduleView {
         let mut next = Vec::new();
         if let (Ok(when), Some(mut at)) = (self.when(), self.next_fire) {
             next.push(at);
@@ -273,9 +290,10 @@ impl ScheduleRecord {
                 at = n;
             }
         }
-        shown["next_fires"] =
-            serde_json::json!(next.into_iter().map(crate::run::rfc3339).collect::<Vec<_>>());
-        shown
+        ScheduleView {
+            record: self.clone(),
+            next_fires: next.into_iter().map(crate::run::rfc3339).collect(),
+        }
     }
 
     /// One line for `weft schedule list`.

@@ -336,14 +336,14 @@ impl Step {
 }
 
 /// One problem in a definition or in run inputs.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     pub path: String,
     pub message: String,
 }
 
 /// Every problem found, one per line.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Problems(pub Vec<Problem>);
 
 impl fmt::Display for Problems {

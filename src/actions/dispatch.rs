@@ -33,7 +33,7 @@ impl std::fmt::Display for Interrupted {
 }
 
 /// Which event delivery a call belongs to, for the log.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Delivery {
     /// The event's id.
     pub event: String,
@@ -42,9 +42,10 @@ pub struct Delivery {
 }
 
 /// One target call, as the actions log keeps it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LogEntry {
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: OffsetDateTime,
     /// The event, API operation or function that triggered the call.
     pub trigger: String,
@@ -69,7 +70,9 @@ pub struct LogEntry {
     pub logs: Vec<LogLine>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// What a target's plugin logged.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = TargetLogLine)]
 pub struct LogLine {
     pub level: String,
     pub message: String,

@@ -81,7 +81,7 @@ impl ActionEvent {
         };
         let mut data = run.summary();
         // A transition may pass through several states; each event tells its own.
-        data["state"] = json!(state);
+        data.state = state;
         Some(ActionEvent {
             name,
             data: json!({ "run": data }),

@@ -21,7 +21,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_TEXT: usize = 1000;
 
 /// How a target's result affects the targets after it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TargetType {
     /// Waits; a returned payload replaces the payload for every later target.
@@ -36,11 +36,12 @@ pub enum TargetType {
 }
 
 /// A WASM component to call, with how to call it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Target {
     pub id: String,
     pub name: String,
     /// The plugin as it was named (`name`, `name@version` or a digest).
+    #[schema(value_type = String)]
     pub plugin: PluginRef,
     /// The component the name resolved to when the target was saved; calls use this one.
     pub digest: Digest,
@@ -50,30 +51,40 @@ pub struct Target {
     pub declared_as: Option<String>,
     #[serde(rename = "type")]
     pub kind: TargetType,
+    /// Such as `10s`.
     #[serde(with = "humantime_serde")]
+    #[schema(value_type = String)]
     pub timeout: Duration,
     pub interrupt_on_error: bool,
     /// What this target may do, handed to the plugin with every payload.
+    #[schema(value_type = Object)]
     pub config: Map<String, Value>,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub changed_at: OffsetDateTime,
 }
 
 /// The body of `POST /v1/actions/targets`, and of `PUT`, where every field is optional and a
 /// field left out keeps its value.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TargetSpec {
     pub name: Option<String>,
+    /// `name`, `name@version` or a digest.
+    #[schema(value_type = Option<String>)]
     pub plugin: Option<PluginRef>,
     #[serde(rename = "type")]
     pub kind: Option<TargetType>,
+    /// Such as `10s`; at most `5m`.
     #[serde(default, with = "humantime_serde")]
+    #[schema(value_type = Option<String>)]
     pub timeout: Option<Duration>,
     #[serde(alias = "interruptOnError")]
     pub interrupt_on_error: Option<bool>,
+    #[schema(value_type = Option<Object>)]
     pub config: Option<Map<String, Value>>,
 }
 
@@ -140,7 +151,7 @@ pub enum Condition {
 }
 
 /// What kind of condition, for searches.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ConditionKind {
     Request,
@@ -392,10 +403,17 @@ pub struct Execution {
 }
 
 /// The body of `PUT /v1/actions/executions` (ZITADEL's SetExecution).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExecutionSpec {
+    /// Exactly one of `request`, `response` (each `{"method"}`, `{"service"}` or `{"all":
+    /// true}`), `event` (`{"event"}`, `{"group"}` or `{"all": true}`) and `function`
+    /// (`{"name"}`).
+    #[schema(value_type = Object)]
     pub condition: Condition,
+    /// `{"target": ID}` or `{"include": CONDITION}` entries, in call order; empty removes the
+    /// rule.
     #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
     pub targets: Vec<Entry>,
 }

@@ -34,14 +34,16 @@ const CLAIM: Duration = Duration::from_secs(60);
 const RECHECK: Duration = Duration::from_secs(5);
 
 /// An outbox entry; also the payload targets receive.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Pending {
     pub id: String,
     pub event: String,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub at: OffsetDateTime,
     /// Deliveries begun so far.
     pub attempt: u32,
+    #[schema(value_type = Object)]
     pub data: Value,
 }
 

@@ -1,9 +1,9 @@
 //! Authentication and the audit log, as one middleware; and the permission check handlers
 //! call.
 //!
-//! Every request but `/healthz` needs `Authorization: Bearer <token>`. A server on loopback
-//! whose database has no token yet runs in local mode: callers are local admins named by the
-//! `X-Weft-User` header. Every request that changes something is recorded in the audit log
+//! Every request but `/healthz` and `/v1/openapi.json` needs `Authorization: Bearer <token>`.
+//! A server on loopback whose database has no token yet runs in local mode: callers are local
+//! admins named by the `X-Weft-User` header. Every request that changes something is recorded in the audit log
 //! with who made it and how it ended.
 
 use super::error::ApiError;
@@ -37,7 +37,9 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
         .into_response();
     }
     let path = request.uri().path();
-    if path == "/healthz" || (path == "/metrics" && state.metrics_without_token) {
+    // The document is public so that client generators and API fuzzers can read it.
+    if path == "/healthz" || path == "/v1/openapi.json" || (path == "/metrics" && state.metrics_without_token)
+    {
         return next.run(request).await;
     }
     let method = request.method().clone();

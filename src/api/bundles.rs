@@ -6,13 +6,12 @@ use super::error::ApiError;
 use super::extract::QueryParams;
 use super::AppState;
 use crate::auth::Action;
-use crate::bundle::{self, ImportError};
+use crate::bundle::{self, Bundle, ImportError, Imported};
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
 use std::collections::HashMap;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -22,6 +21,7 @@ pub struct ExportRequest {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ExportQuery {
     /// Also carry the plugins' bytes, so the bundle imports where they are missing.
     #[serde(default)]
@@ -29,10 +29,14 @@ pub struct ExportQuery {
 }
 
 /// Exports workflows, every version, and the plugins they name, as one JSON file.
-#[utoipa::path(post, path = "/v1/workflows/export", tag = "workflows", params(ExportQuery),
+#[utoipa::path(post, path = "/v1/workflows/export", tag = "workflows", operation_id = "Workflows.Export",
+    extensions(("x-weft-actions" = json!(true))), params(ExportQuery),
     request_body = ExportRequest,
-    responses((status = 200, description = "The bundle, as a file", body = serde_json::Value),
-        (status = 404, description = "An id is unknown", body = super::error::ErrorBody)))]
+    responses((status = 200, description = "The bundle, as a file", body = Bundle,
+            headers(("Content-Disposition" = String, description = "attachment; filename=..."))),
+        (status = 400, description = "A bad body", body = super::error::ErrorBody),
+        (status = 404, description = "An id is unknown", body = super::error::ErrorBody),
+        (status = 415, description = "Not JSON", body = super::error::ErrorBody)))]
 pub async fn export(
     State(state): State<AppState>,
     QueryParams(query): QueryParams<ExportQuery>,
@@ -51,14 +55,11 @@ pub async fn export(
         _ => "workflows".to_owned(),
     };
     let disposition = format!("attachment; filename=\"{name}.weft-bundle.json\"");
-    Ok((
-        [(header::CONTENT_DISPOSITION, disposition)],
-        Json(serde_json::to_value(&bundle).map_err(anyhow::Error::from)?),
-    )
-        .into_response())
+    Ok(([(header::CONTENT_DISPOSITION, disposition)], Json(bundle)).into_response())
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ImportQuery {
     /// `OLD:NEW` to import workflow OLD as NEW; repeat as `rename=a:b,c:d`.
     rename: Option<String>,
@@ -66,9 +67,11 @@ pub struct ImportQuery {
 
 /// Imports a bundle: the raw file, or multipart with the file in `uploadFile` (SecMaster).
 /// Everything is checked before anything is written; importing twice changes nothing.
-#[utoipa::path(post, path = "/v1/workflows/import", tag = "workflows", params(ImportQuery),
-    request_body(content = serde_json::Value, description = "A bundle, raw or as multipart `uploadFile`"),
-    responses((status = 200, description = "Imported", body = serde_json::Value),
+#[utoipa::path(post, path = "/v1/workflows/import", tag = "workflows", operation_id = "Workflows.Import",
+    extensions(("x-weft-actions" = json!(true))), params(ImportQuery),
+    request_body(description = "A bundle, raw or as multipart `uploadFile`",
+        content((Bundle = "application/json"), (ImportForm = "multipart/form-data"))),
+    responses((status = 200, description = "Imported", body = Imported),
         (status = 400, description = "Not a valid bundle, or something in it is invalid", body = super::error::ErrorBody),
         (status = 409, description = "Versions exist here with other content", body = super::error::ErrorBody)))]
 pub async fn import(
@@ -76,7 +79,7 @@ pub async fn import(
     QueryParams(query): QueryParams<ImportQuery>,
     caller: Caller,
     request: Request,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Imported>, ApiError> {
     caller.require(Action::WriteWorkflows)?;
     caller.require(Action::WritePlugins)?;
     let rename = parse_rename(query.rename.as_deref())?;
@@ -85,7 +88,14 @@ pub async fn import(
     let imported = bundle::import(&state.engine, bundle, &rename)
         .await
         .map_err(import_error)?;
-    Ok(Json(json!(imported)))
+    Ok(Json(imported))
+}
+
+/// SecMaster's multipart import: the bundle file in `uploadFile`.
+#[derive(utoipa::ToSchema)]
+pub struct ImportForm {
+    #[schema(rename = "uploadFile", value_type = String, format = Binary)]
+    upload_file: Vec<u8>,
 }
 
 /// `a:b,c:d` as a map of old ids to new ones.
@@ -124,7 +134,10 @@ async fn bundle_bytes(request: Request, state: &AppState) -> Result<Vec<u8>, Api
                 .bytes()
                 .await
                 .map_err(|e| ApiError::bad_request(format!("cannot read uploadFile: {}", e.body_text())))?;
-            return Ok(bytes.to_vec());
+            let form = ImportForm {
+                upload_file: bytes.to_vec(),
+            };
+            return Ok(form.upload_file);
         }
     }
     Err(ApiError::bad_request(

@@ -21,14 +21,16 @@ pub struct ApiError {
     pub problems: Option<Problems>,
 }
 
+/// The body of every error response.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// A stable machine-readable code, such as `not_found` or `conflict`.
     code: &'static str,
     /// What is wrong and how to fix it.
     message: String,
+    /// Every validation problem with its path (`invalid_definition`, `invalid_input`,
+    /// `invalid_schedule`, import conflicts).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Vec<Object>>)]
     problems: Option<Problems>,
 }
 

@@ -28,19 +28,29 @@ pub struct EventBody {
     name: String,
     /// Text or a number; empty matches steps that wait without a key.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = event_key)]
     key: Value,
+    /// Handed to the waiting step as its output.
     #[serde(default)]
-    #[schema(value_type = Object)]
     data: Value,
+}
+
+/// `key`'s schema: text, a number or null.
+fn event_key() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Number, Type::Null]))
+        .build()
 }
 
 /// Sends an event: it is kept for `limits.event_retention`, handed now to every step waiting
 /// for its name and key, and later to steps that begin waiting within their `lookback`.
-#[utoipa::path(post, path = "/v1/events", tag = "events",
-    request_body(content = EventBody, description = "{\"name\": \"payment.received\", \"key\": \"A-17\", \"data\": {...}}"),
-    responses((status = 200, description = "Stored; the runs that took it", body = serde_json::Value),
+#[utoipa::path(post, path = "/v1/events", tag = "events", operation_id = "Events.Send",
+    extensions(("x-weft-actions" = json!(true))),
+    request_body(content = EventBody, content_type = "application/json"),
+    responses((status = 200, description = "Stored; the runs that took it", body = EventReceipt),
         (status = 400, description = "A bad name, key or data", body = super::error::ErrorBody),
+        (status = 415, description = "Not JSON", body = super::error::ErrorBody),
         (status = 403, description = "Not an operator or admin", body = super::error::ErrorBody)))]
 pub async fn send(
     State(state): State<AppState>,

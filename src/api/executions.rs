@@ -4,21 +4,24 @@
 use super::auth::Caller;
 use super::error::ApiError;
 use super::extract::{JsonBody, PathParams, QueryParams, RawBody};
+use super::params::StartBody;
 use super::{json_or_empty, views, AppState};
 use crate::auth::Action;
 use crate::engine::RunQuery;
 use crate::engine::StartOptions;
 use crate::names::RunId;
+use crate::run::{LogLine, RunSummary};
 use crate::run::{RunRecord, RunState};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use time::OffsetDateTime;
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StartQuery {
     /// Start this version instead of the latest.
     version: Option<u64>,
@@ -31,13 +34,17 @@ pub struct StartQuery {
 /// `{"input": {...}}`, or SecMaster's `playbook_context`; `{}` or no body starts without
 /// inputs. The same `Idempotency-Key` returns the same run.
 #[utoipa::path(post, path = "/v1/workflows/{id}/executions", tag = "executions",
+    operation_id = "Executions.Start", extensions(("x-weft-actions" = json!(true))),
     params(("id" = String, Path, description = "Workflow id"), StartQuery,
-        ("Idempotency-Key" = Option<String>, Header, description = "Start at most one run per key")),
-    request_body(content = serde_json::Value, content_type = "application/json"),
-    responses((status = 202, description = "Started", body = serde_json::Value),
-        (status = 200, description = "Finished or waiting (with ?wait=true)", body = serde_json::Value),
-        (status = 400, description = "Invalid inputs", body = super::error::ErrorBody),
-        (status = 404, description = "No such workflow", body = super::error::ErrorBody)))]
+        ("Idempotency-Key" = Option<String>, Header, description = "Start at most one run per key (1 to 255 visible characters)")),
+    request_body(content = StartBody, content_type = "application/json"),
+    responses((status = 202, description = "Started", body = Started,
+            headers(("Location" = String, description = "The run"))),
+        (status = 200, description = "Finished or waiting (with ?wait=true)", body = views::Execution,
+            headers(("Location" = String, description = "The run"))),
+        (status = 400, description = "Invalid body or inputs", body = super::error::ErrorBody),
+        (status = 404, description = "No such workflow", body = super::error::ErrorBody),
+        (status = 422, description = "The Idempotency-Key was used for another request", body = super::error::ErrorBody)))]
 pub async fn start(
     State(state): State<AppState>,
     PathParams(workflow_id): PathParams<String>,
@@ -47,8 +54,7 @@ pub async fn start(
     RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
     caller.require(Action::StartRuns)?;
-    let body = json_or_empty(&body)?;
-    let mut inputs = super::params::start_inputs(&body)?;
+    let StartBody { body, mut inputs } = StartBody::parse(&body)?;
     let workflow = state
         .engine
         .workflow(&workflow_id, query.version)
@@ -96,8 +102,29 @@ async fn started(state: &AppState, workflow_id: &str, id: RunId, wait: bool) -> 
         .run(id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no run {id}")))?;
-    let body = json!({"id": id, "state": run.state, "href": location});
+    let body = Started {
+        id,
+        state: run.state,
+        href: location.clone(),
+    };
     Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(body)).into_response())
+}
+
+/// A run just started (or restarted).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Started {
+    id: RunId,
+    state: RunState,
+    /// Where the run is read: `/v1/workflows/ID/executions/RUN`.
+    href: String,
+}
+
+/// A page of runs, newest first.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RunPage {
+    items: Vec<RunSummary>,
+    /// Pass as `cursor` for the next page; null on the last.
+    next_cursor: Option<String>,
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -118,9 +145,10 @@ pub struct ListQuery {
     /// Only runs started by this user; `me` is the caller.
     started_by: Option<String>,
     /// `input.NAME=VALUE`: only runs whose input NAME is VALUE (exact, on top-level string,
-    /// number and boolean inputs; several allowed). Read from an index, never a scan.
+    /// number and boolean inputs; several allowed). Read from an index, never a scan. Not in
+    /// the document: OpenAPI cannot name parameters by a prefix.
     #[serde(flatten)]
-    #[param(value_type = Object)]
+    #[param(ignore)]
     filters: std::collections::BTreeMap<String, String>,
 }
 
@@ -129,34 +157,36 @@ const MAX_INPUT_FILTERS: usize = 8;
 
 /// Runs of one workflow, newest first, filtered and paged.
 #[utoipa::path(get, path = "/v1/workflows/{id}/executions", tag = "executions",
+    operation_id = "Executions.List", extensions(("x-weft-actions" = json!(true))),
     params(("id" = String, Path, description = "Workflow id"), ListQuery),
-    responses((status = 200, description = "A page of runs", body = serde_json::Value),
+    responses((status = 200, description = "A page of runs", body = RunPage),
         (status = 400, description = "Bad filter", body = super::error::ErrorBody)))]
 pub async fn list_for_workflow(
     State(state): State<AppState>,
     PathParams(workflow_id): PathParams<String>,
     QueryParams(mut query): QueryParams<ListQuery>,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RunPage>, ApiError> {
     caller.require(Action::ReadRuns)?;
     query.workflow = Some(workflow_id);
     list_runs(&state, &caller, query).await
 }
 
 /// Runs of every workflow, newest first, filtered and paged (`?state=waiting`).
-#[utoipa::path(get, path = "/v1/executions", tag = "executions", params(ListQuery),
-    responses((status = 200, description = "A page of runs", body = serde_json::Value),
+#[utoipa::path(get, path = "/v1/executions", tag = "executions", operation_id = "Executions.ListAll",
+    extensions(("x-weft-actions" = json!(true))), params(ListQuery),
+    responses((status = 200, description = "A page of runs", body = RunPage),
         (status = 400, description = "Bad filter", body = super::error::ErrorBody)))]
 pub async fn list_all(
     State(state): State<AppState>,
     QueryParams(query): QueryParams<ListQuery>,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RunPage>, ApiError> {
     caller.require(Action::ReadRuns)?;
     list_runs(&state, &caller, query).await
 }
 
-async fn list_runs(state: &AppState, caller: &Caller, query: ListQuery) -> Result<Json<Value>, ApiError> {
+async fn list_runs(state: &AppState, caller: &Caller, query: ListQuery) -> Result<Json<RunPage>, ApiError> {
     let wanted: Option<RunState> = query
         .state
         .as_deref()
@@ -217,8 +247,8 @@ async fn list_runs(state: &AppState, caller: &Caller, query: ListQuery) -> Resul
     } else {
         None
     };
-    let items: Vec<Value> = runs.iter().map(RunRecord::summary).collect();
-    Ok(Json(json!({"items": items, "next_cursor": next_cursor})))
+    let items = runs.iter().map(RunRecord::summary).collect();
+    Ok(Json(RunPage { items, next_cursor }))
 }
 
 fn time_param(name: &str, value: Option<&str>) -> Result<Option<OffsetDateTime>, ApiError> {
@@ -274,14 +304,15 @@ fn no_such_run(workflow_id: &str, eid: &str) -> ApiError {
 /// One run: inputs (secure ones masked), outputs, steps with the ones waiting now, error,
 /// times and who started it.
 #[utoipa::path(get, path = "/v1/workflows/{id}/executions/{eid}", tag = "executions",
+    operation_id = "Executions.Get", extensions(("x-weft-actions" = json!(true))),
     params(("id" = String, Path, description = "Workflow id"), ("eid" = String, Path, description = "Execution id")),
-    responses((status = 200, description = "The run", body = serde_json::Value),
+    responses((status = 200, description = "The run", body = views::Execution),
         (status = 404, description = "No such run", body = super::error::ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     PathParams((wf, eid)): PathParams<(String, String)>,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<views::Execution>, ApiError> {
     let run = find(&state, &caller, Action::ReadRuns, &wf, &eid).await?;
     Ok(Json(views::execution(
         &run,
@@ -290,6 +321,7 @@ pub async fn get(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WaitQuery {
     /// Answer only once the run has finished or waits for a person.
     #[serde(default)]
@@ -297,16 +329,17 @@ pub struct WaitQuery {
 }
 
 /// One run by id alone, whatever its workflow.
-#[utoipa::path(get, path = "/v1/executions/{eid}", tag = "executions",
+#[utoipa::path(get, path = "/v1/executions/{eid}", tag = "executions", operation_id = "Executions.GetById",
+    extensions(("x-weft-actions" = json!(true))),
     params(("eid" = String, Path, description = "Execution id"), WaitQuery),
-    responses((status = 200, description = "The run", body = serde_json::Value),
+    responses((status = 200, description = "The run", body = views::Execution),
         (status = 404, description = "No such run", body = super::error::ErrorBody)))]
 pub async fn get_by_id(
     State(state): State<AppState>,
     PathParams(eid): PathParams<String>,
     QueryParams(query): QueryParams<WaitQuery>,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<views::Execution>, ApiError> {
     caller.require(Action::ReadRuns)?;
     let id: RunId = eid.parse().map_err(ApiError::not_found)?;
     let run = state
@@ -328,14 +361,15 @@ pub async fn get_by_id(
 
 /// The run's state.
 #[utoipa::path(get, path = "/v1/workflows/{id}/executions/{eid}/state", tag = "executions",
+    operation_id = "Executions.GetState", extensions(("x-weft-actions" = json!(true))),
     params(("id" = String, Path, description = "Workflow id"), ("eid" = String, Path, description = "Execution id")),
-    responses((status = 200, description = "State", body = serde_json::Value),
+    responses((status = 200, description = "State", body = views::ExecutionState),
         (status = 404, description = "No such run", body = super::error::ErrorBody)))]
 pub async fn get_state(
     State(state): State<AppState>,
     PathParams((wf, eid)): PathParams<(String, String)>,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<views::ExecutionState>, ApiError> {
     Ok(Json(views::state(
         &find(&state, &caller, Action::ReadRuns, &wf, &eid).await?,
     )))
@@ -343,6 +377,7 @@ pub async fn get_state(
 
 /// Cancels the run.
 #[utoipa::path(delete, path = "/v1/workflows/{id}/executions/{eid}/state", tag = "executions",
+    operation_id = "Executions.Cancel", extensions(("x-weft-actions" = json!(true))),
     params(("id" = String, Path, description = "Workflow id"), ("eid" = String, Path, description = "Execution id")),
     responses((status = 204, description = "Canceled"),
         (status = 404, description = "No such run", body = super::error::ErrorBody),
@@ -359,6 +394,7 @@ pub async fn cancel(
 
 /// Deletes a finished run.
 #[utoipa::path(delete, path = "/v1/workflows/{id}/executions/{eid}", tag = "executions",
+    operation_id = "Executions.Delete", extensions(("x-weft-actions" = json!(true))),
     params(("id" = String, Path, description = "Workflow id"), ("eid" = String, Path, description = "Execution id")),
     responses((status = 204, description = "Deleted"),
         (status = 404, description = "No such run", body = super::error::ErrorBody),
@@ -374,6 +410,7 @@ pub async fn delete(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogQuery {
     /// Lines after this sequence number.
     after: Option<u64>,
@@ -381,26 +418,40 @@ pub struct LogQuery {
     limit: Option<usize>,
 }
 
+/// A page of a run's log.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct LogPage {
+    items: Vec<LogLine>,
+    /// Pass as `after` for the next page; null when the page is empty.
+    next_after: Option<u64>,
+}
+
 /// The run's log: plugin `log` calls and engine events.
 #[utoipa::path(get, path = "/v1/workflows/{id}/executions/{eid}/logs", tag = "executions",
+    operation_id = "Executions.ListLogs", extensions(("x-weft-actions" = json!(true))),
     params(("id" = String, Path, description = "Workflow id"), ("eid" = String, Path, description = "Execution id"), LogQuery),
-    responses((status = 200, description = "Log lines", body = serde_json::Value),
+    responses((status = 200, description = "Log lines", body = LogPage),
+        (status = 400, description = "A bad query", body = super::error::ErrorBody),
         (status = 404, description = "No such run", body = super::error::ErrorBody)))]
 pub async fn logs(
     State(state): State<AppState>,
     PathParams((wf, eid)): PathParams<(String, String)>,
     QueryParams(query): QueryParams<LogQuery>,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LogPage>, ApiError> {
     let run = find(&state, &caller, Action::ReadRuns, &wf, &eid).await?;
     let limit = query.limit.unwrap_or(100).clamp(1, 10_000);
     let lines = state.engine.logs(run.id, query.after, limit).await?;
     let next_after = lines.last().map(|l| l.seq);
-    Ok(Json(json!({"items": lines, "next_after": next_after})))
+    Ok(Json(LogPage {
+        items: lines,
+        next_after,
+    }))
 }
 
 /// The whole log as a text file.
 #[utoipa::path(get, path = "/v1/workflows/{id}/executions/{eid}/logs/export", tag = "executions",
+    operation_id = "Executions.ExportLogs", extensions(("x-weft-actions" = json!(true))),
     params(("id" = String, Path, description = "Workflow id"), ("eid" = String, Path, description = "Execution id")),
     responses((status = 200, description = "The log", body = String, content_type = "text/plain"),
         (status = 404, description = "No such run", body = super::error::ErrorBody)))]
@@ -434,30 +485,36 @@ pub async fn export_logs(
 
 /// Per-step durations, attempts and time spent waiting.
 #[utoipa::path(get, path = "/v1/workflows/{id}/executions/{eid}/statistics", tag = "executions",
+    operation_id = "Executions.GetStatistics", extensions(("x-weft-actions" = json!(true))),
     params(("id" = String, Path, description = "Workflow id"), ("eid" = String, Path, description = "Execution id")),
-    responses((status = 200, description = "Statistics", body = serde_json::Value),
+    responses((status = 200, description = "Statistics", body = views::Statistics),
         (status = 404, description = "No such run", body = super::error::ErrorBody)))]
 pub async fn statistics(
     State(state): State<AppState>,
     PathParams((wf, eid)): PathParams<(String, String)>,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<views::Statistics>, ApiError> {
     Ok(Json(views::statistics(
         &find(&state, &caller, Action::ReadRuns, &wf, &eid).await?,
     )))
 }
 
-#[derive(Deserialize, Default)]
-struct RestartBody {
+/// The body of a restart; `{}` or none restarts on the run's own version.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+pub struct RestartBody {
+    /// Start the new run on this version of the workflow.
     version: Option<u64>,
 }
 
 /// Starts a new run with the same inputs (optionally on another version); only failed,
 /// rejected or canceled runs.
 #[utoipa::path(post, path = "/v1/workflows/{id}/executions/{eid}/restart", tag = "executions",
+    operation_id = "Executions.Restart", extensions(("x-weft-actions" = json!(true))),
     params(("id" = String, Path, description = "Workflow id"), ("eid" = String, Path, description = "Execution id")),
-    request_body(content = serde_json::Value, description = "Optional {\"version\": N}"),
-    responses((status = 202, description = "The new run", body = serde_json::Value),
+    request_body(content = Option<RestartBody>, content_type = "application/json"),
+    responses((status = 202, description = "The new run", body = Started,
+            headers(("Location" = String, description = "The new run"))),
+        (status = 400, description = "A bad body", body = super::error::ErrorBody),
         (status = 404, description = "No such run or version", body = super::error::ErrorBody),
         (status = 409, description = "The run cannot be restarted", body = super::error::ErrorBody)))]
 pub async fn restart(
@@ -489,9 +546,10 @@ pub struct RetryBody {
 /// answers stay; the failed steps and what depends on them run again, optionally on another
 /// version or with a corrected input for one step. Who retried is recorded in the run.
 #[utoipa::path(post, path = "/v1/workflows/{id}/executions/{eid}/retry", tag = "executions",
+    operation_id = "Executions.Retry",
     params(("id" = String, Path, description = "Workflow id"), ("eid" = String, Path, description = "Execution id")),
-    request_body(content = RetryBody, description = "Optional {\"version\": N, \"step\": NAME, \"input\": {...}}"),
-    responses((status = 200, description = "The run, going again", body = serde_json::Value),
+    request_body(content = Option<RetryBody>, content_type = "application/json"),
+    responses((status = 200, description = "The run, going again", body = views::Execution),
         (status = 400, description = "A bad corrected input", body = super::error::ErrorBody),
         (status = 404, description = "No such run or version", body = super::error::ErrorBody),
         (status = 409, description = "The run has not failed", body = super::error::ErrorBody)))]
@@ -500,7 +558,7 @@ pub async fn retry(
     PathParams((wf, eid)): PathParams<(String, String)>,
     caller: Caller,
     RawBody(body): RawBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<views::Execution>, ApiError> {
     let run = find(&state, &caller, Action::ManageRuns, &wf, &eid).await?;
     let body: RetryBody = serde_json::from_value(json_or_empty(&body)?)
         .map_err(|e| ApiError::bad_request(format!("invalid retry body: {e}")))?;
@@ -539,19 +597,29 @@ pub struct PurgeBody {
 
 /// Deletes finished runs that ended longer ago than `older_than`, with their logs. Runs are
 /// also deleted by themselves when their retention ends.
-#[utoipa::path(post, path = "/v1/executions/purge", tag = "executions",
-    request_body(content = PurgeBody, description = "{\"older_than\": \"7d\", \"workflow\": \"ID\"}"),
-    responses((status = 200, description = "{\"purged\": N}", body = serde_json::Value),
-        (status = 403, description = "May not delete runs", body = super::error::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/executions/purge", tag = "executions", operation_id = "Executions.Purge",
+    extensions(("x-weft-actions" = json!(true))),
+    request_body(content = PurgeBody, content_type = "application/json"),
+    responses((status = 200, description = "How many runs were deleted", body = Purged),
+        (status = 400, description = "A bad body", body = super::error::ErrorBody),
+        (status = 403, description = "May not delete runs", body = super::error::ErrorBody),
+        (status = 415, description = "Not JSON", body = super::error::ErrorBody)))]
 pub async fn purge(
     State(state): State<AppState>,
     caller: Caller,
     JsonBody(body): JsonBody<PurgeBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Purged>, ApiError> {
     caller.require(Action::ManageRuns)?;
     let purged = state
         .engine
         .purge_runs(body.older_than, body.workflow.as_deref())
         .await?;
-    Ok(Json(serde_json::json!({ "purged": purged })))
+    Ok(Json(Purged { purged }))
+}
+
+/// What a purge did.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Purged {
+    /// How many runs were deleted.
+    purged: usize,
 }

@@ -12,6 +12,19 @@ pub struct JsonBody<T>(pub T);
 /// The raw body; an over-limit body is a JSON 413 like every other error.
 pub struct RawBody(pub Bytes);
 
+/// Any bytes.
+impl utoipa::PartialSchema for RawBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for RawBody {}
+
 impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = ApiError;
 

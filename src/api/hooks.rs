@@ -13,9 +13,10 @@
 //! 4xx status (`refused_by_action`), otherwise 502 (`action_failed`). After the handler, the
 //! operation has happened even if a response target interrupts.
 //!
-//! The actions API itself is never hooked, so a broken rule can always be repaired. Routes
-//! missing from [`OPERATIONS`] are not hooked either. This module owns the operation table
-//! and the HTTP side of hooks; which targets run and how is [`crate::actions`]' business.
+//! Only operations whose annotation carries `"x-weft-actions": true` ([`HOOKED`]) are hooked;
+//! the actions API itself never is, so a broken rule can always be repaired. This module owns
+//! the operation table (read from the OpenAPI document) and the HTTP side of hooks; which
+//! targets run and how is [`crate::actions`]' business.
 
 use super::error::ApiError;
 use super::AppState;
@@ -28,6 +29,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
+use std::sync::LazyLock;
 
 /// The largest response body a response target is shown; larger ones fail the call (502).
 const MAX_HOOKED_RESPONSE: usize = 64 << 20;
@@ -35,105 +37,59 @@ const MAX_HOOKED_RESPONSE: usize = 64 << 20;
 /// The operation `/v1.Executions/Start` names.
 const START: &str = "/v1.Executions/Start";
 
-/// (HTTP method, route as registered in the router, operation). The service of an
-/// operation is its first part: `/v1.Executions/Start` belongs to `v1.Executions`.
-pub const OPERATIONS: &[(&str, &str, &str)] = &[
-    ("POST", "/v1/plugins", "/v1.Plugins/Upload"),
-    ("GET", "/v1/plugins", "/v1.Plugins/List"),
-    ("GET", "/v1/plugins/{name}", "/v1.Plugins/ListVersions"),
-    ("DELETE", "/v1/plugins/{name}", "/v1.Plugins/Delete"),
-    ("POST", "/v1/workflows", "/v1.Workflows/Create"),
-    ("GET", "/v1/workflows", "/v1.Workflows/List"),
-    ("GET", "/v1/workflows/{id}", "/v1.Workflows/Get"),
-    ("DELETE", "/v1/workflows/{id}", "/v1.Workflows/Delete"),
-    ("GET", "/v1/workflows/{id}/versions", "/v1.Workflows/ListVersions"),
-    (
-        "GET",
-        "/v1/workflows/{id}/versions/{version}",
-        "/v1.Workflows/GetVersion",
-    ),
-    (
-        "POST",
-        "/v1/workflows/{id}/versions/{version}/publish",
-        "/v1.Workflows/Publish",
-    ),
-    (
-        "GET",
-        "/v1/workflows/{id}/versions/{a}/diff/{b}",
-        "/v1.Workflows/Diff",
-    ),
-    ("POST", "/v1/workflows/export", "/v1.Workflows/Export"),
-    ("POST", "/v1/workflows/import", "/v1.Workflows/Import"),
-    ("POST", "/v1/workflows/{id}/executions", START),
-    ("GET", "/v1/workflows/{id}/executions", "/v1.Executions/List"),
-    ("GET", "/v1/executions", "/v1.Executions/ListAll"),
-    ("GET", "/v1/executions/{eid}", "/v1.Executions/GetById"),
-    ("GET", "/v1/workflows/{id}/executions/{eid}", "/v1.Executions/Get"),
-    (
-        "DELETE",
-        "/v1/workflows/{id}/executions/{eid}",
-        "/v1.Executions/Delete",
-    ),
-    (
-        "GET",
-        "/v1/workflows/{id}/executions/{eid}/state",
-        "/v1.Executions/GetState",
-    ),
-    (
-        "DELETE",
-        "/v1/workflows/{id}/executions/{eid}/state",
-        "/v1.Executions/Cancel",
-    ),
-    (
-        "GET",
-        "/v1/workflows/{id}/executions/{eid}/logs",
-        "/v1.Executions/ListLogs",
-    ),
-    (
-        "GET",
-        "/v1/workflows/{id}/executions/{eid}/logs/export",
-        "/v1.Executions/ExportLogs",
-    ),
-    (
-        "GET",
-        "/v1/workflows/{id}/executions/{eid}/statistics",
-        "/v1.Executions/GetStatistics",
-    ),
-    (
-        "POST",
-        "/v1/workflows/{id}/executions/{eid}/restart",
-        "/v1.Executions/Restart",
-    ),
-    (
-        "GET",
-        "/v1/workflows/{id}/executions/{eid}/interaction",
-        "/v1.Interactions/Get",
-    ),
-    (
-        "POST",
-        "/v1/workflows/{id}/executions/{eid}/interaction",
-        "/v1.Interactions/Answer",
-    ),
-    (
-        "DELETE",
-        "/v1/workflows/{id}/executions/{eid}/interaction",
-        "/v1.Interactions/Cancel",
-    ),
-    ("GET", "/v1/interactions", "/v1.Interactions/List"),
-    ("POST", "/v1/instances/{eid}/signals", "/v1.Signals/Send"),
-    ("POST", "/v1/executions/purge", "/v1.Executions/Purge"),
-    ("POST", "/v1/events", "/v1.Events/Send"),
-    ("POST", "/v1/schedules", "/v1.Schedules/Create"),
-    ("GET", "/v1/schedules", "/v1.Schedules/List"),
-    ("GET", "/v1/schedules/{id}", "/v1.Schedules/Get"),
-    ("DELETE", "/v1/schedules/{id}", "/v1.Schedules/Delete"),
-    ("POST", "/v1/schedules/{id}/pause", "/v1.Schedules/Pause"),
-    ("POST", "/v1/schedules/{id}/resume", "/v1.Schedules/Resume"),
-    ("POST", "/v1/tokens", "/v1.Tokens/Create"),
-    ("GET", "/v1/tokens", "/v1.Tokens/List"),
-    ("DELETE", "/v1/tokens/{id}", "/v1.Tokens/Revoke"),
-    ("GET", "/v1/audit", "/v1.Audit/List"),
-];
+/// The extension that marks an operation as hooked: `"x-weft-actions": true` in its
+/// `#[utoipa::path]` annotation.
+pub const HOOKED: &str = "x-weft-actions";
+
+/// A hooked API operation: its HTTP method and route (as the router matches it) and its name,
+/// `/v1.` and its `operation_id` with the dot made a slash (`Executions.Start` is
+/// `/v1.Executions/Start`). The service of an operation is its first part:
+/// `/v1.Executions/Start` belongs to `v1.Executions`.
+pub struct Operation {
+    pub method: String,
+    pub route: String,
+    pub name: String,
+}
+
+/// Every hooked operation, read once from the OpenAPI document, so the table is the routes'
+/// annotations and cannot miss or misname one.
+pub static OPERATIONS: LazyLock<Vec<Operation>> = LazyLock::new(|| {
+    let mut operations = Vec::new();
+    for (route, item) in &super::openapi().paths.paths {
+        for (method, operation) in super::operations(item) {
+            let hooked = operation
+                .extensions
+                .as_ref()
+                .and_then(|e| e.get(HOOKED))
+                .is_some_and(|v| *v == Value::Bool(true));
+            if !hooked {
+                continue;
+            }
+            let id = operation.operation_id.as_deref().unwrap_or_default();
+            let (service, name) = id.split_once('.').unwrap_or_else(|| {
+                panic!("hooked {method} {route}: operation_id {id:?} is not Service.Name")
+            });
+            operations.push(Operation {
+                method: method.to_owned(),
+                route: route.clone(),
+                name: format!("/v1.{service}/{name}"),
+            });
+        }
+    }
+    operations
+});
+
+/// The services of [`OPERATIONS`], each once, in the order they first appear.
+pub fn services() -> Vec<&'static str> {
+    let mut services: Vec<&str> = Vec::new();
+    for operation in OPERATIONS.iter() {
+        let service = service_of(&operation.name);
+        if !services.contains(&service) {
+            services.push(service);
+        }
+    }
+    services
+}
 
 /// The service an operation belongs to: `/v1.Executions/Start` → `v1.Executions`.
 pub fn service_of(operation: &str) -> &str {
@@ -148,20 +104,16 @@ pub fn check_condition(condition: &Condition) -> Result<(), String> {
         Condition::Response(scope) => ("response", scope),
         _ => return Ok(()),
     };
-    let known = |wanted: &dyn Fn(&str) -> bool| OPERATIONS.iter().any(|(_, _, op)| wanted(op));
+    let known = |wanted: &dyn Fn(&str) -> bool| OPERATIONS.iter().any(|op| wanted(&op.name));
     match scope {
         ApiScope::Method(m) if !known(&|op| op == m) => Err(format!(
             "condition.{kind}.method: unknown operation {m:?}; operations look like {START} \
              (see GET /v1/actions/conditions for all of them)"
         )),
-        ApiScope::Service(s) if !known(&|op| service_of(op) == s) => {
-            let mut services: Vec<&str> = OPERATIONS.iter().map(|(_, _, op)| service_of(op)).collect();
-            services.dedup();
-            Err(format!(
-                "condition.{kind}.service: unknown service {s:?}; services: {}",
-                services.join(", ")
-            ))
-        }
+        ApiScope::Service(s) if !known(&|op| service_of(op) == s) => Err(format!(
+            "condition.{kind}.service: unknown service {s:?}; services: {}",
+            services().join(", ")
+        )),
         _ => Ok(()),
     }
 }
@@ -182,8 +134,8 @@ fn operation_of(request: &Request) -> Option<&'static str> {
     let method = request.method().as_str();
     OPERATIONS
         .iter()
-        .find(|(m, r, _)| *m == method && *r == route)
-        .map(|(_, _, op)| *op)
+        .find(|op| op.method == method && op.route == route)
+        .map(|op| op.name.as_str())
 }
 
 async fn hooked(
@@ -314,5 +266,44 @@ fn refusal(interrupted: Interrupted) -> ApiError {
             ),
         ),
         None => ApiError::new(StatusCode::BAD_GATEWAY, "action_failed", interrupted.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_operation_table_comes_from_the_annotations() {
+        let start = OPERATIONS
+            .iter()
+            .find(|op| op.name == START)
+            .expect("Start is hooked");
+        assert_eq!(
+            (start.method.as_str(), start.route.as_str()),
+            ("POST", "/v1/workflows/{id}/executions")
+        );
+        // The actions API is never hooked, so a broken rule can always be repaired.
+        assert!(OPERATIONS.iter().all(|op| !op.route.starts_with("/v1/actions")));
+        let mut names: Vec<&str> = OPERATIONS.iter().map(|op| op.name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), OPERATIONS.len(), "an operation name is used twice");
+        assert!(services().contains(&"v1.Executions"));
+    }
+
+    #[test]
+    fn every_operation_has_its_own_operation_id() {
+        let mut ids = Vec::new();
+        for (route, item) in &super::super::openapi().paths.paths {
+            for (method, operation) in super::super::operations(item) {
+                let id = operation.operation_id.clone();
+                ids.push(id.unwrap_or_else(|| panic!("{method} {route} has no operation_id")));
+            }
+        }
+        let count = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), count, "operation ids repeat");
     }
 }

@@ -12,8 +12,8 @@ use crate::run::{RunRecord, StepState, Unit};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// The interaction asked for (`?step=Name` or `?step=Name[3]` for an item), or the first
 /// pending one.
@@ -43,21 +43,24 @@ fn waiting_step(run: &RunRecord, step: Option<&str>) -> Result<Unit, ApiError> {
 
 /// The pending form: step, prompt, typed fields, assignees, expiry.
 #[utoipa::path(get, path = "/v1/workflows/{id}/executions/{eid}/interaction", tag = "interactions",
+    operation_id = "Interactions.Get", extensions(("x-weft-actions" = json!(true))),
     params(("id" = String, Path, description = "Workflow id"), ("eid" = String, Path, description = "Execution id"), WhichStep),
-    responses((status = 200, description = "The pending interaction", body = serde_json::Value),
+    responses((status = 200, description = "The pending interaction", body = views::Interaction),
         (status = 404, description = "No such run, or nothing pending", body = super::error::ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     PathParams((wf, eid)): PathParams<(String, String)>,
     QueryParams(which): QueryParams<WhichStep>,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<views::Interaction>, ApiError> {
     let run = find(&state, &caller, Action::ReadInteractions, &wf, &eid).await?;
     let unit = waiting_step(&run, which.step.as_deref())?;
-    Ok(Json(views::interaction(&run, unit)))
+    let step = run.record(unit).expect("a waiting unit");
+    Ok(Json(views::interaction(&run, step)))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WhichStep {
     /// The waiting step, or item of a `for_each` step (`Name[3]`); the first pending one by
     /// default.
@@ -67,8 +70,9 @@ pub struct WhichStep {
 /// Answers the pending interaction with vRO's ExecutionContext (`{"parameters": [...]}`;
 /// `{}` answers with no values, so defaults apply).
 #[utoipa::path(post, path = "/v1/workflows/{id}/executions/{eid}/interaction", tag = "interactions",
+    operation_id = "Interactions.Answer", extensions(("x-weft-actions" = json!(true))),
     params(("id" = String, Path, description = "Workflow id"), ("eid" = String, Path, description = "Execution id"), WhichStep),
-    request_body(content = serde_json::Value, content_type = "application/json"),
+    request_body(content = super::params::AnswerBody, content_type = "application/json"),
     responses((status = 204, description = "Answered"),
         (status = 400, description = "A field is missing or wrong", body = super::error::ErrorBody),
         (status = 404, description = "No such run", body = super::error::ErrorBody),
@@ -81,11 +85,7 @@ pub async fn answer(
     RawBody(body): RawBody,
 ) -> Result<StatusCode, ApiError> {
     let run = find(&state, &caller, Action::AnswerInteractions, &wf, &eid).await?;
-    let body = json_or_empty(&body)?;
-    let data = match body.get("parameters") {
-        Some(parameters) => super::params::execution_context(parameters)?,
-        None => serde_json::Map::new(),
-    };
+    let super::params::AnswerBody { data } = super::params::AnswerBody::parse(&body)?;
     let Ok(unit) = waiting_step(&run, which.step.as_deref()) else {
         return Err(ApiError::conflict(format!(
             "run {} has no pending interaction (it is {}); it may have been answered already",
@@ -115,6 +115,7 @@ pub async fn answer(
 
 /// Cancels the pending interaction: the step fails as canceled, and the run fails.
 #[utoipa::path(delete, path = "/v1/workflows/{id}/executions/{eid}/interaction", tag = "interactions",
+    operation_id = "Interactions.Cancel", extensions(("x-weft-actions" = json!(true))),
     params(("id" = String, Path, description = "Workflow id"), ("eid" = String, Path, description = "Execution id")),
     responses((status = 204, description = "Canceled"),
         (status = 404, description = "No such run", body = super::error::ErrorBody),
@@ -130,6 +131,7 @@ pub async fn cancel(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// `waiting` (the default and only state listed).
     state: Option<String>,
@@ -138,15 +140,22 @@ pub struct ListQuery {
     assigned_to: Option<String>,
 }
 
+/// Pending interactions.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct InteractionList {
+    items: Vec<views::Interaction>,
+}
+
 /// Every pending interaction, with its run and step.
-#[utoipa::path(get, path = "/v1/interactions", tag = "interactions", params(ListQuery),
-    responses((status = 200, description = "Pending interactions", body = serde_json::Value),
+#[utoipa::path(get, path = "/v1/interactions", tag = "interactions", operation_id = "Interactions.List",
+    extensions(("x-weft-actions" = json!(true))), params(ListQuery),
+    responses((status = 200, description = "Pending interactions", body = InteractionList),
         (status = 400, description = "Unknown state", body = super::error::ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     QueryParams(query): QueryParams<ListQuery>,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<InteractionList>, ApiError> {
     caller.require(Action::ReadInteractions)?;
     if let Some(s) = query.state.as_deref().filter(|s| *s != "waiting") {
         return Err(ApiError::bad_request(format!(
@@ -176,11 +185,11 @@ pub async fn list(
             };
             let assigned = !waiting.assignees.is_empty() && person.may_answer(&waiting.assignees);
             if assigned || (!only_mine && !caller.0.reads_assigned_only()) {
-                items.push(views::interaction(&run, unit));
+                items.push(views::interaction(&run, step));
             }
         }
     }
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(InteractionList { items }))
 }
 
 /// A Keyfactor signal: `SignalKey` is `UniqueName.SignalType`, `Data` the answer.
@@ -196,11 +205,13 @@ pub struct Signal {
 }
 
 /// Sends a signal to a run's waiting step.
-#[utoipa::path(post, path = "/v1/instances/{eid}/signals", tag = "signals",
+#[utoipa::path(post, path = "/v1/instances/{eid}/signals", tag = "signals", operation_id = "Signals.Send",
+    extensions(("x-weft-actions" = json!(true))),
     params(("eid" = String, Path, description = "Execution id")),
     request_body(content = Signal, content_type = "application/json"),
     responses((status = 204, description = "Applied"),
         (status = 400, description = "Unknown signal type or invalid data", body = super::error::ErrorBody),
+        (status = 415, description = "Not JSON", body = super::error::ErrorBody),
         (status = 404, description = "No such run", body = super::error::ErrorBody),
         (status = 409, description = "That step is not the one waiting", body = super::error::ErrorBody)))]
 pub async fn signal(

@@ -28,11 +28,13 @@ pub use error::ApiError;
 
 use crate::engine::Engine;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::Value;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
+use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -57,58 +59,14 @@ pub struct Options {
     pub secure_cookies: bool,
 }
 
+/// What the document says besides the routes: title, the bearer scheme, the error body.
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Weft",
         description = "Durable workflows with human approvals, extended by WebAssembly plugins."
     ),
-    paths(
-        plugins::upload,
-        plugins::list,
-        plugins::versions,
-        plugins::delete,
-        workflows::create,
-        workflows::list,
-        workflows::get_latest,
-        workflows::versions,
-        workflows::get_version,
-        workflows::publish,
-        workflows::diff,
-        bundles::export,
-        bundles::import,
-        workflows::delete,
-        executions::start,
-        executions::list_for_workflow,
-        executions::list_all,
-        executions::get,
-        executions::get_by_id,
-        executions::get_state,
-        executions::cancel,
-        executions::delete,
-        executions::logs,
-        executions::export_logs,
-        executions::statistics,
-        executions::restart,
-        executions::retry,
-        executions::purge,
-        interactions::get,
-        interactions::answer,
-        interactions::cancel,
-        interactions::list,
-        interactions::signal, tokens::create, tokens::list, tokens::revoke, tokens::audit,
-        actions::create_target, actions::list_targets, actions::get_target, actions::update_target,
-        actions::delete_target, actions::set_execution, actions::search_executions,
-        actions::conditions, actions::log, actions::outbox,
-        operations::list_grants, operations::get_grant, operations::set_grant,
-        operations::delete_grant, operations::runners,
-        events::send,
-        schedules::create, schedules::list, schedules::get, schedules::pause, schedules::resume,
-        schedules::delete,
-    ),
-    components(schemas(error::ErrorBody, interactions::Signal, tokens::NewToken, crate::auth::Role,
-        crate::plugins::grants::GrantSpec, events::EventBody, crate::schedule::ScheduleDefinition,
-        crate::schedule::Overlap, crate::schedule::CatchUp)),
+    components(schemas(error::ErrorBody)),
     modifiers(&BearerAuth),
     security(("bearer" = []))
 )]
@@ -128,9 +86,179 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// The OpenAPI document of this API.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+/// Every API route, each registered at the method and path its `#[utoipa::path]` annotation
+/// names, so the router and the document cannot disagree. `routes!` takes the handlers of
+/// one path.
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health))
+        .routes(routes!(document))
+        .routes(routes!(observe::scrape))
+        .routes(routes!(plugins::upload, plugins::list))
+        .routes(routes!(plugins::versions, plugins::delete))
+        .routes(routes!(workflows::create, workflows::list))
+        .routes(routes!(workflows::get_latest, workflows::delete))
+        .routes(routes!(workflows::versions))
+        .routes(routes!(workflows::get_version))
+        .routes(routes!(workflows::publish))
+        .routes(routes!(workflows::diff))
+        .routes(routes!(bundles::export))
+        .routes(routes!(bundles::import))
+        .routes(routes!(executions::start, executions::list_for_workflow))
+        .routes(routes!(executions::list_all))
+        .routes(routes!(executions::purge))
+        .routes(routes!(executions::get_by_id))
+        .routes(routes!(executions::get, executions::delete))
+        .routes(routes!(executions::get_state, executions::cancel))
+        .routes(routes!(executions::logs))
+        .routes(routes!(executions::export_logs))
+        .routes(routes!(executions::statistics))
+        .routes(routes!(executions::restart))
+        .routes(routes!(executions::retry))
+        .routes(routes!(
+            interactions::get,
+            interactions::answer,
+            interactions::cancel
+        ))
+        .routes(routes!(interactions::list))
+        .routes(routes!(interactions::signal))
+        .routes(routes!(tokens::create, tokens::list))
+        .routes(routes!(tokens::revoke))
+        .routes(routes!(tokens::audit))
+        .routes(routes!(operations::list_grants))
+        .routes(routes!(
+            operations::get_grant,
+            operations::set_grant,
+            operations::delete_grant
+        ))
+        .routes(routes!(operations::runners))
+        .routes(routes!(events::send))
+        .routes(routes!(schedules::create, schedules::list))
+        .routes(routes!(schedules::get, schedules::delete))
+        .routes(routes!(schedules::pause))
+        .routes(routes!(schedules::resume))
+        .routes(routes!(actions::create_target, actions::list_targets))
+        .routes(routes!(
+            actions::get_target,
+            actions::update_target,
+            actions::delete_target
+        ))
+        .routes(routes!(actions::set_execution))
+        .routes(routes!(actions::search_executions))
+        .routes(routes!(actions::conditions))
+        .routes(routes!(actions::log))
+        .routes(routes!(actions::outbox))
+}
+
+/// The OpenAPI document of this API, built once from the same routes the server serves.
+pub fn openapi() -> &'static utoipa::openapi::OpenApi {
+    static DOCUMENT: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(|| {
+        let mut document = routes().into_openapi();
+        for item in document.paths.paths.values_mut() {
+            for (_, operation) in operations_mut(item) {
+                common_errors(operation);
+            }
+        }
+        document
+    });
+    &DOCUMENT
+}
+
+/// The operations of a path item with their HTTP methods (the ones this API uses).
+fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = (&'static str, &mut Operation)> {
+    [
+        ("GET", &mut item.get),
+        ("PUT", &mut item.put),
+        ("POST", &mut item.post),
+        ("DELETE", &mut item.delete),
+        ("PATCH", &mut item.patch),
+    ]
+    .into_iter()
+    .filter_map(|(method, operation)| operation.as_mut().map(|o| (method, o)))
+}
+
+/// The same, read-only.
+pub(crate) fn operations(item: &PathItem) -> impl Iterator<Item = (&'static str, &Operation)> {
+    [
+        ("GET", &item.get),
+        ("PUT", &item.put),
+        ("POST", &item.post),
+        ("DELETE", &item.delete),
+        ("PATCH", &item.patch),
+    ]
+    .into_iter()
+    .filter_map(|(method, operation)| operation.as_ref().map(|o| (method, o)))
+}
+
+/// Documents the errors the layers around every handler answer, so each annotation lists
+/// only its own: 401/403 where a token is needed, 400 for a bad path, query or body, 408 and
+/// 413 for bodies, 404 for paths with ids. All with [`error::ErrorBody`].
+fn common_errors(operation: &mut Operation) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let public = operation
+        .security
+        .as_ref()
+        .is_some_and(|s| s.iter().all(|r| *r == Default::default()));
+    let has_params = operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
+    let has_path_params = operation.parameters.as_ref().is_some_and(|p| {
+        p.iter()
+            .any(|p| p.parameter_in == utoipa::openapi::path::ParameterIn::Path)
+    });
+    let has_body = operation.request_body.is_some();
+    let mut wanted = Vec::new();
+    if !public {
+        wanted.push(("401", "No token, or a bad one"));
+        wanted.push(("403", "The caller's roles do not allow this"));
+    }
+    if has_params || has_body {
+        wanted.push(("400", "A bad path, query or body"));
+    }
+    if has_path_params {
+        wanted.push(("404", "Not found (or not visible to the caller)"));
+    }
+    if has_body {
+        wanted.push(("408", "The body arrived too slowly"));
+        wanted.push(("413", "The body is larger than the limit"));
+    }
+    for (status, description) in wanted {
+        operation
+            .responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| {
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("ErrorBody")))
+                            .build(),
+                    )
+                    .build()
+                    .into()
+            });
+    }
+}
+
+/// `GET /healthz`'s answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Health {
+    /// Always `ok`: the server answers.
+    status: &'static str,
+}
+
+/// Whether the server answers; needs no token.
+#[utoipa::path(get, path = "/healthz", tag = "meta", operation_id = "Meta.Health", security(()),
+    responses((status = 200, description = "The server answers", body = Health)))]
+async fn health() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// This document (OpenAPI 3.1); needs no token.
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "meta", operation_id = "Meta.OpenApi", security(()),
+    responses((status = 200, description = "The OpenAPI document", body = Object)))]
+async fn document() -> Json<&'static utoipa::openapi::OpenApi> {
+    Json(openapi())
 }
 
 /// Every route: the API under `/v1`, and the browser UI ([`crate::ui`]) at `/` and `/ui/`.
@@ -148,99 +276,8 @@ pub fn router(engine: Engine, options: &Options) -> Router {
         local_mode: options.local_mode,
         metrics_without_token: options.metrics_without_token,
     };
-    let executions = "/v1/workflows/{id}/executions/{eid}";
-    Router::new()
-        .route(
-            "/healthz",
-            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
-        )
-        .route("/v1/openapi.json", get(|| async { Json(openapi()) }))
-        .route("/metrics", get(observe::scrape))
-        .route("/v1/plugins", post(plugins::upload).get(plugins::list))
-        .route(
-            "/v1/plugins/{name}",
-            get(plugins::versions).delete(plugins::delete),
-        )
-        .route("/v1/workflows", post(workflows::create).get(workflows::list))
-        .route(
-            "/v1/workflows/{id}",
-            get(workflows::get_latest).delete(workflows::delete),
-        )
-        .route("/v1/workflows/{id}/versions", get(workflows::versions))
-        .route(
-            "/v1/workflows/{id}/versions/{version}",
-            get(workflows::get_version),
-        )
-        .route(
-            "/v1/workflows/{id}/versions/{version}/publish",
-            post(workflows::publish),
-        )
-        .route("/v1/workflows/{id}/versions/{a}/diff/{b}", get(workflows::diff))
-        .route("/v1/workflows/export", post(bundles::export))
-        .route("/v1/workflows/import", post(bundles::import))
-        .route(
-            "/v1/workflows/{id}/executions",
-            post(executions::start).get(executions::list_for_workflow),
-        )
-        .route("/v1/executions", get(executions::list_all))
-        .route("/v1/executions/purge", post(executions::purge))
-        .route("/v1/executions/{eid}", get(executions::get_by_id))
-        .route(executions, get(executions::get).delete(executions::delete))
-        .route(
-            &format!("{executions}/state"),
-            get(executions::get_state).delete(executions::cancel),
-        )
-        .route(&format!("{executions}/logs"), get(executions::logs))
-        .route(&format!("{executions}/logs/export"), get(executions::export_logs))
-        .route(&format!("{executions}/statistics"), get(executions::statistics))
-        .route(&format!("{executions}/restart"), post(executions::restart))
-        .route(&format!("{executions}/retry"), post(executions::retry))
-        .route(
-            &format!("{executions}/interaction"),
-            get(interactions::get)
-                .post(interactions::answer)
-                .delete(interactions::cancel),
-        )
-        .route("/v1/interactions", get(interactions::list))
-        .route("/v1/instances/{eid}/signals", post(interactions::signal))
-        .route("/v1/tokens", post(tokens::create).get(tokens::list))
-        .route("/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
-        .route("/v1/audit", get(tokens::audit))
-        .route("/v1/grants", get(operations::list_grants))
-        .route(
-            "/v1/grants/{plugin}",
-            get(operations::get_grant)
-                .put(operations::set_grant)
-                .delete(operations::delete_grant),
-        )
-        .route("/v1/runners", get(operations::runners))
-        .route("/v1/events", post(events::send))
-        .route("/v1/schedules", post(schedules::create).get(schedules::list))
-        .route(
-            "/v1/schedules/{id}",
-            get(schedules::get).delete(schedules::delete),
-        )
-        .route("/v1/schedules/{id}/pause", post(schedules::pause))
-        .route("/v1/schedules/{id}/resume", post(schedules::resume))
-        .route(
-            "/v1/actions/targets",
-            post(actions::create_target).get(actions::list_targets),
-        )
-        .route(
-            "/v1/actions/targets/{id}",
-            get(actions::get_target)
-                .put(actions::update_target)
-                .delete(actions::delete_target),
-        )
-        .route(
-            "/v1/actions/executions",
-            axum::routing::put(actions::set_execution),
-        )
-        .route("/v1/actions/executions/search", post(actions::search_executions))
-        .route("/v1/actions/conditions", get(actions::conditions))
-        .route("/v1/actions/log", get(actions::log))
-        .route("/v1/actions/outbox", get(actions::outbox))
-        .fallback(|| async { ApiError::not_found("no such endpoint; see /v1/openapi.json") })
+    let (api, _) = routes().split_for_parts();
+    api.fallback(|| async { ApiError::not_found("no such endpoint; see /v1/openapi.json") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
                 axum::http::StatusCode::METHOD_NOT_ALLOWED,

@@ -84,6 +84,11 @@ pub async fn request(request: Request, next: Next) -> Response {
 
 /// `GET /metrics`: the metrics in the text format Prometheus scrapes. Needs a role that may
 /// read them (admin, operator) unless the server was started with `--metrics-without-token`.
+#[utoipa::path(get, path = "/metrics", tag = "meta", operation_id = "Meta.Metrics",
+    responses((status = 200, description = "Prometheus text format", body = String,
+            content_type = "application/openmetrics-text"),
+        (status = 401, description = "No or a bad token", body = super::error::ErrorBody),
+        (status = 403, description = "The role may not read metrics", body = super::error::ErrorBody)))]
 pub async fn scrape(
     State(state): State<AppState>,
     caller: Result<Caller, ApiError>,

@@ -8,10 +8,12 @@ use super::AppState;
 use crate::auth::Action;
 use crate::engine::GrantError;
 use crate::plugins::grants::GrantSpec;
+use crate::plugins::grants::GrantView;
+use crate::store::RunnerInfo;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use serde_json::{json, Value};
+use serde::Serialize;
 
 impl From<GrantError> for ApiError {
     fn from(error: GrantError) -> Self {
@@ -23,46 +25,54 @@ impl From<GrantError> for ApiError {
 }
 
 /// Every plugin grant.
-#[utoipa::path(get, path = "/v1/grants", tag = "grants",
-    responses((status = 200, description = "Grants by plugin name or name@version", body = serde_json::Value),
+#[utoipa::path(get, path = "/v1/grants", tag = "grants", operation_id = "Grants.List",
+    responses((status = 200, description = "Grants by plugin name or name@version", body = GrantList),
         (status = 403, description = "Not an admin", body = super::error::ErrorBody)))]
-pub async fn list_grants(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+pub async fn list_grants(State(state): State<AppState>, caller: Caller) -> Result<Json<GrantList>, ApiError> {
     caller.require(Action::ManageGrants)?;
-    let items: Vec<Value> = state
+    let items = state
         .engine
         .grants()
         .await?
         .iter()
-        .map(|(plugin, grant)| grant.view(plugin))
+        .map(|(plugin, grant)| grant.shown(plugin))
         .collect();
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(GrantList { items }))
+}
+
+/// Every grant.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct GrantList {
+    items: Vec<GrantView>,
 }
 
 /// One plugin's grant.
-#[utoipa::path(get, path = "/v1/grants/{plugin}", tag = "grants",
+#[utoipa::path(get, path = "/v1/grants/{plugin}", tag = "grants", operation_id = "Grants.Get",
     params(("plugin" = String, Path, description = "Plugin name or name@version")),
-    responses((status = 200, description = "The grant", body = serde_json::Value),
+    responses((status = 200, description = "The grant", body = GrantView),
         (status = 403, description = "Not an admin", body = super::error::ErrorBody),
         (status = 404, description = "No grant for this plugin", body = super::error::ErrorBody)))]
 pub async fn get_grant(
     State(state): State<AppState>,
     caller: Caller,
     PathParams(plugin): PathParams<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<GrantView>, ApiError> {
     caller.require(Action::ManageGrants)?;
     let grants = state.engine.grants().await?;
     let grant = grants
         .get(&plugin)
         .ok_or_else(|| ApiError::not_found(format!("no grant for {plugin}")))?;
-    Ok(Json(grant.view(&plugin)))
+    Ok(Json(grant.shown(&plugin)))
 }
 
 /// Sets a plugin's grant: outbound HTTP rules, secret names, environment and tighter limits.
 /// Calls starting from now on every runner apply it; secret values come from each runner's
 /// `[secrets]`.
-#[utoipa::path(put, path = "/v1/grants/{plugin}", tag = "grants", request_body = GrantSpec,
+#[utoipa::path(put, path = "/v1/grants/{plugin}", tag = "grants", operation_id = "Grants.Set",
+    request_body = GrantSpec,
     params(("plugin" = String, Path, description = "Plugin name or name@version")),
-    responses((status = 200, description = "The grant as stored", body = serde_json::Value),
+    responses((status = 200, description = "The grant as stored", body = GrantView),
+        (status = 415, description = "Not JSON", body = super::error::ErrorBody),
         (status = 400, description = "An invalid name or field", body = super::error::ErrorBody),
         (status = 403, description = "Not an admin", body = super::error::ErrorBody)))]
 pub async fn set_grant(
@@ -70,14 +80,14 @@ pub async fn set_grant(
     caller: Caller,
     PathParams(plugin): PathParams<String>,
     JsonBody(spec): JsonBody<GrantSpec>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<GrantView>, ApiError> {
     let by = caller.require(Action::ManageGrants)?.name.clone();
     let grant = state.engine.set_grant(&plugin, spec, &by).await?;
-    Ok(Json(grant.view(&plugin)))
+    Ok(Json(grant.shown(&plugin)))
 }
 
 /// Removes a plugin's grant; the plugin then reaches nothing beyond its sandbox.
-#[utoipa::path(delete, path = "/v1/grants/{plugin}", tag = "grants",
+#[utoipa::path(delete, path = "/v1/grants/{plugin}", tag = "grants", operation_id = "Grants.Delete",
     params(("plugin" = String, Path, description = "Plugin name or name@version")),
     responses((status = 204, description = "Removed"),
         (status = 403, description = "Not an admin", body = super::error::ErrorBody),
@@ -97,25 +107,38 @@ pub async fn delete_grant(
 
 /// The runners sharing this database: where each serves, its lease and last heartbeat, and
 /// how many runs it owns. Runners whose lease lapsed over a minute ago are left out.
-#[utoipa::path(get, path = "/v1/runners", tag = "runners",
-    responses((status = 200, description = "Runners", body = serde_json::Value),
+#[utoipa::path(get, path = "/v1/runners", tag = "runners", operation_id = "Runners.List",
+    responses((status = 200, description = "Runners", body = RunnerList),
         (status = 403, description = "Not an admin", body = super::error::ErrorBody)))]
-pub async fn runners(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+pub async fn runners(State(state): State<AppState>, caller: Caller) -> Result<Json<RunnerList>, ApiError> {
     caller.require(Action::ReadRunners)?;
     let now = crate::run::now();
     let this = state.engine.runner().to_owned();
-    let items: Vec<Value> = state
+    let items = state
         .engine
         .runners()
         .await?
         .into_iter()
-        .map(|runner| {
-            let alive = runner.lease_until > now;
-            let mut shown = serde_json::to_value(&runner).unwrap_or_default();
-            shown["alive"] = json!(alive);
-            shown["this"] = json!(runner.id == this);
-            shown
+        .map(|runner| RunnerView {
+            alive: runner.lease_until > now,
+            this: runner.id == this,
+            runner,
         })
         .collect();
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(RunnerList { items }))
+}
+
+/// A runner, whether its lease holds, and whether it is the one answering.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RunnerView {
+    #[serde(flatten)]
+    runner: RunnerInfo,
+    alive: bool,
+    this: bool,
+}
+
+/// The runners sharing the database.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RunnerList {
+    items: Vec<RunnerView>,
 }

@@ -141,6 +141,112 @@ fn playbook_context(context: &Value) -> Result<Map<String, Value>, ApiError> {
     Ok(inputs)
 }
 
+/// The body of a start: JSON in any of the accepted shapes ([`start_inputs`]), with the
+/// inputs read from it. No body, or `{}`, starts without inputs.
+pub struct StartBody {
+    /// The body as sent.
+    pub body: serde_json::Value,
+    pub inputs: serde_json::Map<String, serde_json::Value>,
+}
+
+impl StartBody {
+    pub fn parse(bytes: &[u8]) -> Result<StartBody, ApiError> {
+        let body = super::json_or_empty(bytes)?;
+        let inputs = start_inputs(&body)?;
+        Ok(StartBody { body, inputs })
+    }
+}
+
+/// The shapes [`StartBody`] accepts, as one object whose properties are all optional: the
+/// first of `parameters`, `input` and `playbook_context` present is read.
+impl utoipa::PartialSchema for StartBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let any_object = || ObjectBuilder::new().schema_type(Type::Object);
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "{\"input\": {...}}, vRO's ExecutionContext {\"parameters\": [...]}, or SecMaster's \
+                 {\"command_type\": ..., \"playbook_context\": {\"data_object\": {\"content\": {...}}}}",
+            ))
+            .property("input", any_object().description(Some("Input names to values")))
+            .property(
+                "parameters",
+                parameters().description(Some("vRO's ExecutionContext parameters")),
+            )
+            .property(
+                "playbook_context",
+                any_object().description(Some(
+                    "SecMaster: data_object.content becomes the inputs, data_object.dataclass the `dataclass` input",
+                )),
+            )
+            .property("executionId", ObjectBuilder::new().description(Some("vRO; ignored")))
+            .property("profilerOptions", ObjectBuilder::new().description(Some("vRO; ignored")))
+            .property("command_type", ObjectBuilder::new().description(Some("SecMaster; ignored")))
+            .property("action_type", ObjectBuilder::new().description(Some("SecMaster; ignored")))
+            .property("action_id", ObjectBuilder::new().description(Some("SecMaster; ignored")))
+            .property(
+                "action_instance_id",
+                ObjectBuilder::new().description(Some("SecMaster; ignored")),
+            )
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for StartBody {}
+
+/// vRO's `parameters: [{name, type, value}]`.
+fn parameters() -> utoipa::openapi::schema::ArrayBuilder {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    let parameter = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property(
+            "name",
+            ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)),
+        )
+        .required("name")
+        .property("type", ObjectBuilder::new().schema_type(Type::String))
+        .property(
+            "value",
+            ObjectBuilder::new().description(Some(
+                "A plain value, or vRO's typed wrapper such as {\"string\": {\"value\": \"x\"}}",
+            )),
+        );
+    ArrayBuilder::new().items(parameter)
+}
+
+/// The answer to an interaction: vRO's ExecutionContext (`{"parameters": [...]}`); `{}` or
+/// no body answers with no values, so defaults apply.
+pub struct AnswerBody {
+    pub data: Map<String, Value>,
+}
+
+impl AnswerBody {
+    pub fn parse(bytes: &[u8]) -> Result<AnswerBody, ApiError> {
+        let body = super::json_or_empty(bytes)?;
+        let data = match body.get("parameters") {
+            Some(parameters) => execution_context(parameters)?,
+            None => Map::new(),
+        };
+        Ok(AnswerBody { data })
+    }
+}
+
+impl utoipa::PartialSchema for AnswerBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property(
+                "parameters",
+                parameters().description(Some("The answer's fields")),
+            )
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for AnswerBody {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,14 +7,16 @@ use super::extract::{PathParams, QueryParams, RawBody};
 use super::AppState;
 use crate::auth::Action;
 use crate::engine::RemoveError;
+use crate::names::Digest;
 use crate::plugins::{PluginMeta, PluginStatus};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UploadQuery {
     /// The plugin's name.
     name: String,
@@ -22,24 +24,74 @@ pub struct UploadQuery {
     version: String,
 }
 
-fn view(meta: &PluginMeta, builtin: bool) -> Value {
-    let mut view = json!({
-        "name": meta.name,
-        "version": meta.version,
-        "digest": meta.digest,
-        "world": meta.world,
-        "size": meta.size,
-        "builtin": builtin,
-        "status": meta.status.as_str(),
-        "status_url": status_url(meta),
-    });
-    if let Some(error) = &meta.error {
-        view["error"] = json!(error);
+/// A plugin version: where its compile is, and once ready, what it says about itself.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PluginView {
+    name: String,
+    version: String,
+    #[schema(value_type = String)]
+    digest: Digest,
+    /// `step` or `target`.
+    world: String,
+    /// Bytes.
+    size: u64,
+    /// Bundled with this Weft.
+    builtin: bool,
+    status: PluginStatus,
+    /// Where this version's status is read: `/v1/plugins/NAME@VERSION`.
+    status_url: String,
+    /// Why the compile failed, for status `failed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    /// The `weft:plugin` version it was built against, once ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    contract_version: Option<String>,
+    /// The one-plugin views of a ready version show its contract: what it does, and the
+    /// JSON Schemas of its input, output and (targets) config.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    summary: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    input_schema: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    output_schema: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    config_schema: Option<Value>,
+}
+
+/// Every plugin.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PluginList {
+    items: Vec<PluginView>,
+}
+
+/// `GET /v1/plugins/{name}`: every version of one plugin, or with `name@version`, that one.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum PluginVersions {
+    All { name: String, items: Vec<PluginView> },
+    One(Box<PluginView>),
+}
+
+fn view(meta: &PluginMeta, builtin: bool) -> PluginView {
+    PluginView {
+        name: meta.name.clone(),
+        version: meta.version.clone(),
+        digest: meta.digest.clone(),
+        world: meta.world.clone(),
+        size: meta.size,
+        builtin,
+        status: meta.status,
+        status_url: status_url(meta),
+        error: meta.error.clone(),
+        contract_version: meta.contract_version.clone(),
+        summary: None,
+        input_schema: None,
+        output_schema: None,
+        config_schema: None,
     }
-    if let Some(version) = &meta.contract_version {
-        view["contract_version"] = json!(version);
-    }
-    view
 }
 
 /// Where a version's status is read: `GET /v1/plugins/NAME@VERSION`.
@@ -48,7 +100,7 @@ fn status_url(meta: &PluginMeta) -> String {
 }
 
 /// A version with its contract (summary and schemas), for the one-plugin views.
-async fn described(state: &AppState, meta: &PluginMeta, builtin: bool) -> Result<Value, ApiError> {
+async fn described(state: &AppState, meta: &PluginMeta, builtin: bool) -> Result<PluginView, ApiError> {
     let mut shown = view(meta, builtin);
     let contract = match (&meta.contract, builtin) {
         (Some(contract), _) => Some(contract.clone()),
@@ -61,12 +113,10 @@ async fn described(state: &AppState, meta: &PluginMeta, builtin: bool) -> Result
         (None, false) => None,
     };
     if let Some(contract) = contract {
-        shown["summary"] = json!(contract.summary);
-        shown["input_schema"] = contract.input_schema;
-        shown["output_schema"] = contract.output_schema;
-        if let Some(config) = contract.config_schema {
-            shown["config_schema"] = config;
-        }
+        shown.summary = Some(contract.summary);
+        shown.input_schema = Some(contract.input_schema);
+        shown.output_schema = Some(contract.output_schema);
+        shown.config_schema = contract.config_schema;
     }
     Ok(shown)
 }
@@ -76,11 +126,16 @@ async fn described(state: &AppState, meta: &PluginMeta, builtin: bool) -> Result
 /// plugin (or 400 with the reason), otherwise 202 with `status: compiling` and a `Location`
 /// (`status_url`) to poll until `ready` or `failed`. The same bytes again are accepted (200),
 /// other bytes under the same name and version are a conflict.
-#[utoipa::path(post, path = "/v1/plugins", tag = "plugins", params(UploadQuery),
-    request_body(content = Vec<u8>, content_type = "application/wasm"),
-    responses((status = 201, description = "Stored and ready", body = serde_json::Value),
-        (status = 202, description = "Stored, compiling in the background; poll status_url", body = serde_json::Value),
-        (status = 200, description = "The same bytes were already stored", body = serde_json::Value),
+#[utoipa::path(post, path = "/v1/plugins", tag = "plugins", operation_id = "Plugins.Upload",
+    extensions(("x-weft-actions" = json!(true))), params(UploadQuery),
+    request_body(content = RawBody, content_type = "application/octet-stream",
+        description = "The component's .wasm bytes (any Content-Type)"),
+    responses((status = 201, description = "Stored and ready", body = PluginView,
+            headers(("Location" = String, description = "status_url"))),
+        (status = 202, description = "Stored, compiling in the background; poll status_url", body = PluginView,
+            headers(("Location" = String, description = "status_url"))),
+        (status = 200, description = "The same bytes were already stored", body = PluginView,
+            headers(("Location" = String, description = "status_url"))),
         (status = 400, description = "Not a valid Weft component", body = super::error::ErrorBody),
         (status = 409, description = "Other bytes under this name and version", body = super::error::ErrorBody),
         (status = 413, description = "Larger than the body limit", body = super::error::ErrorBody)))]
@@ -89,7 +144,14 @@ pub async fn upload(
     QueryParams(query): QueryParams<UploadQuery>,
     caller: Caller,
     RawBody(body): RawBody,
-) -> Result<(StatusCode, [(axum::http::HeaderName, String); 1], Json<Value>), ApiError> {
+) -> Result<
+    (
+        StatusCode,
+        [(axum::http::HeaderName, String); 1],
+        Json<PluginView>,
+    ),
+    ApiError,
+> {
     caller.require(Action::WritePlugins)?;
     let plugins = state.engine.plugins();
     let wait = plugins.limits().upload_wait;
@@ -110,16 +172,13 @@ pub async fn upload(
 }
 
 /// Every plugin, built-ins included.
-#[utoipa::path(get, path = "/v1/plugins", tag = "plugins",
-    responses((status = 200, description = "Plugins", body = serde_json::Value)))]
-pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/v1/plugins", tag = "plugins", operation_id = "Plugins.List",
+    extensions(("x-weft-actions" = json!(true))),
+    responses((status = 200, description = "Plugins", body = PluginList)))]
+pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<PluginList>, ApiError> {
     caller.require(Action::ReadPlugins)?;
-    let items = listed(&state)
-        .await?
-        .iter()
-        .map(|(m, b)| view(m, *b))
-        .collect::<Vec<_>>();
-    Ok(Json(json!({ "items": items })))
+    let items = listed(&state).await?.iter().map(|(m, b)| view(m, *b)).collect();
+    Ok(Json(PluginList { items }))
 }
 
 async fn listed(state: &AppState) -> Result<Vec<(PluginMeta, bool)>, ApiError> {
@@ -140,15 +199,16 @@ async fn listed(state: &AppState) -> Result<Vec<(PluginMeta, bool)>, ApiError> {
 /// Every version of one plugin, each with its status and contract (summary, input, output
 /// and config schemas); with `{name}@{version}`, that version alone (the status URL of an
 /// upload).
-#[utoipa::path(get, path = "/v1/plugins/{name}", tag = "plugins",
+#[utoipa::path(get, path = "/v1/plugins/{name}", tag = "plugins", operation_id = "Plugins.ListVersions",
+    extensions(("x-weft-actions" = json!(true))),
     params(("name" = String, Path, description = "Plugin name, or name@version")),
-    responses((status = 200, description = "Versions, or the one version", body = serde_json::Value),
+    responses((status = 200, description = "Versions, or the one version", body = PluginVersions),
         (status = 404, description = "No such plugin", body = super::error::ErrorBody)))]
 pub async fn versions(
     State(state): State<AppState>,
     PathParams(name): PathParams<String>,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PluginVersions>, ApiError> {
     caller.require(Action::ReadPlugins)?;
     let (name, version) = match name.split_once('@') {
         Some((name, version)) => (name.to_owned(), Some(version.to_owned())),
@@ -163,18 +223,20 @@ pub async fn versions(
     match (version, items.pop()) {
         (None, Some(last)) => {
             items.push(last);
-            Ok(Json(json!({"name": name, "items": items})))
+            Ok(Json(PluginVersions::All { name, items }))
         }
-        (Some(_), Some(one)) => Ok(Json(one)),
+        (Some(_), Some(one)) => Ok(Json(PluginVersions::One(Box::new(one)))),
         (Some(version), None) => Err(ApiError::not_found(format!("no plugin {name}@{version}"))),
         (None, None) => Err(ApiError::not_found(format!("no plugin {name}"))),
     }
 }
 
 /// Deletes `name@version`, unless a workflow version or an unfinished run uses it.
-#[utoipa::path(delete, path = "/v1/plugins/{name}@{version}", tag = "plugins",
-    params(("name" = String, Path, description = "Plugin name"), ("version" = String, Path, description = "Version")),
+#[utoipa::path(delete, path = "/v1/plugins/{name}", tag = "plugins", operation_id = "Plugins.Delete",
+    extensions(("x-weft-actions" = json!(true))),
+    params(("name" = String, Path, description = "name@version")),
     responses((status = 204, description = "Deleted"),
+        (status = 400, description = "Not name@version", body = super::error::ErrorBody),
         (status = 404, description = "No such plugin version", body = super::error::ErrorBody),
         (status = 409, description = "In use", body = super::error::ErrorBody)))]
 pub async fn delete(

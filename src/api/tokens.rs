@@ -4,11 +4,12 @@ use super::auth::Caller;
 use super::error::ApiError;
 use super::extract::{JsonBody, PathParams, QueryParams};
 use super::AppState;
+use crate::auth::TokenRecord;
 use crate::auth::{Action, Role};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -26,16 +27,29 @@ pub struct NewToken {
     groups: Vec<String>,
 }
 
+/// A new token, with its secret.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CreatedToken {
+    /// The secret (`weft_` and 64 hex digits): shown only now.
+    token: String,
+    id: String,
+    name: String,
+    roles: Vec<Role>,
+    groups: Vec<String>,
+}
+
 /// Creates a token. The answer is the only time the token itself is shown.
-#[utoipa::path(post, path = "/v1/tokens", tag = "tokens", request_body = NewToken,
-    responses((status = 201, description = "Created; `token` is shown only now", body = serde_json::Value),
+#[utoipa::path(post, path = "/v1/tokens", tag = "tokens", operation_id = "Tokens.Create",
+    extensions(("x-weft-actions" = json!(true))), request_body = NewToken,
+    responses((status = 201, description = "Created; `token` is shown only now", body = CreatedToken),
+        (status = 415, description = "Not JSON", body = super::error::ErrorBody),
         (status = 400, description = "Invalid name or role", body = super::error::ErrorBody),
         (status = 403, description = "Not an admin", body = super::error::ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     JsonBody(new): JsonBody<NewToken>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     caller.require(Action::ManageTokens)?;
     let roles: Vec<Role> = new.role.into_iter().chain(new.roles).collect();
     let first = !state.engine.has_tokens().await?;
@@ -49,30 +63,36 @@ pub async fn create(
     }
     Ok((
         StatusCode::CREATED,
-        Json(
-            json!({"token": secret, "id": record.id, "name": record.name, "roles": record.roles, "groups": record.groups}),
-        ),
+        Json(CreatedToken {
+            token: secret,
+            id: record.id,
+            name: record.name,
+            roles: record.roles,
+            groups: record.groups,
+        }),
     ))
 }
 
+/// Every token.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TokenList {
+    items: Vec<TokenRecord>,
+}
+
 /// Every token, without secrets.
-#[utoipa::path(get, path = "/v1/tokens", tag = "tokens",
-    responses((status = 200, description = "Tokens", body = serde_json::Value),
+#[utoipa::path(get, path = "/v1/tokens", tag = "tokens", operation_id = "Tokens.List",
+    extensions(("x-weft-actions" = json!(true))),
+    responses((status = 200, description = "Tokens", body = TokenList),
         (status = 403, description = "Not an admin", body = super::error::ErrorBody)))]
-pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<TokenList>, ApiError> {
     caller.require(Action::ManageTokens)?;
-    let items: Vec<Value> = state
-        .engine
-        .tokens()
-        .await?
-        .into_iter()
-        .map(|t| serde_json::to_value(t).unwrap_or_default())
-        .collect();
-    Ok(Json(json!({ "items": items })))
+    let items = state.engine.tokens().await?;
+    Ok(Json(TokenList { items }))
 }
 
 /// Revokes a token; it stops working at once.
-#[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "tokens",
+#[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "tokens", operation_id = "Tokens.Revoke",
+    extensions(("x-weft-actions" = json!(true))),
     params(("id" = String, Path, description = "Token id or name")),
     responses((status = 204, description = "Revoked"),
         (status = 403, description = "Not an admin", body = super::error::ErrorBody),
@@ -91,6 +111,7 @@ pub async fn revoke(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Entries after this sequence number.
     after: Option<u64>,
@@ -98,15 +119,27 @@ pub struct AuditQuery {
     limit: Option<usize>,
 }
 
+/// A page of the audit log.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AuditPage {
+    /// `{seq, at, token, name, role, action, target, outcome}`, oldest first.
+    #[schema(value_type = Vec<Object>)]
+    items: Vec<Value>,
+    /// Pass as `after` for the next page; null when the page is empty.
+    next_after: Option<u64>,
+}
+
 /// Who did what: uploads, starts, answers, cancels, deletes, with their outcome.
-#[utoipa::path(get, path = "/v1/audit", tag = "tokens", params(AuditQuery),
-    responses((status = 200, description = "Audit entries", body = serde_json::Value),
+#[utoipa::path(get, path = "/v1/audit", tag = "tokens", operation_id = "Audit.List",
+    extensions(("x-weft-actions" = json!(true))), params(AuditQuery),
+    responses((status = 200, description = "Audit entries", body = AuditPage),
+        (status = 400, description = "A bad query", body = super::error::ErrorBody),
         (status = 403, description = "Not an admin", body = super::error::ErrorBody)))]
 pub async fn audit(
     State(state): State<AppState>,
     caller: Caller,
     QueryParams(query): QueryParams<AuditQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AuditPage>, ApiError> {
     caller.require(Action::ReadAudit)?;
     let limit = query.limit.unwrap_or(100).clamp(1, 10_000);
     let entries = state.engine.audit(query.after, limit).await?;
@@ -118,5 +151,5 @@ pub async fn audit(
             entry
         })
         .collect();
-    Ok(Json(json!({"items": items, "next_after": next_after})))
+    Ok(Json(AuditPage { items, next_after }))
 }

@@ -5,22 +5,25 @@ use super::error::ApiError;
 use super::extract::{PathParams, QueryParams, RawBody};
 use super::AppState;
 use crate::auth::Action;
-use crate::engine::{SaveStatus, StartError};
+use crate::engine::{SaveStatus, Saved, StartError};
+use crate::names::Digest;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// Creates a workflow version from YAML or JSON (by `Content-Type`). Without `version` in the
 /// body, the next version is assigned; the same content under an existing version is
 /// accepted again; other content under an existing version is a conflict.
-#[utoipa::path(post, path = "/v1/workflows", tag = "workflows",
-    request_body(content = String, content_type = "application/yaml", description = "The definition, YAML or JSON"),
+#[utoipa::path(post, path = "/v1/workflows", tag = "workflows", operation_id = "Workflows.Create",
+    extensions(("x-weft-actions" = json!(true))), params(CreateQuery),
+    request_body(description = "The definition, YAML or JSON",
+        content((String = "application/yaml"), (Object = "application/json"))),
     responses(
-        (status = 201, description = "Created", body = serde_json::Value),
-        (status = 200, description = "That version already exists with this content", body = serde_json::Value),
+        (status = 201, description = "Created", body = Saved),
+        (status = 200, description = "That version already exists with this content", body = Saved),
         (status = 400, description = "Invalid definition, with every problem and its path", body = super::error::ErrorBody),
         (status = 409, description = "The version exists with other content", body = super::error::ErrorBody),
         (status = 415, description = "Not YAML or JSON", body = super::error::ErrorBody)))]
@@ -74,42 +77,68 @@ pub async fn create(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CreateQuery {
     /// Make the new version the active one at once.
     #[serde(default)]
     publish: bool,
 }
 
+/// A workflow's active version.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Published {
+    id: String,
+    active_version: u64,
+}
+
 /// Makes a version the active one, the version runs start on unless they name another.
 #[utoipa::path(post, path = "/v1/workflows/{id}/versions/{version}/publish", tag = "workflows",
+    operation_id = "Workflows.Publish", extensions(("x-weft-actions" = json!(true))),
     params(("id" = String, Path, description = "Workflow id"), ("version" = u64, Path, description = "Version")),
-    responses((status = 200, description = "Published", body = serde_json::Value),
+    responses((status = 200, description = "Published", body = Published),
+        (status = 400, description = "The version is not a number", body = super::error::ErrorBody),
         (status = 404, description = "No such version", body = super::error::ErrorBody)))]
 pub async fn publish(
     State(state): State<AppState>,
     PathParams((id, version)): PathParams<(String, u64)>,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Published>, ApiError> {
     caller.require(Action::WriteWorkflows)?;
     if !state.engine.publish(&id, version).await? {
         return Err(ApiError::not_found(format!(
             "workflow {id} has no version {version}"
         )));
     }
-    Ok(Json(json!({"id": id, "active_version": version})))
+    Ok(Json(Published {
+        id,
+        active_version: version,
+    }))
+}
+
+/// What changed between two versions.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Diff {
+    id: String,
+    from: u64,
+    to: u64,
+    /// A JSON Patch (RFC 6902) from `from` to `to`.
+    #[schema(value_type = Vec<Object>)]
+    changes: json_patch::Patch,
 }
 
 /// What changed from version `a` to version `b`, as a JSON Patch (RFC 6902).
 #[utoipa::path(get, path = "/v1/workflows/{id}/versions/{a}/diff/{b}", tag = "workflows",
+    operation_id = "Workflows.Diff", extensions(("x-weft-actions" = json!(true))),
     params(("id" = String, Path, description = "Workflow id"), ("a" = u64, Path, description = "From"),
         ("b" = u64, Path, description = "To")),
-    responses((status = 200, description = "The changes", body = serde_json::Value),
+    responses((status = 200, description = "The changes", body = Diff),
+        (status = 400, description = "A version is not a number", body = super::error::ErrorBody),
         (status = 404, description = "No such version", body = super::error::ErrorBody)))]
 pub async fn diff(
     State(state): State<AppState>,
     PathParams((id, a, b)): PathParams<(String, u64, u64)>,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Diff>, ApiError> {
     caller.require(Action::ReadWorkflows)?;
     let document = |version: u64| {
         let (state, id) = (&state, &id);
@@ -126,13 +155,34 @@ pub async fn diff(
         }
     };
     let changes = json_patch::diff(&document(a).await?, &document(b).await?);
-    Ok(Json(json!({"id": id, "from": a, "to": b, "changes": changes})))
+    Ok(Json(Diff {
+        id,
+        from: a,
+        to: b,
+        changes,
+    }))
+}
+
+/// A workflow and its latest version.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct WorkflowSummary {
+    id: String,
+    latest_version: u64,
+    digest: Digest,
+    description: String,
+}
+
+/// Every workflow.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct WorkflowList {
+    items: Vec<WorkflowSummary>,
 }
 
 /// Every workflow with its latest version.
-#[utoipa::path(get, path = "/v1/workflows", tag = "workflows",
-    responses((status = 200, description = "Workflows", body = serde_json::Value)))]
-pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/v1/workflows", tag = "workflows", operation_id = "Workflows.List",
+    extensions(("x-weft-actions" = json!(true))),
+    responses((status = 200, description = "Workflows", body = WorkflowList)))]
+pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<WorkflowList>, ApiError> {
     caller.require(Action::ReadWorkflows)?;
     let mut items = Vec::new();
     for (id, version, digest) in state.engine.workflows().await? {
@@ -142,41 +192,63 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<
             .await?
             .map(|w| w.definition.description.clone())
             .unwrap_or_default();
-        items
-            .push(json!({"id": id, "latest_version": version, "digest": digest, "description": description}));
+        items.push(WorkflowSummary {
+            id,
+            latest_version: version,
+            digest,
+            description,
+        });
     }
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(WorkflowList { items }))
 }
 
 /// The latest version's definition.
-#[utoipa::path(get, path = "/v1/workflows/{id}", tag = "workflows",
+#[utoipa::path(get, path = "/v1/workflows/{id}", tag = "workflows", operation_id = "Workflows.Get",
+    extensions(("x-weft-actions" = json!(true))),
     params(("id" = String, Path, description = "Workflow id")),
-    responses((status = 200, description = "Definition", body = serde_json::Value),
+    responses((status = 200, description = "Definition", body = WorkflowVersion),
         (status = 404, description = "No such workflow", body = super::error::ErrorBody)))]
 pub async fn get_latest(
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WorkflowVersion>, ApiError> {
     caller.require(Action::ReadWorkflows)?;
     definition(&state, &id, None).await
 }
 
 /// One version's definition.
 #[utoipa::path(get, path = "/v1/workflows/{id}/versions/{version}", tag = "workflows",
+    operation_id = "Workflows.GetVersion", extensions(("x-weft-actions" = json!(true))),
     params(("id" = String, Path, description = "Workflow id"), ("version" = u64, Path, description = "Version")),
-    responses((status = 200, description = "Definition", body = serde_json::Value),
+    responses((status = 200, description = "Definition", body = WorkflowVersion),
+        (status = 400, description = "The version is not a number", body = super::error::ErrorBody),
         (status = 404, description = "No such version", body = super::error::ErrorBody)))]
 pub async fn get_version(
     State(state): State<AppState>,
     PathParams((id, version)): PathParams<(String, u64)>,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WorkflowVersion>, ApiError> {
     caller.require(Action::ReadWorkflows)?;
     definition(&state, &id, Some(version)).await
 }
 
-async fn definition(state: &AppState, id: &str, version: Option<u64>) -> Result<Json<Value>, ApiError> {
+/// One version of a workflow with its definition.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct WorkflowVersion {
+    id: String,
+    version: u64,
+    digest: Digest,
+    /// The definition as stored (see the README's "Workflow definitions").
+    #[schema(value_type = Object)]
+    definition: Value,
+}
+
+async fn definition(
+    state: &AppState,
+    id: &str,
+    version: Option<u64>,
+) -> Result<Json<WorkflowVersion>, ApiError> {
     let workflow = state
         .engine
         .workflow(id, version)
@@ -185,38 +257,54 @@ async fn definition(state: &AppState, id: &str, version: Option<u64>) -> Result<
             Some(v) => ApiError::not_found(format!("workflow {id} has no version {v}")),
             None => ApiError::not_found(format!("no workflow {id}")),
         })?;
-    Ok(Json(json!({
-        "id": workflow.definition.id,
-        "version": workflow.definition.version,
-        "digest": workflow.digest,
-        "definition": workflow.definition,
-    })))
+    Ok(Json(WorkflowVersion {
+        id: workflow.definition.id.clone(),
+        version: workflow.definition.version,
+        digest: workflow.digest.clone(),
+        definition: serde_json::to_value(&workflow.definition).map_err(anyhow::Error::from)?,
+    }))
+}
+
+/// A version and its digest.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct VersionItem {
+    version: u64,
+    digest: Digest,
+}
+
+/// Every version of a workflow.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct VersionList {
+    id: String,
+    items: Vec<VersionItem>,
 }
 
 /// Every version of a workflow.
 #[utoipa::path(get, path = "/v1/workflows/{id}/versions", tag = "workflows",
+    operation_id = "Workflows.ListVersions", extensions(("x-weft-actions" = json!(true))),
     params(("id" = String, Path, description = "Workflow id")),
-    responses((status = 200, description = "Versions", body = serde_json::Value),
+    responses((status = 200, description = "Versions", body = VersionList),
         (status = 404, description = "No such workflow", body = super::error::ErrorBody)))]
 pub async fn versions(
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
     caller: Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<VersionList>, ApiError> {
     caller.require(Action::ReadWorkflows)?;
     let versions = state.engine.workflow_versions(&id).await?;
     if versions.is_empty() {
         return Err(ApiError::not_found(format!("no workflow {id}")));
     }
-    let items: Vec<Value> = versions
+    let items = versions
         .into_iter()
-        .map(|(version, digest)| json!({"version": version, "digest": digest}))
+        .map(|(version, digest)| VersionItem { version, digest })
         .collect();
-    Ok(Json(json!({"id": id, "items": items})))
+    Ok(Json(VersionList { id, items }))
 }
 
 /// Deletes every version. Runs keep the definitions they started with.
-#[utoipa::path(delete, path = "/v1/workflows/{id}", tag = "workflows",
+#[utoipa::path(delete, path = "/v1/workflows/{id}", tag = "workflows", operation_id = "Workflows.Delete",
+    extensions(("x-weft-actions" = json!(true))),
     params(("id" = String, Path, description = "Workflow id")),
     responses((status = 204, description = "Deleted"),
         (status = 404, description = "No such workflow", body = super::error::ErrorBody)))]

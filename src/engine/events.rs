@@ -43,7 +43,7 @@ pub struct StoredEvent {
 }
 
 /// What sending an event did.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct EventReceipt {
     pub id: String,
     pub name: String,
@@ -52,6 +52,7 @@ pub struct EventReceipt {
     pub delivered: Vec<RunId>,
     /// Until when a step that begins waiting for it later still gets it.
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub kept_until: OffsetDateTime,
 }
 

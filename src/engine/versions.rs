@@ -59,7 +59,7 @@ macro_rules! try_ok {
 }
 
 /// What storing a definition did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SaveStatus {
     /// A new version.
@@ -73,7 +73,7 @@ pub enum SaveStatus {
 }
 
 /// The version a definition was stored as.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Saved {
     pub id: String,
     pub version: u64,

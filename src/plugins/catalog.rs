@@ -42,7 +42,7 @@ pub struct PluginMeta {
 }
 
 /// Where an uploaded plugin version is: compiling in the background, usable, or refused.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PluginStatus {
     Compiling,

@@ -152,17 +152,67 @@ pub struct StoredGrant {
 }
 
 impl StoredGrant {
-    /// The grant as the API and CLI show it: the spec's fields, then the plugin it is for and
-    /// who set it when.
+    /// The grant as the CLI shows it: [`StoredGrant::shown`] as JSON.
     pub fn view(&self, plugin: &str) -> serde_json::Value {
-        let mut shown = serde_json::to_value(&self.spec).unwrap_or_default();
-        shown["plugin"] = serde_json::json!(plugin);
-        shown["source"] = serde_json::json!(self.source);
-        shown["updated_by"] = serde_json::json!(self.updated_by);
-        shown["updated_at"] = serde_json::json!(crate::run::rfc3339(self.updated_at));
-        shown
+        serde_json::to_value(self.shown(plugin)).unwrap_or_default()
+    }
+
+    /// The grant as the API shows it: the spec's fields, then the plugin it is for and who
+    /// set it when.
+    pub fn shown(&self, plugin: &str) -> GrantView {
+        GrantView {
+            spec: self.spec.clone(),
+            plugin: plugin.to_owned(),
+            source: self.source,
+            updated_by: self.updated_by.clone(),
+            updated_at: crate::run::rfc3339(self.updated_at),
+        }
     }
 }
+
+/// A grant as shown: the spec's fields, the plugin it is for (name or `name@version`), who
+/// set it when.
+#[derive(Serialize)]
+pub struct GrantView {
+    #[serde(flatten)]
+    pub spec: GrantSpec,
+    pub plugin: String,
+    pub source: GrantSource,
+    pub updated_by: String,
+    pub updated_at: String,
+}
+
+/// [`GrantSpec`]'s schema with the view's fields added. Written out because the spec refuses
+/// unknown fields as a request body, which a derived schema would carry over to the view.
+impl utoipa::PartialSchema for GrantView {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
+        use utoipa::openapi::RefOr;
+        let RefOr::T(Schema::Object(mut view)) = <GrantSpec as utoipa::PartialSchema>::schema() else {
+            unreachable!("GrantSpec is a plain object")
+        };
+        view.additional_properties = None;
+        let text = || ObjectBuilder::new().schema_type(Type::String);
+        let added = [
+            ("plugin", text().into()),
+            ("source", <GrantSource as utoipa::PartialSchema>::schema()),
+            ("updated_by", text().into()),
+            (
+                "updated_at",
+                text()
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+                    .into(),
+            ),
+        ];
+        for (name, schema) in added {
+            view.properties.insert(name.to_owned(), schema);
+            view.required.push(name.to_owned());
+        }
+        RefOr::T(Schema::Object(view))
+    }
+}
+
+impl utoipa::ToSchema for GrantView {}
 
 /// Checks that `key` is a plugin name or `name@version`, as a grant is keyed.
 pub fn check_key(key: &str) -> Result<()> {

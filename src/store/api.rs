@@ -395,17 +395,20 @@ pub enum Notice {
 }
 
 /// A runner as the database knows it.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct RunnerInfo {
     pub id: String,
     /// Where it serves, if it serves (`host:port`).
     pub address: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub started_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub heartbeat_at: OffsetDateTime,
     /// Until when its runs are its own without another heartbeat.
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub lease_until: OffsetDateTime,
     /// Runs it owns now.
     pub runs: u64,

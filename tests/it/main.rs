@@ -17,6 +17,7 @@ mod grants;
 mod hardening;
 mod language;
 mod lifecycle;
+mod openapi;
 mod operating;
 mod plugins;
 mod runners;
