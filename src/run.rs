@@ -230,6 +230,15 @@ impl RunRecord {
             started_by: self.started_by.clone(),
             created_at: self.created_at,
             inputs: Vec::new(),
+            waiting_for: if self.state == RunState::Waiting {
+                crate::store::waiting_for(
+                    self.waiting_steps()
+                        .filter_map(|s| s.waiting.as_ref())
+                        .flat_map(|w| w.assignees.iter().cloned()),
+                )
+            } else {
+                Vec::new()
+            },
         }
     }
 

@@ -176,15 +176,24 @@ pub async fn list(
         admin: false,
         ..caller.0.person()
     };
+    let only_mine = only_mine || caller.0.reads_assigned_only();
+    // Oldest first either way.
+    let runs = if only_mine {
+        let mut mine = state.engine.runs_waiting_for(&person, None, usize::MAX).await?;
+        mine.reverse();
+        mine
+    } else {
+        state.engine.waiting_runs().await?
+    };
     let mut items = Vec::new();
-    for run in state.engine.waiting_runs().await? {
+    for run in runs {
         for unit in run.units() {
             let Some(step) = run.record(unit) else { continue };
             let Some(waiting) = step.waiting.as_ref().filter(|_| step.state == StepState::Waiting) else {
                 continue;
             };
             let assigned = !waiting.assignees.is_empty() && person.may_answer(&waiting.assignees);
-            if assigned || (!only_mine && !caller.0.reads_assigned_only()) {
+            if assigned || !only_mine {
                 items.push(views::interaction(&run, step));
             }
         }

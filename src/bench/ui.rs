@@ -130,9 +130,9 @@ pub(super) async fn pages(
 }
 
 /// `ui_inbox_ms_all_waiting`: the inbox of someone with nothing assigned, on `server` whose
-/// database holds `waiting` runs that wait for others: the inbox reads every waiting run to
-/// find none (the worst case; runs that finished are never read). The floor is the inbox
-/// with everything waiting shown (`?all=1`), which reads one page.
+/// database holds `waiting` runs that wait for others (the case where an inbox that filtered
+/// the waiting runs would read them all; the store's assignee index finds none at once). The
+/// floor is the inbox with everything waiting shown (`?all=1`), which reads one page.
 pub(super) async fn inbox_of_no_one(
     server: &Server,
     token: &str,

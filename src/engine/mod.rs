@@ -132,6 +132,14 @@ pub struct Person {
 }
 
 impl Person {
+    /// The assignees that name this person: their name and each of their groups as
+    /// `group:NAME` (what [`crate::store::RunIndex::waiting_for`] holds).
+    pub fn assignee_names(&self) -> Vec<String> {
+        std::iter::once(self.name.clone())
+            .chain(self.groups.iter().map(|g| format!("group:{g}")))
+            .collect()
+    }
+
     /// Whether this person is among `assignees` (user names, or groups as `group:NAME`);
     /// no assignees means anyone.
     pub fn may_answer(&self, assignees: &[String]) -> bool {

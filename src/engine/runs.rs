@@ -286,6 +286,23 @@ impl Engine {
         Ok(decoded)
     }
 
+    /// Up to `limit` runs with a step assigned to `person` by name or group, newest first,
+    /// before the run `before`. Reads only those runs, however many wait for others.
+    pub async fn runs_waiting_for(
+        &self,
+        person: &Person,
+        before: Option<RunId>,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>> {
+        self.inner
+            .store
+            .runs_waiting_for(&person.assignee_names(), before, limit)
+            .await?
+            .into_iter()
+            .map(RunRecord::from_stored)
+            .collect()
+    }
+
     /// Every run waiting for a person, oldest first.
     pub async fn waiting_runs(&self) -> Result<Vec<RunRecord>> {
         let mut runs = Vec::new();

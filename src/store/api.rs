@@ -65,6 +65,9 @@ pub struct RunIndex {
     /// Input values a run can be found by (`input.KEY=VALUE`), as text; written when the run
     /// is created (inputs never change).
     pub inputs: Vec<(String, String)>,
+    /// Whom a waiting run waits for: the assignees (names and `group:NAME`) of its waiting
+    /// steps, sorted, without repeats; empty unless the run is waiting.
+    pub waiting_for: Vec<String>,
 }
 
 /// A run document as stored: its revision (1 when created, one more on every write) and
@@ -449,6 +452,16 @@ pub trait RunStore {
 
     /// The ids of runs waiting for a person, oldest first; never scans other runs.
     async fn waiting_runs(&self) -> StoreResult<Vec<RunId>>;
+
+    /// Up to `limit` runs waiting for any of `assignees` (see [`RunIndex::waiting_for`]),
+    /// newest first, starting after the run `before`. Reads the assignee index: the cost
+    /// follows what is found, not how many runs wait for others.
+    async fn runs_waiting_for(
+        &self,
+        assignees: &[String],
+        before: Option<RunId>,
+        limit: usize,
+    ) -> StoreResult<Vec<StoredRun>>;
 
     /// How many runs wait for a person, without reading them (for the metrics).
     async fn waiting_count(&self) -> StoreResult<u64>;

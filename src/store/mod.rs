@@ -13,7 +13,7 @@ pub mod redb;
 
 pub use api::*;
 
-use crate::run::RunState;
+use crate::run::{RunState, StepState};
 use std::sync::Arc;
 use time::OffsetDateTime;
 
@@ -38,7 +38,7 @@ impl Location {
 
 /// The index fields of a stored run document. The store reads them back only where it
 /// rewrites a run its writer did not hand it: a claim, a copy.
-pub(crate) fn index_of(doc: &[u8]) -> StoreResult<RunIndex> {
+pub fn index_of(doc: &[u8]) -> StoreResult<RunIndex> {
     #[derive(serde::Deserialize)]
     struct Fields {
         state: RunState,
@@ -46,13 +46,55 @@ pub(crate) fn index_of(doc: &[u8]) -> StoreResult<RunIndex> {
         started_by: String,
         #[serde(with = "time::serde::rfc3339")]
         created_at: OffsetDateTime,
+        #[serde(default)]
+        steps: Vec<Step>,
     }
     #[derive(serde::Deserialize)]
     struct Workflow {
         id: String,
     }
+    /// A step, or an item under way (`map.active`), as `RunRecord::waiting_steps` reads it.
+    #[derive(serde::Deserialize)]
+    struct Step {
+        state: StepState,
+        #[serde(default)]
+        waiting: Option<Waiting>,
+        #[serde(default)]
+        map: Option<Map>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Map {
+        #[serde(default)]
+        active: std::collections::BTreeMap<String, Item>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Item {
+        record: Step,
+    }
+    #[derive(serde::Deserialize)]
+    struct Waiting {
+        #[serde(default)]
+        assignees: Vec<String>,
+    }
     let fields: Fields = serde_json::from_slice(doc)
         .map_err(|e| StoreError::Other(anyhow::anyhow!("a stored run is unreadable: {e}")))?;
+    let waiting_for = if fields.state == RunState::Waiting {
+        let mut units = Vec::new();
+        for mut step in fields.steps {
+            let items = step.map.take().map(|m| m.active.into_values().map(|i| i.record));
+            units.push(step);
+            units.extend(items.into_iter().flatten());
+        }
+        waiting_for(
+            units
+                .into_iter()
+                .filter(|s| s.state == StepState::Waiting)
+                .filter_map(|s| s.waiting)
+                .flat_map(|w| w.assignees),
+        )
+    } else {
+        Vec::new()
+    };
     Ok(RunIndex {
         state: fields.state,
         workflow: fields.workflow.id,
@@ -60,7 +102,16 @@ pub(crate) fn index_of(doc: &[u8]) -> StoreResult<RunIndex> {
         created_at: fields.created_at,
         // Only a run's creation writes its input index; a rewrite leaves it as it is.
         inputs: Vec::new(),
+        waiting_for,
     })
+}
+
+/// `assignees` as [`RunIndex::waiting_for`] holds them: sorted, without repeats.
+pub(crate) fn waiting_for(assignees: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut all: Vec<String> = assignees.into_iter().collect();
+    all.sort_unstable();
+    all.dedup();
+    all
 }
 
 /// A new runner id: unique, and sorting by start time.

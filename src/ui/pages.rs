@@ -156,16 +156,23 @@ pub(super) async fn listing(
         ..principal.person()
     };
     let everyone = everyone && !principal.reads_assigned_only();
-    let query = RunQuery {
-        before,
-        ..RunQuery::new(Some(RunState::Waiting), INBOX_COUNT + 1)
+    let runs = if everyone {
+        let query = RunQuery {
+            before,
+            ..RunQuery::new(Some(RunState::Waiting), INBOX_COUNT + 1)
+        };
+        ui.engine
+            .runs(query, |run| run.steps.iter().any(|s| waits_for(s, &person, true)))
+            .await?
+    } else {
+        let mut runs = ui
+            .engine
+            .runs_waiting_for(&person, before, INBOX_COUNT + 1)
+            .await?;
+        // The inbox shows steps; a run where only `for_each` items wait is not listed.
+        runs.retain(|run| run.steps.iter().any(|s| waits_for(s, &person, false)));
+        runs
     };
-    let runs = ui
-        .engine
-        .runs(query, |run| {
-            run.steps.iter().any(|s| waits_for(s, &person, everyone))
-        })
-        .await?;
     let mut inbox = Inbox {
         items: Vec::new(),
         runs: HashSet::new(),

@@ -176,6 +176,29 @@ pub fn database() -> String {
     format!("postgres://weft@127.0.0.1:{}/{name}", cluster.port)
 }
 
+/// Runs `sql` on the database at `url` (one of [`database`]'s).
+pub fn execute(url: &str, sql: &str) {
+    let cluster = cluster();
+    let name = url.rsplit('/').next().expect("a database name");
+    let mut psql = cluster.command("psql");
+    psql.args([
+        "-h",
+        "127.0.0.1",
+        "-U",
+        "weft",
+        "-d",
+        name,
+        "-q",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-c",
+    ])
+    .arg(sql)
+    .arg("-p")
+    .arg(cluster.port.to_string());
+    run(psql, sql);
+}
+
 /// The names of every database on the test cluster.
 pub fn database_names() -> Vec<String> {
     let cluster = cluster();

@@ -61,6 +61,7 @@ on_both!(
     every_record_is_copied_to_the_other_backend,
     items_and_the_input_index_follow_their_run,
     keyed_documents_keep_their_conditions_and_read_by_range,
+    inboxes_read_the_runs_waiting_for_their_reader,
 );
 
 fn index(state: RunState) -> RunIndex {
@@ -70,6 +71,7 @@ fn index(state: RunState) -> RunIndex {
         started_by: "tester".into(),
         created_at: weft::run::now(),
         inputs: vec![("host".into(), "web01".into())],
+        waiting_for: Vec::new(),
     }
 }
 
@@ -581,7 +583,7 @@ async fn every_record_is_copied_to_the_other_backend(backend: Backend) {
     };
     let mut writes = vec![
         run_write(live, RunState::Running, None, Some("r1")),
-        run_write(waiting, RunState::Waiting, None, None),
+        waiting_write(waiting, &["alice"], &[], None),
         run_write(done, RunState::Completed, None, None),
         Write::Timer(timer.clone()),
         Write::Idempotency {
@@ -679,6 +681,11 @@ async fn every_record_is_copied_to_the_other_backend(backend: Backend) {
         );
     }
     assert_eq!(target.waiting_runs().await.unwrap(), vec![waiting]);
+    let alice = target
+        .runs_waiting_for(&["alice".to_owned()], None, 10)
+        .await
+        .unwrap();
+    assert_eq!(alice.iter().map(|r| r.id).collect::<Vec<_>>(), vec![waiting]);
     assert_eq!(target.next_timer_due().await.unwrap(), Some(due));
     assert_eq!(
         target.idempotent_run("k").await.unwrap(),
@@ -906,4 +913,96 @@ async fn keyed_documents_keep_their_conditions_and_read_by_range(backend: Backen
         .unwrap();
     assert!(store.doc(schedule, "a").await.unwrap().is_none());
     assert!(store.doc(event, "pax").await.unwrap().is_none());
+}
+
+/// A run waiting at one step for `assignees` (and at a `for_each` item for `item_assignees`),
+/// written as the engine writes it: the document and the index agree.
+fn waiting_write(id: RunId, assignees: &[&str], item_assignees: &[&str], expect: Option<u64>) -> Write {
+    let waiting = |who: &[&str]| serde_json::json!({"state": "waiting", "waiting": {"assignees": who}});
+    let mut step = waiting(assignees);
+    if !item_assignees.is_empty() {
+        step["map"] = serde_json::json!({"active": {"3": {"value": 3, "record": waiting(item_assignees)}}});
+    }
+    let doc = serde_json::to_vec(&serde_json::json!({
+        "state": "waiting",
+        "workflow": {"id": "wf"},
+        "started_by": "tester",
+        "created_at": weft::run::rfc3339(weft::run::now()),
+        "steps": [{"state": "completed"}, step],
+    }))
+    .unwrap();
+    let mut index = index(RunState::Waiting);
+    index.waiting_for = weft::store::index_of(&doc).unwrap().waiting_for;
+    Write::Run {
+        id,
+        doc,
+        index,
+        expect,
+        owner: None,
+    }
+}
+
+async fn inboxes_read_the_runs_waiting_for_their_reader(backend: Backend) {
+    let (store, location, _dir) = open(backend, "r1").await;
+    let ids: Vec<RunId> = (0..7).map(|_| RunId::new()).collect();
+    let writes = vec![
+        waiting_write(ids[0], &["alice"], &[], None),
+        waiting_write(ids[1], &["group:ops"], &[], None),
+        waiting_write(ids[2], &["bob", "group:ops"], &[], None),
+        run_write(ids[3], RunState::Running, None, None),
+        waiting_write(ids[4], &["alice"], &[], None),
+        waiting_write(ids[5], &["carol"], &[], None),
+        waiting_write(ids[6], &[], &["alice"], None),
+    ];
+    store.commit(writes).await.unwrap();
+    // Answered (no longer waiting), handed to someone else, deleted.
+    store
+        .commit(vec![
+            run_write(ids[4], RunState::Completed, Some(1), None),
+            waiting_write(ids[5], &["alice", "alice"], &[], Some(1)),
+            Write::DeleteRun(ids[1]),
+        ])
+        .await
+        .unwrap();
+    let store = &store;
+    let found = |who: &'static [&'static str], before: Option<RunId>, limit: usize| async move {
+        let who: Vec<String> = who.iter().map(|w| (*w).to_owned()).collect();
+        store
+            .runs_waiting_for(&who, before, limit)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(found(&["alice"], None, 10).await, vec![ids[6], ids[5], ids[0]]);
+    assert_eq!(
+        found(&["alice", "group:ops"], None, 10).await,
+        vec![ids[6], ids[5], ids[2], ids[0]]
+    );
+    assert_eq!(
+        found(&["alice", "group:ops"], None, 2).await,
+        vec![ids[6], ids[5]]
+    );
+    assert_eq!(
+        found(&["alice", "group:ops"], Some(ids[5]), 2).await,
+        vec![ids[2], ids[0]]
+    );
+    assert_eq!(found(&["carol", "group:sec", "dave"], None, 10).await, vec![]);
+    assert_eq!(found(&[], None, 10).await, vec![]);
+
+    // A database written before the index existed gets it when opened.
+    if let Location::Postgres(url) = &location {
+        crate::postgres::execute(url, "UPDATE runs SET waiting_for = NULL");
+        assert_eq!(found(&["alice"], None, 10).await, vec![]);
+        let reopened = weft::store::open(&location, "r2".into()).await.unwrap();
+        let alice = reopened
+            .runs_waiting_for(&["alice".to_owned()], None, 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            alice.iter().map(|r| r.id).collect::<Vec<_>>(),
+            vec![ids[6], ids[5], ids[0]]
+        );
+    }
 }

@@ -115,6 +115,7 @@ impl PgStore {
                     super::mask_password(url)
                 )
             })?;
+            index_waiting_for(&client).await?;
         }
         let (notices, _) = broadcast::channel(NOTICES);
         let stats = Arc::new(WriterStats::default());
@@ -181,6 +182,30 @@ fn to_i64(n: u64) -> i64 {
 
 fn to_u64(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
+}
+
+/// Fills `waiting_for` on the waiting runs written before the column existed. A run written
+/// meanwhile (its revision moved) already has it; several runners may do this at once.
+async fn index_waiting_for(client: &tokio_postgres::Client) -> anyhow::Result<()> {
+    let rows = client
+        .query(
+            "SELECT id, doc, revision FROM runs WHERE state = 'waiting' AND waiting_for IS NULL",
+            &[],
+        )
+        .await?;
+    for row in &rows {
+        let id: uuid::Uuid = row.get("id");
+        let doc: Vec<u8> = row.get("doc");
+        let revision: i64 = row.get("revision");
+        let assignees = super::index_of(&doc)?.waiting_for;
+        client
+            .execute(
+                "UPDATE runs SET waiting_for = $2 WHERE id = $1 AND revision = $3 AND waiting_for IS NULL",
+                &[&id, &assignees, &revision],
+            )
+            .await?;
+    }
+    Ok(())
 }
 
 fn stored_run(row: &tokio_postgres::Row) -> StoredRun {
@@ -260,6 +285,28 @@ impl RunStore for PgStore {
     async fn waiting_count(&self) -> StoreResult<u64> {
         self.count("SELECT count(*) FROM runs WHERE state = 'waiting'")
             .await
+    }
+
+    async fn runs_waiting_for(
+        &self,
+        assignees: &[String],
+        before: Option<RunId>,
+        limit: usize,
+    ) -> StoreResult<Vec<StoredRun>> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT id, doc, revision, owner FROM runs WHERE state = 'waiting' \
+                 AND waiting_for && $1 AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
+            )
+            .await
+            .map_err(db_error)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = client
+            .query(&statement, &[&assignees, &before.map(RunId::uuid), &limit])
+            .await
+            .map_err(db_error)?;
+        Ok(rows.iter().map(stored_run).collect())
     }
 
     async fn waiting_runs(&self) -> StoreResult<Vec<RunId>> {

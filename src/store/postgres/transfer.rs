@@ -221,8 +221,8 @@ fn statement(record: &Record) -> StoreResult<(&'static str, Vec<Box<dyn ToSql + 
         Record::Run(run) => {
             let index = crate::store::index_of(&run.doc)?;
             (
-                "INSERT INTO runs (id, doc, revision, owner, state, workflow, started_by, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                "INSERT INTO runs (id, doc, revision, owner, state, workflow, started_by, created_at, \
+                 waiting_for) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 vec![
                     Box::new(run.id.uuid()),
                     Box::new(run.doc.as_slice()),
@@ -232,6 +232,7 @@ fn statement(record: &Record) -> StoreResult<(&'static str, Vec<Box<dyn ToSql + 
                     Box::new(index.workflow),
                     Box::new(index.started_by),
                     Box::new(index.created_at),
+                    Box::new(index.waiting_for),
                 ],
             )
         }

@@ -102,8 +102,8 @@ fn expect_one(change: &str) -> String {
 impl Statements {
     async fn prepare(client: &Client) -> Result<Statements, tokio_postgres::Error> {
         Ok(Statements {
-            insert_run: client.prepare("INSERT INTO runs (id, doc, revision, owner, state, workflow, started_by, created_at) VALUES ($1, $2, 1, $3, $4, $5, $6, $7)").await?,
-            update_run: client.prepare(&expect_one("UPDATE runs SET doc = $2, revision = $3 + 1, owner = $4, state = $5 WHERE id = $1 AND revision = $3")).await?,
+            insert_run: client.prepare("INSERT INTO runs (id, doc, revision, owner, state, workflow, started_by, created_at, waiting_for) VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8)").await?,
+            update_run: client.prepare(&expect_one("UPDATE runs SET doc = $2, revision = $3 + 1, owner = $4, state = $5, waiting_for = $6 WHERE id = $1 AND revision = $3")).await?,
             delete_run: client.prepare("DELETE FROM runs WHERE id = $1").await?,
             delete_run_logs: client.prepare("DELETE FROM run_logs WHERE run = $1").await?,
             delete_run_items: client.prepare("DELETE FROM run_items WHERE run = $1").await?,
@@ -531,6 +531,7 @@ fn statements_for<'a>(
                     Box::new(index.workflow.as_str()),
                     Box::new(index.started_by.as_str()),
                     Box::new(index.created_at),
+                    Box::new(index.waiting_for.clone()),
                 ],
             );
             for (key, value) in &index.inputs {
@@ -577,6 +578,7 @@ fn statements_for<'a>(
                 Box::new(to_i64(*expect)),
                 Box::new(owner.as_deref()),
                 Box::new(index.state.as_str()),
+                Box::new(index.waiting_for.clone()),
             ],
         ),
         Write::DeleteRun(id) => {

@@ -363,6 +363,35 @@ impl RunStore for RedbStore {
         Ok(ids)
     }
 
+    async fn runs_waiting_for(
+        &self,
+        assignees: &[String],
+        before: Option<RunId>,
+        limit: usize,
+    ) -> StoreResult<Vec<StoredRun>> {
+        let txn = self.read()?;
+        let index = txn.open_table(WAITING_FOR).map_err(other)?;
+        let history = txn.open_table(RUNS).map_err(other)?;
+        // Run ids are UUIDs (hex digits and dashes): "~" sorts after every one of them.
+        let bound = before.map_or_else(|| "~".to_owned(), |id| id.to_string());
+        let mut newest = std::collections::BTreeSet::new();
+        for assignee in assignees {
+            let range = index
+                .range((assignee.as_str(), "")..(assignee.as_str(), bound.as_str()))
+                .map_err(other)?;
+            for entry in range.rev().take(limit) {
+                newest.insert(entry.map_err(other)?.0.value().1.to_owned());
+            }
+        }
+        let mut runs = Vec::new();
+        for key in newest.iter().rev().take(limit) {
+            if let Some(value) = history.get(key.as_str()).map_err(other)? {
+                runs.push(decode_run(parse_id(key)?, value.value())?);
+            }
+        }
+        Ok(runs)
+    }
+
     async fn waiting_count(&self) -> StoreResult<u64> {
         let txn = self.read()?;
         txn.open_table(WAITING).map_err(other)?.len().map_err(other)
@@ -1023,6 +1052,8 @@ struct Tables<'txn> {
     live: redb::Table<'txn, &'static str, &'static [u8]>,
     live_logs: redb::Table<'txn, (&'static str, u64), &'static [u8]>,
     waiting: redb::Table<'txn, &'static str, ()>,
+    waiting_for: redb::Table<'txn, (&'static str, &'static str), ()>,
+    run_waiting_for: redb::Table<'txn, &'static str, &'static [u8]>,
     idempotency: redb::Table<'txn, &'static str, &'static str>,
     tokens: redb::Table<'txn, &'static str, &'static [u8]>,
     audit: redb::Table<'txn, u64, &'static [u8]>,
@@ -1052,6 +1083,8 @@ impl<'txn> Tables<'txn> {
             live: txn.open_table(LIVE_RUNS)?,
             live_logs: txn.open_table(LIVE_LOGS)?,
             waiting: txn.open_table(WAITING)?,
+            waiting_for: txn.open_table(WAITING_FOR)?,
+            run_waiting_for: txn.open_table(RUN_WAITING_FOR)?,
             idempotency: txn.open_table(IDEMPOTENCY)?,
             tokens: txn.open_table(TOKENS)?,
             audit: txn.open_table(AUDIT)?,
@@ -1274,6 +1307,12 @@ impl<'txn> Tables<'txn> {
                     }
                 }
                 set_member(&mut self.waiting, key, index.state == RunState::Waiting)?;
+                set_waiting_for(
+                    &mut self.waiting_for,
+                    &mut self.run_waiting_for,
+                    key,
+                    &index.waiting_for,
+                )?;
                 if expect.is_none() && !index.inputs.is_empty() {
                     for (name, value) in &index.inputs {
                         self.inputs.insert((name.as_str(), value.as_str(), key), ())?;
@@ -1297,6 +1336,7 @@ impl<'txn> Tables<'txn> {
                 self.runs.remove(key.as_str())?;
                 self.live.remove(key.as_str())?;
                 self.waiting.remove(key.as_str())?;
+                set_waiting_for(&mut self.waiting_for, &mut self.run_waiting_for, &key, &[])?;
                 self.logs.retain_in(run_lines(&key), |_, _| false)?;
                 self.live_logs.retain_in(run_lines(&key), |_, _| false)?;
                 self.items.retain_in(run_items(&key), |_, _| false)?;
@@ -1461,6 +1501,62 @@ fn set_member(index: &mut redb::Table<&str, ()>, key: &str, member: bool) -> any
     Ok(())
 }
 
+/// Records that the run `key` waits for `assignees` (none: it waits for no one), touching
+/// the index only when that changed.
+fn set_waiting_for(
+    index: &mut redb::Table<(&'static str, &'static str), ()>,
+    by_run: &mut redb::Table<&'static str, &'static [u8]>,
+    key: &str,
+    assignees: &[String],
+) -> anyhow::Result<()> {
+    let before: Vec<String> = match by_run.get(key)? {
+        Some(v) => serde_json::from_slice(v.value())?,
+        None => Vec::new(),
+    };
+    if before == assignees {
+        return Ok(());
+    }
+    for assignee in &before {
+        index.remove((assignee.as_str(), key))?;
+    }
+    for assignee in assignees {
+        index.insert((assignee.as_str(), key), ())?;
+    }
+    if assignees.is_empty() {
+        by_run.remove(key)?;
+    } else {
+        by_run.insert(key, serde_json::to_vec(assignees)?.as_slice())?;
+    }
+    Ok(())
+}
+
+/// The `META` entry set once `WAITING_FOR` holds every waiting run.
+const WAITING_FOR_BUILT: &str = "waiting_for_index";
+
+/// Fills `WAITING_FOR` from the waiting runs of a database written before it existed.
+/// Does nothing once done.
+fn index_waiting_for(txn: &redb::WriteTransaction) -> anyhow::Result<()> {
+    let mut meta = txn.open_table(META)?;
+    if meta.get(WAITING_FOR_BUILT)?.is_some() {
+        return Ok(());
+    }
+    let runs = txn.open_table(RUNS)?;
+    let waiting = txn.open_table(WAITING)?;
+    let mut index = txn.open_table(WAITING_FOR)?;
+    let mut by_run = txn.open_table(RUN_WAITING_FOR)?;
+    for entry in waiting.iter()? {
+        let key = entry?.0;
+        let key = key.value();
+        if let Some(value) = runs.get(key)? {
+            let run = decode_run(parse_id(key)?, value.value())?;
+            let assignees = super::index_of(&run.doc)?.waiting_for;
+            set_waiting_for(&mut index, &mut by_run, key, &assignees)?;
+        }
+    }
+    meta.insert(WAITING_FOR_BUILT, 1)?;
+    Ok(())
+}
+
 fn create_tables(db: &Database) -> anyhow::Result<()> {
     let txn = db.begin_write()?;
     txn.open_table(RUNS)?;
@@ -1468,6 +1564,7 @@ fn create_tables(db: &Database) -> anyhow::Result<()> {
     txn.open_table(LIVE_LOGS)?;
     migrate_active_index(&txn)?;
     txn.open_table(WAITING)?;
+    index_waiting_for(&txn)?;
     txn.open_table(IDEMPOTENCY)?;
     txn.open_table(TOKENS)?;
     txn.open_table(AUDIT)?;

@@ -14,6 +14,11 @@ pub const LIVE_RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("live_r
 pub const LEGACY_ACTIVE: TableDefinition<&str, ()> = TableDefinition::new("active_runs");
 /// run id → (): runs waiting for a person, so listing interactions never scans other runs.
 pub const WAITING: TableDefinition<&str, ()> = TableDefinition::new("waiting_runs");
+/// (assignee, run id) → (): whom each waiting run waits for (`RunIndex::waiting_for`), so an
+/// inbox reads only the runs waiting for its reader.
+pub const WAITING_FOR: TableDefinition<(&str, &str), ()> = TableDefinition::new("waiting_for");
+/// run id → its assignees in `WAITING_FOR` (a JSON array), to remove them when it changes.
+pub const RUN_WAITING_FOR: TableDefinition<&str, &[u8]> = TableDefinition::new("run_waiting_for");
 /// `[workflow, caller, Idempotency-Key]` (as JSON) → `run-id request-digest`: the run it started and the
 /// digest of the request that started it.
 pub const IDEMPOTENCY: TableDefinition<&str, &str> = TableDefinition::new("idempotency_keys");

@@ -176,6 +176,8 @@ fn import_all(db: &Database, records: &[Record]) -> anyhow::Result<()> {
         let mut live = txn.open_table(LIVE_RUNS)?;
         let mut runs = txn.open_table(RUNS)?;
         let mut waiting = txn.open_table(WAITING)?;
+        let mut waiting_for = txn.open_table(WAITING_FOR)?;
+        let mut run_waiting_for = txn.open_table(RUN_WAITING_FOR)?;
         let mut live_logs = txn.open_table(LIVE_LOGS)?;
         let mut logs = txn.open_table(LOGS)?;
         for record in records {
@@ -192,6 +194,7 @@ fn import_all(db: &Database, records: &[Record]) -> anyhow::Result<()> {
                     if index.state == RunState::Waiting {
                         waiting.insert(key.as_str(), ())?;
                     }
+                    super::set_waiting_for(&mut waiting_for, &mut run_waiting_for, &key, &index.waiting_for)?;
                 }
                 Record::Log { run, seq, doc } => {
                     let run = run.to_string();
