@@ -524,6 +524,18 @@ pub async fn retry(
     )))
 }
 
+/// Takes over, now, the runs no live runner owns and fires the timers that fell due (`weft
+/// resume --server`); a runner also does both by itself, on a timer.
+#[utoipa::path(post, path = "/v1/executions/resume", tag = "executions",
+    responses((status = 200, description = "{\"resumed\": N, \"fired\": M}", body = serde_json::Value),
+        (status = 403, description = "May not manage runs", body = super::error::ErrorBody)))]
+pub async fn resume(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller.require(Action::ManageRuns)?;
+    let resumed = state.engine.recover().await?;
+    let fired = state.engine.fire_due_timers().await?;
+    Ok(Json(json!({ "resumed": resumed, "fired": fired })))
+}
+
 /// Which finished runs `POST /v1/executions/purge` deletes.
 #[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

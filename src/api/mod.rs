@@ -92,6 +92,7 @@ pub struct Options {
         executions::restart,
         executions::retry,
         executions::purge,
+        executions::resume,
         interactions::get,
         interactions::answer,
         interactions::cancel,
@@ -184,6 +185,7 @@ pub fn router(engine: Engine, options: &Options) -> Router {
         )
         .route("/v1/executions", get(executions::list_all))
         .route("/v1/executions/purge", post(executions::purge))
+        .route("/v1/executions/resume", post(executions::resume))
         .route("/v1/executions/{eid}", get(executions::get_by_id))
         .route(executions, get(executions::get).delete(executions::delete))
         .route(

@@ -20,7 +20,7 @@ use serde_json::{json, Value};
     request_body(content = String, content_type = "application/yaml", description = "The definition, YAML or JSON"),
     responses(
         (status = 201, description = "Created", body = serde_json::Value),
-        (status = 200, description = "That version already exists with this content", body = serde_json::Value),
+        (status = 200, description = "That version already exists with this content; or, with `dry_run`, the definition is valid", body = serde_json::Value),
         (status = 400, description = "Invalid definition, with every problem and its path", body = super::error::ErrorBody),
         (status = 409, description = "The version exists with other content", body = super::error::ErrorBody),
         (status = 415, description = "Not YAML or JSON", body = super::error::ErrorBody)))]
@@ -61,6 +61,17 @@ pub async fn create(
         other => other.into(),
     };
     let document = state.engine.parse_document(text).await.map_err(invalid)?;
+    if query.dry_run {
+        let definition =
+            crate::workflow::from_value(document).map_err(|p| ApiError::invalid("invalid_definition", p))?;
+        let workflow = state.engine.validate(definition).await.map_err(invalid)?;
+        let checked = json!({
+            "id": workflow.definition.id,
+            "version": workflow.definition.version,
+            "steps": workflow.steps.len(),
+        });
+        return Ok((StatusCode::OK, Json(checked)).into_response());
+    }
     let (saved, _) = state
         .engine
         .save_version(document, query.publish)
@@ -70,7 +81,7 @@ pub async fn create(
         SaveStatus::Created | SaveStatus::NewDraft => StatusCode::CREATED,
         SaveStatus::Unchanged | SaveStatus::Overwritten => StatusCode::OK,
     };
-    Ok((status, Json(saved)))
+    Ok((status, Json(saved)).into_response())
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -78,6 +89,10 @@ pub struct CreateQuery {
     /// Make the new version the active one at once.
     #[serde(default)]
     publish: bool,
+    /// Only check the definition (against this server's plugins) and store nothing: 200
+    /// `{id, version, steps}`, or 400 with every problem.
+    #[serde(default)]
+    dry_run: bool,
 }
 
 /// Makes a version the active one, the version runs start on unless they name another.
