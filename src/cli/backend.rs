@@ -117,7 +117,14 @@ pub trait Backend {
         wait: bool,
     ) -> Result<Started>;
     /// Answers `step` of `run` with `signal` and `data`; returns the run once settled.
-    async fn answer(&self, run: &str, step: &str, signal: &str, data: Value, who: &Person) -> Result<RunRecord>;
+    async fn answer(
+        &self,
+        run: &str,
+        step: &str,
+        signal: &str,
+        data: Value,
+        who: &Person,
+    ) -> Result<RunRecord>;
     async fn cancel(&self, run: &str, who: &Person) -> Result<RunRecord>;
     /// Continues runs no live runner owns and fires due timers, then waits for the runs under
     /// way to settle.

@@ -3,9 +3,9 @@
 //! knows which backend it has.
 
 use super::backend::Backend;
+use super::{scaffold, show};
 use super::{Acting, EventCommand, GrantCommand, PluginCommand, RunsCommand, ScheduleCommand};
 use super::{TokenCommand, WorkflowCommand};
-use super::{scaffold, show};
 use crate::run::RunState;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{Map, Value};
@@ -47,11 +47,7 @@ async fn act<B: Backend>(backend: &B, command: Acting) -> Result<ExitCode> {
             let items = backend.inbox(&who).await?;
             show::inbox(&items, json, place, &who)
         }
-        Acting::Cancel {
-            run,
-            identity,
-            json,
-        } => {
+        Acting::Cancel { run, identity, json } => {
             let who = identity.person(place)?;
             let run = backend.cancel(&run, &who).await?;
             // Canceled as asked: success, though a canceled run's own code is 1.
@@ -110,11 +106,7 @@ async fn act<B: Backend>(backend: &B, command: Acting) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Acting::Runs(RunsCommand::List {
-            state,
-            inputs,
-            json,
-        }) => {
+        Acting::Runs(RunsCommand::List { state, inputs, json }) => {
             let state: Option<RunState> = state
                 .map(|s| s.parse())
                 .transpose()
@@ -139,19 +131,12 @@ async fn act<B: Backend>(backend: &B, command: Acting) -> Result<ExitCode> {
             }
             Ok(code)
         }
-        Acting::Runs(RunsCommand::Purge {
-            older_than,
-            workflow,
-        }) => {
+        Acting::Runs(RunsCommand::Purge { older_than, workflow }) => {
             let purged = backend.purge_runs(older_than, workflow.as_deref()).await?;
             println!("deleted {purged} finished run(s)");
             Ok(ExitCode::SUCCESS)
         }
-        Acting::Plugin(PluginCommand::Add {
-            file,
-            name,
-            version,
-        }) => {
+        Acting::Plugin(PluginCommand::Add { file, name, version }) => {
             let plugin = backend.add_plugin(&file, &name, &version).await?;
             println!("{}", show::plugin_added(&plugin));
             Ok(ExitCode::SUCCESS)
@@ -251,11 +236,7 @@ async fn workflow<B: Backend>(backend: &B, command: WorkflowCommand) -> Result<E
 
 async fn token<B: Backend>(backend: &B, command: TokenCommand) -> Result<ExitCode> {
     match command {
-        TokenCommand::Create {
-            name,
-            roles,
-            groups,
-        } => {
+        TokenCommand::Create { name, roles, groups } => {
             let secret = backend.create_token(&name, &roles, &groups).await?;
             eprintln!(
                 "token for {name} ({}); it is shown only now:",

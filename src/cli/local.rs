@@ -132,7 +132,14 @@ impl Backend for Local {
         })
     }
 
-    async fn answer(&self, run: &str, step: &str, signal: &str, data: Value, who: &Person) -> Result<RunRecord> {
+    async fn answer(
+        &self,
+        run: &str,
+        step: &str,
+        signal: &str,
+        data: Value,
+        who: &Person,
+    ) -> Result<RunRecord> {
         let id = Local::run_id(run)?;
         let engine = self.working().await?;
         engine.fire_due_timers().await?;
@@ -192,7 +199,7 @@ impl Backend for Local {
         let engine = self.working().await?;
         engine.retry(id, &who.name, options).await?;
         engine.record_audit(&cli_audit(&who.name, &format!("weft retry {id}")));
-        Ok(engine.settled(id).await?)
+        engine.settled(id).await
     }
 
     async fn restart(&self, run: &str, version: Option<u64>, who: &Person) -> Result<RunRecord> {
@@ -200,7 +207,7 @@ impl Backend for Local {
         let engine = self.working().await?;
         let restarted = engine.restart(id, version, &who.name).await?;
         engine.record_audit(&cli_audit(&who.name, &format!("weft restart {id}")));
-        Ok(engine.settled(restarted).await?)
+        engine.settled(restarted).await
     }
 
     async fn runs(&self, state: Option<RunState>, inputs: &[(String, String)]) -> Result<Vec<Value>> {
@@ -255,7 +262,8 @@ impl Backend for Local {
     }
 
     async fn add_plugin(&self, file: &Path, name: &str, version: &str) -> Result<PluginLine> {
-        let bytes = std::fs::read(file).with_context(|| format!("cannot read the plugin {}", file.display()))?;
+        let bytes =
+            std::fs::read(file).with_context(|| format!("cannot read the plugin {}", file.display()))?;
         let meta = self
             .engine()
             .await?
@@ -304,7 +312,9 @@ impl Backend for Local {
                 .await?
                 .map(|w| w.definition.description.clone())
                 .unwrap_or_default();
-            items.push(json!({"id": id, "latest_version": version, "digest": digest, "description": description}));
+            items.push(
+                json!({"id": id, "latest_version": version, "digest": digest, "description": description}),
+            );
         }
         Ok(items)
     }
@@ -344,7 +354,8 @@ impl Backend for Local {
     }
 
     async fn import_workflows(&self, file: &Path, rename: &HashMap<String, String>) -> Result<Value> {
-        let bytes = std::fs::read(file).with_context(|| format!("cannot read the bundle {}", file.display()))?;
+        let bytes =
+            std::fs::read(file).with_context(|| format!("cannot read the bundle {}", file.display()))?;
         let engine = self.engine().await?;
         let bundle = crate::bundle::parse(&bytes).map_err(|e| anyhow!("{}: {e}", file.display()))?;
         let imported = crate::bundle::import(engine, bundle, rename)
@@ -509,7 +520,12 @@ pub async fn run(args: RunArgs, db: Option<String>, config: Option<PathBuf>) -> 
 
 /// `weft bench`: the figures, on temporary redb files or fresh databases on the PostgreSQL
 /// server of `postgres`.
-pub async fn bench(quick: bool, json: bool, only: &[crate::bench::Part], postgres: Option<&str>) -> Result<ExitCode> {
+pub async fn bench(
+    quick: bool,
+    json: bool,
+    only: &[crate::bench::Part],
+    postgres: Option<&str>,
+) -> Result<ExitCode> {
     let sizes = if quick {
         crate::bench::Sizes::QUICK
     } else {
@@ -810,4 +826,3 @@ fn schedule_error(e: crate::engine::ScheduleError) -> anyhow::Error {
         other => anyhow!(other),
     }
 }
-

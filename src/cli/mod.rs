@@ -34,7 +34,13 @@ struct Cli {
 struct Target {
     /// The database: a redb file, or postgres://USER[:PASS]@HOST:PORT/DB [default: weft.redb
     /// in the user's data directory]. Not with --server.
-    #[arg(long, env = "WEFT_DB", global = true, hide_env_values = true, value_name = "FILE|URL")]
+    #[arg(
+        long,
+        env = "WEFT_DB",
+        global = true,
+        hide_env_values = true,
+        value_name = "FILE|URL"
+    )]
     db: Option<String>,
     /// A running server's base URL, such as http://127.0.0.1:8080. Not with --db.
     #[arg(long, env = "WEFT_SERVER", global = true, value_name = "URL")]
@@ -62,9 +68,11 @@ enum Command {
     /// compile uploads in a child process under a memory and time budget).
     #[command(name = "__compile", hide = true)]
     Compile,
-    /// Measure the performance figures against floors measured in the same run; with
-    /// --db postgres://USER[:PASS]@HOST:PORT/DB, on fresh databases created (and dropped) on
-    /// that server, whose user needs CREATEDB [default: redb files in a temporary directory].
+    /// Measure the performance figures against floors measured in the same run.
+    ///
+    /// With --db postgres://USER[:PASS]@HOST:PORT/DB, on fresh databases created (and
+    /// dropped) on that server, whose user needs CREATEDB [default: redb files in a temporary
+    /// directory].
     Bench {
         /// Every figure at a small size (for CI).
         #[arg(long)]

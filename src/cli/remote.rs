@@ -171,7 +171,14 @@ impl Backend for Client {
         Ok(Started { id, run })
     }
 
-    async fn answer(&self, run: &str, step: &str, signal: &str, data: Value, who: &Person) -> Result<RunRecord> {
+    async fn answer(
+        &self,
+        run: &str,
+        step: &str,
+        signal: &str,
+        data: Value,
+        who: &Person,
+    ) -> Result<RunRecord> {
         let request = self
             .request_as(Method::POST, &format!("/v1/instances/{run}/signals"), who)
             .json(&json!({"SignalKey": format!("{step}.{signal}"), "Data": data}));
@@ -251,7 +258,11 @@ impl Backend for Client {
             .map(|s| ("state".to_owned(), s.as_str().to_owned()))
             .into_iter()
             .collect();
-        query.extend(inputs.iter().map(|(name, value)| (format!("input.{name}"), value.clone())));
+        query.extend(
+            inputs
+                .iter()
+                .map(|(name, value)| (format!("input.{name}"), value.clone())),
+        );
         self.all_runs(&query).await
     }
 
@@ -263,9 +274,7 @@ impl Backend for Client {
         let path = format!("/v1/workflows/{}/executions/{}/logs", run.workflow.id, run.id);
         let mut lines: Vec<LogLine> = Vec::new();
         loop {
-            let mut request = self
-                .request(Method::GET, &path)
-                .query(&[("limit", LOG_PAGE)]);
+            let mut request = self.request(Method::GET, &path).query(&[("limit", LOG_PAGE)]);
             if let Some(last) = lines.last() {
                 request = request.query(&[("after", last.seq)]);
             }
@@ -295,12 +304,14 @@ impl Backend for Client {
             .request_as(Method::GET, "/v1/interactions", who)
             .query(&[("assigned_to", "me")]);
         let body = self.send(request).await?;
-        serde_json::from_value(body["items"].clone()).context("the server sent interactions this client cannot read")
+        serde_json::from_value(body["items"].clone())
+            .context("the server sent interactions this client cannot read")
     }
 
     async fn add_plugin(&self, file: &Path, name: &str, version: &str) -> Result<PluginLine> {
         use indicatif::{ProgressBar, ProgressStyle};
-        let bytes = std::fs::read(file).with_context(|| format!("cannot read the plugin {}", file.display()))?;
+        let bytes =
+            std::fs::read(file).with_context(|| format!("cannot read the plugin {}", file.display()))?;
         let size = bytes.len();
         // Sent in pieces, so the bar follows the upload; with its length, so the server can refuse
         // an oversize body before reading it.
@@ -326,8 +337,8 @@ impl Backend for Client {
         let mut meta = answer.map_err(|e| anyhow!("{}: {e}", file.display()))?;
         if meta["status"] == "compiling" {
             // A large component compiles on in the server; its status URL says when it is done.
-            let spinner =
-                ProgressBar::new_spinner().with_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}")?);
+            let spinner = ProgressBar::new_spinner()
+                .with_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}")?);
             spinner.set_message(format!("compiling {name}@{version} on the server"));
             spinner.enable_steady_tick(Duration::from_millis(120));
             let status_url = meta["status_url"].as_str().unwrap_or_default().to_owned();
@@ -349,7 +360,8 @@ impl Backend for Client {
 
     async fn plugins(&self) -> Result<Vec<PluginLine>> {
         let body = self.get("/v1/plugins").await?;
-        serde_json::from_value(body["items"].clone()).context("the server sent plugins this client cannot read")
+        serde_json::from_value(body["items"].clone())
+            .context("the server sent plugins this client cannot read")
     }
 
     async fn delete_plugin(&self, name: &str, version: &str) -> Result<()> {
@@ -403,7 +415,8 @@ impl Backend for Client {
     }
 
     async fn import_workflows(&self, file: &Path, rename: &HashMap<String, String>) -> Result<Value> {
-        let bytes = std::fs::read(file).with_context(|| format!("cannot read the bundle {}", file.display()))?;
+        let bytes =
+            std::fs::read(file).with_context(|| format!("cannot read the bundle {}", file.display()))?;
         let mut request = self
             .request(Method::POST, "/v1/workflows/import")
             .header("content-type", "application/json")
@@ -430,7 +443,8 @@ impl Backend for Client {
 
     async fn tokens(&self) -> Result<Vec<TokenRecord>> {
         let body = self.get("/v1/tokens").await?;
-        serde_json::from_value(body["items"].clone()).context("the server sent tokens this client cannot read")
+        serde_json::from_value(body["items"].clone())
+            .context("the server sent tokens this client cannot read")
     }
 
     async fn revoke_token(&self, which: &str) -> Result<()> {

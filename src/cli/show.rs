@@ -184,7 +184,7 @@ pub fn inbox(items: &[InboxItem], json: bool, place: &Place, who: &Person) -> Re
         return Ok(ExitCode::SUCCESS);
     }
     if items.is_empty() {
-        println!("nothing waits for {}", if place.takes_as() { who.name.as_str() } else { "you" });
+        println!("nothing waits for you");
         return Ok(ExitCode::SUCCESS);
     }
     for item in items {
@@ -207,8 +207,8 @@ pub fn inbox(items: &[InboxItem], json: bool, place: &Place, who: &Person) -> Re
             println!("  answer with: {command}");
         }
     }
-    for line in token_note(place, true) {
-        println!("{line}");
+    if let Some(note) = token_note(place, true) {
+        println!("{note}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -222,7 +222,13 @@ fn answer_command(
     place: &Place,
     who: &Person,
 ) -> String {
-    let mut words = vec!["weft".to_owned(), "answer".to_owned(), run.to_owned(), key.to_owned(), example(fields)];
+    let mut words = vec![
+        "weft".to_owned(),
+        "answer".to_owned(),
+        run.to_owned(),
+        key.to_owned(),
+        example(fields),
+    ];
     words.extend(identity_args(assignees, place, who));
     words.extend(place.args().map(str::to_owned));
     words.iter().map(|w| shell_word(w)).collect::<Vec<_>>().join(" ")
@@ -237,7 +243,11 @@ fn identity_args(assignees: &[String], place: &Place, who: &Person) -> Vec<Strin
     // A server takes no --group: there only names count.
     let groups_count = matches!(place, Place::Db(_));
     let mine = Person {
-        groups: if groups_count { who.groups.clone() } else { Vec::new() },
+        groups: if groups_count {
+            who.groups.clone()
+        } else {
+            Vec::new()
+        },
         ..who.clone()
     };
     let groups = || assignees.iter().filter_map(|a| a.strip_prefix("group:"));
@@ -245,20 +255,35 @@ fn identity_args(assignees: &[String], place: &Place, who: &Person) -> Vec<Strin
     if mine.may_answer(assignees) {
         args.push(who.name.clone());
         if !assignees.contains(&who.name) {
-            args.extend(groups().find(|g| mine.groups.iter().any(|m| m == g)).map(|g| format!("--group={g}")));
+            args.extend(
+                groups()
+                    .find(|g| mine.groups.iter().any(|m| m == g))
+                    .map(|g| format!("--group={g}")),
+            );
         }
     } else if let Some(user) = assignees.iter().find(|a| !a.starts_with("group:")) {
         args.push(user.clone());
     } else {
         args.push(who.name.clone());
-        args.extend(groups().next().filter(|_| groups_count).map(|g| format!("--group={g}")));
+        args.extend(
+            groups()
+                .next()
+                .filter(|_| groups_count)
+                .map(|g| format!("--group={g}")),
+        );
     }
     args
 }
 
 /// Printed hints never show a token: one given with --token must be given again.
 fn token_note(place: &Place, hints: bool) -> Option<String> {
-    let on_command_line = matches!(place, Place::Server { token: Some(TokenSource::CommandLine), .. });
+    let on_command_line = matches!(
+        place,
+        Place::Server {
+            token: Some(TokenSource::CommandLine),
+            ..
+        }
+    );
     (on_command_line && hints)
         .then(|| "  (these commands leave out your token: add --token TOKEN, or set WEFT_TOKEN)".to_owned())
 }

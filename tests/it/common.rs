@@ -221,20 +221,13 @@ impl Weft {
         finish(command, args, HANG_GUARD)
     }
 
-    /// Runs `weft ARGS --db DB` to completion, allowing it `limit` (a command that waits for
-    /// a plugin compile: [`COMPILE_LIMIT`]).
-    pub fn run_within(&self, limit: Duration, args: &[&str]) -> Output {
-        let mut command = self.command(args);
-        command.current_dir(self.dir.path());
-        finish(command, args, limit)
-    }
-
     /// Runs `weft ARGS` (no `--db`) to completion.
     pub fn run_without_db(&self, args: &[&str]) -> Output {
         finish(self.command_without_db(args), args, HANG_GUARD)
     }
 
-    /// [`Weft::run_without_db`], allowing it `limit` (see [`Weft::run_within`]).
+    /// [`Weft::run_without_db`], allowing it `limit` (a command that waits for a plugin
+    /// compile: [`COMPILE_LIMIT`]).
     pub fn run_without_db_within(&self, limit: Duration, args: &[&str]) -> Output {
         finish(self.command_without_db(args), args, limit)
     }
