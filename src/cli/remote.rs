@@ -505,7 +505,12 @@ impl Backend for Client {
         let request = self
             .request_as(Method::POST, "/v1/events", who)
             .json(&json!({ "name": name, "key": key, "data": data }));
-        self.send(request).await
+        let receipt = self.send(request).await?;
+        // As on a database: the command ends once the runs that took the event settled.
+        for run in receipt["delivered"].as_array().into_iter().flatten() {
+            self.fetch_run(run.as_str().unwrap_or_default(), true).await?;
+        }
+        Ok(receipt)
     }
 
     async fn runners(&self) -> Result<Vec<Value>> {

@@ -274,6 +274,7 @@ async fn health_unknown_routes_and_wrong_methods_answer_json() {
 const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/events"),
     ("post", "/v1/executions/purge"),
+    ("post", "/v1/executions/resume"),
     ("post", "/v1/schedules"),
     ("get", "/v1/schedules"),
     ("get", "/v1/schedules/{id}"),
