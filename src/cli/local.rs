@@ -716,7 +716,7 @@ pub async fn serve(args: ServeArgs, db: Option<String>, config: Option<PathBuf>)
     if !has_tokens && !loopback {
         bail!(
             "refusing to serve {} without authentication: create an admin token first with \
-             `weft token create --name NAME --role admin --db {}`, or listen on 127.0.0.1",
+             `weft token create --name admin --role admin --db {}`, or listen on 127.0.0.1",
             args.listen,
             show::shell_word(local.place.args()[1])
         );

@@ -682,9 +682,16 @@ pub fn main() -> ExitCode {
 async fn dispatch(command: Command, place: Resolved, bench_db_given: bool) -> Result<ExitCode> {
     match command {
         Command::Run(args) => {
-            let instead = ": store the workflow with `weft workflow apply FILE --server URL`, then \
-                           `weft start ID --server URL`";
-            let (db, config) = place.local_only("weft run FILE", instead)?;
+            let file = show::shell_word(&args.file.display().to_string());
+            let url = match &place {
+                Resolved::Server { url, .. } => show::shell_word(url),
+                Resolved::Database { .. } => String::new(),
+            };
+            let instead = format!(
+                ": store the workflow with `weft workflow apply {file} --server {url}`, then start it \
+                 with `weft start ID --server {url}`"
+            );
+            let (db, config) = place.local_only("weft run FILE", &instead)?;
             local::run(args, db, config).await
         }
         Command::Serve(args) => {
