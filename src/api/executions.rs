@@ -582,6 +582,27 @@ pub async fn retry(
     )))
 }
 
+/// Takes over, now, the runs no live runner owns and fires the timers that fell due (`weft
+/// resume --server`); a runner also does both by itself, on a timer.
+#[utoipa::path(post, path = "/v1/executions/resume", tag = "executions", operation_id = "Executions.Resume",
+    responses((status = 200, description = "What was taken over and fired", body = Resumed),
+        (status = 403, description = "May not manage runs", body = super::error::ErrorBody)))]
+pub async fn resume(State(state): State<AppState>, caller: Caller) -> Result<Json<Resumed>, ApiError> {
+    caller.require(Action::ManageRuns)?;
+    let resumed = state.engine.recover().await?;
+    let fired = state.engine.fire_due_timers().await?;
+    Ok(Json(Resumed { resumed, fired }))
+}
+
+/// What `POST /v1/executions/resume` did.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Resumed {
+    /// Runs taken over from runners that are gone.
+    resumed: usize,
+    /// Timers that fell due and were fired.
+    fired: usize,
+}
+
 /// Which finished runs `POST /v1/executions/purge` deletes.
 #[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -107,6 +107,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(executions::start, executions::list_for_workflow))
         .routes(routes!(executions::list_all))
         .routes(routes!(executions::purge))
+        .routes(routes!(executions::resume))
         .routes(routes!(executions::get_by_id))
         .routes(routes!(executions::get, executions::delete))
         .routes(routes!(executions::get_state, executions::cancel))

@@ -23,7 +23,7 @@ use serde_json::Value;
         content((String = "application/yaml"), (Object = "application/json"))),
     responses(
         (status = 201, description = "Created", body = Saved),
-        (status = 200, description = "That version already exists with this content", body = Saved),
+        (status = 200, description = "That version already exists with this content (`Saved`); or, with `dry_run`, the definition is valid (`Checked`)", body = Created),
         (status = 400, description = "Invalid definition, with every problem and its path", body = super::error::ErrorBody),
         (status = 409, description = "The version exists with other content", body = super::error::ErrorBody),
         (status = 415, description = "Not YAML or JSON", body = super::error::ErrorBody)))]
@@ -64,6 +64,17 @@ pub async fn create(
         other => other.into(),
     };
     let document = state.engine.parse_document(text).await.map_err(invalid)?;
+    if query.dry_run {
+        let definition =
+            crate::workflow::from_value(document).map_err(|p| ApiError::invalid("invalid_definition", p))?;
+        let workflow = state.engine.validate(definition).await.map_err(invalid)?;
+        let checked = Created::Checked(Checked {
+            id: workflow.definition.id.clone(),
+            version: workflow.definition.version,
+            steps: workflow.steps.len(),
+        });
+        return Ok((StatusCode::OK, Json(checked)).into_response());
+    }
     let (saved, _) = state
         .engine
         .save_version(document, query.publish)
@@ -73,7 +84,7 @@ pub async fn create(
         SaveStatus::Created | SaveStatus::NewDraft => StatusCode::CREATED,
         SaveStatus::Unchanged | SaveStatus::Overwritten => StatusCode::OK,
     };
-    Ok((status, Json(saved)))
+    Ok((status, Json(saved)).into_response())
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -82,6 +93,29 @@ pub struct CreateQuery {
     /// Make the new version the active one at once.
     #[serde(default)]
     publish: bool,
+    /// Only check the definition (against this server's plugins) and store nothing: 200
+    /// `{id, version, steps}`, or 400 with every problem.
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// What `POST /v1/workflows` answers with 200: the version as stored, or what a dry run
+/// checked.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum Created {
+    Saved(Saved),
+    Checked(Checked),
+}
+
+/// A definition a dry run found valid; nothing was stored.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Checked {
+    id: String,
+    /// The version it names (1 when it names none).
+    version: u64,
+    /// How many steps it has.
+    steps: usize,
 }
 
 /// A workflow's active version.

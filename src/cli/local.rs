@@ -1,83 +1,562 @@
-//! Commands that work on a database (a redb file, or PostgreSQL) with an engine in this
-//! process.
+//! The backend over a database (a redb file, or PostgreSQL) with the engine in this process
+//! (`--db`), and the commands that only work that way: `run FILE`, `serve`, `db copy` and
+//! `bench`. It prints progress lines on stderr while it drives runs; results are printed by
+//! `commands.rs` through `show.rs`. It never speaks HTTP (see `remote.rs`).
 
-use super::show;
-use super::{AnswerArgs, CancelArgs, DbArgs, RetryArgs, RunArgs, ServeArgs, StartArgs, ValidateArgs};
-use crate::engine::{AnswerError, Engine, EngineOptions, Event, RunQuery, StartError};
+use super::backend::{Backend, InboxItem, Place, PluginLine, Resumed, Started, Validated};
+use super::commands::{parse_data, parse_inputs, parse_signal_key};
+use super::{show, RunArgs, ServeArgs};
+use crate::auth::{Role, TokenRecord};
+use crate::engine::{AnswerError, Engine, EngineOptions, Event, Person, RetryOptions, RunQuery, StartError};
 use crate::names::RunId;
 use crate::plugins::grants::GrantSpec;
 use crate::plugins::PluginHost;
-use crate::run::{RunRecord, RunState};
+use crate::run::{LogLine, RunRecord, RunState, StepState};
+use crate::schedule::ScheduleDefinition;
 use crate::store::Location;
 use crate::workflow;
 use anyhow::{anyhow, bail, Context, Result};
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use tokio::sync::broadcast;
+use std::time::Duration;
+use tokio::sync::{broadcast, OnceCell};
 
-/// The database: `--db` (a file or `postgres://...`), `$WEFT_DB`, or `weft.redb` in the
-/// user's data directory.
-fn location(db: &DbArgs) -> Result<Location> {
-    if let Some(given) = &db.db {
-        return Ok(Location::parse(given));
+/// A database and the engine over it, opened at its first use (so `plugin new` opens none).
+pub struct Local {
+    location: Location,
+    config: Option<PathBuf>,
+    place: Place,
+    engine: OnceCell<Engine>,
+    working: OnceCell<()>,
+}
+
+impl Local {
+    /// The database `--db` (or `$WEFT_DB`) names, or `weft.redb` in the user's data
+    /// directory; `config` is `--config` (or `$WEFT_CONFIG`).
+    pub fn new(db: Option<String>, config: Option<PathBuf>) -> Result<Local> {
+        let location = match db {
+            Some(given) => Location::parse(&given),
+            None => {
+                let dirs = directories::ProjectDirs::from("dev", "weft", "weft")
+                    .ok_or_else(|| anyhow!("cannot find a data directory for this user; pass --db FILE"))?;
+                Location::File(dirs.data_dir().join("weft.redb"))
+            }
+        };
+        let place = Place::Db(match &location {
+            Location::File(path) => path.display().to_string(),
+            Location::Postgres(url) => crate::store::mask_password(url),
+        });
+        Ok(Local {
+            location,
+            config,
+            place,
+            engine: OnceCell::new(),
+            working: OnceCell::new(),
+        })
     }
-    let dirs = directories::ProjectDirs::from("dev", "weft", "weft")
-        .ok_or_else(|| anyhow!("cannot find a data directory for this user; pass --db FILE"))?;
-    Ok(Location::File(dirs.data_dir().join("weft.redb")))
+
+    /// The engine over the database, with the grants and limits of `weft.toml`; untrusted
+    /// components are compiled by child processes of this executable. It does no background
+    /// work until [`Local::working`].
+    async fn engine(&self) -> Result<&Engine> {
+        self.engine
+            .get_or_try_init(|| self.open_engine(EngineOptions::default()))
+            .await
+    }
+
+    async fn open_engine(&self, mut options: EngineOptions) -> Result<Engine> {
+        let config = crate::config::Config::load(self.config.as_deref())?;
+        options.retention = config.runs.retention;
+        let store = crate::store::open(&self.location, crate::store::new_runner_id()).await?;
+        let host = crate::plugins::HostOptions {
+            secrets: config.secrets,
+            limits: config.limits,
+            compiler: crate::plugins::Compiler::worker()?,
+        };
+        let plugins = PluginHost::with_options(store.clone(), host)?;
+        let engine = Engine::with_options(store, plugins, options);
+        engine.seed_grants(&config.grants).await?;
+        Ok(engine)
+    }
+
+    /// The engine, working: it fires timers, delivers events and moves runs on.
+    async fn working(&self) -> Result<&Engine> {
+        let engine = self.engine().await?;
+        self.working.get_or_try_init(|| engine.start_work()).await?;
+        Ok(engine)
+    }
+
+    fn run_id(run: &str) -> Result<RunId> {
+        run.parse().map_err(|e: String| anyhow!("run {run:?}: {e}"))
+    }
+
+    async fn stored_run(&self, engine: &Engine, id: RunId) -> Result<RunRecord> {
+        engine
+            .run(id)
+            .await?
+            .ok_or_else(|| anyhow!("no run {id} in {}", engine.database()))
+    }
 }
 
-/// How to name the database in a printed command: `--db FILE` or `--db URL` (without its
-/// password).
-fn db_option(db: &DbArgs) -> Result<String> {
-    Ok(match location(db)? {
-        Location::File(path) => format!("--db {}", path.display()),
-        Location::Postgres(url) => format!("--db {}", crate::store::mask_password(&url)),
-    })
+impl Backend for Local {
+    fn place(&self) -> &Place {
+        &self.place
+    }
+
+    async fn start(
+        &self,
+        workflow: &str,
+        version: Option<u64>,
+        inputs: Map<String, Value>,
+        who: &Person,
+        wait: bool,
+    ) -> Result<Started> {
+        let engine = self.working().await?;
+        let found = engine.workflow(workflow, version).await?.ok_or_else(|| {
+            let which = version.map(|v| format!(" v{v}")).unwrap_or_default();
+            anyhow!(
+                "no workflow {workflow}{which} in {}; add it with `weft workflow apply FILE --db {}`",
+                engine.database(),
+                show::shell_word(self.place.args()[1])
+            )
+        })?;
+        // Nothing else drives a run on this database: it goes as far as it can before this
+        // process ends, waited for or not.
+        let run = follow(engine, &found, inputs, Vec::new(), who, false).await?;
+        Ok(Started {
+            id: run.id.to_string(),
+            run: wait.then_some(run),
+        })
+    }
+
+    async fn answer(
+        &self,
+        run: &str,
+        step: &str,
+        signal: &str,
+        data: Value,
+        who: &Person,
+    ) -> Result<RunRecord> {
+        let id = Local::run_id(run)?;
+        let engine = self.working().await?;
+        engine.fire_due_timers().await?;
+        let events = engine.subscribe();
+        let answered = engine.answer(id, step, signal, data, who).await?;
+        let run = if state_is_busy(answered.state) {
+            watch(engine, events, id).await?
+        } else {
+            answered
+        };
+        engine.quiesce().await;
+        Ok(run)
+    }
+
+    async fn cancel(&self, run: &str, who: &Person) -> Result<RunRecord> {
+        let id = Local::run_id(run)?;
+        Ok(self.engine().await?.cancel(id, &who.name).await?)
+    }
+
+    async fn resume(&self) -> Result<Resumed> {
+        let engine = self.working().await?;
+        engine.plugins().take_up_uploads().await?;
+        let resumed = engine.recover().await?;
+        let fired = engine.fire_due_timers().await?;
+        // Timers may have set more runs going; wait for every one that is under way.
+        let mut runs = Vec::new();
+        for run in engine
+            .runs(RunQuery::new(Some(RunState::Running), usize::MAX), |_| true)
+            .await?
+        {
+            runs.push(engine.settled(run.id).await?);
+        }
+        engine.quiesce().await;
+        Ok(Resumed {
+            resumed: resumed as u64,
+            fired: fired as u64,
+            runs,
+        })
+    }
+
+    async fn validate(&self, file: &Path) -> Result<Validated> {
+        let engine = self.engine().await?;
+        let definition = read_definition(engine, file).await?;
+        let workflow = engine
+            .validate(definition)
+            .await
+            .map_err(|e| start_error(file, e))?;
+        Ok(Validated {
+            id: workflow.definition.id.to_string(),
+            version: workflow.definition.version,
+            steps: workflow.steps.len(),
+        })
+    }
+
+    async fn retry(&self, run: &str, options: RetryOptions, who: &Person) -> Result<RunRecord> {
+        let id = Local::run_id(run)?;
+        let engine = self.working().await?;
+        engine.retry(id, &who.name, options).await?;
+        engine.record_audit(&cli_audit(&who.name, &format!("weft retry {id}")));
+        engine.settled(id).await
+    }
+
+    async fn restart(&self, run: &str, version: Option<u64>, who: &Person) -> Result<RunRecord> {
+        let id = Local::run_id(run)?;
+        let engine = self.working().await?;
+        let restarted = engine.restart(id, version, &who.name).await?;
+        engine.record_audit(&cli_audit(&who.name, &format!("weft restart {id}")));
+        engine.settled(restarted).await
+    }
+
+    async fn runs(&self, state: Option<RunState>, inputs: &[(String, String)]) -> Result<Vec<Value>> {
+        let query = RunQuery {
+            inputs: inputs.to_vec(),
+            ..RunQuery::new(state, usize::MAX)
+        };
+        let runs = self.engine().await?.runs(query, |_| true).await?;
+        Ok(runs.iter().map(RunRecord::summary).collect())
+    }
+
+    async fn run(&self, run: &str) -> Result<RunRecord> {
+        let id = Local::run_id(run)?;
+        self.stored_run(self.engine().await?, id).await
+    }
+
+    async fn logs(&self, run: &RunRecord) -> Result<Vec<LogLine>> {
+        self.engine().await?.logs(run.id, None, usize::MAX).await
+    }
+
+    async fn purge_runs(&self, older_than: Duration, workflow: Option<&str>) -> Result<u64> {
+        let purged = self.engine().await?.purge_runs(older_than, workflow).await?;
+        Ok(purged as u64)
+    }
+
+    async fn inbox(&self, who: &Person) -> Result<Vec<InboxItem>> {
+        let mut items = Vec::new();
+        for run in self.engine().await?.waiting_runs().await? {
+            for unit in run.units() {
+                let Some(step) = run.record(unit) else { continue };
+                let Some(waiting) = step.waiting.as_ref().filter(|_| step.state == StepState::Waiting) else {
+                    continue;
+                };
+                // As `GET /v1/interactions?assigned_to=me`: assigned by name or group only.
+                if waiting.assignees.is_empty() || !who.may_answer(&waiting.assignees) {
+                    continue;
+                }
+                items.push(InboxItem {
+                    execution_id: run.id.to_string(),
+                    workflow: run.workflow.id.to_string(),
+                    step: step.name.to_string(),
+                    prompt: Some(waiting.prompt.clone()),
+                    fields: Some(waiting.fields.clone()),
+                    assignees: Some(waiting.assignees.clone()),
+                    signal_types: Some(waiting.signal_types.clone()),
+                    since: Some(crate::run::rfc3339(waiting.since)),
+                    expires_at: waiting.expires_at.map(crate::run::rfc3339),
+                });
+            }
+        }
+        Ok(items)
+    }
+
+    async fn add_plugin(&self, file: &Path, name: &str, version: &str) -> Result<PluginLine> {
+        let bytes =
+            std::fs::read(file).with_context(|| format!("cannot read the plugin {}", file.display()))?;
+        let meta = self
+            .engine()
+            .await?
+            .plugins()
+            .add(name, version, bytes)
+            .await
+            .map_err(|e| anyhow!("{}: {e}", file.display()))?
+            .meta;
+        Ok(plugin_line(meta))
+    }
+
+    async fn plugins(&self) -> Result<Vec<PluginLine>> {
+        let all = self.engine().await?.plugins().list().await?;
+        Ok(all.into_iter().map(plugin_line).collect())
+    }
+
+    async fn delete_plugin(&self, name: &str, version: &str) -> Result<()> {
+        self.engine()
+            .await?
+            .remove_plugin(name, version)
+            .await
+            .map_err(|e| anyhow!("{e}"))
+    }
+
+    async fn apply_workflow(&self, file: &Path, publish: bool) -> Result<Value> {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read the definition {}", file.display()))?;
+        let engine = self.engine().await?;
+        let document = engine
+            .parse_document(text)
+            .await
+            .map_err(|e| start_error(file, e))?;
+        let (saved, _) = engine
+            .save_version(document, publish)
+            .await
+            .map_err(|e| start_error(file, e))?;
+        Ok(serde_json::to_value(&saved)?)
+    }
+
+    async fn workflows(&self) -> Result<Vec<Value>> {
+        let engine = self.engine().await?;
+        let mut items = Vec::new();
+        for (id, version, digest) in engine.workflows().await? {
+            let description = engine
+                .workflow(&id, Some(version))
+                .await?
+                .map(|w| w.definition.description.clone())
+                .unwrap_or_default();
+            items.push(
+                json!({"id": id, "latest_version": version, "digest": digest, "description": description}),
+            );
+        }
+        Ok(items)
+    }
+
+    async fn workflow(&self, id: &str, version: Option<u64>) -> Result<Value> {
+        let engine = self.engine().await?;
+        let workflow = engine.workflow(id, version).await?.ok_or_else(|| match version {
+            Some(v) => anyhow!("workflow {id} has no version {v} in {}", engine.database()),
+            None => anyhow!("no workflow {id} in {}", engine.database()),
+        })?;
+        Ok(json!({
+            "id": workflow.definition.id,
+            "version": workflow.definition.version,
+            "digest": workflow.digest,
+            "definition": workflow.definition,
+        }))
+    }
+
+    async fn delete_workflow(&self, id: &str) -> Result<()> {
+        let engine = self.engine().await?;
+        if !engine.delete_workflow(id).await? {
+            bail!("no workflow {id} in {}", engine.database());
+        }
+        Ok(())
+    }
+
+    async fn publish_workflow(&self, id: &str, version: u64) -> Result<()> {
+        if !self.engine().await?.publish(id, version).await? {
+            bail!("workflow {id} has no version {version}");
+        }
+        Ok(())
+    }
+
+    async fn export_workflows(&self, ids: &[String], include_plugins: bool) -> Result<Value> {
+        let bundle = crate::bundle::export(self.engine().await?, ids, include_plugins).await?;
+        Ok(serde_json::to_value(&bundle)?)
+    }
+
+    async fn import_workflows(&self, file: &Path, rename: &HashMap<String, String>) -> Result<Value> {
+        let bytes =
+            std::fs::read(file).with_context(|| format!("cannot read the bundle {}", file.display()))?;
+        let engine = self.engine().await?;
+        let bundle = crate::bundle::parse(&bytes).map_err(|e| anyhow!("{}: {e}", file.display()))?;
+        let imported = crate::bundle::import(engine, bundle, rename)
+            .await
+            .map_err(|e| anyhow!("{}: nothing was imported: {e}", file.display()))?;
+        Ok(serde_json::to_value(&imported)?)
+    }
+
+    async fn create_token(&self, name: &str, roles: &[Role], groups: &[String]) -> Result<String> {
+        let engine = self.engine().await?;
+        let (secret, _) = engine.create_token(name, roles.to_vec(), groups.to_vec()).await?;
+        Ok(secret)
+    }
+
+    async fn tokens(&self) -> Result<Vec<TokenRecord>> {
+        self.engine().await?.tokens().await
+    }
+
+    async fn revoke_token(&self, which: &str) -> Result<()> {
+        if self.engine().await?.revoke_token(which).await? == 0 {
+            bail!("no active token {which}");
+        }
+        Ok(())
+    }
+
+    async fn grants(&self) -> Result<Vec<Value>> {
+        let grants = self.engine().await?.grants().await?;
+        Ok(grants.iter().map(|(plugin, grant)| grant.view(plugin)).collect())
+    }
+
+    async fn grant(&self, plugin: &str) -> Result<Value> {
+        let grants = self.engine().await?.grants().await?;
+        let grant = grants
+            .get(plugin)
+            .ok_or_else(|| anyhow!("no grant for {plugin}"))?;
+        Ok(grant.view(plugin))
+    }
+
+    async fn set_grant(&self, plugin: &str, spec: GrantSpec, who: &Person) -> Result<Value> {
+        let engine = self.engine().await?;
+        let grant = engine.set_grant(plugin, spec, &who.name).await?;
+        engine.record_audit(&cli_audit(&who.name, &format!("weft grant set {plugin}")));
+        engine.flush().await?;
+        Ok(grant.view(plugin))
+    }
+
+    async fn delete_grant(&self, plugin: &str, who: &Person) -> Result<()> {
+        let engine = self.engine().await?;
+        if !engine.delete_grant(plugin).await? {
+            bail!("no grant for {plugin}");
+        }
+        engine.record_audit(&cli_audit(&who.name, &format!("weft grant delete {plugin}")));
+        engine.flush().await?;
+        Ok(())
+    }
+
+    async fn create_schedule(&self, definition: ScheduleDefinition, who: &Person) -> Result<Value> {
+        let engine = self.engine().await?;
+        let record = engine
+            .create_schedule(definition, &who.name)
+            .await
+            .map_err(schedule_error)?;
+        Ok(record.view())
+    }
+
+    async fn schedules(&self) -> Result<Vec<Value>> {
+        let all = self.engine().await?.schedules().await.map_err(schedule_error)?;
+        Ok(all.iter().map(crate::schedule::ScheduleRecord::view).collect())
+    }
+
+    async fn schedule(&self, id: &str) -> Result<Value> {
+        let engine = self.engine().await?;
+        Ok(engine.schedule(id).await.map_err(schedule_error)?.view())
+    }
+
+    async fn pause_schedule(&self, id: &str, paused: bool) -> Result<Value> {
+        let engine = self.engine().await?;
+        Ok(engine
+            .pause_schedule(id, paused)
+            .await
+            .map_err(schedule_error)?
+            .view())
+    }
+
+    async fn delete_schedule(&self, id: &str) -> Result<()> {
+        let engine = self.engine().await?;
+        engine.delete_schedule(id).await.map_err(schedule_error)
+    }
+
+    async fn send_event(&self, name: &str, key: &str, data: Value, who: &Person) -> Result<Value> {
+        // The runs that take the event go on here; the command waits until they settle.
+        let engine = self.working().await?;
+        let receipt = engine.send_event(name, key, data, &who.name).await?;
+        for run in &receipt.delivered {
+            engine.settled(*run).await?;
+        }
+        engine.quiesce().await;
+        Ok(serde_json::to_value(&receipt)?)
+    }
+
+    async fn runners(&self) -> Result<Vec<Value>> {
+        let engine = self.engine().await?;
+        let this = engine.runner().to_owned();
+        let now = crate::run::now();
+        Ok(engine
+            .runners()
+            .await?
+            .into_iter()
+            .filter(|runner| runner.id != this)
+            .map(|runner| {
+                let mut shown = serde_json::to_value(&runner).unwrap_or_default();
+                shown["alive"] = json!(runner.lease_until > now);
+                shown
+            })
+            .collect())
+    }
+
+    async fn close(&self) {
+        if let Some(engine) = self.engine.get() {
+            engine.stop().await;
+        }
+    }
 }
 
-/// `weft.toml` (`--config`, `$WEFT_CONFIG`): grants and limits.
-fn config(db: &DbArgs) -> Result<crate::config::Config> {
-    crate::config::Config::load(db.config.as_deref())
+fn plugin_line(meta: crate::plugins::PluginMeta) -> PluginLine {
+    PluginLine {
+        name: meta.name,
+        version: meta.version,
+        world: meta.world,
+        digest: meta.digest.to_string(),
+        size: meta.size,
+    }
 }
 
-/// The engine over the database, with the grants and limits of `weft.toml`; untrusted
-/// components are compiled by child processes of this executable. It does no background
-/// work until a command asks it to (see [`Engine::start_work`]).
-async fn open_engine(db: &DbArgs) -> Result<Engine> {
-    open_engine_with(db, EngineOptions::default()).await
+/// `weft run FILE`: registers the file's workflow and runs it here, answering from
+/// `--answer` or the terminal.
+pub async fn run(args: RunArgs, db: Option<String>, config: Option<PathBuf>) -> Result<ExitCode> {
+    let local = Local::new(db, config)?;
+    let who = args.identity.person(&local.place)?;
+    let inputs = parse_inputs(&args.inputs)?;
+    let answers = args
+        .answers
+        .iter()
+        .map(|a| parse_answer(a))
+        .collect::<Result<Vec<_>>>()?;
+    let engine = local.working().await?;
+    let definition = read_definition(engine, &args.file).await?;
+    let workflow = engine
+        .register(definition)
+        .await
+        .map_err(|e| start_error(&args.file, e))?;
+    let interactive = std::io::stdin().is_terminal();
+    let run = follow(engine, &workflow, inputs, answers, &who, interactive)
+        .await
+        .map_err(|e| match e.downcast::<StartError>() {
+            Ok(start) => start_error(&args.file, start),
+            Err(other) => other,
+        });
+    local.close().await;
+    show::run_outcome(&run?, args.json, &local.place, &who)
 }
 
-async fn open_engine_with(db: &DbArgs, mut options: EngineOptions) -> Result<Engine> {
-    let config = config(db)?;
-    options.retention = config.runs.retention;
-    let store = crate::store::open(&location(db)?, crate::store::new_runner_id()).await?;
-    let host = crate::plugins::HostOptions {
-        secrets: config.secrets,
-        limits: config.limits,
-        compiler: crate::plugins::Compiler::worker()?,
+/// `weft bench`: the figures, on temporary redb files or fresh databases on the PostgreSQL
+/// server of `postgres`.
+pub async fn bench(
+    quick: bool,
+    json: bool,
+    only: &[crate::bench::Part],
+    postgres: Option<&str>,
+) -> Result<ExitCode> {
+    let sizes = if quick {
+        crate::bench::Sizes::QUICK
+    } else {
+        crate::bench::Sizes::FULL
     };
-    let plugins = PluginHost::with_options(store.clone(), host)?;
-    let engine = Engine::with_options(store, plugins, options);
-    engine.seed_grants(&config.grants).await?;
-    Ok(engine)
-}
-
-/// [`open_engine`], working: it fires timers, delivers events and moves runs on.
-async fn working_engine(db: &DbArgs) -> Result<Engine> {
-    let engine = open_engine(db).await?;
-    engine.start_work().await?;
-    Ok(engine)
-}
-
-/// The process exit code for a run: 0 completed, 2 waiting, 1 failed, rejected or canceled.
-pub(super) fn exit_code(run: &RunRecord) -> ExitCode {
-    match run.state {
-        RunState::Completed => ExitCode::SUCCESS,
-        RunState::Waiting | RunState::Pending | RunState::Running => ExitCode::from(2),
-        RunState::Failed | RunState::Rejected | RunState::Canceled => ExitCode::FAILURE,
+    let figures = crate::bench::run(sizes, only, postgres, |what| eprintln!("measuring {what}…")).await?;
+    if json {
+        println!("{}", crate::bench::to_json(&figures));
+    } else {
+        print!("{}", crate::bench::table(&figures));
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// An answer given on the command line: `Step.SignalType` and its JSON data.
+struct GivenAnswer {
+    step: String,
+    signal: String,
+    data: Value,
+}
+
+fn parse_answer(text: &str) -> Result<GivenAnswer> {
+    let (key, data) = text
+        .split_once('=')
+        .ok_or_else(|| anyhow!("--answer {text:?}: expected Step.SignalType=JSON"))?;
+    let (step, signal) = parse_signal_key(key)?;
+    Ok(GivenAnswer {
+        step,
+        signal,
+        data: parse_data(data, key)?,
+    })
 }
 
 /// Reads and parses a definition file within the engine's limits.
@@ -106,55 +585,6 @@ fn start_error(file: &Path, e: StartError) -> anyhow::Error {
         StartError::KeyReused(message) => anyhow!(message),
         StartError::Internal(e) => e,
     }
-}
-
-/// Parses `NAME=VALUE` inputs. Values stay strings; the engine converts them to the declared
-/// type.
-pub(super) fn parse_inputs(inputs: &[String]) -> Result<Map<String, Value>> {
-    inputs
-        .iter()
-        .map(|pair| {
-            let (name, value) = pair
-                .split_once('=')
-                .ok_or_else(|| anyhow!("--input {pair:?}: expected NAME=VALUE"))?;
-            Ok((name.trim().to_owned(), Value::String(value.to_owned())))
-        })
-        .collect()
-}
-
-/// An answer given on the command line: `Step.SignalType` and its JSON data.
-struct GivenAnswer {
-    step: String,
-    signal: String,
-    data: Value,
-}
-
-pub(super) fn parse_signal_key(key: &str) -> Result<(String, String)> {
-    key.split_once('.')
-        .filter(|(s, t)| !s.is_empty() && !t.is_empty())
-        .map(|(s, t)| (s.to_owned(), t.to_owned()))
-        .ok_or_else(|| anyhow!("{key:?} is not a signal key: expected Step.SignalType, such as RequireApproval1.ApprovalStatus"))
-}
-
-pub(super) fn parse_data(text: &str, key: &str) -> Result<Value> {
-    let data: Value =
-        serde_json::from_str(text).with_context(|| format!("{key}: the answer is not valid JSON"))?;
-    if !data.is_object() {
-        bail!("{key}: the answer must be a JSON object, such as {{\"Approved\":true}}");
-    }
-    Ok(data)
-}
-
-fn parse_answer(text: &str) -> Result<GivenAnswer> {
-    let (key, data) = text
-        .split_once('=')
-        .ok_or_else(|| anyhow!("--answer {text:?}: expected Step.SignalType=JSON"))?;
-    let (step, signal) = parse_signal_key(key)?;
-    Ok(GivenAnswer {
-        step,
-        signal,
-        data: parse_data(data, key)?,
-    })
 }
 
 /// Prints each step of `run` as it starts and ends until the run waits or finishes, and
@@ -194,54 +624,15 @@ fn state_is_busy(state: RunState) -> bool {
     matches!(state, RunState::Pending | RunState::Running)
 }
 
-/// `weft run FILE`.
-pub async fn run(args: RunArgs) -> Result<ExitCode> {
-    let inputs = parse_inputs(&args.inputs)?;
-    let answers = args
-        .answers
-        .iter()
-        .map(|a| parse_answer(a))
-        .collect::<Result<Vec<_>>>()?;
-    let engine = working_engine(&args.db).await?;
-    let definition = read_definition(&engine, &args.file).await?;
-    let workflow = engine
-        .register(definition)
-        .await
-        .map_err(|e| start_error(&args.file, e))?;
-    let run = follow(&engine, &workflow, inputs, answers, &args.identity.person())
-        .await
-        .map_err(|e| match e.downcast::<StartError>() {
-            Ok(start) => start_error(&args.file, start),
-            Err(other) => other,
-        })?;
-    finish_output(&run, args.json, &args.db)
-}
-
-/// `weft start WORKFLOW` on the local database: like `run`, for a stored workflow.
-pub async fn start(args: StartArgs) -> Result<ExitCode> {
-    let inputs = parse_inputs(&args.inputs)?;
-    let engine = working_engine(&args.db).await?;
-    let workflow = engine
-        .workflow(&args.workflow, args.version)
-        .await?
-        .ok_or_else(|| {
-            anyhow!(
-                "no workflow {} in the database; add it with `weft workflow apply FILE`",
-                args.workflow
-            )
-        })?;
-    let run = follow(&engine, &workflow, inputs, Vec::new(), &args.identity.person()).await?;
-    finish_output(&run, args.json, &args.db)
-}
-
 /// Starts a run and follows it, printing its steps, until it finishes or waits with no
-/// answer at hand: from `answers`, or typed at the terminal when there is one.
+/// answer at hand: from `answers`, or typed at the terminal when `interactive`.
 async fn follow(
     engine: &Engine,
     workflow: &std::sync::Arc<workflow::Workflow>,
     inputs: Map<String, Value>,
     mut answers: Vec<GivenAnswer>,
-    who: &crate::engine::Person,
+    who: &Person,
+    interactive: bool,
 ) -> Result<RunRecord> {
     let events = engine.subscribe();
     let id = engine.start(workflow, inputs, &who.name).await?;
@@ -250,7 +641,6 @@ async fn follow(
         workflow.definition.id, workflow.definition.version
     );
     let mut run = watch(engine, events, id).await?;
-    let interactive = std::io::stdin().is_terminal();
     while run.state == RunState::Waiting {
         let waiting = run.waiting_step_names();
         let events = engine.subscribe();
@@ -302,226 +692,9 @@ async fn follow(
     Ok(run)
 }
 
-/// `weft workflow apply FILE` on the local database.
-pub async fn apply_workflow(db: DbArgs, file: PathBuf, publish: bool) -> Result<ExitCode> {
-    let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
-    let engine = open_engine(&db).await?;
-    let document = engine
-        .parse_document(text)
-        .await
-        .map_err(|e| start_error(&file, e))?;
-    let (saved, _) = engine
-        .save_version(document, publish)
-        .await
-        .map_err(|e| start_error(&file, e))?;
-    println!("{}", show::saved_line(&serde_json::to_value(&saved)?));
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `weft workflow publish ID VERSION` on the local database.
-pub async fn publish_workflow(db: DbArgs, id: &str, version: u64) -> Result<ExitCode> {
-    if !open_engine(&db).await?.publish(id, version).await? {
-        bail!("workflow {id} has no version {version}");
-    }
-    println!("{id} v{version} is now the active version");
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `weft workflow export ID... -o FILE` from the local database.
-pub async fn export_workflows(
-    db: DbArgs,
-    ids: &[String],
-    output: &Path,
-    include_plugins: bool,
-) -> Result<ExitCode> {
-    let engine = open_engine(&db).await?;
-    let bundle = crate::bundle::export(&engine, ids, include_plugins).await?;
-    std::fs::write(output, serde_json::to_vec_pretty(&bundle)?)
-        .with_context(|| format!("cannot write {}", output.display()))?;
-    println!("exported {} workflow(s) to {}", ids.len(), output.display());
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `weft workflow import FILE` into the local database.
-pub async fn import_workflows(db: DbArgs, file: &Path, rename: &str) -> Result<ExitCode> {
-    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let rename = crate::api::parse_rename(Some(rename)).map_err(|e| anyhow!("--rename: {}", e.message))?;
-    let engine = open_engine(&db).await?;
-    let bundle = crate::bundle::parse(&bytes).map_err(|e| anyhow!("{}: {e}", file.display()))?;
-    let imported = crate::bundle::import(&engine, bundle, &rename)
-        .await
-        .map_err(|e| anyhow!("{}: nothing was imported: {e}", file.display()))?;
-    println!("{}", show::imported_line(&serde_json::to_value(&imported)?));
-    Ok(ExitCode::SUCCESS)
-}
-
-fn finish_output(run: &RunRecord, json: bool, db: &DbArgs) -> Result<ExitCode> {
-    if json {
-        println!("{}", serde_json::to_string_pretty(run)?);
-    } else {
-        println!("{}", show::summary(run));
-        if run.state == RunState::Waiting {
-            let place = db_option(db)?;
-            for line in show::how_to_answer(run, &place) {
-                println!("{line}");
-            }
-        }
-    }
-    Ok(exit_code(run))
-}
-
-/// `weft answer RUN Step.Signal JSON`.
-pub async fn answer(args: AnswerArgs) -> Result<ExitCode> {
-    let id: RunId = args.run.parse().map_err(|e: String| anyhow!(e))?;
-    let (step, signal) = parse_signal_key(&args.signal)?;
-    let data = parse_data(&args.data, &args.signal)?;
-    let engine = working_engine(&args.db).await?;
-    engine.fire_due_timers().await?;
-    let events = engine.subscribe();
-    let answered = engine
-        .answer(id, &step, &signal, data, &args.identity.person())
-        .await?;
-    let run = if state_is_busy(answered.state) {
-        watch(&engine, events, id).await?
-    } else {
-        answered
-    };
-    engine.quiesce().await;
-    finish_output(&run, args.json, &args.db)
-}
-
-/// `weft resume`: continue interrupted runs and fire due timers, then wait for them.
-pub async fn resume(db: DbArgs) -> Result<ExitCode> {
-    let engine = working_engine(&db).await?;
-    engine.plugins().take_up_uploads().await?;
-    let resumed = engine.recover().await?;
-    let fired = engine.fire_due_timers().await?;
-    // Timers may have set more runs going; wait for every one that is under way.
-    let query = RunQuery::new(Some(RunState::Running), usize::MAX);
-    for run in engine.runs(query, |_| true).await? {
-        let run = engine.settled(run.id).await?;
-        println!("{}", show::one_line(&run));
-    }
-    engine.quiesce().await;
-    eprintln!("resumed {resumed} run(s), fired {fired} timer(s)");
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `weft cancel RUN`.
-pub async fn cancel(args: CancelArgs) -> Result<ExitCode> {
-    let id: RunId = args.run.parse().map_err(|e: String| anyhow!(e))?;
-    let engine = open_engine(&args.db).await?;
-    let run = engine.cancel(id, &args.identity.person().name).await?;
-    println!("{}", show::summary(&run));
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `weft runs list`.
-pub async fn list_runs(
-    db: DbArgs,
-    state: Option<String>,
-    inputs: Vec<(String, String)>,
-    json: bool,
-) -> Result<ExitCode> {
-    let state: Option<RunState> = state
-        .map(|s| s.parse())
-        .transpose()
-        .map_err(|e: String| anyhow!(e))?;
-    let engine = open_engine(&db).await?;
-    let query = RunQuery {
-        inputs,
-        ..RunQuery::new(state, usize::MAX)
-    };
-    let runs = engine.runs(query, |_| true).await?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&runs)?);
-    } else if runs.is_empty() {
-        println!("no runs");
-    } else {
-        for run in &runs {
-            println!("{}", show::one_line(run));
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `weft runs show RUN`.
-pub async fn show_run(db: DbArgs, run: &str, json: bool, logs: bool) -> Result<ExitCode> {
-    let id: RunId = run.parse().map_err(|e: String| anyhow!(e))?;
-    let engine = open_engine(&db).await?;
-    let run = engine
-        .run(id)
-        .await?
-        .ok_or_else(|| anyhow!("no run {id} in {}", engine.database()))?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&run)?);
-    } else {
-        println!("{}", show::summary(&run));
-        if run.state == RunState::Waiting {
-            let place = db_option(&db)?;
-            for line in show::how_to_answer(&run, &place) {
-                println!("{line}");
-            }
-        }
-        if logs {
-            println!("log:");
-            for line in engine.logs(id, None, usize::MAX).await? {
-                println!("{}", show::log_line(&line));
-            }
-        }
-    }
-    Ok(exit_code(&run))
-}
-
-/// `weft plugin add FILE --name N --version V`.
-pub async fn add_plugin(db: DbArgs, file: PathBuf, name: String, version: String) -> Result<ExitCode> {
-    let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-    let engine = open_engine(&db).await?;
-    let meta = engine
-        .plugins()
-        .add(&name, &version, bytes)
-        .await
-        .map_err(|e| anyhow!("{}: {e}", file.display()))?
-        .meta;
-    println!(
-        "{}@{} {} ({} world, {} bytes)",
-        meta.name, meta.version, meta.digest, meta.world, meta.size
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `weft plugin list`.
-pub async fn list_plugins(db: DbArgs) -> Result<ExitCode> {
-    let engine = open_engine(&db).await?;
-    for meta in engine.plugins().list().await? {
-        println!(
-            "{}@{}\t{}\t{}\t{} bytes",
-            meta.name, meta.version, meta.world, meta.digest, meta.size
-        );
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `weft validate FILE`.
-pub async fn validate(args: ValidateArgs) -> Result<ExitCode> {
-    let engine = open_engine(&args.db).await?;
-    let definition = read_definition(&engine, &args.file).await?;
-    let workflow = engine
-        .validate(definition)
-        .await
-        .map_err(|e| start_error(&args.file, e))?;
-    println!(
-        "{}: {} v{} is valid ({} steps)",
-        args.file.display(),
-        workflow.definition.id,
-        workflow.definition.version,
-        workflow.steps.len()
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
 /// `weft serve`: continue interrupted runs, fire due timers, then serve the API.
-pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
+pub async fn serve(args: ServeArgs, db: Option<String>, config: Option<PathBuf>) -> Result<ExitCode> {
+    let local = Local::new(db, config)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -537,15 +710,15 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode> {
         lease: args.lease,
         ..EngineOptions::default()
     };
-    let engine = open_engine_with(&args.db, options).await?;
+    let engine = local.open_engine(options).await?;
     let has_tokens = engine.has_tokens().await?;
     let loopback = args.listen.ip().is_loopback();
     if !has_tokens && !loopback {
         bail!(
             "refusing to serve {} without authentication: create an admin token first with \
-             `weft token create --name NAME --role admin {}`, or listen on 127.0.0.1",
+             `weft token create --name admin --role admin --db {}`, or listen on 127.0.0.1",
             args.listen,
-            db_option(&args.db)?
+            show::shell_word(local.place.args()[1])
         );
     }
     engine.start_work().await?;
@@ -600,81 +773,6 @@ async fn stop_requested() {
     }
 }
 
-/// `weft token create` on the local database.
-pub async fn create_token(
-    db: DbArgs,
-    name: String,
-    roles: Vec<crate::auth::Role>,
-    groups: Vec<String>,
-) -> Result<ExitCode> {
-    let (secret, record) = open_engine(&db).await?.create_token(&name, roles, groups).await?;
-    eprintln!(
-        "token for {name} ({}); it is shown only now:",
-        crate::auth::describe_roles(&record.roles)
-    );
-    println!("{secret}");
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `weft token list` on the local database.
-pub async fn list_tokens(db: DbArgs) -> Result<ExitCode> {
-    for token in open_engine(&db).await?.tokens().await? {
-        println!("{}", show::token_line(&token));
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `weft token revoke ID|NAME` on the local database.
-pub async fn revoke_token(db: DbArgs, which: &str) -> Result<ExitCode> {
-    let revoked = open_engine(&db).await?.revoke_token(which).await?;
-    if revoked == 0 {
-        bail!("no active token {which}");
-    }
-    println!("revoked {which}");
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `weft grant list` on the local database.
-pub async fn list_grants(db: DbArgs) -> Result<ExitCode> {
-    for (plugin, grant) in open_engine(&db).await?.grants().await? {
-        println!("{}", show::grant_line(&grant.view(&plugin)));
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `weft grant show PLUGIN` on the local database.
-pub async fn show_grant(db: DbArgs, plugin: &str) -> Result<ExitCode> {
-    let grants = open_engine(&db).await?.grants().await?;
-    let grant = grants
-        .get(plugin)
-        .ok_or_else(|| anyhow!("no grant for {plugin}"))?;
-    println!("{}", serde_json::to_string_pretty(&grant.view(plugin))?);
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `weft grant set PLUGIN ...` on the local database, audited as the operating-system user
-/// (or `--as`).
-pub async fn set_grant(db: DbArgs, plugin: &str, spec: GrantSpec, by: &str) -> Result<ExitCode> {
-    let engine = open_engine(&db).await?;
-    let grant = engine.set_grant(plugin, spec, by).await?;
-    engine.record_audit(&cli_audit(by, &format!("weft grant set {plugin}")));
-    engine.flush().await?;
-    println!("{}", show::grant_line(&grant.view(plugin)));
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `weft grant delete PLUGIN` on the local database, audited.
-pub async fn delete_grant(db: DbArgs, plugin: &str, by: &str) -> Result<ExitCode> {
-    let engine = open_engine(&db).await?;
-    if !engine.delete_grant(plugin).await? {
-        bail!("no grant for {plugin}");
-    }
-    engine.record_audit(&cli_audit(by, &format!("weft grant delete {plugin}")));
-    engine.flush().await?;
-    println!("removed the grant of {plugin}");
-    Ok(ExitCode::SUCCESS)
-}
-
 /// An audit entry for a change made with the CLI on the database itself.
 fn cli_audit(by: &str, action: &str) -> serde_json::Value {
     serde_json::json!({
@@ -687,32 +785,6 @@ fn cli_audit(by: &str, action: &str) -> serde_json::Value {
         "outcome": 0,
         "via": "cli",
     })
-}
-
-/// `weft runners` on the database.
-pub async fn runners(db: DbArgs, json: bool) -> Result<ExitCode> {
-    let engine = open_engine(&db).await?;
-    let this = engine.runner().to_owned();
-    let now = crate::run::now();
-    let items: Vec<serde_json::Value> = engine
-        .runners()
-        .await?
-        .into_iter()
-        .filter(|runner| runner.id != this)
-        .map(|runner| {
-            let mut shown = serde_json::to_value(&runner).unwrap_or_default();
-            shown["alive"] = serde_json::json!(runner.lease_until > now);
-            shown
-        })
-        .collect();
-    if json {
-        println!("{}", serde_json::to_string_pretty(&items)?);
-    } else {
-        for runner in &items {
-            println!("{}", show::runner_line(runner));
-        }
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// `weft db copy --from A --to B`: every record of A into the empty B, checked.
@@ -748,94 +820,9 @@ pub async fn copy_database(from: &str, to: &str) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `weft retry RUN` on the database: continues the failed run from its failed step, audited
-/// as the operating-system user (or `--as`).
-pub async fn retry(args: RetryArgs) -> Result<ExitCode> {
-    let id: RunId = args.run.parse().map_err(|e: String| anyhow!(e))?;
-    let engine = working_engine(&args.db).await?;
-    let by = args.identity.person().name;
-    let step_input = match (args.step, args.input) {
-        (Some(step), Some(input)) => Some((step, serde_json::from_str(&input).context("--input: not JSON")?)),
-        _ => None,
-    };
-    let options = crate::engine::RetryOptions {
-        version: args.version,
-        step_input,
-    };
-    engine.retry(id, &by, options).await?;
-    engine.record_audit(&cli_audit(&by, &format!("weft retry {id}")));
-    let run = engine.settled(id).await?;
-    engine.stop().await;
-    eprintln!("run {id} retried by {by}: {}", run.state.as_str());
-    Ok(exit_code(&run))
-}
-
-/// `weft schedule create` on the local database.
-pub async fn create_schedule(
-    db: DbArgs,
-    definition: crate::schedule::ScheduleDefinition,
-    by: &str,
-) -> Result<Value> {
-    let engine = open_engine(&db).await?;
-    let record = engine
-        .create_schedule(definition, by)
-        .await
-        .map_err(schedule_error)?;
-    Ok(record.view())
-}
-
-/// `weft schedule list` on the local database.
-pub async fn schedules(db: DbArgs) -> Result<Vec<Value>> {
-    let engine = open_engine(&db).await?;
-    let all = engine.schedules().await.map_err(schedule_error)?;
-    Ok(all.iter().map(crate::schedule::ScheduleRecord::view).collect())
-}
-
-/// `weft schedule show|pause|resume ID` on the local database: `pause` is none to only read.
-pub async fn schedule_op(db: DbArgs, id: &str, pause: Option<bool>) -> Result<Value> {
-    let engine = open_engine(&db).await?;
-    let record = match pause {
-        Some(paused) => engine.pause_schedule(id, paused).await,
-        None => engine.schedule(id).await,
-    };
-    Ok(record.map_err(schedule_error)?.view())
-}
-
-/// `weft schedule delete ID` on the local database.
-pub async fn delete_schedule(db: DbArgs, id: &str) -> Result<()> {
-    open_engine(&db)
-        .await?
-        .delete_schedule(id)
-        .await
-        .map_err(schedule_error)
-}
-
 fn schedule_error(e: crate::engine::ScheduleError) -> anyhow::Error {
     match e {
         crate::engine::ScheduleError::Invalid(problems) => anyhow!("invalid schedule:\n{problems}"),
         other => anyhow!(other),
     }
-}
-
-/// `weft event send` on the local database: the runs that take the event go on here, and
-/// the command waits until they settle.
-pub async fn send_event(db: DbArgs, name: &str, key: &str, data: Value, by: &str) -> Result<Value> {
-    let engine = working_engine(&db).await?;
-    let receipt = engine.send_event(name, key, data, by).await?;
-    for run in &receipt.delivered {
-        engine.settled(*run).await?;
-    }
-    engine.quiesce().await;
-    Ok(serde_json::to_value(&receipt)?)
-}
-
-/// `weft runs purge --older-than D` on the local database.
-pub async fn purge_runs(
-    db: DbArgs,
-    older_than: std::time::Duration,
-    workflow: Option<&str>,
-) -> Result<ExitCode> {
-    let purged = open_engine(&db).await?.purge_runs(older_than, workflow).await?;
-    println!("deleted {purged} finished run(s)");
-    Ok(ExitCode::SUCCESS)
 }

@@ -1,13 +1,18 @@
-//! The `weft` command line: parses arguments and calls the engine. Commands work on a local
-//! database file (`--db`), so everything works without a server; the ones that make sense
-//! against a server also take `--server URL` and speak the HTTP API instead.
+//! The `weft` command line: parses arguments, resolves once where the commands act (a
+//! database with `--db`, or a server with `--server`, never both) and hands every command to
+//! that [`backend::Backend`]. The command bodies are in `commands.rs`, the backends in
+//! `local.rs` and `remote.rs`, and everything printed is shaped in `show.rs`.
 
+mod backend;
+mod commands;
 mod local;
 mod remote;
 mod scaffold;
 mod show;
 
-use clap::{Args, Parser, Subcommand};
+use anyhow::{anyhow, bail, Result};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -17,22 +22,110 @@ struct Cli {
     /// How log lines are written to stderr (the `WEFT_LOG` variable filters them).
     #[arg(long, value_enum, global = true, default_value = "text")]
     log_format: crate::telemetry::LogFormat,
+    #[command(flatten)]
+    target: Target,
     #[command(subcommand)]
     command: Command,
+}
+
+/// Where every command acts: a database, with the engine in this process, or a server.
+#[derive(Args)]
+#[command(next_help_heading = "Where (one of --db, --server)")]
+struct Target {
+    /// The database: a redb file, or postgres://USER[:PASS]@HOST:PORT/DB [default: weft.redb
+    /// in the user's data directory]. Not with --server.
+    #[arg(
+        long,
+        env = "WEFT_DB",
+        global = true,
+        hide_env_values = true,
+        value_name = "FILE|URL"
+    )]
+    db: Option<String>,
+    /// A running server's base URL, such as http://127.0.0.1:8080. Not with --db.
+    #[arg(long, env = "WEFT_SERVER", global = true, value_name = "URL")]
+    server: Option<String>,
+    /// The API token to send to --server (`weft token create` prints one).
+    #[arg(long, env = "WEFT_TOKEN", global = true, hide_env_values = true)]
+    token: Option<String>,
+    /// Plugin grants and limits for the engine in this process (--db): a weft.toml file.
+    #[arg(long, env = "WEFT_CONFIG", global = true)]
+    config: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Run a workflow file locally, answering interactions from --answer or the terminal.
     Run(RunArgs),
+    #[command(flatten)]
+    Acting(Acting),
+    /// Work on whole databases (named by --from and --to).
+    #[command(subcommand)]
+    Db(DbCommand),
+    /// Serve the HTTP API over the database (--db).
+    Serve(ServeArgs),
+    /// Compile a component read on stdin to an artifact on stdout (used by `weft serve` to
+    /// compile uploads in a child process under a memory and time budget).
+    #[command(name = "__compile", hide = true)]
+    Compile,
+    /// Measure the performance figures against floors measured in the same run.
+    ///
+    /// With --db postgres://USER[:PASS]@HOST:PORT/DB, on fresh databases created (and
+    /// dropped) on that server, whose user needs CREATEDB [default: redb files in a temporary
+    /// directory].
+    Bench {
+        /// Every figure at a small size (for CI).
+        #[arg(long)]
+        quick: bool,
+        /// Print one JSON object of {value, unit, floor, ratio} per figure.
+        #[arg(long)]
+        json: bool,
+        /// Measure only these groups of figures (repeatable; all by default).
+        #[arg(long, value_enum)]
+        only: Vec<crate::bench::Part>,
+    },
+}
+
+/// The commands that act on a database or a server alike, through one backend.
+#[derive(Subcommand)]
+enum Acting {
+    /// Start a stored workflow (the active version unless --version).
+    Start(StartArgs),
     /// Answer a waiting step of a run (Keyfactor signal `Step.SignalType`) and continue it.
     Answer(AnswerArgs),
-    /// Continue runs left running when their runner stopped, and fire due timers.
-    Resume(DbArgs),
+    /// List what waits for you (by --as and --group, or the token's holder), with the command
+    /// that answers each.
+    Inbox {
+        #[command(flatten)]
+        identity: Identity,
+        #[arg(long)]
+        json: bool,
+    },
     /// Cancel a run that has not finished.
-    Cancel(CancelArgs),
+    Cancel {
+        run: String,
+        #[command(flatten)]
+        identity: Identity,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Continue runs left running when their runner stopped, and fire due timers.
+    Resume,
     /// Continue a failed run from its failed step: completed steps and answers stay.
     Retry(RetryArgs),
+    /// Start a new run with the inputs of a failed, rejected or canceled one.
+    Restart {
+        run: String,
+        /// Start it on this version of the workflow [default: the version the run had].
+        #[arg(long)]
+        version: Option<u64>,
+        #[command(flatten)]
+        identity: Identity,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a workflow definition against the plugins there without storing or running it.
+    Validate { file: PathBuf },
     /// Read runs.
     #[command(subcommand)]
     Runs(RunsCommand),
@@ -42,8 +135,6 @@ enum Command {
     /// Manage workflow definitions.
     #[command(subcommand)]
     Workflow(WorkflowCommand),
-    /// Start a stored workflow (the latest version unless --version).
-    Start(StartArgs),
     /// Manage API tokens (shown once; only their hash is stored).
     #[command(subcommand)]
     Token(TokenCommand),
@@ -57,42 +148,10 @@ enum Command {
     /// Send events to steps waiting for them (`wait_for`).
     #[command(subcommand)]
     Event(EventCommand),
-    /// Work on whole databases.
-    #[command(subcommand)]
-    Db(DbCommand),
     /// List the runners sharing the database.
     Runners {
         #[arg(long)]
         json: bool,
-        #[command(flatten)]
-        db: DbArgs,
-        #[command(flatten)]
-        server: ServerArgs,
-    },
-    /// Check a workflow definition without running it.
-    Validate(ValidateArgs),
-    /// Serve the HTTP API over the database.
-    Serve(ServeArgs),
-    /// Compile a component read on stdin to an artifact on stdout (used by `weft serve` to
-    /// compile uploads in a child process under a memory and time budget).
-    #[command(name = "__compile", hide = true)]
-    Compile,
-    /// Measure the performance figures against floors measured in the same run.
-    Bench {
-        /// Every figure at a small size (for CI).
-        #[arg(long)]
-        quick: bool,
-        /// Print one JSON object of {value, unit, floor, ratio} per figure.
-        #[arg(long)]
-        json: bool,
-        /// Measure only these groups of figures (repeatable; all by default).
-        #[arg(long, value_enum)]
-        only: Vec<crate::bench::Part>,
-        /// Measure on PostgreSQL: fresh databases created (and dropped) on the server of this
-        /// postgres://USER[:PASS]@HOST:PORT/DB URL, whose user needs CREATEDB [default: redb
-        /// files in a temporary directory].
-        #[arg(long)]
-        db: Option<String>,
     },
 }
 
@@ -117,8 +176,6 @@ struct ServeArgs {
     /// operator's token).
     #[arg(long)]
     metrics_without_token: bool,
-    #[command(flatten)]
-    db: DbArgs,
 }
 
 #[derive(Args)]
@@ -130,17 +187,14 @@ struct StartArgs {
     inputs: Vec<String>,
     #[arg(long)]
     version: Option<u64>,
-    /// Wait until the run finishes or waits for a person.
+    /// Print the run once it finishes or waits for a person (and how to answer it), instead
+    /// of its id. With --db this process drives the run until then either way.
     #[arg(long)]
     wait: bool,
     #[command(flatten)]
     identity: Identity,
     #[arg(long)]
     json: bool,
-    #[command(flatten)]
-    db: DbArgs,
-    #[command(flatten)]
-    server: ServerArgs,
 }
 
 #[derive(Subcommand)]
@@ -152,20 +206,22 @@ enum WorkflowCommand {
         /// Make this version the active one.
         #[arg(long)]
         publish: bool,
-        #[command(flatten)]
-        db: DbArgs,
-        #[command(flatten)]
-        server: ServerArgs,
     },
-    /// Make a version the active one.
-    Publish {
+    /// List workflows with their latest version.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a definition as JSON (the latest version unless --version).
+    Show {
         id: String,
-        version: u64,
-        #[command(flatten)]
-        db: DbArgs,
-        #[command(flatten)]
-        server: ServerArgs,
+        #[arg(long)]
+        version: Option<u64>,
     },
+    /// Delete every version of a workflow; runs keep the definitions they started with.
+    Delete { id: String },
+    /// Make a version the active one.
+    Publish { id: String, version: u64 },
     /// Export workflows (every version) and the plugins they name as one bundle file.
     Export {
         #[arg(required = true)]
@@ -176,10 +232,6 @@ enum WorkflowCommand {
         /// Carry the plugins' bytes too.
         #[arg(long)]
         include_plugins: bool,
-        #[command(flatten)]
-        db: DbArgs,
-        #[command(flatten)]
-        server: ServerArgs,
     },
     /// Import a bundle, all or nothing.
     Import {
@@ -187,31 +239,7 @@ enum WorkflowCommand {
         /// OLD=NEW: import workflow OLD under the id NEW; repeat for several.
         #[arg(long, value_name = "OLD=NEW")]
         rename: Vec<String>,
-        #[command(flatten)]
-        db: DbArgs,
-        #[command(flatten)]
-        server: ServerArgs,
     },
-}
-
-/// Talk to a running server instead of a database file.
-#[derive(Args)]
-struct ServerArgs {
-    /// The server's base URL, such as http://127.0.0.1:8080.
-    #[arg(long, env = "WEFT_SERVER")]
-    server: Option<String>,
-    /// The API token to send (`weft token create` prints one).
-    #[arg(long, env = "WEFT_TOKEN", hide_env_values = true)]
-    token: Option<String>,
-}
-
-impl ServerArgs {
-    /// The server to talk to, if one was given.
-    fn remote(&self) -> Option<remote::Client> {
-        self.server
-            .as_deref()
-            .map(|url| remote::Client::new(url, self.token.clone()))
-    }
 }
 
 #[derive(Subcommand)]
@@ -227,26 +255,11 @@ enum TokenCommand {
         /// A group the holder belongs to; repeat for several.
         #[arg(long = "group")]
         groups: Vec<String>,
-        #[command(flatten)]
-        db: DbArgs,
-        #[command(flatten)]
-        server: ServerArgs,
     },
     /// List tokens (never their secrets).
-    List {
-        #[command(flatten)]
-        db: DbArgs,
-        #[command(flatten)]
-        server: ServerArgs,
-    },
+    List,
     /// Revoke a token by id or name; it stops working at once.
-    Revoke {
-        which: String,
-        #[command(flatten)]
-        db: DbArgs,
-        #[command(flatten)]
-        server: ServerArgs,
-    },
+    Revoke { which: String },
 }
 
 #[derive(Subcommand)]
@@ -287,52 +300,20 @@ enum ScheduleCommand {
         json: bool,
         #[command(flatten)]
         identity: Identity,
-        #[command(flatten)]
-        db: DbArgs,
-        #[command(flatten)]
-        server: ServerArgs,
     },
     /// List schedules with their next fire.
     List {
         #[arg(long)]
         json: bool,
-        #[command(flatten)]
-        db: DbArgs,
-        #[command(flatten)]
-        server: ServerArgs,
     },
     /// Show a schedule and its next fire times as JSON.
-    Show {
-        id: String,
-        #[command(flatten)]
-        db: DbArgs,
-        #[command(flatten)]
-        server: ServerArgs,
-    },
+    Show { id: String },
     /// Stop a schedule from firing until resumed.
-    Pause {
-        id: String,
-        #[command(flatten)]
-        db: DbArgs,
-        #[command(flatten)]
-        server: ServerArgs,
-    },
+    Pause { id: String },
     /// Let a paused schedule fire again, from now.
-    Resume {
-        id: String,
-        #[command(flatten)]
-        db: DbArgs,
-        #[command(flatten)]
-        server: ServerArgs,
-    },
+    Resume { id: String },
     /// Delete a schedule; the runs it started stay.
-    Delete {
-        id: String,
-        #[command(flatten)]
-        db: DbArgs,
-        #[command(flatten)]
-        server: ServerArgs,
-    },
+    Delete { id: String },
 }
 
 #[derive(Subcommand)]
@@ -352,30 +333,17 @@ enum EventCommand {
         json: bool,
         #[command(flatten)]
         identity: Identity,
-        #[command(flatten)]
-        db: DbArgs,
-        #[command(flatten)]
-        server: ServerArgs,
     },
 }
 
 #[derive(Subcommand)]
 enum GrantCommand {
     /// List every grant.
-    List {
-        #[command(flatten)]
-        db: DbArgs,
-        #[command(flatten)]
-        server: ServerArgs,
-    },
+    List,
     /// Show one plugin's grant as JSON.
     Show {
         /// A plugin name, or name@version.
         plugin: String,
-        #[command(flatten)]
-        db: DbArgs,
-        #[command(flatten)]
-        server: ServerArgs,
     },
     /// Set (replace) a plugin's grant. Secret values are not given here: each runner reads
     /// them from its own weft.toml [secrets].
@@ -386,20 +354,12 @@ enum GrantCommand {
         spec: GrantArgs,
         #[command(flatten)]
         identity: Identity,
-        #[command(flatten)]
-        db: DbArgs,
-        #[command(flatten)]
-        server: ServerArgs,
     },
     /// Remove a plugin's grant.
     Delete {
         plugin: String,
         #[command(flatten)]
         identity: Identity,
-        #[command(flatten)]
-        db: DbArgs,
-        #[command(flatten)]
-        server: ServerArgs,
     },
 }
 
@@ -438,20 +398,11 @@ struct GrantArgs {
 }
 
 impl GrantArgs {
-    fn spec(self) -> anyhow::Result<crate::plugins::grants::GrantSpec> {
-        let env = self
-            .env
-            .iter()
-            .map(|pair| {
-                pair.split_once('=')
-                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                    .ok_or_else(|| anyhow::anyhow!("--env {pair}: use NAME=VALUE"))
-            })
-            .collect::<anyhow::Result<_>>()?;
+    fn spec(self) -> Result<crate::plugins::grants::GrantSpec> {
         Ok(crate::plugins::grants::GrantSpec {
+            env: commands::pairs("--env", &self.env)?.into_iter().collect(),
             http: self.http,
             secrets: self.secrets,
-            env,
             memory_mb: self.memory_mb,
             max_output_kb: self.max_output_kb,
             max_concurrent: self.max_concurrent,
@@ -459,35 +410,36 @@ impl GrantArgs {
     }
 }
 
-#[derive(Args)]
-struct DbArgs {
-    /// The database: a redb file, or postgres://USER[:PASS]@HOST:PORT/DB [default: weft.redb
-    /// in the user's data directory].
-    #[arg(long, env = "WEFT_DB", global = true, hide_env_values = true)]
-    db: Option<String>,
-    /// Plugin grants (outbound HTTP, secrets, env, limits): a weft.toml file.
-    #[arg(long, env = "WEFT_CONFIG", global = true)]
-    config: Option<PathBuf>,
-}
-
-#[derive(Args)]
+/// Who acts. With --server and a token, the token names its holder and these are refused.
+#[derive(Args, Default)]
 struct Identity {
     /// Who answers or acts [default: the operating-system user].
     #[arg(long = "as", value_name = "NAME")]
     user: Option<String>,
-    /// A group that user belongs to, for steps assigned to `group:NAME`; repeat for several.
+    /// A group that user belongs to, for steps assigned to `group:NAME`; repeat for several
+    /// (with --db only: a server takes groups from the token).
     #[arg(long = "group", value_name = "GROUP")]
     groups: Vec<String>,
 }
 
 impl Identity {
-    fn person(&self) -> crate::engine::Person {
-        crate::engine::Person {
+    /// The person acting at `place`; an error where the place names the caller otherwise.
+    fn person(&self, place: &backend::Place) -> Result<crate::engine::Person> {
+        if matches!(place, backend::Place::Server { .. }) && !self.groups.is_empty() {
+            bail!("--group is for --db: a server takes your groups from your token");
+        }
+        if let (Some(name), false) = (&self.user, place.takes_as()) {
+            bail!(
+                "--as {name}: with a token the server knows you as the token's holder; leave out --as \
+                 (it names the caller only with --db, or a server that has no tokens yet)"
+            );
+        }
+        Ok(crate::engine::Person {
             name: self.user.clone().unwrap_or_else(whoami::username),
             groups: self.groups.clone(),
             admin: false,
             assigned_only: false,
-        }
+        })
     }
 }
 
@@ -506,8 +458,6 @@ struct RunArgs {
     /// Print the run record as JSON.
     #[arg(long)]
     json: bool,
-    #[command(flatten)]
-    db: DbArgs,
 }
 
 #[derive(Args)]
@@ -521,10 +471,6 @@ struct AnswerArgs {
     identity: Identity,
     #[arg(long)]
     json: bool,
-    #[command(flatten)]
-    db: DbArgs,
-    #[command(flatten)]
-    server: ServerArgs,
 }
 
 #[derive(Args)]
@@ -541,19 +487,8 @@ struct RetryArgs {
     input: Option<String>,
     #[command(flatten)]
     identity: Identity,
-    #[command(flatten)]
-    db: DbArgs,
-    #[command(flatten)]
-    server: ServerArgs,
-}
-
-#[derive(Args)]
-struct CancelArgs {
-    run: String,
-    #[command(flatten)]
-    identity: Identity,
-    #[command(flatten)]
-    db: DbArgs,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
@@ -568,10 +503,6 @@ enum RunsCommand {
         inputs: Vec<String>,
         #[arg(long)]
         json: bool,
-        #[command(flatten)]
-        db: DbArgs,
-        #[command(flatten)]
-        server: ServerArgs,
     },
     /// Delete finished runs that ended longer ago than --older-than, with their logs (runs
     /// are also deleted by themselves when their retention ends).
@@ -581,10 +512,6 @@ enum RunsCommand {
         /// Only runs of this workflow.
         #[arg(long)]
         workflow: Option<String>,
-        #[command(flatten)]
-        db: DbArgs,
-        #[command(flatten)]
-        server: ServerArgs,
     },
     /// Show one run: state, steps, outputs, error, and what it waits for.
     Show {
@@ -594,34 +521,27 @@ enum RunsCommand {
         /// Also print the run's log.
         #[arg(long)]
         logs: bool,
-        #[command(flatten)]
-        db: DbArgs,
-        #[command(flatten)]
-        server: ServerArgs,
     },
 }
 
 #[derive(Subcommand)]
 enum PluginCommand {
-    /// Validate, compile and store a plugin component.
-    #[command(alias = "add")]
-    Push {
+    /// Validate, compile and store a plugin component (`push` is the same command).
+    #[command(alias = "push")]
+    Add {
         file: PathBuf,
         #[arg(long)]
         name: String,
         #[arg(long)]
         version: String,
-        #[command(flatten)]
-        db: DbArgs,
-        #[command(flatten)]
-        server: ServerArgs,
     },
     /// List built-in and stored plugins.
-    List {
-        #[command(flatten)]
-        db: DbArgs,
-        #[command(flatten)]
-        server: ServerArgs,
+    List,
+    /// Delete a stored plugin version that no workflow version or unfinished run uses.
+    Delete {
+        name: String,
+        #[arg(long)]
+        version: String,
     },
     /// Write a new plugin project into the folder NAME; `NAME/build.sh` builds NAME.wasm.
     New {
@@ -636,16 +556,93 @@ enum PluginCommand {
     },
 }
 
-#[derive(Args)]
-struct ValidateArgs {
-    file: PathBuf,
-    #[command(flatten)]
-    db: DbArgs,
+/// Where the commands act, resolved once from `--db`, `--server`, `--token` and `--config`
+/// (or their variables).
+enum Resolved {
+    Database {
+        db: Option<String>,
+        config: Option<PathBuf>,
+    },
+    Server {
+        url: String,
+        token: Option<String>,
+        source: Option<backend::TokenSource>,
+    },
+}
+
+/// Where a value came from, to name it in an error.
+fn origin(matches: &ArgMatches, id: &str, variable: &str) -> String {
+    match matches.value_source(id) {
+        Some(ValueSource::EnvVariable) => format!(" (from ${variable})"),
+        _ => String::new(),
+    }
+}
+
+fn given_on_command_line(matches: &ArgMatches, id: &str) -> bool {
+    matches.value_source(id) == Some(ValueSource::CommandLine)
+}
+
+impl Target {
+    /// One place: the database or the server. Both at once is an error that names where each
+    /// came from; a --token or --config that the place would not use is one too.
+    fn resolve(self, matches: &ArgMatches) -> Result<Resolved> {
+        match (self.db, self.server) {
+            (Some(db), Some(server)) => bail!(
+                "--db {db}{} and --server {server}{} name two places: give one, --db for a database \
+                 with the engine in this process, or --server for a running server",
+                origin(matches, "db", "WEFT_DB"),
+                origin(matches, "server", "WEFT_SERVER"),
+            ),
+            (db, None) => {
+                if given_on_command_line(matches, "token") {
+                    bail!("--token is for --server: a database (--db) is opened directly and needs no token");
+                }
+                Ok(Resolved::Database {
+                    db,
+                    config: self.config,
+                })
+            }
+            (None, Some(url)) => {
+                if given_on_command_line(matches, "config") {
+                    bail!("--config is read by the engine in this process (--db); a server reads its own weft.toml");
+                }
+                let source = self.token.as_ref().map(|_| {
+                    if given_on_command_line(matches, "token") {
+                        backend::TokenSource::CommandLine
+                    } else {
+                        backend::TokenSource::Environment
+                    }
+                });
+                Ok(Resolved::Server {
+                    url,
+                    token: self.token,
+                    source,
+                })
+            }
+        }
+    }
+}
+
+impl Resolved {
+    /// The database of a command that works only on one (`what` names it): --server is
+    /// refused, saying what to use instead.
+    fn local_only(self, what: &str, instead: &str) -> Result<(Option<String>, Option<PathBuf>)> {
+        match self {
+            Resolved::Database { db, config } => Ok((db, config)),
+            Resolved::Server { url, .. } => Err(anyhow!(
+                "{what} works on a database in this process and does not take --server {url}{instead}"
+            )),
+        }
+    }
 }
 
 /// Entry point of the `weft` binary.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     // A server logs its requests and runs; other commands print their own progress.
     let (default_filter, otlp_endpoint) = match &cli.command {
         Command::Serve(args) => ("warn,weft=info", args.otlp_endpoint.as_deref()),
@@ -666,7 +663,12 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(dispatch(cli.command)) {
+    let bench_db_given = given_on_command_line(&matches, "db");
+    let outcome = cli
+        .target
+        .resolve(&matches)
+        .and_then(|place| runtime.block_on(dispatch(cli.command, place, bench_db_given)));
+    match outcome {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -675,288 +677,50 @@ pub fn main() -> ExitCode {
     }
 }
 
-async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+/// Runs the commands that need no backend, or only a database; every other command goes to
+/// the one backend `place` names.
+async fn dispatch(command: Command, place: Resolved, bench_db_given: bool) -> Result<ExitCode> {
     match command {
-        Command::Run(args) => local::run(args).await,
-        Command::Answer(args) => match args.server.remote() {
-            Some(client) => remote::answer(&client, args).await,
-            None => local::answer(args).await,
-        },
-        Command::Resume(db) => local::resume(db).await,
-        Command::Cancel(args) => local::cancel(args).await,
-        Command::Runs(RunsCommand::List {
-            state,
-            inputs,
-            json,
-            db,
-            server,
-        }) => {
-            let inputs = inputs
-                .iter()
-                .map(|pair| {
-                    pair.split_once('=')
-                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                        .ok_or_else(|| anyhow::anyhow!("--input {pair}: use NAME=VALUE"))
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            match server.remote() {
-                Some(client) => remote::list_runs(&client, state, inputs, json).await,
-                None => local::list_runs(db, state, inputs, json).await,
+        Command::Run(args) => {
+            let file = show::shell_word(&args.file.display().to_string());
+            let url = match &place {
+                Resolved::Server { url, .. } => show::shell_word(url),
+                Resolved::Database { .. } => String::new(),
+            };
+            let instead = format!(
+                ": store the workflow with `weft workflow apply {file} --server {url}`, then start it \
+                 with `weft start ID --server {url}`"
+            );
+            let (db, config) = place.local_only("weft run FILE", &instead)?;
+            local::run(args, db, config).await
+        }
+        Command::Serve(args) => {
+            let (db, config) = place.local_only("weft serve", "")?;
+            local::serve(args, db, config).await
+        }
+        Command::Db(DbCommand::Copy { from, to }) => {
+            let (db, _) = place.local_only("weft db copy", "")?;
+            if let Some(db) = db {
+                bail!("weft db copy names its databases with --from and --to, not --db {db}");
             }
+            local::copy_database(&from, &to).await
         }
-        Command::Retry(args) => match args.server.remote() {
-            Some(client) => remote::retry(&client, args).await,
-            None => local::retry(args).await,
-        },
-        Command::Runs(RunsCommand::Show {
-            run,
-            json,
-            logs,
-            db,
-            server,
-        }) => match server.remote() {
-            Some(client) => remote::show_run(&client, &run, json, logs).await,
-            None => local::show_run(db, &run, json, logs).await,
-        },
-        Command::Plugin(PluginCommand::Push {
-            file,
-            name,
-            version,
-            db,
-            server,
-        }) => match server.remote() {
-            Some(client) => remote::push_plugin(&client, file, name, version).await,
-            None => local::add_plugin(db, file, name, version).await,
-        },
-        Command::Plugin(PluginCommand::New {
-            name,
-            lang,
-            weft_home,
-        }) => scaffold::new_plugin(&name, lang, weft_home),
-        Command::Plugin(PluginCommand::List { db, server }) => match server.remote() {
-            Some(client) => remote::list_plugins(&client).await,
-            None => local::list_plugins(db).await,
-        },
-        Command::Workflow(WorkflowCommand::Apply {
-            file,
-            publish,
-            db,
-            server,
-        }) => match server.remote() {
-            Some(client) => remote::apply_workflow(&client, file, publish).await,
-            None => local::apply_workflow(db, file, publish).await,
-        },
-        Command::Workflow(WorkflowCommand::Publish {
-            id,
-            version,
-            db,
-            server,
-        }) => match server.remote() {
-            Some(client) => remote::publish_workflow(&client, &id, version).await,
-            None => local::publish_workflow(db, &id, version).await,
-        },
-        Command::Workflow(WorkflowCommand::Export {
-            ids,
-            output,
-            include_plugins,
-            db,
-            server,
-        }) => match server.remote() {
-            Some(client) => remote::export_workflows(&client, &ids, &output, include_plugins).await,
-            None => local::export_workflows(db, &ids, &output, include_plugins).await,
-        },
-        Command::Workflow(WorkflowCommand::Import {
-            file,
-            rename,
-            db,
-            server,
-        }) => {
-            let rename = rename
-                .iter()
-                .map(|r| r.replacen('=', ":", 1))
-                .collect::<Vec<_>>()
-                .join(",");
-            match server.remote() {
-                Some(client) => remote::import_workflows(&client, &file, &rename).await,
-                None => local::import_workflows(db, &file, &rename).await,
-            }
+        Command::Bench { quick, json, only } => {
+            let (db, _) = place.local_only("weft bench", "")?;
+            // Only a --db given here: the bench makes its own databases, never $WEFT_DB's.
+            let postgres = db.filter(|_| bench_db_given);
+            local::bench(quick, json, &only, postgres.as_deref()).await
         }
-        Command::Start(args) => match args.server.remote() {
-            Some(client) => remote::start(&client, args).await,
-            None => local::start(args).await,
-        },
-        Command::Token(TokenCommand::Create {
-            name,
-            roles,
-            groups,
-            db,
-            server,
-        }) => match server.remote() {
-            Some(client) => remote::create_token(&client, name, roles, groups).await,
-            None => local::create_token(db, name, roles, groups).await,
-        },
-        Command::Token(TokenCommand::List { db, server }) => match server.remote() {
-            Some(client) => remote::list_tokens(&client).await,
-            None => local::list_tokens(db).await,
-        },
-        Command::Token(TokenCommand::Revoke { which, db, server }) => match server.remote() {
-            Some(client) => remote::revoke_token(&client, &which).await,
-            None => local::revoke_token(db, &which).await,
-        },
-        Command::Grant(GrantCommand::List { db, server }) => match server.remote() {
-            Some(client) => remote::list_grants(&client).await,
-            None => local::list_grants(db).await,
-        },
-        Command::Grant(GrantCommand::Show { plugin, db, server }) => match server.remote() {
-            Some(client) => remote::show_grant(&client, &plugin).await,
-            None => local::show_grant(db, &plugin).await,
-        },
-        Command::Grant(GrantCommand::Set {
-            plugin,
-            spec,
-            identity,
-            db,
-            server,
-        }) => {
-            let spec = spec.spec()?;
-            match server.remote() {
-                Some(client) => remote::set_grant(&client, &plugin, &spec).await,
-                None => local::set_grant(db, &plugin, spec, &identity.person().name).await,
-            }
-        }
-        Command::Grant(GrantCommand::Delete {
-            plugin,
-            identity,
-            db,
-            server,
-        }) => match server.remote() {
-            Some(client) => remote::delete_grant(&client, &plugin).await,
-            None => local::delete_grant(db, &plugin, &identity.person().name).await,
-        },
-        Command::Runs(RunsCommand::Purge {
-            older_than,
-            workflow,
-            db,
-            server,
-        }) => match server.remote() {
-            Some(client) => remote::purge_runs(&client, older_than, workflow.as_deref()).await,
-            None => local::purge_runs(db, older_than, workflow.as_deref()).await,
-        },
-        Command::Schedule(ScheduleCommand::Create {
-            workflow,
-            version,
-            cron,
-            timezone,
-            every,
-            inputs,
-            id,
-            overlap,
-            catch_up,
-            paused,
-            json,
-            identity,
-            db,
-            server,
-        }) => {
-            let definition = crate::schedule::ScheduleDefinition {
-                id,
-                workflow,
-                version,
-                cron,
-                timezone,
-                every,
-                input: local::parse_inputs(&inputs)?,
-                overlap,
-                catch_up,
-                paused,
-                description: String::new(),
-            };
-            let created = match server.remote() {
-                Some(client) => remote::create_schedule(&client, &definition).await?,
-                None => local::create_schedule(db, definition, &identity.person().name).await?,
-            };
-            show::schedule(&created, json)
-        }
-        Command::Schedule(ScheduleCommand::List { json, db, server }) => {
-            let all = match server.remote() {
-                Some(client) => remote::schedules(&client).await?,
-                None => local::schedules(db).await?,
-            };
-            show::schedules(&all, json)
-        }
-        Command::Schedule(ScheduleCommand::Show { id, db, server }) => {
-            let one = match server.remote() {
-                Some(client) => remote::schedule_op(&client, reqwest::Method::GET, &id, "").await?,
-                None => local::schedule_op(db, &id, None).await?,
-            };
-            show::schedule(&one, true)
-        }
-        Command::Schedule(ScheduleCommand::Pause { id, db, server }) => {
-            let one = match server.remote() {
-                Some(client) => remote::schedule_op(&client, reqwest::Method::POST, &id, "/pause").await?,
-                None => local::schedule_op(db, &id, Some(true)).await?,
-            };
-            show::schedule(&one, false)
-        }
-        Command::Schedule(ScheduleCommand::Resume { id, db, server }) => {
-            let one = match server.remote() {
-                Some(client) => remote::schedule_op(&client, reqwest::Method::POST, &id, "/resume").await?,
-                None => local::schedule_op(db, &id, Some(false)).await?,
-            };
-            show::schedule(&one, false)
-        }
-        Command::Schedule(ScheduleCommand::Delete { id, db, server }) => {
-            match server.remote() {
-                Some(client) => remote::delete_schedule(&client, &id).await?,
-                None => local::delete_schedule(db, &id).await?,
-            }
-            println!("deleted schedule {id}");
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Event(EventCommand::Send {
-            name,
-            key,
-            data,
-            json,
-            identity,
-            db,
-            server,
-        }) => {
-            let data: serde_json::Value =
-                serde_json::from_str(&data).map_err(|e| anyhow::anyhow!("--data: not JSON: {e}"))?;
-            let receipt = match server.remote() {
-                Some(client) => remote::send_event(&client, &name, &key, &data).await?,
-                None => local::send_event(db, &name, &key, data, &identity.person().name).await?,
-            };
-            show::event_receipt(&receipt, json)
-        }
-        Command::Db(DbCommand::Copy { from, to }) => local::copy_database(&from, &to).await,
-        Command::Runners { json, db, server } => match server.remote() {
-            Some(client) => remote::runners(&client, json).await,
-            None => local::runners(db, json).await,
-        },
-        Command::Validate(args) => local::validate(args).await,
-        Command::Serve(args) => local::serve(args).await,
         Command::Compile => Ok(crate::plugins::compile_worker()),
-        Command::Bench {
-            quick,
-            json,
-            only,
-            db,
-        } => {
-            let sizes = if quick {
-                crate::bench::Sizes::QUICK
-            } else {
-                crate::bench::Sizes::FULL
-            };
-            let figures =
-                crate::bench::run(sizes, &only, db.as_deref(), |what| eprintln!("measuring {what}…")).await?;
-            if json {
-                println!("{}", crate::bench::to_json(&figures));
-            } else {
-                print!("{}", crate::bench::table(&figures));
+        Command::Acting(command) => match place {
+            Resolved::Database { db, config } => {
+                let backend = local::Local::new(db, config)?;
+                commands::execute(&backend, command).await
             }
-            Ok(ExitCode::SUCCESS)
-        }
+            Resolved::Server { url, token, source } => {
+                let backend = remote::Client::new(&url, token, source);
+                commands::execute(&backend, command).await
+            }
+        },
     }
 }

@@ -1,28 +1,43 @@
-//! Client commands against a running server (`--server URL`), over the HTTP API.
+//! The backend over a running server's HTTP API (`--server URL`, with `--token`): each
+//! operation is the API call a client would make, and an error status becomes an error
+//! carrying the server's message. It opens no database (see `local.rs`).
 
-use super::local::{exit_code, parse_data, parse_inputs, parse_signal_key};
-use super::show;
-use super::{AnswerArgs, StartArgs};
+use super::backend::{Backend, InboxItem, Place, PluginLine, Resumed, Started, TokenSource, Validated};
 use crate::api::USER_HEADER;
 use crate::auth::{Role, TokenRecord};
-use crate::run::{RunRecord, RunState};
+use crate::engine::{Person, RetryOptions};
+use crate::plugins::grants::GrantSpec;
+use crate::run::{LogLine, RunRecord, RunState};
+use crate::schedule::ScheduleDefinition;
 use anyhow::{anyhow, bail, Context, Result};
 use reqwest::{Method, RequestBuilder};
-use serde_json::{json, Value};
-use std::path::PathBuf;
-use std::process::ExitCode;
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+/// The most items one listing page asks for (the API's ceiling).
+const PAGE: usize = 1000;
+/// The most log lines one page asks for (the API's ceiling).
+const LOG_PAGE: usize = 10_000;
 
 /// A server, addressed by its base URL, and the token to present.
 pub struct Client {
     base: String,
     token: Option<String>,
+    place: Place,
     http: reqwest::Client,
 }
 
 impl Client {
-    pub fn new(base: &str, token: Option<String>) -> Client {
+    pub fn new(base: &str, token: Option<String>, source: Option<TokenSource>) -> Client {
+        let base = base.trim_end_matches('/').to_owned();
         Client {
-            base: base.trim_end_matches('/').to_owned(),
+            place: Place::Server {
+                url: base.clone(),
+                token: source,
+            },
+            base,
             token,
             http: reqwest::Client::new(),
         }
@@ -33,6 +48,16 @@ impl Client {
         match &self.token {
             Some(token) => request.bearer_auth(token),
             None => request,
+        }
+    }
+
+    /// A request made by `who`: without a token, a server in local mode knows the caller by
+    /// the `X-Weft-User` header; with one, by the token.
+    fn request_as(&self, method: Method, path: &str, who: &Person) -> RequestBuilder {
+        let request = self.request(method, path);
+        match self.token {
+            Some(_) => request,
+            None => request.header(USER_HEADER, &who.name),
         }
     }
 
@@ -59,441 +84,438 @@ impl Client {
         bail!("the server answered {status}: {message}")
     }
 
+    async fn get(&self, path: &str) -> Result<Value> {
+        self.send(self.request(Method::GET, path)).await
+    }
+
     /// The run now, or with `settled` once it has finished or waits for a person.
-    async fn run(&self, id: &str, settled: bool) -> Result<RunRecord> {
+    async fn fetch_run(&self, id: &str, settled: bool) -> Result<RunRecord> {
         let request = self
             .request(Method::GET, &format!("/v1/executions/{id}"))
             .query(&[("wait", settled)]);
         let body = self.send(request).await?;
         serde_json::from_value(body).context("the server sent a run this client cannot read")
     }
-}
 
-fn print_run(run: &RunRecord, json: bool, client: &Client) -> Result<ExitCode> {
-    if json {
-        println!("{}", serde_json::to_string_pretty(run)?);
-    } else {
-        println!("{}", show::summary(run));
-        if run.state == RunState::Waiting {
-            for line in show::how_to_answer(run, &format!("--server {}", client.base)) {
-                println!("{line}");
+    /// `/v1/workflows/{workflow}/executions/{id}`: the run's own URL, which names its workflow.
+    async fn run_path(&self, id: &str) -> Result<String> {
+        let run = self.fetch_run(id, false).await?;
+        Ok(format!("/v1/workflows/{}/executions/{id}", run.workflow.id))
+    }
+
+    /// Every item of a paged listing of runs.
+    async fn all_runs(&self, query: &[(String, String)]) -> Result<Vec<Value>> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut request = self
+                .request(Method::GET, "/v1/executions")
+                .query(&[("limit", PAGE.to_string())])
+                .query(query);
+            if let Some(cursor) = &cursor {
+                request = request.query(&[("cursor", cursor)]);
+            }
+            let page = self.send(request).await?;
+            items.extend(page["items"].as_array().cloned().unwrap_or_default());
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => return Ok(items),
             }
         }
     }
-    Ok(exit_code(run))
 }
 
-/// `weft plugin push FILE --server URL`.
-pub async fn push_plugin(client: &Client, file: PathBuf, name: String, version: String) -> Result<ExitCode> {
-    use indicatif::{ProgressBar, ProgressStyle};
-    let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-    let size = bytes.len();
-    // Sent in pieces, so the bar follows the upload; with its length, so the server can refuse
-    // an oversize body before reading it.
-    let bar = ProgressBar::new(size as u64).with_style(
-        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")?
-            .progress_chars("=> "),
-    );
-    bar.set_message(format!("uploading {name}@{version}"));
-    let sent = bar.clone();
-    let pieces: Vec<Vec<u8>> = bytes.chunks(256 << 10).map(<[u8]>::to_vec).collect();
-    let stream = futures_util::stream::iter(pieces.into_iter().map(move |piece| {
-        sent.inc(piece.len() as u64);
-        Ok::<_, std::io::Error>(piece)
-    }));
-    let request = client
-        .request(Method::POST, "/v1/plugins")
-        .query(&[("name", &name), ("version", &version)])
-        .header("content-type", "application/wasm")
-        .header("content-length", size)
-        .body(reqwest::Body::wrap_stream(stream));
-    let answer = client.send(request).await;
-    bar.finish_and_clear();
-    let mut meta = answer.map_err(|e| anyhow!("{}: {e}", file.display()))?;
-    if meta["status"] == "compiling" {
-        // A large component compiles on in the server; its status URL says when it is done.
-        let spinner =
-            ProgressBar::new_spinner().with_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}")?);
-        spinner.set_message(format!("compiling {name}@{version} on the server"));
-        spinner.enable_steady_tick(std::time::Duration::from_millis(120));
-        let status_url = meta["status_url"].as_str().unwrap_or_default().to_owned();
-        while meta["status"] == "compiling" {
-            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            meta = client.send(client.request(Method::GET, &status_url)).await?;
-        }
-        spinner.finish_and_clear();
-    }
-    if meta["status"] == "failed" {
-        bail!(
-            "{}: {name}@{version} failed to compile: {}",
-            file.display(),
-            meta["error"].as_str().unwrap_or("no reason given")
-        );
-    }
-    let text = |key: &str| meta[key].as_str().unwrap_or_default().to_owned();
-    println!(
-        "{}@{} {} ({} world, {} bytes)",
-        text("name"),
-        text("version"),
-        text("digest"),
-        text("world"),
-        meta["size"]
-    );
-    Ok(ExitCode::SUCCESS)
+fn items(body: &Value) -> Vec<Value> {
+    body["items"].as_array().cloned().unwrap_or_default()
 }
 
-/// `weft plugin list --server URL`.
-pub async fn list_plugins(client: &Client) -> Result<ExitCode> {
-    let body = client.send(client.request(Method::GET, "/v1/plugins")).await?;
-    for p in body["items"].as_array().into_iter().flatten() {
-        println!(
-            "{}@{}\t{}\t{}\t{} bytes",
-            p["name"].as_str().unwrap_or_default(),
-            p["version"].as_str().unwrap_or_default(),
-            p["world"].as_str().unwrap_or_default(),
-            p["digest"].as_str().unwrap_or_default(),
-            p["size"]
-        );
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `weft workflow apply FILE --server URL`.
-pub async fn apply_workflow(client: &Client, file: PathBuf, publish: bool) -> Result<ExitCode> {
-    let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
-    let content_type = if file.extension().is_some_and(|e| e == "json") {
+fn content_type(file: &Path) -> &'static str {
+    if file.extension().is_some_and(|e| e == "json") {
         "application/json"
     } else {
         "application/yaml"
-    };
-    let request = client
-        .request(Method::POST, "/v1/workflows")
-        .query(&[("publish", publish)])
-        .header("content-type", content_type)
-        .body(text);
-    let stored = client
-        .send(request)
-        .await
-        .map_err(|e| anyhow!("{}: {e}", file.display()))?;
-    println!("{}", show::saved_line(&stored));
-    Ok(ExitCode::SUCCESS)
+    }
 }
 
-/// `weft start WORKFLOW --server URL`.
-pub async fn start(client: &Client, args: StartArgs) -> Result<ExitCode> {
-    let inputs = parse_inputs(&args.inputs)?;
-    let mut query = vec![("wait", args.wait.to_string())];
-    if let Some(v) = args.version {
-        query.push(("version", v.to_string()));
+impl Backend for Client {
+    fn place(&self) -> &Place {
+        &self.place
     }
-    let request = client
-        .request(
-            Method::POST,
-            &format!("/v1/workflows/{}/executions", args.workflow),
-        )
-        .query(&query)
-        .header(USER_HEADER, args.identity.person().name)
-        .json(&json!({ "input": inputs }));
-    let started = client.send(request).await?;
-    let id = started["id"]
-        .as_str()
-        .ok_or_else(|| anyhow!("the server sent no execution id"))?;
-    if !args.wait {
-        println!("{id}");
-        return Ok(ExitCode::SUCCESS);
-    }
-    print_run(&client.run(id, true).await?, args.json, client)
-}
 
-/// `weft runs list --server URL`.
-pub async fn list_runs(
-    client: &Client,
-    state: Option<String>,
-    inputs: Vec<(String, String)>,
-    json: bool,
-) -> Result<ExitCode> {
-    let mut request = client
-        .request(Method::GET, "/v1/executions")
-        .query(&[("limit", "1000")]);
-    if let Some(state) = &state {
-        request = request.query(&[("state", state)]);
+    async fn start(
+        &self,
+        workflow: &str,
+        version: Option<u64>,
+        inputs: Map<String, Value>,
+        who: &Person,
+        wait: bool,
+    ) -> Result<Started> {
+        let mut query = vec![("wait", wait.to_string())];
+        if let Some(v) = version {
+            query.push(("version", v.to_string()));
+        }
+        let request = self
+            .request_as(Method::POST, &format!("/v1/workflows/{workflow}/executions"), who)
+            .query(&query)
+            .json(&json!({ "input": inputs }));
+        let started = self.send(request).await?;
+        let id = started["id"]
+            .as_str()
+            .ok_or_else(|| anyhow!("the server sent no execution id"))?
+            .to_owned();
+        let run = if wait {
+            Some(serde_json::from_value(started).context("the server sent a run this client cannot read")?)
+        } else {
+            None
+        };
+        Ok(Started { id, run })
     }
-    for (name, value) in &inputs {
-        request = request.query(&[(format!("input.{name}"), value)]);
+
+    async fn answer(
+        &self,
+        run: &str,
+        step: &str,
+        signal: &str,
+        data: Value,
+        who: &Person,
+    ) -> Result<RunRecord> {
+        let request = self
+            .request_as(Method::POST, &format!("/v1/instances/{run}/signals"), who)
+            .json(&json!({"SignalKey": format!("{step}.{signal}"), "Data": data}));
+        self.send(request).await?;
+        self.fetch_run(run, true).await
     }
-    let body = client.send(request).await?;
-    let items = body["items"].as_array().cloned().unwrap_or_default();
-    if json {
-        println!("{}", serde_json::to_string_pretty(&items)?);
-    } else if items.is_empty() {
-        println!("no runs");
-    } else {
-        for r in &items {
-            println!(
-                "{}  {:<9}  {} v{}  started {} by {}",
-                r["id"].as_str().unwrap_or_default(),
-                r["state"].as_str().unwrap_or_default(),
-                r["workflow"].as_str().unwrap_or_default(),
-                r["version"],
-                r["created_at"].as_str().unwrap_or_default(),
-                r["started_by"].as_str().unwrap_or_default()
+
+    async fn cancel(&self, run: &str, who: &Person) -> Result<RunRecord> {
+        let path = format!("{}/state", self.run_path(run).await?);
+        self.send(self.request_as(Method::DELETE, &path, who)).await?;
+        self.fetch_run(run, false).await
+    }
+
+    async fn resume(&self) -> Result<Resumed> {
+        let done = self
+            .send(self.request(Method::POST, "/v1/executions/resume"))
+            .await?;
+        let mut runs = Vec::new();
+        for summary in self.all_runs(&[("state".into(), "running".into())]).await? {
+            let id = summary["id"].as_str().unwrap_or_default();
+            runs.push(self.fetch_run(id, true).await?);
+        }
+        Ok(Resumed {
+            resumed: done["resumed"].as_u64().unwrap_or_default(),
+            fired: done["fired"].as_u64().unwrap_or_default(),
+            runs,
+        })
+    }
+
+    async fn validate(&self, file: &Path) -> Result<Validated> {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read the definition {}", file.display()))?;
+        let request = self
+            .request(Method::POST, "/v1/workflows")
+            .query(&[("dry_run", true)])
+            .header("content-type", content_type(file))
+            .body(text);
+        let checked = self
+            .send(request)
+            .await
+            .map_err(|e| anyhow!("{}: {e}", file.display()))?;
+        serde_json::from_value(checked).context("the server sent a check this client cannot read")
+    }
+
+    async fn retry(&self, run: &str, options: RetryOptions, who: &Person) -> Result<RunRecord> {
+        let mut body = Map::new();
+        if let Some(v) = options.version {
+            body.insert("version".into(), v.into());
+        }
+        if let Some((step, input)) = options.step_input {
+            body.insert("step".into(), step.into());
+            body.insert("input".into(), input);
+        }
+        let path = format!("{}/retry", self.run_path(run).await?);
+        self.send(self.request_as(Method::POST, &path, who).json(&body))
+            .await?;
+        self.fetch_run(run, true).await
+    }
+
+    async fn restart(&self, run: &str, version: Option<u64>, who: &Person) -> Result<RunRecord> {
+        let path = format!("{}/restart", self.run_path(run).await?);
+        let body = match version {
+            Some(v) => json!({ "version": v }),
+            None => json!({}),
+        };
+        let started = self
+            .send(self.request_as(Method::POST, &path, who).json(&body))
+            .await?;
+        let id = started["id"]
+            .as_str()
+            .ok_or_else(|| anyhow!("the server sent no execution id for the restarted run"))?;
+        self.fetch_run(id, true).await
+    }
+
+    async fn runs(&self, state: Option<RunState>, inputs: &[(String, String)]) -> Result<Vec<Value>> {
+        let mut query: Vec<(String, String)> = state
+            .map(|s| ("state".to_owned(), s.as_str().to_owned()))
+            .into_iter()
+            .collect();
+        query.extend(
+            inputs
+                .iter()
+                .map(|(name, value)| (format!("input.{name}"), value.clone())),
+        );
+        self.all_runs(&query).await
+    }
+
+    async fn run(&self, run: &str) -> Result<RunRecord> {
+        self.fetch_run(run, false).await
+    }
+
+    async fn logs(&self, run: &RunRecord) -> Result<Vec<LogLine>> {
+        let path = format!("/v1/workflows/{}/executions/{}/logs", run.workflow.id, run.id);
+        let mut lines: Vec<LogLine> = Vec::new();
+        loop {
+            let mut request = self.request(Method::GET, &path).query(&[("limit", LOG_PAGE)]);
+            if let Some(last) = lines.last() {
+                request = request.query(&[("after", last.seq)]);
+            }
+            let page: Vec<LogLine> = serde_json::from_value(self.send(request).await?["items"].take())
+                .context("the server sent log lines this client cannot read")?;
+            let full = page.len() == LOG_PAGE;
+            lines.extend(page);
+            if !full {
+                return Ok(lines);
+            }
+        }
+    }
+
+    async fn purge_runs(&self, older_than: Duration, workflow: Option<&str>) -> Result<u64> {
+        let body = json!({
+            "older_than": humantime::format_duration(older_than).to_string(),
+            "workflow": workflow,
+        });
+        let done = self
+            .send(self.request(Method::POST, "/v1/executions/purge").json(&body))
+            .await?;
+        Ok(done["purged"].as_u64().unwrap_or_default())
+    }
+
+    async fn inbox(&self, who: &Person) -> Result<Vec<InboxItem>> {
+        let request = self
+            .request_as(Method::GET, "/v1/interactions", who)
+            .query(&[("assigned_to", "me")]);
+        let body = self.send(request).await?;
+        serde_json::from_value(body["items"].clone())
+            .context("the server sent interactions this client cannot read")
+    }
+
+    async fn add_plugin(&self, file: &Path, name: &str, version: &str) -> Result<PluginLine> {
+        use indicatif::{ProgressBar, ProgressStyle};
+        let bytes =
+            std::fs::read(file).with_context(|| format!("cannot read the plugin {}", file.display()))?;
+        let size = bytes.len();
+        // Sent in pieces, so the bar follows the upload; with its length, so the server can refuse
+        // an oversize body before reading it.
+        let bar = ProgressBar::new(size as u64).with_style(
+            ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")?
+                .progress_chars("=> "),
+        );
+        bar.set_message(format!("uploading {name}@{version}"));
+        let sent = bar.clone();
+        let pieces: Vec<Vec<u8>> = bytes.chunks(256 << 10).map(<[u8]>::to_vec).collect();
+        let stream = futures_util::stream::iter(pieces.into_iter().map(move |piece| {
+            sent.inc(piece.len() as u64);
+            Ok::<_, std::io::Error>(piece)
+        }));
+        let request = self
+            .request(Method::POST, "/v1/plugins")
+            .query(&[("name", name), ("version", version)])
+            .header("content-type", "application/wasm")
+            .header("content-length", size)
+            .body(reqwest::Body::wrap_stream(stream));
+        let answer = self.send(request).await;
+        bar.finish_and_clear();
+        let mut meta = answer.map_err(|e| anyhow!("{}: {e}", file.display()))?;
+        if meta["status"] == "compiling" {
+            // A large component compiles on in the server; its status URL says when it is done.
+            let spinner = ProgressBar::new_spinner()
+                .with_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}")?);
+            spinner.set_message(format!("compiling {name}@{version} on the server"));
+            spinner.enable_steady_tick(Duration::from_millis(120));
+            let status_url = meta["status_url"].as_str().unwrap_or_default().to_owned();
+            while meta["status"] == "compiling" {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                meta = self.get(&status_url).await?;
+            }
+            spinner.finish_and_clear();
+        }
+        if meta["status"] == "failed" {
+            bail!(
+                "{}: {name}@{version} failed to compile: {}",
+                file.display(),
+                meta["error"].as_str().unwrap_or("no reason given")
             );
         }
+        serde_json::from_value(meta).context("the server sent a plugin this client cannot read")
     }
-    Ok(ExitCode::SUCCESS)
-}
 
-/// `weft retry RUN --server URL`.
-pub async fn retry(client: &Client, args: super::RetryArgs) -> Result<ExitCode> {
-    // The run's workflow is part of its URL: find it first.
-    let run = client
-        .send(client.request(Method::GET, &format!("/v1/executions/{}", args.run)))
-        .await?;
-    let workflow = run["workflow"]["id"].as_str().unwrap_or_default().to_owned();
-    let mut body = serde_json::Map::new();
-    if let Some(v) = args.version {
-        body.insert("version".into(), v.into());
+    async fn plugins(&self) -> Result<Vec<PluginLine>> {
+        let body = self.get("/v1/plugins").await?;
+        serde_json::from_value(body["items"].clone())
+            .context("the server sent plugins this client cannot read")
     }
-    if let Some(step) = &args.step {
-        body.insert("step".into(), step.clone().into());
+
+    async fn delete_plugin(&self, name: &str, version: &str) -> Result<()> {
+        let path = format!("/v1/plugins/{name}@{version}");
+        self.send(self.request(Method::DELETE, &path)).await?;
+        Ok(())
     }
-    if let Some(input) = &args.input {
-        body.insert("input".into(), serde_json::from_str(input)?);
+
+    async fn apply_workflow(&self, file: &Path, publish: bool) -> Result<Value> {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read the definition {}", file.display()))?;
+        let request = self
+            .request(Method::POST, "/v1/workflows")
+            .query(&[("publish", publish)])
+            .header("content-type", content_type(file))
+            .body(text);
+        self.send(request)
+            .await
+            .map_err(|e| anyhow!("{}: {e}", file.display()))
     }
-    let path = format!("/v1/workflows/{workflow}/executions/{}/retry", args.run);
-    let run = client
-        .send(client.request(Method::POST, &path).json(&body))
-        .await?;
-    println!(
-        "run {} retried: {}",
-        args.run,
-        run["state"].as_str().unwrap_or_default()
-    );
-    Ok(ExitCode::SUCCESS)
-}
 
-/// `weft runs show RUN --server URL`.
-pub async fn show_run(client: &Client, id: &str, json: bool, logs: bool) -> Result<ExitCode> {
-    let run = client.run(id, false).await?;
-    let code = print_run(&run, json, client)?;
-    if logs && !json {
-        let path = format!("/v1/workflows/{}/executions/{id}/logs/export", run.workflow.id);
-        let response = client
-            .request(Method::GET, &path)
-            .send()
-            .await?
-            .error_for_status()?;
-        println!("log:\n{}", response.text().await?);
+    async fn workflows(&self) -> Result<Vec<Value>> {
+        Ok(items(&self.get("/v1/workflows").await?))
     }
-    Ok(code)
-}
 
-/// `weft answer RUN Step.Signal JSON --server URL`: sends a Keyfactor signal.
-pub async fn answer(client: &Client, args: AnswerArgs) -> Result<ExitCode> {
-    parse_signal_key(&args.signal)?;
-    let data = parse_data(&args.data, &args.signal)?;
-    let request = client
-        .request(Method::POST, &format!("/v1/instances/{}/signals", args.run))
-        .header(USER_HEADER, args.identity.person().name)
-        .json(&json!({"SignalKey": args.signal, "Data": data}));
-    client.send(request).await?;
-    print_run(&client.run(&args.run, true).await?, args.json, client)
-}
-
-/// `weft token create --server URL`.
-pub async fn create_token(
-    client: &Client,
-    name: String,
-    roles: Vec<Role>,
-    groups: Vec<String>,
-) -> Result<ExitCode> {
-    let request = client
-        .request(Method::POST, "/v1/tokens")
-        .json(&json!({"name": name, "roles": roles, "groups": groups}));
-    let created = client.send(request).await?;
-    eprintln!(
-        "token for {name} ({}); it is shown only now:",
-        crate::auth::describe_roles(&roles)
-    );
-    println!("{}", created["token"].as_str().unwrap_or_default());
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `weft token list --server URL`.
-pub async fn list_tokens(client: &Client) -> Result<ExitCode> {
-    let body = client.send(client.request(Method::GET, "/v1/tokens")).await?;
-    let tokens: Vec<TokenRecord> = serde_json::from_value(body["items"].clone())?;
-    for token in &tokens {
-        println!("{}", show::token_line(token));
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `weft token revoke ID|NAME --server URL`.
-pub async fn revoke_token(client: &Client, which: &str) -> Result<ExitCode> {
-    client
-        .send(client.request(Method::DELETE, &format!("/v1/tokens/{which}")))
-        .await?;
-    println!("revoked {which}");
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `weft grant list --server URL`.
-pub async fn list_grants(client: &Client) -> Result<ExitCode> {
-    let body = client.send(client.request(Method::GET, "/v1/grants")).await?;
-    for grant in body["items"].as_array().into_iter().flatten() {
-        println!("{}", show::grant_line(grant));
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `weft grant show PLUGIN --server URL`.
-pub async fn show_grant(client: &Client, plugin: &str) -> Result<ExitCode> {
-    let body = client
-        .send(client.request(Method::GET, &format!("/v1/grants/{plugin}")))
-        .await?;
-    println!("{}", serde_json::to_string_pretty(&body)?);
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `weft grant set PLUGIN ... --server URL`.
-pub async fn set_grant(
-    client: &Client,
-    plugin: &str,
-    spec: &crate::plugins::grants::GrantSpec,
-) -> Result<ExitCode> {
-    let body = client
-        .send(
-            client
-                .request(Method::PUT, &format!("/v1/grants/{plugin}"))
-                .json(spec),
-        )
-        .await?;
-    println!("{}", show::grant_line(&body));
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `weft grant delete PLUGIN --server URL`.
-pub async fn delete_grant(client: &Client, plugin: &str) -> Result<ExitCode> {
-    client
-        .send(client.request(Method::DELETE, &format!("/v1/grants/{plugin}")))
-        .await?;
-    println!("removed the grant of {plugin}");
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `weft runners --server URL`.
-pub async fn runners(client: &Client, json: bool) -> Result<ExitCode> {
-    let body = client.send(client.request(Method::GET, "/v1/runners")).await?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&body["items"])?);
-    } else {
-        for runner in body["items"].as_array().into_iter().flatten() {
-            println!("{}", show::runner_line(runner));
+    async fn workflow(&self, id: &str, version: Option<u64>) -> Result<Value> {
+        match version {
+            Some(v) => self.get(&format!("/v1/workflows/{id}/versions/{v}")).await,
+            None => self.get(&format!("/v1/workflows/{id}")).await,
         }
     }
-    Ok(ExitCode::SUCCESS)
-}
 
-/// `weft workflow publish ID VERSION --server URL`.
-pub async fn publish_workflow(client: &Client, id: &str, version: u64) -> Result<ExitCode> {
-    let path = format!("/v1/workflows/{id}/versions/{version}/publish");
-    client.send(client.request(Method::POST, &path)).await?;
-    println!("{id} v{version} is now the active version");
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `weft workflow export ID... -o FILE --server URL`.
-pub async fn export_workflows(
-    client: &Client,
-    ids: &[String],
-    output: &std::path::Path,
-    include_plugins: bool,
-) -> Result<ExitCode> {
-    let request = client
-        .request(Method::POST, "/v1/workflows/export")
-        .query(&[("include_plugins", include_plugins)])
-        .json(&json!({ "id": ids }));
-    let bundle = client.send(request).await?;
-    std::fs::write(output, serde_json::to_vec_pretty(&bundle)?)
-        .with_context(|| format!("cannot write {}", output.display()))?;
-    println!("exported {} workflow(s) to {}", ids.len(), output.display());
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `weft workflow import FILE --server URL`.
-pub async fn import_workflows(client: &Client, file: &std::path::Path, rename: &str) -> Result<ExitCode> {
-    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let mut request = client
-        .request(Method::POST, "/v1/workflows/import")
-        .header("content-type", "application/json")
-        .body(bytes);
-    if !rename.is_empty() {
-        request = request.query(&[("rename", rename)]);
+    async fn delete_workflow(&self, id: &str) -> Result<()> {
+        self.send(self.request(Method::DELETE, &format!("/v1/workflows/{id}")))
+            .await?;
+        Ok(())
     }
-    let imported = client
-        .send(request)
-        .await
-        .map_err(|e| anyhow!("{}: {e}", file.display()))?;
-    println!("{}", show::imported_line(&imported));
-    Ok(ExitCode::SUCCESS)
-}
 
-/// `weft schedule create --server URL`.
-pub async fn create_schedule(
-    client: &Client,
-    definition: &crate::schedule::ScheduleDefinition,
-) -> Result<Value> {
-    client
-        .send(client.request(Method::POST, "/v1/schedules").json(definition))
-        .await
-}
+    async fn publish_workflow(&self, id: &str, version: u64) -> Result<()> {
+        let path = format!("/v1/workflows/{id}/versions/{version}/publish");
+        self.send(self.request(Method::POST, &path)).await?;
+        Ok(())
+    }
 
-/// `weft schedule list --server URL`.
-pub async fn schedules(client: &Client) -> Result<Vec<Value>> {
-    let body = client.send(client.request(Method::GET, "/v1/schedules")).await?;
-    Ok(body["items"].as_array().cloned().unwrap_or_default())
-}
+    async fn export_workflows(&self, ids: &[String], include_plugins: bool) -> Result<Value> {
+        let request = self
+            .request(Method::POST, "/v1/workflows/export")
+            .query(&[("include_plugins", include_plugins)])
+            .json(&json!({ "id": ids }));
+        self.send(request).await
+    }
 
-/// `weft schedule show|pause|resume ID --server URL`: `action` is "" or "/pause", "/resume".
-pub async fn schedule_op(client: &Client, method: Method, id: &str, action: &str) -> Result<Value> {
-    client
-        .send(client.request(method, &format!("/v1/schedules/{id}{action}")))
-        .await
-}
+    async fn import_workflows(&self, file: &Path, rename: &HashMap<String, String>) -> Result<Value> {
+        let bytes =
+            std::fs::read(file).with_context(|| format!("cannot read the bundle {}", file.display()))?;
+        let mut request = self
+            .request(Method::POST, "/v1/workflows/import")
+            .header("content-type", "application/json")
+            .body(bytes);
+        if !rename.is_empty() {
+            let pairs: Vec<String> = rename.iter().map(|(old, new)| format!("{old}:{new}")).collect();
+            request = request.query(&[("rename", pairs.join(","))]);
+        }
+        self.send(request)
+            .await
+            .map_err(|e| anyhow!("{}: {e}", file.display()))
+    }
 
-/// `weft schedule delete ID --server URL`.
-pub async fn delete_schedule(client: &Client, id: &str) -> Result<()> {
-    client
-        .send(client.request(Method::DELETE, &format!("/v1/schedules/{id}")))
-        .await?;
-    Ok(())
-}
+    async fn create_token(&self, name: &str, roles: &[Role], groups: &[String]) -> Result<String> {
+        let request = self
+            .request(Method::POST, "/v1/tokens")
+            .json(&json!({"name": name, "roles": roles, "groups": groups}));
+        let created = self.send(request).await?;
+        created["token"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow!("the server sent no token"))
+    }
 
-/// `weft event send NAME --server URL`.
-pub async fn send_event(client: &Client, name: &str, key: &str, data: &Value) -> Result<Value> {
-    client
-        .send(
-            client
-                .request(Method::POST, "/v1/events")
-                .json(&serde_json::json!({ "name": name, "key": key, "data": data })),
-        )
-        .await
-}
+    async fn tokens(&self) -> Result<Vec<TokenRecord>> {
+        let body = self.get("/v1/tokens").await?;
+        serde_json::from_value(body["items"].clone())
+            .context("the server sent tokens this client cannot read")
+    }
 
-/// `weft runs purge --older-than D --server URL`.
-pub async fn purge_runs(
-    client: &Client,
-    older_than: std::time::Duration,
-    workflow: Option<&str>,
-) -> Result<ExitCode> {
-    let body = serde_json::json!({
-        "older_than": humantime::format_duration(older_than).to_string(),
-        "workflow": workflow,
-    });
-    let answer = client
-        .send(client.request(Method::POST, "/v1/executions/purge").json(&body))
-        .await?;
-    println!("deleted {} finished run(s)", answer["purged"]);
-    Ok(ExitCode::SUCCESS)
+    async fn revoke_token(&self, which: &str) -> Result<()> {
+        self.send(self.request(Method::DELETE, &format!("/v1/tokens/{which}")))
+            .await?;
+        Ok(())
+    }
+
+    async fn grants(&self) -> Result<Vec<Value>> {
+        Ok(items(&self.get("/v1/grants").await?))
+    }
+
+    async fn grant(&self, plugin: &str) -> Result<Value> {
+        self.get(&format!("/v1/grants/{plugin}")).await
+    }
+
+    async fn set_grant(&self, plugin: &str, spec: GrantSpec, who: &Person) -> Result<Value> {
+        let request = self
+            .request_as(Method::PUT, &format!("/v1/grants/{plugin}"), who)
+            .json(&spec);
+        self.send(request).await
+    }
+
+    async fn delete_grant(&self, plugin: &str, who: &Person) -> Result<()> {
+        let path = format!("/v1/grants/{plugin}");
+        self.send(self.request_as(Method::DELETE, &path, who)).await?;
+        Ok(())
+    }
+
+    async fn create_schedule(&self, definition: ScheduleDefinition, who: &Person) -> Result<Value> {
+        let request = self
+            .request_as(Method::POST, "/v1/schedules", who)
+            .json(&definition);
+        self.send(request).await
+    }
+
+    async fn schedules(&self) -> Result<Vec<Value>> {
+        Ok(items(&self.get("/v1/schedules").await?))
+    }
+
+    async fn schedule(&self, id: &str) -> Result<Value> {
+        self.get(&format!("/v1/schedules/{id}")).await
+    }
+
+    async fn pause_schedule(&self, id: &str, paused: bool) -> Result<Value> {
+        let action = if paused { "pause" } else { "resume" };
+        self.send(self.request(Method::POST, &format!("/v1/schedules/{id}/{action}")))
+            .await
+    }
+
+    async fn delete_schedule(&self, id: &str) -> Result<()> {
+        self.send(self.request(Method::DELETE, &format!("/v1/schedules/{id}")))
+            .await?;
+        Ok(())
+    }
+
+    async fn send_event(&self, name: &str, key: &str, data: Value, who: &Person) -> Result<Value> {
+        let request = self
+            .request_as(Method::POST, "/v1/events", who)
+            .json(&json!({ "name": name, "key": key, "data": data }));
+        let receipt = self.send(request).await?;
+        // As on a database: the command ends once the runs that took the event settled.
+        for run in receipt["delivered"].as_array().into_iter().flatten() {
+            self.fetch_run(run.as_str().unwrap_or_default(), true).await?;
+        }
+        Ok(receipt)
+    }
+
+    async fn runners(&self) -> Result<Vec<Value>> {
+        Ok(items(&self.get("/v1/runners").await?))
+    }
+
+    async fn close(&self) {}
 }

@@ -1,12 +1,15 @@
-//! How runs look on a terminal: progress lines, summaries, and the interactive prompt.
+//! Everything the CLI prints: progress lines, run summaries, the commands hints name (each
+//! works as printed), listings, and the interactive prompt. It reads nothing but its arguments.
 
+use super::backend::{InboxItem, Place, PluginLine, TokenSource};
 use crate::engine::{AnswerError, Engine, Event, Person};
 use crate::names::RunId;
-use crate::run::{rfc3339, Field, FieldType, LogLine, RunRecord, StepState};
+use crate::run::{rfc3339, Field, FieldType, LogLine, RunRecord, RunState, StepState};
 use crate::workflow::coerce;
 use anyhow::Result;
 use serde_json::{Map, Value};
 use std::io::Write as _;
+use std::process::ExitCode;
 use std::time::Duration;
 
 /// One line for a progress event of `run`, or none for other runs' events.
@@ -57,17 +60,55 @@ fn duration(d: Duration) -> String {
     }
 }
 
-/// A one-line description: id, workflow, state, start time.
-pub fn one_line(run: &RunRecord) -> String {
+/// A one-line description of a run from its summary (`RunRecord::summary`, as the API lists
+/// runs): id, state, workflow, start time and starter.
+pub fn one_line(summary: &Value) -> String {
     format!(
         "{}  {:<9}  {} v{}  started {} by {}",
-        run.id,
-        run.state.as_str(),
-        run.workflow.id,
-        run.workflow.version,
-        rfc3339(run.created_at),
-        run.started_by
+        summary["id"].as_str().unwrap_or_default(),
+        summary["state"].as_str().unwrap_or_default(),
+        summary["workflow"].as_str().unwrap_or_default(),
+        summary["version"],
+        summary["created_at"].as_str().unwrap_or_default(),
+        summary["started_by"].as_str().unwrap_or_default()
     )
+}
+
+/// Runs, one line each (or JSON).
+pub fn runs(summaries: &[Value], json: bool) -> Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(summaries)?);
+    } else if summaries.is_empty() {
+        println!("no runs");
+    } else {
+        for summary in summaries {
+            println!("{}", one_line(summary));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The process exit code for a run: 0 completed, 2 waiting, 1 failed, rejected or canceled.
+pub fn exit_code(run: &RunRecord) -> ExitCode {
+    match run.state {
+        RunState::Completed => ExitCode::SUCCESS,
+        RunState::Waiting | RunState::Pending | RunState::Running => ExitCode::from(2),
+        RunState::Failed | RunState::Rejected | RunState::Canceled => ExitCode::FAILURE,
+    }
+}
+
+/// A run a command ended with: its record as JSON, or its summary and, while it waits, the
+/// commands that answer it at `place`. The exit code follows its state.
+pub fn run_outcome(run: &RunRecord, json: bool, place: &Place, who: &Person) -> Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(run)?);
+    } else {
+        println!("{}", summary(run));
+        for line in how_to_answer(run, place, who) {
+            println!("{line}");
+        }
+    }
+    Ok(exit_code(run))
 }
 
 /// Several lines: state, steps, outputs and error.
@@ -107,9 +148,9 @@ pub fn summary(run: &RunRecord) -> String {
     out.trim_end().to_owned()
 }
 
-/// What the run waits for and the command that answers it; `place` is `--db FILE` or
-/// `--server URL`.
-pub fn how_to_answer(run: &RunRecord, place: &str) -> Vec<String> {
+/// What the run waits for and the commands that answer it at `place`, each a command that
+/// works as printed.
+pub fn how_to_answer(run: &RunRecord, place: &Place, who: &Person) -> Vec<String> {
     let mut lines = Vec::new();
     for step in run.waiting_steps() {
         let Some(waiting) = &step.waiting else {
@@ -125,17 +166,140 @@ pub fn how_to_answer(run: &RunRecord, place: &str) -> Vec<String> {
         for field in &waiting.fields {
             lines.push(format!("  {}", describe_field(field)));
         }
+        let run_id = run.id.to_string();
         for signal in &waiting.signal_types {
-            lines.push(format!(
-                "  answer with: weft answer {} {}.{} '{}' {place}",
-                run.id,
-                step.name,
-                signal,
-                example(&waiting.fields),
-            ));
+            let key = format!("{}.{signal}", step.name);
+            let command = answer_command(&run_id, &key, &waiting.fields, &waiting.assignees, place, who);
+            lines.push(format!("  answer with: {command}"));
         }
     }
+    lines.extend(token_note(place, !lines.is_empty()));
     lines
+}
+
+/// What waits for `who`, each with the command that answers it (or JSON).
+pub fn inbox(items: &[InboxItem], json: bool, place: &Place, who: &Person) -> Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(items)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if items.is_empty() {
+        println!("nothing waits for you");
+        return Ok(ExitCode::SUCCESS);
+    }
+    for item in items {
+        let assignees = item.assignees.clone().unwrap_or_default();
+        println!(
+            "{}  {}  {}: {}",
+            item.execution_id,
+            item.workflow,
+            item.step,
+            item.prompt.as_deref().unwrap_or_default()
+        );
+        let mut about = vec![format!("assignees: {}", assignees.join(", "))];
+        about.extend(item.since.as_ref().map(|at| format!("waiting since {at}")));
+        about.extend(item.expires_at.as_ref().map(|at| format!("expires at {at}")));
+        println!("  {}", about.join("; "));
+        let fields = item.fields.clone().unwrap_or_default();
+        for signal in item.signal_types.iter().flatten() {
+            let key = format!("{}.{signal}", item.step);
+            let command = answer_command(&item.execution_id, &key, &fields, &assignees, place, who);
+            println!("  answer with: {command}");
+        }
+    }
+    if let Some(note) = token_note(place, true) {
+        println!("{note}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `weft answer RUN KEY 'DATA'`, with an identity allowed to answer and `place`'s option.
+fn answer_command(
+    run: &str,
+    key: &str,
+    fields: &[Field],
+    assignees: &[String],
+    place: &Place,
+    who: &Person,
+) -> String {
+    let mut words = vec![
+        "weft".to_owned(),
+        "answer".to_owned(),
+        run.to_owned(),
+        key.to_owned(),
+        example(fields),
+    ];
+    words.extend(identity_args(assignees, place, who));
+    words.extend(place.args().map(str::to_owned));
+    words.iter().map(|w| shell_word(w)).collect::<Vec<_>>().join(" ")
+}
+
+/// `--as NAME` (and `--group G` on a database) for someone the step is assigned to: `who` if
+/// they may answer it, else its first assignee. None where a token names the caller.
+fn identity_args(assignees: &[String], place: &Place, who: &Person) -> Vec<String> {
+    if !place.takes_as() {
+        return Vec::new();
+    }
+    // A server takes no --group: there only names count.
+    let groups_count = matches!(place, Place::Db(_));
+    let mine = Person {
+        groups: if groups_count {
+            who.groups.clone()
+        } else {
+            Vec::new()
+        },
+        ..who.clone()
+    };
+    let groups = || assignees.iter().filter_map(|a| a.strip_prefix("group:"));
+    let mut args = vec!["--as".to_owned()];
+    if mine.may_answer(assignees) {
+        args.push(who.name.clone());
+        if !assignees.contains(&who.name) {
+            args.extend(
+                groups()
+                    .find(|g| mine.groups.iter().any(|m| m == g))
+                    .map(|g| format!("--group={g}")),
+            );
+        }
+    } else if let Some(user) = assignees.iter().find(|a| !a.starts_with("group:")) {
+        args.push(user.clone());
+    } else {
+        args.push(who.name.clone());
+        args.extend(
+            groups()
+                .next()
+                .filter(|_| groups_count)
+                .map(|g| format!("--group={g}")),
+        );
+    }
+    args
+}
+
+/// Printed hints never show a token: one given with --token must be given again.
+fn token_note(place: &Place, hints: bool) -> Option<String> {
+    let on_command_line = matches!(
+        place,
+        Place::Server {
+            token: Some(TokenSource::CommandLine),
+            ..
+        }
+    );
+    (on_command_line && hints)
+        .then(|| "  (these commands leave out your token: add --token TOKEN, or set WEFT_TOKEN)".to_owned())
+}
+
+/// `text` as one word of a POSIX shell command: as it is when it is plain, else in single
+/// quotes.
+pub fn shell_word(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:@%+=,".contains(c));
+    if plain {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
 }
 
 fn describe_field(field: &Field) -> String {
@@ -273,6 +437,35 @@ pub fn token_line(token: &crate::auth::TokenRecord) -> String {
     )
 }
 
+/// What `plugin add` stored.
+pub fn plugin_added(plugin: &PluginLine) -> String {
+    format!(
+        "{}@{} {} ({} world, {} bytes)",
+        plugin.name, plugin.version, plugin.digest, plugin.world, plugin.size
+    )
+}
+
+/// One plugin of `plugin list`.
+pub fn plugin_line(plugin: &PluginLine) -> String {
+    format!(
+        "{}@{}\t{}\t{}\t{} bytes",
+        plugin.name, plugin.version, plugin.world, plugin.digest, plugin.size
+    )
+}
+
+/// One workflow of `workflow list`, from `{id, latest_version, digest, description}`.
+pub fn workflow_line(workflow: &Value) -> String {
+    format!(
+        "{}  v{}  {}  {}",
+        workflow["id"].as_str().unwrap_or_default(),
+        workflow["latest_version"],
+        workflow["digest"].as_str().unwrap_or_default(),
+        workflow["description"].as_str().unwrap_or_default()
+    )
+    .trim_end()
+    .to_owned()
+}
+
 /// What `workflow apply` stored, from the saved-version JSON (local or from a server).
 pub fn saved_line(saved: &Value) -> String {
     let text = |key: &str| saved[key].as_str().unwrap_or_default().to_owned();
@@ -352,31 +545,31 @@ pub fn runner_line(runner: &serde_json::Value) -> String {
 }
 
 /// A schedule: its line, or with `json` the whole view.
-pub fn schedule(view: &Value, json: bool) -> Result<std::process::ExitCode> {
+pub fn schedule(view: &Value, json: bool) -> Result<ExitCode> {
     if json {
         println!("{}", serde_json::to_string_pretty(view)?);
     } else {
         let record: crate::schedule::ScheduleRecord = serde_json::from_value(view.clone())?;
         println!("{}", record.line());
     }
-    Ok(std::process::ExitCode::SUCCESS)
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Schedules, one line each (or JSON).
-pub fn schedules(views: &[Value], json: bool) -> Result<std::process::ExitCode> {
+pub fn schedules(views: &[Value], json: bool) -> Result<ExitCode> {
     if json {
         println!("{}", serde_json::to_string_pretty(views)?);
-        return Ok(std::process::ExitCode::SUCCESS);
+        return Ok(ExitCode::SUCCESS);
     }
     for view in views {
         let record: crate::schedule::ScheduleRecord = serde_json::from_value(view.clone())?;
         println!("{}", record.line());
     }
-    Ok(std::process::ExitCode::SUCCESS)
+    Ok(ExitCode::SUCCESS)
 }
 
 /// What sending an event did.
-pub fn event_receipt(receipt: &Value, json: bool) -> Result<std::process::ExitCode> {
+pub fn event_receipt(receipt: &Value, json: bool) -> Result<ExitCode> {
     if json {
         println!("{}", serde_json::to_string_pretty(receipt)?);
     } else {
@@ -400,5 +593,5 @@ pub fn event_receipt(receipt: &Value, json: bool) -> Result<std::process::ExitCo
             receipt["kept_until"].as_str().unwrap_or("")
         );
     }
-    Ok(std::process::ExitCode::SUCCESS)
+    Ok(ExitCode::SUCCESS)
 }

@@ -278,6 +278,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/metrics"),
     ("post", "/v1/events"),
     ("post", "/v1/executions/purge"),
+    ("post", "/v1/executions/resume"),
     ("post", "/v1/schedules"),
     ("get", "/v1/schedules"),
     ("get", "/v1/schedules/{id}"),

@@ -1417,7 +1417,7 @@ async fn tokens_are_shown_once_and_stored_only_as_hashes() {
         if let Some(token) = token {
             all.extend(["--token", token]);
         }
-        client.run(&all)
+        client.run_without_db(&all)
     };
     let made = remote(
         &["token", "create", "--name", "ci", "--role", "operator"],

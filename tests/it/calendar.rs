@@ -399,7 +399,7 @@ async fn schedules_are_validated_listed_paused_resumed_and_deleted() {
         .json();
     assert_eq!(resumed["next_fires"][0], created["next_fires"][0]);
     let url = server.url("");
-    let listed = Weft::new().run(&["schedule", "list", "--server", url.trim_end_matches('/')]);
+    let listed = Weft::new().run_without_db(&["schedule", "list", "--server", url.trim_end_matches('/')]);
     listed.expect_code(0);
     assert!(
         listed
@@ -551,14 +551,14 @@ async fn finished_runs_are_deleted_when_their_retention_ends_or_when_purged() {
     // `weft runs purge` deletes what ended before --older-than, of one workflow if asked.
     let url = server.url("");
     let url = url.trim_end_matches('/');
-    let kept = Weft::new().run(&["runs", "purge", "--older-than", "1h", "--server", url]);
+    let kept = Weft::new().run_without_db(&["runs", "purge", "--older-than", "1h", "--server", url]);
     kept.expect_code(0);
     assert!(
         kept.stdout.contains("deleted 0 finished run(s)"),
         "{}",
         kept.stdout
     );
-    let purged = Weft::new().run(&[
+    let purged = Weft::new().run_without_db(&[
         "runs",
         "purge",
         "--older-than",

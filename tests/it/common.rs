@@ -221,17 +221,36 @@ impl Weft {
         finish(command, args, HANG_GUARD)
     }
 
-    /// Runs `weft ARGS --db DB` to completion, allowing it `limit` (a command that waits for
-    /// a plugin compile: [`COMPILE_LIMIT`]).
-    pub fn run_within(&self, limit: Duration, args: &[&str]) -> Output {
-        let mut command = self.command(args);
-        command.current_dir(self.dir.path());
-        finish(command, args, limit)
-    }
-
     /// Runs `weft ARGS` (no `--db`) to completion.
     pub fn run_without_db(&self, args: &[&str]) -> Output {
         finish(self.command_without_db(args), args, HANG_GUARD)
+    }
+
+    /// [`Weft::run_without_db`], allowing it `limit` (a command that waits for a plugin
+    /// compile: [`COMPILE_LIMIT`]).
+    pub fn run_without_db_within(&self, limit: Duration, args: &[&str]) -> Output {
+        finish(self.command_without_db(args), args, limit)
+    }
+
+    /// Runs `line` with `sh -c`, as a person would paste it: `weft` is the binary under test
+    /// (first on `PATH`), in the temporary directory, with the same environment as
+    /// [`Weft::command_without_db`] plus `env`.
+    pub fn run_shell(&self, line: &str, env: &[(&str, &str)]) -> Output {
+        let bin = Path::new(WEFT).parent().expect("the binary has a directory");
+        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+        let mut command = Command::new("sh");
+        command
+            .args(["-c", line])
+            .current_dir(self.dir.path())
+            .env("PATH", path)
+            .env_remove("WEFT_DB")
+            .env_remove("WEFT_LOG")
+            .env_remove("WEFT_SERVER")
+            .env_remove("WEFT_TOKEN")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .envs(env.iter().copied())
+            .stdin(Stdio::null());
+        finish(command, &[line], HANG_GUARD)
     }
 
     /// Runs `weft ARGS --db DB` and parses its stdout as JSON, whatever the exit code.

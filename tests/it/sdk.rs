@@ -153,7 +153,7 @@ fn plugin_push_waits_for_a_large_component_compiling_on_the_server() {
     let url = server.url("");
     let client = Weft::new();
     let file = client.write_file("js-greeter.wasm", &example("js-greeter"));
-    let pushed = client.run_within(
+    let pushed = client.run_without_db_within(
         COMPILE_LIMIT,
         &[
             "plugin",
@@ -174,6 +174,6 @@ fn plugin_push_waits_for_a_large_component_compiling_on_the_server() {
         "{}",
         pushed.stdout
     );
-    let shown = client.run(&["plugin", "list", "--server", url.trim_end_matches('/')]);
+    let shown = client.run_without_db(&["plugin", "list", "--server", url.trim_end_matches('/')]);
     assert!(shown.stdout.contains("js-greeter@0.1.0"), "{}", shown.stdout);
 }
