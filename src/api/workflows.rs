@@ -84,7 +84,7 @@ pub async fn create(
         SaveStatus::Created | SaveStatus::NewDraft => StatusCode::CREATED,
         SaveStatus::Unchanged | SaveStatus::Overwritten => StatusCode::OK,
     };
-    Ok((status, Json(saved)).into_response())
+    Ok((status, Json(Created::Saved(saved))).into_response())
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

@@ -57,7 +57,7 @@ async fn act<B: Backend>(backend: &B, command: Acting) -> Result<ExitCode> {
         Acting::Resume => {
             let resumed = backend.resume().await?;
             for run in &resumed.runs {
-                println!("{}", show::one_line(&run.summary()));
+                println!("{}", show::one_line(&serde_json::to_value(run.summary())?));
             }
             eprintln!(
                 "resumed {} run(s), fired {} timer(s)",

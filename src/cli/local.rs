@@ -216,7 +216,10 @@ impl Backend for Local {
             ..RunQuery::new(state, usize::MAX)
         };
         let runs = self.engine().await?.runs(query, |_| true).await?;
-        Ok(runs.iter().map(RunRecord::summary).collect())
+        Ok(runs
+            .iter()
+            .map(|run| serde_json::to_value(run.summary()))
+            .collect::<Result<_, _>>()?)
     }
 
     async fn run(&self, run: &str) -> Result<RunRecord> {
