@@ -624,6 +624,17 @@ pub struct LogLine {
     pub message: String,
 }
 
+/// One line of a log file: `time level [step] message`.
+impl std::fmt::Display for LogLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", rfc3339(self.at), self.level)?;
+        if let Some(step) = &self.step {
+            write!(f, " [{step}]")?;
+        }
+        write!(f, " {}", self.message)
+    }
+}
+
 /// The current time, in UTC.
 pub fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()

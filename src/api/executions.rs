@@ -461,17 +461,7 @@ pub async fn export_logs(
     caller: Caller,
 ) -> Result<Response, ApiError> {
     let run = find(&state, &caller, Action::ReadRuns, &wf, &eid).await?;
-    let mut text = String::new();
-    for line in state.engine.logs(run.id, None, usize::MAX).await? {
-        let step = line.step.map(|s| format!(" [{s}]")).unwrap_or_default();
-        text.push_str(&format!(
-            "{} {}{} {}\n",
-            crate::run::rfc3339(line.at),
-            line.level,
-            step,
-            line.message
-        ));
-    }
+    let text = state.engine.log_text(run.id).await?;
     let disposition = format!("attachment; filename=\"{}-{}.log\"", run.workflow.id, run.id);
     Ok((
         [

@@ -315,6 +315,16 @@ impl Engine {
     }
 
     /// Up to `limit` log lines of `run` after sequence number `after`.
+    /// The whole log of `run` as a text file, a line each (see `LogLine`'s `Display`).
+    pub async fn log_text(&self, run: RunId) -> Result<String> {
+        let mut text = String::new();
+        for line in self.logs(run, None, usize::MAX).await? {
+            text.push_str(&line.to_string());
+            text.push('\n');
+        }
+        Ok(text)
+    }
+
     pub async fn logs(&self, run: RunId, after: Option<u64>, limit: usize) -> Result<Vec<LogLine>> {
         self.inner
             .store

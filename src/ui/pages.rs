@@ -612,17 +612,7 @@ pub(super) async fn log_file(
     Path(id): Path<String>,
 ) -> Result<Response, UiError> {
     let run = visible_run(&ui, &viewer, &id, Action::ReadRuns).await?;
-    let mut text = String::new();
-    for line in ui.engine.logs(run.id, None, usize::MAX).await? {
-        let step = line.step.map(|s| format!(" [{s}]")).unwrap_or_default();
-        text.push_str(&format!(
-            "{} {}{} {}\n",
-            crate::run::rfc3339(line.at),
-            line.level,
-            step,
-            line.message
-        ));
-    }
+    let text = ui.engine.log_text(run.id).await?;
     let disposition = format!("attachment; filename=\"{}-{}.log\"", run.workflow.id, run.id);
     Ok((
         [
