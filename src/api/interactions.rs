@@ -138,13 +138,22 @@ pub struct ListQuery {
     /// `me`: only interactions assigned to the caller, by name or group (Keyfactor's
     /// AssignedToMe).
     assigned_to: Option<String>,
+    /// The interactions of at most this many runs (default and most 1000).
+    limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
 }
 
-/// Pending interactions.
+/// Pending interactions, oldest run first, one page at a time.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct InteractionList {
     items: Vec<views::Interaction>,
+    /// Pass as `cursor` for the next page; null on the last.
+    next_cursor: Option<String>,
 }
+
+/// Most runs whose interactions one page lists.
+const MAX_PAGE_RUNS: usize = 1000;
 
 /// Every pending interaction, with its run and step.
 #[utoipa::path(get, path = "/v1/interactions", tag = "interactions", operation_id = "Interactions.List",
@@ -176,14 +185,29 @@ pub async fn list(
         admin: false,
         ..caller.0.person()
     };
+    let limit = query.limit.unwrap_or(MAX_PAGE_RUNS).clamp(1, MAX_PAGE_RUNS);
+    let after: Option<RunId> = query
+        .cursor
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(|e: String| ApiError::bad_request(format!("cursor: {e}")))?;
     let only_mine = only_mine || caller.0.reads_assigned_only();
-    // Oldest first either way.
-    let runs = if only_mine {
+    // Oldest first either way; one more run than asked tells whether there is a next page.
+    let mut runs = if only_mine {
         let mut mine = state.engine.runs_waiting_for(&person, None, usize::MAX).await?;
         mine.reverse();
+        mine.retain(|run| after.is_none_or(|after| run.id > after));
+        mine.truncate(limit + 1);
         mine
     } else {
-        state.engine.waiting_runs().await?
+        state.engine.waiting_runs_after(after, limit + 1).await?
+    };
+    let next_cursor = if runs.len() > limit {
+        runs.truncate(limit);
+        runs.last().map(|r| r.id.to_string())
+    } else {
+        None
     };
     let mut items = Vec::new();
     for run in runs {
@@ -198,7 +222,7 @@ pub async fn list(
             }
         }
     }
-    Ok(Json(InteractionList { items }))
+    Ok(Json(InteractionList { items, next_cursor }))
 }
 
 /// A Keyfactor signal: `SignalKey` is `UniqueName.SignalType`, `Data` the answer.

@@ -105,13 +105,21 @@ impl Client {
 
     /// Every item of a paged listing of runs.
     async fn all_runs(&self, query: &[(String, String)]) -> Result<Vec<Value>> {
+        let request = || {
+            self.request(Method::GET, "/v1/executions")
+                .query(&[("limit", PAGE.to_string())])
+                .query(query)
+        };
+        self.all_pages(request).await
+    }
+
+    /// Every item of a listing paged by `cursor` and `next_cursor`; `request` makes the
+    /// request for the first page.
+    async fn all_pages(&self, request: impl Fn() -> RequestBuilder) -> Result<Vec<Value>> {
         let mut items = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
-            let mut request = self
-                .request(Method::GET, "/v1/executions")
-                .query(&[("limit", PAGE.to_string())])
-                .query(query);
+            let mut request = request();
             if let Some(cursor) = &cursor {
                 request = request.query(&[("cursor", cursor)]);
             }
@@ -300,11 +308,12 @@ impl Backend for Client {
     }
 
     async fn inbox(&self, who: &Person) -> Result<Vec<InboxItem>> {
-        let request = self
-            .request_as(Method::GET, "/v1/interactions", who)
-            .query(&[("assigned_to", "me")]);
-        let body = self.send(request).await?;
-        serde_json::from_value(body["items"].clone())
+        let request = || {
+            self.request_as(Method::GET, "/v1/interactions", who)
+                .query(&[("assigned_to", "me")])
+        };
+        let items = self.all_pages(request).await?;
+        serde_json::from_value(Value::Array(items))
             .context("the server sent interactions this client cannot read")
     }
 

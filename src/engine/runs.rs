@@ -305,8 +305,20 @@ impl Engine {
 
     /// Every run waiting for a person, oldest first.
     pub async fn waiting_runs(&self) -> Result<Vec<RunRecord>> {
+        self.waiting_runs_after(None, usize::MAX).await
+    }
+
+    /// Up to `limit` runs waiting for a person, oldest first, after the run `after`. Reads
+    /// the ids of every waiting run but only the records it returns.
+    pub async fn waiting_runs_after(&self, after: Option<RunId>, limit: usize) -> Result<Vec<RunRecord>> {
         let mut runs = Vec::new();
         for id in self.inner.store.waiting_runs().await? {
+            if runs.len() >= limit {
+                break;
+            }
+            if after.is_some_and(|after| id <= after) {
+                continue;
+            }
             if let Some(stored) = self.inner.store.run(id).await? {
                 runs.push(RunRecord::from_stored(stored)?);
             }

@@ -2274,6 +2274,23 @@ async fn pending_interactions_are_listed_across_runs() {
     assert_eq!(pending, expected);
     let by_default = server.get("/v1/interactions").await.expect_status(200).json();
     assert_eq!(by_default["items"].as_array().map(Vec::len), Some(2));
+    assert_eq!(by_default["next_cursor"], Value::Null);
+
+    // A page at a time, oldest run first.
+    let first = server.get("/v1/interactions?limit=1").await.expect_status(200).json();
+    assert_eq!(names(&first, "execution_id"), [asked.as_str()]);
+    let cursor = first["next_cursor"].as_str().expect("a next page");
+    let second = server
+        .get(&format!("/v1/interactions?limit=1&cursor={cursor}"))
+        .await
+        .expect_status(200)
+        .json();
+    assert_eq!(names(&second, "execution_id"), [approval.as_str()]);
+    assert_eq!(second["next_cursor"], Value::Null, "{second}");
+    server
+        .get("/v1/interactions?cursor=nope")
+        .await
+        .expect_error(400, "invalid_request", &["cursor"]);
     server
         .get("/v1/interactions?state=completed")
         .await
